@@ -1,0 +1,3 @@
+export * from './device-auth.ts'
+export * from './plant-model.ts'
+export * from './topics.ts'
