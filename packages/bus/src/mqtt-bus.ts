@@ -1,0 +1,77 @@
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { type Bus, type BusHandler, callSafely, type PublishOptions, type Unsubscribe } from './bus.ts'
+
+export interface MqttBusOptions {
+  url: string
+  clientId: string
+  username?: string
+  password?: string
+  onError?: (error: unknown) => void
+}
+
+/** Matches an MQTT topic against a filter with `+` and `#` (MQTT 3.1.1 §4.7). */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (filter === topic) return true
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i]
+    if (level === '#') return true
+    if (i >= t.length) return false
+    if (level !== '+' && level !== t[i]) return false
+  }
+  return f.length === t.length
+}
+
+/**
+ * The bus as a client of a shared MQTT broker (aedes cluster, Mosquitto, EMQX…), for services
+ * that run as separate processes. It connects with a persistent session so that QoS 1 messages
+ * published while it reconnects are not lost.
+ */
+export async function createMqttBus(options: MqttBusOptions): Promise<Bus> {
+  const clientOptions: IClientOptions = {
+    clientId: options.clientId,
+    username: options.username,
+    password: options.password,
+    protocolVersion: 4,
+    clean: false,
+    reconnectPeriod: 1000,
+    resubscribe: true,
+  }
+  const client: MqttClient = await mqtt.connectAsync(options.url, clientOptions)
+  const onError = options.onError ?? (() => {})
+  client.on('error', onError)
+  const handlers = new Map<string, Set<BusHandler>>()
+
+  client.on('message', (topic, payload) => {
+    for (const [filter, set] of handlers) {
+      if (!topicMatches(filter, topic)) continue
+      for (const handler of set) callSafely(handler, topic, payload, onError)
+    }
+  })
+
+  return {
+    async publish(topic: string, payload: Buffer, publishOptions?: PublishOptions) {
+      await client.publishAsync(topic, payload, { qos: publishOptions?.qos ?? 0 })
+    },
+    async subscribe(filter: string, handler: BusHandler): Promise<Unsubscribe> {
+      let set = handlers.get(filter)
+      if (!set) {
+        set = new Set()
+        handlers.set(filter, set)
+        await client.subscribeAsync(filter, { qos: 1 })
+      }
+      set.add(handler)
+      return async () => {
+        const current = handlers.get(filter)
+        if (!current?.delete(handler) || current.size > 0) return
+        handlers.delete(filter)
+        if (client.connected) await client.unsubscribeAsync(filter)
+      }
+    },
+    async close() {
+      handlers.clear()
+      await client.endAsync()
+    },
+  }
+}

@@ -1,0 +1,32 @@
+// Setpoint downlinks and their acknowledgements (CONTRACT.md §3).
+
+export interface SetpointCommand {
+  type: 'setpoint'
+  id: string
+  name: string
+  value: number
+  /** Epoch seconds. */
+  issuedAt: number
+}
+
+export type SetpointAck = { id: string; status: 'applied' } | { id: string; status: 'rejected'; reason: string }
+
+export function encodeSetpointCommand(command: SetpointCommand): Buffer {
+  return Buffer.from(JSON.stringify(command))
+}
+
+/** Parses a device's ack; undefined when it is not one (the caller counts it as malformed). */
+export function parseSetpointAck(payload: Uint8Array): SetpointAck | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(payload).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null) return undefined
+  const { id, status, reason } = value as Record<string, unknown>
+  if (typeof id !== 'string' || id.length === 0 || id.length > 128) return undefined
+  if (status === 'applied') return { id, status }
+  if (status === 'rejected') return { id, status, reason: typeof reason === 'string' ? reason : '' }
+  return undefined
+}

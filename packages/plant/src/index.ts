@@ -1,0 +1,3 @@
+export * from './live-state.ts'
+export * from './local-time.ts'
+export * from './plant-index.ts'

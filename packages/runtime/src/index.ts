@@ -1,0 +1,5 @@
+export * from './files.ts'
+export * from './logger.ts'
+export * from './plant-file.ts'
+export * from './secrets.ts'
+export * from './token-store.ts'

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+import { resolve } from 'node:path'
+import { deriveDevicePassword } from '@plantwatt/contract'
+import { generatePlant } from '@plantwatt/fleet'
+import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@plantwatt/runtime'
+import { Command, Option } from 'commander'
+import { demoPlant } from './demo-plant.ts'
+import { parseCount, parseDeviceId, parseFlag, parseHost, parsePort, parseUrl } from './option-parsers.ts'
+import { up } from './up.ts'
+
+// The one executable of CONTRACT.md §8. Every option also reads an environment variable
+// (--http-port ↔ PLANTWATT_HTTP_PORT); values are validated here, once, before anything starts.
+
+const DEFAULT_DATA_DIR = './.plantwatt'
+
+function envOption(flags: string, description: string, env: string) {
+  return new Option(flags, description).env(env)
+}
+
+function dataDirOption() {
+  return envOption('--data-dir <dir>', 'where state that must survive a restart is kept', 'PLANTWATT_DATA_DIR').default(
+    DEFAULT_DATA_DIR,
+  )
+}
+
+const program = new Command('plantwatt')
+  .description('Real-time energy backend for factories')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(`plantwatt: ${text.replace(/^error: /, '')}`) })
+
+program
+  .command('up')
+  .description('broker, processor and gateway in one process (the embedded default)')
+  .addOption(envOption('--plant <file>', 'plant model file (default: the built-in demo plant)', 'PLANTWATT_PLANT'))
+  .addOption(
+    envOption('--demo [yes]', 'also start simulated devices for the plant', 'PLANTWATT_DEMO').argParser(parseFlag),
+  )
+  .addOption(dataDirOption())
+  .addOption(envOption('--host <host>', 'address to listen on', 'PLANTWATT_HOST').default('127.0.0.1').argParser(parseHost))
+  .addOption(envOption('--mqtt-port <port>', 'MQTT TCP port', 'PLANTWATT_MQTT_PORT').default(1883).argParser(parsePort))
+  .addOption(envOption('--http-port <port>', 'HTTP and WebSocket port', 'PLANTWATT_HTTP_PORT').default(8080).argParser(parsePort))
+  .addOption(envOption('--influx-url <url>', 'InfluxDB 2.x URL', 'PLANTWATT_INFLUX_URL').argParser(parseUrl))
+  .addOption(envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'))
+  .addOption(envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'))
+  .addOption(envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'))
+  .action(async (opts) => {
+    const logger = createLogger()
+    const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
+    const system = await up(
+      {
+        plant,
+        demo: opts.demo === true,
+        dataDir: resolve(opts.dataDir),
+        host: opts.host,
+        mqttPort: opts.mqttPort,
+        httpPort: opts.httpPort,
+        adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
+        deviceSecret: process.env.PLANTWATT_DEVICE_SECRET || undefined,
+        influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
+      },
+      logger,
+    )
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down')
+      system.stop().then(
+        () => process.exit(0),
+        (error) => {
+          logger.error({ err: error }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
+    }
+    process.once('SIGINT', shutdown)
+    process.once('SIGTERM', shutdown)
+  })
+
+program
+  .command('device-token')
+  .description("print a device's MQTT password (HMAC-SHA256 of its id with the device secret)")
+  .argument('<id>', 'device id', parseDeviceId)
+  .addOption(dataDirOption())
+  .action(async (id: string, opts) => {
+    const secret = await loadDeviceSecret(resolve(opts.dataDir), process.env.PLANTWATT_DEVICE_SECRET || undefined)
+    process.stdout.write(`${deriveDevicePassword(secret, id)}\n`)
+  })
+
+const plantCommand = program.command('plant').description('plant model tools')
+plantCommand
+  .command('generate')
+  .description('print a realistic plant model')
+  .requiredOption('--devices <n>', 'number of devices', parseCount(1, 100_000))
+  .option('--seed <s>', 'random seed: the same seed gives the same plant', parseCount(0, 2 ** 32 - 1), 1)
+  .action((opts) => {
+    process.stdout.write(`${JSON.stringify(generatePlant({ devices: opts.devices, seed: opts.seed }), null, 2)}\n`)
+  })
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof PlantFileError) {
+    // Every problem, each with its JSON path, before anything is written or bound (CONTRACT.md §1).
+    process.stderr.write(`plantwatt: ${error.message}\n`)
+    process.exit(2)
+  }
+  process.stderr.write(`plantwatt: ${(error as Error).stack ?? String(error)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,89 @@
+import { mkdir } from 'node:fs/promises'
+import { createBroker } from '@plantwatt/broker'
+import type { PlantModel } from '@plantwatt/contract'
+import { type Fleet, startFleet } from '@plantwatt/fleet'
+import { createGateway } from '@plantwatt/gateway'
+import { PlantIndex } from '@plantwatt/plant'
+import { Processor } from '@plantwatt/processor'
+import { loadDeviceSecret, type Logger, TokenStore } from '@plantwatt/runtime'
+
+export interface UpOptions {
+  plant: PlantModel
+  demo: boolean
+  dataDir: string
+  host: string
+  mqttPort: number
+  httpPort: number
+  adminToken: string | undefined
+  deviceSecret: string | undefined
+  influx: { url?: string; org?: string; bucket?: string; token?: string }
+}
+
+export interface RunningSystem {
+  mqttPort: number
+  httpPort: number
+  stop(): Promise<void>
+}
+
+/**
+ * `plantwatt up`: broker, processor and gateway in one process (the embedded default), joined
+ * by the in-process bus on the embedded broker. Start order is ingest last; stop is the reverse.
+ */
+export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
+  const plant = new PlantIndex(options.plant)
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
+  const tokens = await TokenStore.open(options.dataDir)
+  const generatedAdminToken = await tokens.ensureBootstrapAdmin(options.adminToken)
+  if (generatedAdminToken) {
+    // Shown once, on stderr, never in the logs (CONTRACT.md §4); only its hash is stored.
+    process.stderr.write(
+      `\nplantwatt: first start: admin token (shown once, stored hashed in ${options.dataDir}):\n\n  ${generatedAdminToken}\n\n`,
+    )
+  }
+  if (options.influx.url) {
+    logger.warn('InfluxDB output is not built yet (issue 5): history stays in memory; --influx-* options are ignored')
+  }
+
+  let ready = false
+  const broker = await createBroker({ plant, deviceSecret, logger: logger.child({ role: 'broker' }) })
+  const processor = new Processor({ plant, bus: broker.bus, logger: logger.child({ role: 'processor' }) })
+  const gateway = await createGateway({ plant, bus: broker.bus, tokens, logger, isReady: () => ready })
+  await processor.start()
+  await gateway.start()
+  const httpPort = await gateway.listen({ host: options.host, port: options.httpPort })
+  const mqttPort = await broker.listen({ host: options.host, port: options.mqttPort })
+  ready = true
+  logger.info(
+    { mqttPort, httpPort, host: options.host, devices: plant.devices.size, dataDir: options.dataDir },
+    'listening',
+  )
+
+  let fleet: Fleet | undefined
+  if (options.demo) {
+    const brokerHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
+    fleet = await startFleet({
+      plant: options.plant,
+      brokerUrl: `mqtt://${brokerHost.includes(':') ? `[${brokerHost}]` : brokerHost}:${mqttPort}`,
+      deviceSecret,
+      onError: (error) => logger.debug({ err: error }, 'demo device error'),
+    })
+    logger.info({ devices: fleet.stats.devices }, 'demo fleet started')
+  }
+
+  let stopping: Promise<void> | undefined
+  return {
+    mqttPort,
+    httpPort,
+    stop() {
+      stopping ??= (async () => {
+        ready = false
+        await fleet?.stop()
+        await broker.close()
+        await processor.stop()
+        await gateway.close()
+      })()
+      return stopping
+    },
+  }
+}

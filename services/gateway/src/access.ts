@@ -1,0 +1,54 @@
+import { isWithinScope } from '@plantwatt/plant'
+import type { Role, TokenRecord } from '@plantwatt/runtime'
+import { roleAtLeast } from '@plantwatt/runtime'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { errorBody } from './errors.ts'
+
+export interface TokenVerifier {
+  verify(token: string): TokenRecord | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: TokenRecord | undefined
+  }
+}
+
+/** Bearer token from the header, or, where browsers cannot set headers (/ws), from `?token=`. */
+export function presentedToken(request: FastifyRequest, allowQuery: boolean): string | undefined {
+  const header = request.headers.authorization
+  if (header?.startsWith('Bearer ')) return header.slice(7).trim()
+  if (allowQuery) {
+    const token = (request.query as Record<string, unknown> | undefined)?.token
+    if (typeof token === 'string' && token.length > 0) return token
+  }
+  return undefined
+}
+
+/** A token may see a scope when one of its scopes contains it (or it has none: the whole plant). */
+export function mayAccessScope(principal: TokenRecord, scope: string): boolean {
+  return principal.scopes.length === 0 || principal.scopes.some((allowed) => isWithinScope(scope, allowed))
+}
+
+/** A tree node stays visible when it leads to, or lies within, one of the token's scopes. */
+export function mayViewNode(principal: TokenRecord, scope: string): boolean {
+  return (
+    principal.scopes.length === 0 ||
+    principal.scopes.some((allowed) => isWithinScope(scope, allowed) || isWithinScope(allowed, scope))
+  )
+}
+
+/** An onRequest hook: 401 without a known token, 403 below the role. */
+export function requireRole(verifier: TokenVerifier, role: Role, allowQuery = false) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const token = presentedToken(request, allowQuery)
+    const principal = token === undefined ? undefined : verifier.verify(token)
+    if (!principal) {
+      return reply.code(401).send(errorBody('unauthorized', 'a valid bearer token is required'))
+    }
+    if (!roleAtLeast(principal.role, role)) {
+      return reply.code(403).send(errorBody('forbidden', `this needs the ${role} role`))
+    }
+    request.principal = principal
+  }
+}

@@ -1,0 +1,3 @@
+export * from './access.ts'
+export * from './gateway.ts'
+export * from './live-hub.ts'

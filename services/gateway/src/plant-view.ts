@@ -1,0 +1,55 @@
+import type { EquipmentLive } from '@plantwatt/bus'
+import type { EquipmentNode, PlantIndex, ScopeNode } from '@plantwatt/plant'
+import type { TokenRecord } from '@plantwatt/runtime'
+import { mayViewNode } from './access.ts'
+
+// GET /api/v1/plant (CONTRACT.md §6): the tree with each equipment's live state.
+
+export interface PlantViewNode {
+  id: string
+  scope: string
+  name: string
+  level: ScopeNode['level']
+  children?: PlantViewNode[]
+  equipment?: EquipmentView
+}
+
+export interface EquipmentView {
+  type: string
+  ratedPowerW: number
+  devices: string[]
+  state: EquipmentLive['state']
+  powerW: number | null
+  /** Thresholds in force, and whether the plant model gave them or they were learned. */
+  idle: { offBelowW: number; runAboveW: number; afterS: number; source: 'model' } | { source: 'learning' }
+  tuning: { setpoint: string; mode: string; status: string } | null
+}
+
+export function plantView(
+  plant: PlantIndex,
+  principal: TokenRecord,
+  live: (scope: string) => EquipmentLive | undefined,
+): { sites: PlantViewNode[] } {
+  const view = (node: ScopeNode): PlantViewNode => {
+    const result: PlantViewNode = { id: node.id, scope: node.scope, name: node.name, level: node.level }
+    if (node.level === 'equipment') {
+      const { spec } = node as EquipmentNode
+      const current = live(node.scope)
+      result.equipment = {
+        type: spec.type,
+        ratedPowerW: spec.ratedPowerW,
+        devices: spec.devices,
+        state: current?.state ?? 'unknown',
+        powerW: current?.powerW ?? null,
+        idle: spec.idle ? { ...spec.idle, source: 'model' } : { source: 'learning' },
+        // The tuner arrives with its own issue; until then every tuned equipment is idle-waiting.
+        tuning: spec.tuning ? { setpoint: spec.tuning.setpoint, mode: spec.tuning.mode, status: 'waiting' } : null,
+      }
+    } else {
+      result.children = node.children.filter((child) => mayViewNode(principal, child.scope)).map(view)
+    }
+    return result
+  }
+  const sites = [...plant.sites.values()].map((site) => site.node).filter((node) => mayViewNode(principal, node.scope))
+  return { sites: sites.map(view) }
+}
