@@ -42,6 +42,9 @@ export async function createMqttBus(options: MqttBusOptions): Promise<Bus> {
   const onError = options.onError ?? (() => {})
   client.on('error', onError)
   const handlers = new Map<string, Set<BusHandler>>()
+  // The SUBACK each filter waits for, so that a second subscriber to a filter also resolves only
+  // once the broker delivers it.
+  const active = new Map<string, Promise<unknown>>()
 
   client.on('message', (topic, payload) => {
     for (const [filter, set] of handlers) {
@@ -59,13 +62,15 @@ export async function createMqttBus(options: MqttBusOptions): Promise<Bus> {
       if (!set) {
         set = new Set()
         handlers.set(filter, set)
-        await client.subscribeAsync(filter, { qos: 1 })
+        active.set(filter, client.subscribeAsync(filter, { qos: 1 }))
       }
       set.add(handler)
+      await active.get(filter)
       return async () => {
         const current = handlers.get(filter)
         if (!current?.delete(handler) || current.size > 0) return
         handlers.delete(filter)
+        active.delete(filter)
         if (client.connected) await client.unsubscribeAsync(filter)
       }
     },

@@ -111,9 +111,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       )
       // Ask the processor for every scope's figures, so the first snapshot is complete.
       await bus.publish(LIVE_SYNC_TOPIC, encodeMessage({}))
-      // Rounds every quarter second keep frame delay low while each subscription still gets at
+      // Rounds every 100 ms keep frame delay low while each subscription still gets at
       // most one frame a second.
-      timers.push(setInterval(() => live.flush(), options.liveFlushIntervalMs ?? 250))
+      timers.push(setInterval(() => live.flush(), options.liveFlushIntervalMs ?? 100))
       timers.push(
         setInterval(() => {
           for (const connection of connections) connection.heartbeat()

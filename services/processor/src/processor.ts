@@ -17,7 +17,11 @@ export interface ProcessorOptions {
   logger: Logger
   /** Wall clock in epoch ms; only the `future` rejection and the publish cadence use it. */
   now?: () => number
-  /** How often changed figures are published, ms (CONTRACT.md §5: at most one frame a second). */
+  /**
+   * How often changed figures go to the gateway, ms. Shorter than the one-second frame cadence
+   * of CONTRACT.md §5 (which the gateway enforces per subscription) so that a change waits
+   * little before its frame.
+   */
   publishIntervalMs?: number
 }
 
@@ -55,7 +59,7 @@ export class Processor {
     const { bus } = this.options
     this.unsubscribes.push(await bus.subscribe(UPLINK_FILTER, (topic, payload) => this.onUplink(topic, payload)))
     this.unsubscribes.push(await bus.subscribe(LIVE_SYNC_TOPIC, () => this.publishAll()))
-    this.timer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 1000)
+    this.timer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
     this.timer.unref()
     // A gateway that started first asked for a sync before anyone listened: answer it now.
     this.publishAll()

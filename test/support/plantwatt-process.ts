@@ -1,0 +1,93 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..')
+export const CLI_ENTRY = join(REPO_ROOT, 'services/cli/src/main.ts')
+
+/** `node --import tsx services/cli/src/main.ts …`: the same code path as `pnpm plantwatt …`. */
+export function cliArgs(args: string[]): string[] {
+  return ['--import', 'tsx', CLI_ENTRY, ...args]
+}
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs a short plantwatt command to completion. */
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, cliArgs(args), { cwd: REPO_ROOT, env: { ...process.env, ...env } })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk
+  })
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
+  return { code, stdout, stderr }
+}
+
+export interface RunningPlantwatt {
+  child: ChildProcess
+  mqttPort: number
+  httpPort: number
+  dataDir: string
+  /** Every NDJSON log record seen so far. */
+  logs: Record<string, unknown>[]
+  stop(): Promise<number | null>
+}
+
+/**
+ * Starts `plantwatt up` on free ports (port 0) with its own data directory, and resolves once
+ * its `listening` record (CONTRACT.md §8) names the bound ports.
+ */
+export async function startPlantwatt(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<RunningPlantwatt> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'plantwatt-e2e-'))
+  const child = spawn(
+    process.execPath,
+    cliArgs(['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--data-dir', dataDir, ...args]),
+    { cwd: REPO_ROOT, env: { ...process.env, PLANTWATT_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  const logs: Record<string, unknown>[] = []
+  let stderr = ''
+  child.stderr!.on('data', (chunk) => {
+    stderr += chunk
+  })
+  const listening = new Promise<Record<string, unknown>>((resolvePromise, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let record: Record<string, unknown>
+      try {
+        record = JSON.parse(line)
+      } catch {
+        return
+      }
+      logs.push(record)
+      if (record.msg === 'listening') resolvePromise(record)
+    })
+    child.once('exit', (code) => reject(new Error(`plantwatt up exited with ${code} before listening:\n${stderr}`)))
+  })
+  const record = await listening
+  return {
+    child,
+    mqttPort: record.mqttPort as number,
+    httpPort: record.httpPort as number,
+    dataDir,
+    logs,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode
+      child.kill('SIGTERM')
+      const [code] = (await once(child, 'exit')) as [number | null]
+      return code
+    },
+  }
+}
