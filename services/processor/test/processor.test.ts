@@ -1,0 +1,98 @@
+import { type Bus, createAedesBus, decodeMessage, LIVE_FILTER, LIVE_SYNC_TOPIC, type LiveUpdate } from '@plantwatt/bus'
+import { PlantIndex } from '@plantwatt/plant'
+import { Aedes } from 'aedes'
+import pino from 'pino'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { examplePlant } from '../../../test/support/example-plant.ts'
+import { Processor } from '../src/processor.ts'
+
+// The processor on a real in-process bus: readings in as the broker delivers them, live
+// updates out as the gateway receives them. Wall time is injected.
+
+const plant = new PlantIndex(examplePlant())
+const NOW_MS = 1_732_250_000_000
+const DEVICE = '860100000000123'
+const UP = `sites/yibin/devices/${DEVICE}/up`
+
+describe('processor', () => {
+  let broker: Aedes
+  let bus: Bus
+  let processor: Processor
+  let updates: LiveUpdate[]
+  let waiters: ((update: LiveUpdate) => void)[]
+
+  const nextUpdate = (predicate: (update: LiveUpdate) => boolean) =>
+    new Promise<LiveUpdate>((resolve) => {
+      const found = updates.find(predicate)
+      if (found) return resolve(found)
+      waiters.push((update) => predicate(update) && resolve(update))
+    })
+
+  beforeEach(async () => {
+    updates = []
+    waiters = []
+    broker = await Aedes.createBroker()
+    bus = createAedesBus(broker)
+    await bus.subscribe(LIVE_FILTER, (_topic, payload) => {
+      const update = decodeMessage<LiveUpdate>(payload)
+      updates.push(update)
+      for (const waiter of waiters) waiter(update)
+    })
+    processor = new Processor({ plant, bus, logger: pino({ level: 'silent' }), now: () => NOW_MS, publishIntervalMs: 20 })
+    await processor.start()
+  })
+
+  afterEach(async () => {
+    await processor.stop()
+    await bus.close()
+    await new Promise<void>((resolve) => broker.close(() => resolve()))
+  })
+
+  it('publishes every scope of the site when started and when a gateway asks for a sync', async () => {
+    const first = await nextUpdate((update) => update.full)
+    expect(first.scopes.map((figures) => figures.scope)).toEqual(plant.sites.get('yibin')!.scopes.map((n) => n.scope))
+    updates.length = 0
+    await bus.publish(LIVE_SYNC_TOPIC, Buffer.from('{}'))
+    expect((await nextUpdate((update) => update.full)).site).toBe('yibin')
+  })
+
+  it('applies a SenML power reading to its equipment, line, area and site', async () => {
+    const pack = [{ bn: `urn:dev:imei:${DEVICE}:`, bt: NOW_MS / 1000 - 5, n: 'power', u: 'W', v: 1500 }]
+    await bus.publish(UP, Buffer.from(JSON.stringify(pack)))
+    const update = await nextUpdate((u) => !u.full && u.scopes.some((f) => f.powerW === 1500))
+    expect(update.at).toBe(NOW_MS - 5000)
+    expect(update.scopes.map((f) => [f.scope, f.powerW])).toEqual([
+      ['yibin/electrode/coating-1/coater-1-oven', 1500],
+      ['yibin/electrode/coating-1', 1500],
+      ['yibin/electrode', 1500],
+      ['yibin', 1500],
+    ])
+    expect(update.equipment).toEqual([{ scope: 'yibin/electrode/coating-1/coater-1-oven', state: 'off', powerW: 1500 }])
+  })
+
+  it('counts rejected records per device and reason, keeping the good ones', async () => {
+    const pack = [
+      { n: 'power', u: 'W', v: 70_000 },
+      { n: 'power', u: 'kW', v: 1 },
+      { n: 'power', u: 'W', v: 3_000_000 }, // above 10 × ratedPowerW
+      { n: 'power', u: 'W', t: NOW_MS / 1000 + 3600, v: 1 }, // an hour in the future
+    ]
+    await bus.publish(UP, Buffer.from(JSON.stringify(pack)))
+    await bus.publish(UP, Buffer.from('not senml'))
+    await nextUpdate((u) => u.scopes.some((f) => f.powerW === 70_000))
+    expect(processor.devices.get(DEVICE)).toMatchObject({
+      accepted: 1,
+      rejected: { unit_mismatch: 1, out_of_range: 1, future: 1, malformed: 1 },
+    })
+    expect(processor.stats).toMatchObject({ messages: 2, readingsAccepted: 1, readingsRejected: 4 })
+  })
+
+  it('counts, and does not apply, a reading for a device under the wrong site', async () => {
+    await bus.publish(`sites/elsewhere/devices/${DEVICE}/up`, Buffer.from('[{"n":"power","v":5}]'))
+    await bus.publish('sites/yibin/devices/nobody/up', Buffer.from('[{"n":"power","v":5}]'))
+    expect(processor.devices.get(DEVICE)?.rejected).toEqual({ wrong_site: 1 })
+    expect(processor.devices.has('nobody')).toBe(false)
+    expect(processor.stats.unknownDeviceMessages).toBe(1)
+    expect(processor.stats.readingsAccepted).toBe(0)
+  })
+})
