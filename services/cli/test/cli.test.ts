@@ -1,0 +1,78 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { validatePlant } from '@plantwatt/contract'
+import { describe, expect, it } from 'vitest'
+import { examplePlant } from '../../../test/support/example-plant.ts'
+import { runCli } from '../../../test/support/plantwatt-process.ts'
+
+// The plantwatt command as a user runs it (CONTRACT.md §8), in a child process.
+
+describe('plantwatt device-token', () => {
+  it('prints the HMAC-SHA256 of the device id keyed with PLANTWATT_DEVICE_SECRET, as openssl computes it', async () => {
+    const result = await runCli(['device-token', '860100000000123'], { PLANTWATT_DEVICE_SECRET: 's3cret' })
+    expect(result.code).toBe(0)
+    // An independent implementation of CONTRACT.md §4's derivation.
+    const openssl = execFileSync('openssl', ['dgst', '-sha256', '-hmac', 's3cret', '-r'], { input: '860100000000123' })
+    expect(result.stdout.trim()).toBe(openssl.toString().split(' ')[0])
+    expect(result.stdout.trim()).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it('refuses an id that is not a device id', async () => {
+    const result = await runCli(['device-token', 'not a device!'], { PLANTWATT_DEVICE_SECRET: 's3cret' })
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/not a device id/)
+  })
+})
+
+describe('plantwatt up: refusing bad start-up input', () => {
+  it('refuses a plant file with three mistakes, naming each path, before writing anything', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plantwatt-cli-'))
+    const plant = examplePlant() as unknown as { sites: Record<string, any>[] }
+    plant.sites[0]!.areas[0].lines[1].id = 'Coating 2' // not a valid id
+    plant.sites[0]!.areas[0].lines[0].equipment[0].ratedPowerW = -5 // not positive
+    plant.sites[0]!.areas[0].lines[1].equipment[0].devices = ['860100000000123'] // used twice
+    const file = join(dir, 'plant.json')
+    await writeFile(file, JSON.stringify(plant))
+    const dataDir = join(dir, 'data')
+
+    const result = await runCli(['up', '--plant', file, '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0'])
+    expect(result.code).not.toBe(0)
+    const paths = ['sites[0].areas[0].lines[1].id', 'sites[0].areas[0].lines[0].equipment[0].ratedPowerW']
+    for (const path of paths) expect(result.stderr).toContain(path)
+    expect(result.stderr).toMatch(/sites\[0\]\.areas\[0\]\.lines\[1\]\.equipment\[0\]\.devices\[0\]/)
+    expect(result.stderr.split('\n').filter((line) => /^\s+sites\[/.test(line))).toHaveLength(3)
+    // Nothing was written or bound.
+    expect(existsSync(dataDir)).toBe(false)
+    expect(result.stdout).not.toContain('listening')
+  })
+
+  it('refuses a bad port from the flag and from the environment', async () => {
+    const flag = await runCli(['up', '--http-port', '99999'])
+    expect(flag.code).not.toBe(0)
+    expect(flag.stderr).toMatch(/"99999" is not a port/)
+    const env = await runCli(['up'], { PLANTWATT_MQTT_PORT: 'abc' })
+    expect(env.code).not.toBe(0)
+    expect(env.stderr).toMatch(/"abc" is not a port/)
+  })
+})
+
+describe('plantwatt plant generate', () => {
+  it('prints a valid plant with the asked number of devices, the same for the same seed', async () => {
+    const first = await runCli(['plant', 'generate', '--devices', '120', '--seed', '7'])
+    const second = await runCli(['plant', 'generate', '--devices', '120', '--seed', '7'])
+    expect(first.code).toBe(0)
+    expect(first.stdout).toBe(second.stdout)
+    const validation = validatePlant(JSON.parse(first.stdout))
+    expect(validation.ok).toBe(true)
+    if (!validation.ok) return
+    const site = validation.plant.sites[0]!
+    const devices =
+      site.areas.flatMap((a) => a.lines.flatMap((l) => l.equipment.flatMap((e) => e.devices))).length +
+      (site.meters?.pv?.length ?? 0) +
+      (site.meters?.grid?.length ?? 0)
+    expect(devices).toBe(120)
+  })
+})
