@@ -21,5 +21,7 @@ for (const suite of report.testResults ?? []) {
     console.log(`suite failed: ${suite.name}: ${(suite.message ?? '').split('\n')[0]}`)
   }
 }
-console.log(skipped > 0 ? `${passed} passed, ${failed} failed, ${skipped} skipped` : `${passed} passed, ${failed} failed`)
+console.log(
+  skipped > 0 ? `${passed} passed, ${failed} failed, ${skipped} skipped` : `${passed} passed, ${failed} failed`,
+)
 process.exit(failed > 0 || skipped > 0 || passed === 0 ? 1 : 0)

@@ -56,7 +56,7 @@ describe('plantwatt up: first end-to-end slice', () => {
     expect(await upgradeStatus(`${wsUrl}?token=wrong`)).toBe(401)
   })
 
-  it("shows a mosquitto_pub reading in live frames for its site, line and equipment within a second", async () => {
+  it('shows a mosquitto_pub reading in live frames for its site, line and equipment within a second', async () => {
     const client = await WsTestClient.connect(`${wsUrl}?token=${ADMIN}`)
     const scopes = { s: 'yibin', l: 'yibin/electrode/coating-1', e: 'yibin/electrode/coating-1/coater-1-oven' }
     for (const [id, scope] of Object.entries(scopes)) {
@@ -74,7 +74,8 @@ describe('plantwatt up: first end-to-end slice', () => {
       `sites/yibin/devices/${DEVICE}/up`,
       '[{"n":"power","u":"W","v":1500}]',
     )
-    const withPower = (sub: string) => (frame: Frame) => frame.type === 'live' && frame.sub === sub && frame.powerW === 1500
+    const withPower = (sub: string) => (frame: Frame) =>
+      frame.type === 'live' && frame.sub === sub && frame.powerW === 1500
     // At most one frame a second per subscription, so the frame may wait up to a second behind the snapshot.
     const frames = await Promise.all(['s', 'l', 'e'].map((sub) => client.next(withPower(sub), 1500)))
     const elapsed = Date.now() - published
@@ -124,6 +125,6 @@ describe('plantwatt up: first end-to-end slice', () => {
       { headers: { authorization: `Bearer ${ADMIN}` } },
     )
     expect(response.status).toBe(200)
-    expect((await response.json()).powerW).toBe(0)
+    expect(((await response.json()) as { powerW: number }).powerW).toBe(0)
   })
 })

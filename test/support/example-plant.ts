@@ -11,8 +11,8 @@ export function examplePlant(): PlantModel {
         timezone: 'Asia/Shanghai',
         carbon: {
           gridGPerKWh: [
-            610, 605, 600, 598, 597, 600, 612, 630, 580, 520, 470, 440, 430, 435, 450, 490, 560, 640, 660, 650, 640, 630,
-            620, 615,
+            610, 605, 600, 598, 597, 600, 612, 630, 580, 520, 470, 440, 430, 435, 450, 490, 560, 640, 660, 650, 640,
+            630, 620, 615,
           ],
           residualMixGPerKWh: 680,
           greenShare: 0.266,
@@ -49,9 +49,7 @@ export function examplePlant(): PlantModel {
               {
                 id: 'coating-2',
                 name: 'Coating line 2',
-                equipment: [
-                  { id: 'coater-2-oven', type: 'oven', ratedPowerW: 250000, devices: ['860100000000223'] },
-                ],
+                equipment: [{ id: 'coater-2-oven', type: 'oven', ratedPowerW: 250000, devices: ['860100000000223'] }],
               },
             ],
           },

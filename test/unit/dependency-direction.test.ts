@@ -7,7 +7,15 @@ import { describe, expect, it } from 'vitest'
 // ("plantwatt": {"layer"}); this test checks both the declared dependencies and the imports.
 
 const ROOT = join(import.meta.dirname, '../..')
-const RANK: Record<string, number> = { contract: 0, domain: 1, adapter: 2, service: 3, simulator: 3, launcher: 4, tests: 5 }
+const RANK: Record<string, number> = {
+  contract: 0,
+  domain: 1,
+  adapter: 2,
+  service: 3,
+  simulator: 3,
+  launcher: 4,
+  tests: 5,
+}
 
 interface Workspace {
   name: string
@@ -61,22 +69,29 @@ describe('dependency direction', () => {
     for (const workspace of all) expect(RANK[workspace.layer], `${workspace.name} layer`).toBeDefined()
   })
 
-  it.each(all.map((workspace) => [workspace.name, workspace] as const))('%s depends only downwards', (_name, workspace) => {
-    for (const dependency of workspace.dependencies) {
-      const target = byName.get(dependency)
-      expect(target, `${workspace.name} → unknown ${dependency}`).toBeDefined()
-      const from = RANK[workspace.layer]!
-      const to = RANK[target!.layer]!
-      const sideways = from === to && (workspace.layer === 'service' || workspace.layer === 'simulator')
-      expect(to <= from && !sideways, `${workspace.name} (${workspace.layer}) → ${dependency} (${target!.layer})`).toBe(
-        true,
-      )
-      if (workspace.layer !== 'launcher' && workspace.layer !== 'tests') {
-        // Only the launcher composes services; nothing else may reach up to one.
-        expect(['service', 'simulator'].includes(target!.layer) && from <= to, `${workspace.name} → ${dependency}`).toBe(false)
+  it.each(all.map((workspace) => [workspace.name, workspace] as const))(
+    '%s depends only downwards',
+    (_name, workspace) => {
+      for (const dependency of workspace.dependencies) {
+        const target = byName.get(dependency)
+        expect(target, `${workspace.name} → unknown ${dependency}`).toBeDefined()
+        const from = RANK[workspace.layer]!
+        const to = RANK[target!.layer]!
+        const sideways = from === to && (workspace.layer === 'service' || workspace.layer === 'simulator')
+        expect(
+          to <= from && !sideways,
+          `${workspace.name} (${workspace.layer}) → ${dependency} (${target!.layer})`,
+        ).toBe(true)
+        if (workspace.layer !== 'launcher' && workspace.layer !== 'tests') {
+          // Only the launcher composes services; nothing else may reach up to one.
+          expect(
+            ['service', 'simulator'].includes(target!.layer) && from <= to,
+            `${workspace.name} → ${dependency}`,
+          ).toBe(false)
+        }
       }
-    }
-  })
+    },
+  )
 
   it.each(all.map((workspace) => [workspace.name, workspace] as const))(
     '%s imports only the workspaces it declares, and never another package by path',

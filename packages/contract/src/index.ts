@@ -1,3 +1,7 @@
 export * from './device-auth.ts'
 export * from './plant-model.ts'
+export * from './senml.ts'
+export * from './setpoint.ts'
 export * from './topics.ts'
+export * from './validate-plant.ts'
+export * from './ws-frames.ts'

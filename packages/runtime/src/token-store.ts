@@ -61,7 +61,11 @@ export class TokenStore {
     return this.records.map(({ hash: _hash, ...rest }) => rest)
   }
 
-  async issue(request: { name: string; role: Role; scopes?: string[] }): Promise<{ token: string; record: TokenRecord }> {
+  async issue(request: {
+    name: string
+    role: Role
+    scopes?: string[]
+  }): Promise<{ token: string; record: TokenRecord }> {
     const token = `pwt_${randomBytes(24).toString('base64url')}`
     const record: TokenRecord = {
       id: randomBytes(8).toString('hex'),
@@ -102,7 +106,14 @@ export class TokenStore {
   }
 
   private bootstrapRecord(hash: string): TokenRecord {
-    return { id: BOOTSTRAP_ID, name: 'bootstrap admin', role: 'admin', scopes: [], createdAt: new Date().toISOString(), hash }
+    return {
+      id: BOOTSTRAP_ID,
+      name: 'bootstrap admin',
+      role: 'admin',
+      scopes: [],
+      createdAt: new Date().toISOString(),
+      hash,
+    }
   }
 
   private async save(records: TokenRecord[]): Promise<void> {

@@ -1,5 +1,5 @@
-import { createServer, type Server } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
 import type { PlantIndex } from '@plantwatt/plant'
 import { Aedes, type AuthenticateError, type Client } from 'aedes'

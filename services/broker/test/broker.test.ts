@@ -68,7 +68,11 @@ describe('broker: device authentication and authority', () => {
   })
 
   it("closes the connection on a publish to another device's topic, or its own down topic", async () => {
-    for (const topic of [`sites/yibin/devices/${OTHER}/up`, `sites/yibin/devices/${DEVICE}/down`, 'plantwatt/v1/live/yibin']) {
+    for (const topic of [
+      `sites/yibin/devices/${OTHER}/up`,
+      `sites/yibin/devices/${DEVICE}/down`,
+      'plantwatt/v1/live/yibin',
+    ]) {
       const before = broker.stats.foreignPublishes
       const device = await connect(DEVICE)
       const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
@@ -91,7 +95,9 @@ describe('broker: device authentication and authority', () => {
     expect((refusal as { packet?: { granted: number[] } }).packet?.granted).toEqual([1, 128, 128, 128])
     expect(device.connected).toBe(true)
     // Still connected: a downlink published by plantwatt reaches it.
-    const message = new Promise<string>((resolve) => device.once('message', (_topic, payload) => resolve(payload.toString())))
+    const message = new Promise<string>((resolve) =>
+      device.once('message', (_topic, payload) => resolve(payload.toString())),
+    )
     await broker.bus.publish(`sites/yibin/devices/${DEVICE}/down`, Buffer.from('{"type":"setpoint"}'), { qos: 1 })
     expect(await message).toBe('{"type":"setpoint"}')
     await device.endAsync()

@@ -36,9 +36,15 @@ program
     envOption('--demo [yes]', 'also start simulated devices for the plant', 'PLANTWATT_DEMO').argParser(parseFlag),
   )
   .addOption(dataDirOption())
-  .addOption(envOption('--host <host>', 'address to listen on', 'PLANTWATT_HOST').default('127.0.0.1').argParser(parseHost))
+  .addOption(
+    envOption('--host <host>', 'address to listen on', 'PLANTWATT_HOST').default('127.0.0.1').argParser(parseHost),
+  )
   .addOption(envOption('--mqtt-port <port>', 'MQTT TCP port', 'PLANTWATT_MQTT_PORT').default(1883).argParser(parsePort))
-  .addOption(envOption('--http-port <port>', 'HTTP and WebSocket port', 'PLANTWATT_HTTP_PORT').default(8080).argParser(parsePort))
+  .addOption(
+    envOption('--http-port <port>', 'HTTP and WebSocket port', 'PLANTWATT_HTTP_PORT')
+      .default(8080)
+      .argParser(parsePort),
+  )
   .addOption(envOption('--influx-url <url>', 'InfluxDB 2.x URL', 'PLANTWATT_INFLUX_URL').argParser(parseUrl))
   .addOption(envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'))
   .addOption(envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'))

@@ -23,7 +23,8 @@ export function parseCount(min: number, max: number) {
 }
 
 export function parseHost(value: string): string {
-  if (value.trim() === '' || /\s/.test(value)) throw new InvalidArgumentError(`"${value}" is not a host name or address`)
+  if (value.trim() === '' || /\s/.test(value))
+    throw new InvalidArgumentError(`"${value}" is not a host name or address`)
   return value
 }
 

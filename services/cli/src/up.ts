@@ -5,7 +5,7 @@ import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor } from '@plantwatt/processor'
-import { loadDeviceSecret, type Logger, TokenStore } from '@plantwatt/runtime'
+import { type Logger, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
 
 export interface UpOptions {
   plant: PlantModel

@@ -1,8 +1,16 @@
 import type { AddressInfo } from 'node:net'
 import websocket from '@fastify/websocket'
-import { type Bus, decodeMessage, encodeMessage, LIVE_FILTER, LIVE_SYNC_TOPIC, type LiveUpdate, type Unsubscribe } from '@plantwatt/bus'
+import {
+  type Bus,
+  decodeMessage,
+  encodeMessage,
+  LIVE_FILTER,
+  LIVE_SYNC_TOPIC,
+  type LiveUpdate,
+  type Unsubscribe,
+} from '@plantwatt/bus'
 import type { PlantIndex } from '@plantwatt/plant'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Logger } from 'pino'
 import { mayAccessScope, requireRole, type TokenVerifier } from './access.ts'
 import { errorBody } from './errors.ts'
@@ -40,7 +48,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { plant, bus, tokens, logger } = options
   const live = new LiveHub({ plant })
   const connections = new Set<WsConnection>()
-  const app = Fastify({ loggerInstance: logger.child({ role: 'gateway' }) as FastifyBaseLogger, disableRequestLogging: true })
+  const app = Fastify({
+    loggerInstance: logger.child({ role: 'gateway' }) as FastifyBaseLogger,
+    // One log line per request would drown the live-figure logs; errors are logged by our handler.
+    logController: new LogController({ disableRequestLogging: true }),
+  })
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   app.decorateRequest('principal', undefined)
 

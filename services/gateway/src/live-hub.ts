@@ -1,5 +1,5 @@
-import type { LiveFigures } from '@plantwatt/contract'
 import type { EquipmentLive, LiveUpdate } from '@plantwatt/bus'
+import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 
 /** Where a subscription's frames go; `send` returns false when the client's queue is full. */

@@ -88,13 +88,15 @@ describe('gateway', () => {
   })
 
   it('serves the plant tree, limited to the scopes of a scoped token', async () => {
-    const full = await (await fetch(`http://${base}/api/v1/plant`, { headers: { authorization: `Bearer ${admin}` } })).json()
+    const full: any = await (
+      await fetch(`http://${base}/api/v1/plant`, { headers: { authorization: `Bearer ${admin}` } })
+    ).json()
     const lines = full.sites[0].children[0].children.map((line: { id: string }) => line.id)
     expect(lines).toEqual(['coating-1', 'coating-2'])
     const oven = full.sites[0].children[0].children[0].children[0]
     expect(oven.equipment).toMatchObject({ ratedPowerW: 250000, idle: { offBelowW: 2000, source: 'model' } })
 
-    const scoped = await (
+    const scoped: any = await (
       await fetch(`http://${base}/api/v1/plant`, { headers: { authorization: `Bearer ${lineViewer}` } })
     ).json()
     expect(scoped.sites[0].children[0].children.map((line: { id: string }) => line.id)).toEqual(['coating-2'])
@@ -102,7 +104,9 @@ describe('gateway', () => {
 
   it('answers /api/v1/live with 404 for an unknown scope and 403 outside the token scopes', async () => {
     const get = (scope: string, token: string) =>
-      fetch(`http://${base}/api/v1/live?scope=${encodeURIComponent(scope)}`, { headers: { authorization: `Bearer ${token}` } })
+      fetch(`http://${base}/api/v1/live?scope=${encodeURIComponent(scope)}`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
     expect((await get('yibin/nowhere', admin)).status).toBe(404)
     expect((await get(OVEN, lineViewer)).status).toBe(403)
     expect((await get('yibin/electrode/coating-2', lineViewer)).status).toBe(200)

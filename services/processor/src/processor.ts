@@ -1,13 +1,13 @@
-import { decodeSenml, parseDeviceTopic, type RejectReason, UPLINK_FILTER } from '@plantwatt/contract'
 import {
   type Bus,
-  encodeMessage,
   type EquipmentLive,
+  encodeMessage,
   LIVE_SYNC_TOPIC,
   type LiveUpdate,
   liveTopic,
   type Unsubscribe,
 } from '@plantwatt/bus'
+import { decodeSenml, parseDeviceTopic, type RejectReason, UPLINK_FILTER } from '@plantwatt/contract'
 import { isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
 import type { Logger } from 'pino'
 

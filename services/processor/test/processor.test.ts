@@ -38,7 +38,13 @@ describe('processor', () => {
       updates.push(update)
       for (const waiter of waiters) waiter(update)
     })
-    processor = new Processor({ plant, bus, logger: pino({ level: 'silent' }), now: () => NOW_MS, publishIntervalMs: 20 })
+    processor = new Processor({
+      plant,
+      bus,
+      logger: pino({ level: 'silent' }),
+      now: () => NOW_MS,
+      publishIntervalMs: 20,
+    })
     await processor.start()
   })
 

@@ -1,4 +1,10 @@
-import { deriveDevicePassword, deviceTopic, encodeSenmlJson, type PlantModel, type SenmlRecord } from '@plantwatt/contract'
+import {
+  deriveDevicePassword,
+  deviceTopic,
+  encodeSenmlJson,
+  type PlantModel,
+  type SenmlRecord,
+} from '@plantwatt/contract'
 import mqtt, { type MqttClient } from 'mqtt'
 import { createEquipmentSim, type EquipmentSim, pvPowerW, stepEquipment } from './equipment-model.ts'
 import { createRng } from './plant-generator.ts'
@@ -130,7 +136,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     for (const device of devices) {
       if (nowMs < device.nextSendMs || !device.client.connected) continue
       const powerW =
-        device.role === 'pv' ? pvW : device.role === 'grid' ? consumptionW - pvW : device.equipment!.powerW * device.share
+        device.role === 'pv'
+          ? pvW
+          : device.role === 'grid'
+            ? consumptionW - pvW
+            : device.equipment!.powerW * device.share
       device.energyWh += (Math.max(0, powerW) * (nowMs - device.lastSendMs)) / 3_600_000
       device.lastSendMs = nowMs
       device.nextSendMs += intervalMs
