@@ -76,6 +76,87 @@ export interface LiveFrame extends LiveFigures {
   sub: string
 }
 
+export type AlertKind = 'idle' | 'offline' | 'anomaly' | 'constraint' | 'command'
+export type AlertState = 'raised' | 'cleared' | 'acked'
+export type Severity = 'info' | 'warning' | 'critical'
+
+/** An alert (CONTRACT.md §5). `at` and `since` are event times in ms. One alert keeps its id. */
+export interface Alert {
+  id: string
+  kind: AlertKind
+  state: AlertState
+  severity: Severity
+  scope: string
+  at: number
+  since: number
+  message: string
+  data: Record<string, unknown>
+}
+
+export type SetpointStatus = 'proposed' | 'approved' | 'sent' | 'applied' | 'rejected' | 'failed' | 'reverted' | 'held'
+
+export interface SetpointEvent {
+  id: string
+  scope: string
+  name: string
+  from: number
+  to: number
+  mode: 'auto' | 'advise' | 'off'
+  status: SetpointStatus
+  reason: string
+  at: number
+}
+
+export interface AlertFrame {
+  type: 'alert'
+  sub: string
+  seq: number
+  alert: Alert
+}
+
+export interface SetpointFrame {
+  type: 'setpoint'
+  sub: string
+  seq: number
+  event: SetpointEvent
+}
+
+/** Events after `since` that were already discarded: `from`..`to` inclusive. */
+export interface GapFrame {
+  type: 'gap'
+  sub: string
+  from: number
+  to: number
+}
+
+export interface BucketFigures {
+  /** The bucket's start, ms. */
+  t: number
+  energyWh: number
+  co2G: number
+  co2MarketG: number
+  idleWh: number
+  peakW: number
+}
+
+export interface BucketFrame extends BucketFigures {
+  type: 'bucket'
+  sub: string
+  scope: string
+  step: BucketStep
+  revision: number
+}
+
+export type ServerFrame =
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | ErrorFrame
+  | LiveFrame
+  | AlertFrame
+  | SetpointFrame
+  | GapFrame
+  | BucketFrame
+
 export type ParsedClientFrame = { ok: true; frame: ClientFrame } | { ok: false; id?: string; message: string }
 
 const SUB_ID_MAX = 64

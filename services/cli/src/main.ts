@@ -106,6 +106,12 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     process.stderr.write(`plantwatt: ${error.message}\n`)
     process.exit(2)
   }
+  const code = (error as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    // A port taken or not allowed: say which, without a stack trace.
+    process.stderr.write(`plantwatt: cannot listen: ${(error as Error).message}\n`)
+    process.exit(1)
+  }
   process.stderr.write(`plantwatt: ${(error as Error).stack ?? String(error)}\n`)
   process.exit(1)
 })

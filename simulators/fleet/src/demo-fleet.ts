@@ -23,13 +23,14 @@ export interface FleetOptions {
 
 export interface FleetStats {
   devices: number
-  connected: number
   packsSent: number
   publishErrors: number
 }
 
 export interface Fleet {
   readonly stats: FleetStats
+  /** Devices whose MQTT session is up now. */
+  connected(): number
   stop(): Promise<void>
 }
 
@@ -59,7 +60,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const random = createRng(options.seed ?? 1)
   const intervalMs = (options.intervalS ?? 5) * 1000
   const onError = options.onError ?? (() => {})
-  const stats: FleetStats = { devices: 0, connected: 0, packsSent: 0, publishErrors: 0 }
+  const stats: FleetStats = { devices: 0, packsSent: 0, publishErrors: 0 }
   const equipment: EquipmentSim[] = []
   const devices: SimDevice[] = []
   const startMs = now()
@@ -73,10 +74,6 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       keepalive: 120,
       // Jittered reconnects, so a broker restart is not met by every device at once.
       reconnectPeriod: 1000 + Math.floor(random() * 4000),
-    })
-    client.on('connect', () => stats.connected++)
-    client.on('close', () => {
-      if (client.connected === false && stats.connected > 0) stats.connected--
     })
     client.on('error', onError)
     return client
@@ -160,6 +157,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
 
   return {
     stats,
+    connected: () => devices.reduce((count, device) => count + (device.client.connected ? 1 : 0), 0),
     async stop() {
       clearInterval(timer)
       await Promise.all(devices.map((device) => device.client.endAsync(true)))
