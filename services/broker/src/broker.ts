@@ -1,100 +1,266 @@
-import type { AddressInfo } from 'node:net'
-import { createServer, type Server } from 'node:net'
+import type { IncomingMessage } from 'node:http'
+import { type AddressInfo, createServer, type Server } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
+import { DEVICE_ID_PATTERN } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { DevicePolicy, type LoginRefusal } from './device-policy.ts'
+import { Registry } from 'prom-client'
+import { DevicePolicy } from './device-policy.ts'
+import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
+import { LoginGuard } from './login-guard.ts'
+import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
+import { PacketFramer } from './packet-framer.ts'
+import { TokenBucket } from './token-bucket.ts'
 
 export interface BrokerOptions {
   plant: PlantIndex
   deviceSecret: string
   logger: Logger
-}
-
-export interface BrokerStats {
-  connected: number
-  connects: number
-  refusals: Record<LoginRefusal, number>
-  foreignPublishes: number
-  foreignSubscriptions: number
-  clientErrors: number
+  limits?: Partial<BrokerLimits>
+  /** Where the metrics go; the gateway serves it at /metrics. */
+  registry?: Registry
+  /** aedes persistence (sessions, queued QoS 1 downlinks): in memory unless given (Redis, level). */
+  persistence?: unknown
+  /** aedes emitter: in process unless given (mqemitter-redis for a cluster). */
+  mq?: unknown
+  /** A stable broker id, for a cluster. */
+  id?: string
+  /** Wall clock, ms. */
+  now?: () => number
 }
 
 export interface Broker {
   /** The in-process bus on this broker, for co-located processor and gateway. */
   readonly bus: Bus
-  readonly stats: BrokerStats
+  readonly metrics: BrokerMetrics
+  readonly loginGuard: LoginGuard
+  /** Sessions connected now. */
+  connectedCount(): number
   listen(options: { host: string; port: number }): Promise<number>
+  /** Serves one connection from any duplex stream: MQTT over WebSocket (/mqtt), tests. */
+  handleStream(stream: Duplex, address: string, request?: IncomingMessage): void
   close(): Promise<void>
 }
 
+/** What the broker keeps per connection, beside aedes' own client. */
+class Connection {
+  readonly framer: PacketFramer
+  readonly publishes: TokenBucket
+  readonly subscribeRequests: TokenBucket
+  readonly subscriptions = new Set<string>()
+  rawClientIdEmpty = false
+  internal = false
+  connected = false
+  dropped = false
+
+  constructor(
+    readonly stream: Duplex,
+    readonly address: string,
+    limits: BrokerLimits,
+    now: number,
+  ) {
+    this.framer = new PacketFramer(limits.maxPacketBytes)
+    this.publishes = new TokenBucket(limits.publishRatePerS, limits.publishBurst, now)
+    this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
+  }
+}
+
+function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
+  const error = new Error(message) as AuthenticateError
+  error.returnCode = returnCode
+  return error
+}
+
 /**
- * The embedded MQTT broker: aedes with the device rules of CONTRACT.md §4 injected as hooks.
- * Connection limits, lockouts and clustering are the broker issue's (#3).
+ * The MQTT broker: aedes with the device rules and limits of CONTRACT.md §4 injected as hooks,
+ * and a packet framer in front of each connection for the limits aedes 1.x lacks (packet size,
+ * unfinished packets).
  */
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { plant, logger } = options
+  const limits: BrokerLimits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+  const now = options.now ?? Date.now
   const policy = new DevicePolicy(plant, options.deviceSecret)
-  const stats: BrokerStats = {
-    connected: 0,
-    connects: 0,
-    refusals: { unknown_device: 0, bad_username: 0, bad_password: 0, missing_password: 0 },
-    foreignPublishes: 0,
-    foreignSubscriptions: 0,
-    clientErrors: 0,
+  const loginGuard = new LoginGuard(limits.login)
+  const metrics = new BrokerMetrics(options.registry ?? new Registry())
+  const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
+  const connections = new Map<Duplex, Connection>()
+  let connectedCount = 0
+  let closing = false
+
+  const drop = (connection: Connection | undefined, reason: DropReason, detail: object = {}) => {
+    if (!connection || connection.dropped) return
+    connection.dropped = true
+    metrics.dropped(reason)
+    logger.warn({ address: connection.address, reason, ...detail }, 'dropping MQTT connection')
+    connection.stream.destroy()
   }
 
   const aedes = await Aedes.createBroker({
-    // MQTT-3.1.3-5 allows 23 characters; device ids of CONTRACT.md §1 go to 64.
+    id: options.id,
+    persistence: options.persistence,
+    mq: options.mq,
+    connectTimeout: limits.packetTimeoutMs,
+    keepaliveLimit: limits.maxKeepaliveS,
+    maxTopicLevels: limits.maxTopicLevels,
+    drainTimeout: limits.drainTimeoutMs,
+    maxInflightInbound: limits.maxInflightInbound,
+    queueLimit: limits.queueLimit,
+    // MQTT 3.1 caps client ids at 23 characters; device ids of CONTRACT.md §1 go to 64.
     maxClientsIdLength: 64,
-    // Device topics have 5 levels; CONTRACT.md §4 refuses more than 8.
-    maxTopicLevels: 8,
-    authenticate(client, username, password, done) {
-      const verdict = policy.login(client.id, username, password ?? undefined)
-      if (verdict.ok) return done(null, true)
-      stats.refusals[verdict.reason]++
-      logger.warn({ clientId: client.id, reason: verdict.reason }, 'device login refused')
-      const error = new Error(verdict.reason) as AuthenticateError
-      error.returnCode = verdict.returnCode
-      done(error, false)
+
+    preConnect(client, packet, done) {
+      // aedes replaces an empty client id with a random one before authenticate sees it;
+      // MQTT-3.1.3-8 and CONTRACT.md §4 say refuse it, so remember it here.
+      const connection = connections.get(client.conn as Duplex)
+      if (connection) connection.rawClientIdEmpty = packet.clientId === ''
+      done(null, true)
     },
+
+    authenticate(client, username, password, done) {
+      const at = now()
+      const connection = connections.get(client.conn as Duplex)
+      const address = connection?.address ?? 'unknown'
+      const refuse = (reason: RefusalReason, returnCode: 2 | 3 | 4 | 5, delayMs = 0) => {
+        metrics.refused(reason)
+        logger.warn({ clientId: client.id.slice(0, 64), address, reason }, 'MQTT connect refused')
+        const error = refusal(reason, returnCode)
+        if (delayMs <= 0) return done(error, false)
+        // Slowing, not locking out: the refusal waits, the address stays welcome.
+        setTimeout(() => done(error, false), delayMs).unref()
+      }
+      if (connection?.rawClientIdEmpty) return refuse('empty_client_id', 2)
+      if (!DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
+      if (connectedCount >= limits.maxConnections) return refuse('too_many_connections', 3)
+      if (!connectRate.take(at)) return refuse('connect_rate', 3)
+      if (loginGuard.isLocked(client.id, at)) {
+        return refuse('locked_out', 5, loginGuard.recordFailure(client.id, address, at))
+      }
+      const verdict = policy.login(client.id, username, password ?? undefined)
+      if (!verdict.ok)
+        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
+      loginGuard.recordSuccess(client.id)
+      if (connection) connection.internal = verdict.internal
+      done(null, true)
+    },
+
     authorizePublish(client, packet, done) {
       // client is null for messages published by plantwatt itself (processor downlinks).
-      if (client === null || policy.mayPublish(client.id, packet.topic)) return done(null)
-      stats.foreignPublishes++
-      logger.warn({ clientId: client.id, topic: packet.topic }, 'publish outside own topics: closing connection')
-      done(new Error('publish not allowed'))
+      if (client === null) return done(null)
+      const connection = connections.get(client.conn as Duplex)
+      if (connection?.internal) return done(null)
+      if (connection && !connection.publishes.take(now())) {
+        drop(connection, 'publish_flood', { clientId: client.id })
+        return done(new Error('publish rate exceeded'))
+      }
+      if (!policy.mayPublish(client.id, packet.topic)) {
+        drop(connection, 'foreign_publish', { clientId: client.id, topic: packet.topic.slice(0, 200) })
+        return done(new Error('publish not allowed'))
+      }
+      metrics.messagesIn.inc()
+      done(null)
     },
+
     authorizeSubscribe(client, subscription, done) {
-      if (policy.maySubscribe(client.id, subscription.topic)) return done(null, subscription)
-      stats.foreignSubscriptions++
-      logger.warn({ clientId: client.id, filter: subscription.topic }, 'subscription refused')
-      // A null subscription makes aedes answer 0x80 for this filter and keep the connection.
-      done(null, null)
+      const connection = connections.get(client.conn as Duplex)
+      if (connection?.internal) return done(null, subscription)
+      if (connection && !connection.subscribeRequests.take(now())) {
+        drop(connection, 'subscribe_flood', { clientId: client.id })
+        return done(new Error('subscription rate exceeded'))
+      }
+      const allowed =
+        policy.maySubscribe(client.id, subscription.topic) &&
+        connection !== undefined &&
+        (connection.subscriptions.has(subscription.topic) ||
+          connection.subscriptions.size < limits.maxSubscriptionsPerClient)
+      if (!allowed) {
+        metrics.foreignSubscriptions.inc()
+        logger.warn({ clientId: client.id, filter: subscription.topic.slice(0, 200) }, 'subscription refused')
+        // A null subscription makes aedes answer 0x80 for this filter and keep the connection.
+        return done(null, null)
+      }
+      connection.subscriptions.add(subscription.topic)
+      done(null, subscription)
+    },
+
+    authorizeForward(_client, packet) {
+      metrics.messagesOut.inc()
+      return packet
     },
   })
 
-  aedes.on('client', () => {
-    stats.connects++
-    stats.connected++
-  })
-  aedes.on('clientDisconnect', () => {
-    stats.connected--
+  aedes.on('clientReady', (client: Client) => {
+    const connection = connections.get(client.conn as Duplex)
+    if (connection) connection.connected = true
+    connectedCount++
+    metrics.connected.set(connectedCount)
+    metrics.connects.inc()
   })
   aedes.on('clientError', (client: Client, error: Error) => {
-    stats.clientErrors++
-    logger.debug({ clientId: client.id, err: error.message }, 'client error')
+    const connection = connections.get(client.conn as Duplex)
+    // aedes destroys a client that does not drain in time; count it as a slow consumer.
+    if (/drain/i.test(error.message)) drop(connection, 'slow_consumer', { clientId: client.id })
+    else logger.debug({ clientId: client.id, err: error.message }, 'client error')
   })
+  aedes.on('connectionError', (client: Client, error: Error) => {
+    drop(connections.get(client.conn as Duplex), 'protocol_error', { err: error.message })
+  })
+
+  const handleStream = (stream: Duplex, address: string, request?: IncomingMessage) => {
+    if (closing) {
+      stream.destroy()
+      return
+    }
+    const connection = new Connection(stream, address, limits, now())
+    connections.set(stream, connection)
+    stream.once('close', () => {
+      connections.delete(stream)
+      if (connection.connected) {
+        connectedCount--
+        metrics.connected.set(connectedCount)
+      }
+    })
+    aedes.handle(stream, request)
+    // Attached after aedes' 'readable' listener, so it observes each chunk aedes reads without
+    // changing how the stream flows; it runs before aedes parses the chunk.
+    stream.on('data', (chunk: Buffer) => {
+      metrics.bytesIn.inc(chunk.length)
+      const verdict = connection.framer.push(chunk, now())
+      if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
+      else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
+    })
+  }
+
+  // One sweep for every connection, rather than a timer per packet: drop those whose current
+  // packet has been arriving for longer than the limit (a trickled packet ties up a session).
+  const sweep = setInterval(
+    () => {
+      const at = now()
+      for (const connection of connections.values()) {
+        const started = connection.framer.startedAt
+        if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
+      }
+    },
+    Math.min(1000, limits.packetTimeoutMs),
+  )
+  sweep.unref()
 
   const bus = createAedesBus(aedes, (error) => logger.error({ err: error }, 'bus handler failed'))
   const servers: Server[] = []
 
   return {
     bus,
-    stats,
+    metrics,
+    loginGuard,
+    connectedCount: () => connectedCount,
+    handleStream,
     async listen({ host, port }) {
-      const server = createServer((socket) => aedes.handle(socket))
+      const server = createServer((socket) => handleStream(socket, socket.remoteAddress ?? 'unknown'))
+      // A hard stop above the polite CONNACK refusal, so a flood of raw sockets cannot exhaust
+      // the process's descriptors.
+      server.maxConnections = limits.maxConnections + 1000
       servers.push(server)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
@@ -106,10 +272,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       return (server.address() as AddressInfo).port
     },
     async close() {
-      const closing = servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
+      if (closing) return
+      closing = true
+      clearInterval(sweep)
+      // Stop accepting first, then close the clients, then let the servers finish.
+      const closed = servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
       await bus.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
-      await Promise.all(closing)
+      await Promise.all(closed)
     },
   }
 }

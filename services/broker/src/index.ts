@@ -1,2 +1,6 @@
 export * from './broker.ts'
 export * from './device-policy.ts'
+export * from './limits.ts'
+export * from './login-guard.ts'
+export * from './metrics.ts'
+export * from './packet-framer.ts'

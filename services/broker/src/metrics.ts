@@ -1,0 +1,84 @@
+import { Counter, Gauge, type Registry } from 'prom-client'
+
+export type RefusalReason =
+  | 'unknown_device'
+  | 'bad_username'
+  | 'bad_password'
+  | 'missing_password'
+  | 'locked_out'
+  | 'empty_client_id'
+  | 'bad_client_id'
+  | 'too_many_connections'
+  | 'connect_rate'
+
+export type DropReason =
+  | 'packet_too_large'
+  | 'bad_packet_length'
+  | 'incomplete_packet'
+  | 'foreign_publish'
+  | 'publish_flood'
+  | 'subscribe_flood'
+  | 'slow_consumer'
+  | 'protocol_error'
+
+/** The broker's Prometheus metrics (issue #3), registered in the registry the composition root owns. */
+export class BrokerMetrics {
+  readonly connected: Gauge
+  readonly connects: Counter
+  readonly refusals: Counter<'reason'>
+  readonly disconnects: Counter<'reason'>
+  readonly foreignSubscriptions: Counter
+  readonly messagesIn: Counter
+  readonly messagesOut: Counter
+  readonly bytesIn: Counter
+
+  constructor(registry: Registry) {
+    const registers = [registry]
+    this.connected = new Gauge({
+      name: 'plantwatt_broker_connected_clients',
+      help: 'MQTT sessions connected now',
+      registers,
+    })
+    this.connects = new Counter({ name: 'plantwatt_broker_connects_total', help: 'Accepted MQTT connects', registers })
+    this.refusals = new Counter({
+      name: 'plantwatt_broker_connect_refusals_total',
+      help: 'Refused MQTT connects, by reason',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.disconnects = new Counter({
+      name: 'plantwatt_broker_dropped_clients_total',
+      help: 'Connections the broker closed for breaking a rule or a limit, by reason',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.foreignSubscriptions = new Counter({
+      name: 'plantwatt_broker_refused_subscriptions_total',
+      help: 'Subscription filters answered with 0x80',
+      registers,
+    })
+    this.messagesIn = new Counter({
+      name: 'plantwatt_broker_messages_in_total',
+      help: 'PUBLISH accepted from clients',
+      registers,
+    })
+    this.messagesOut = new Counter({
+      name: 'plantwatt_broker_messages_out_total',
+      help: 'PUBLISH delivered to clients',
+      registers,
+    })
+    this.bytesIn = new Counter({
+      name: 'plantwatt_broker_bytes_in_total',
+      help: 'Bytes received from clients',
+      registers,
+    })
+  }
+
+  refused(reason: RefusalReason): void {
+    this.refusals.inc({ reason })
+  }
+
+  dropped(reason: DropReason): void {
+    this.disconnects.inc({ reason })
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * A token bucket: `ratePerS` tokens a second up to `burst`. Pure: time (ms) is passed in.
+ * Used for per-client message and subscription rates and the broker-wide connect rate.
+ */
+export class TokenBucket {
+  private tokens: number
+  private updatedAt: number
+
+  constructor(
+    private readonly ratePerS: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst
+    this.updatedAt = now
+  }
+
+  /** Takes one token; false when none is left. */
+  take(now: number): boolean {
+    const elapsed = now - this.updatedAt
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerS) / 1000)
+      this.updatedAt = now
+    }
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
