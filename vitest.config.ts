@@ -15,7 +15,11 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['services/*/test/**/*.test.ts', 'packages/*/test-integration/**/*.test.ts'],
+          include: [
+            'services/*/test/**/*.test.ts',
+            'packages/*/test-integration/**/*.test.ts',
+            'simulators/*/test-integration/**/*.test.ts',
+          ],
           testTimeout: 30_000,
           hookTimeout: 30_000,
         },
