@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { type AddressInfo, createServer, type Server } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -36,6 +37,8 @@ export interface Broker {
   readonly bus: Bus
   readonly metrics: BrokerMetrics
   readonly loginGuard: LoginGuard
+  /** Emits `dropped` (reason, address) for every connection the broker closes for a rule or limit. */
+  readonly events: EventEmitter
   /** Sessions connected now. */
   connectedCount(): number
   listen(options: { host: string; port: number }): Promise<number>
@@ -89,11 +92,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const connections = new Map<Duplex, Connection>()
   let connectedCount = 0
   let closing = false
+  const events = new EventEmitter()
 
   const drop = (connection: Connection | undefined, reason: DropReason, detail: object = {}) => {
     if (!connection || connection.dropped) return
     connection.dropped = true
     metrics.dropped(reason)
+    events.emit('dropped', reason, connection.address)
     logger.warn({ address: connection.address, reason, ...detail }, 'dropping MQTT connection')
     connection.stream.destroy()
   }
@@ -254,6 +259,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     bus,
     metrics,
     loginGuard,
+    events,
     connectedCount: () => connectedCount,
     handleStream,
     async listen({ host, port }) {
