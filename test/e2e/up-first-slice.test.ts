@@ -128,3 +128,64 @@ describe('plantwatt up: first end-to-end slice', () => {
     expect(((await response.json()) as { powerW: number }).powerW).toBe(0)
   })
 })
+
+describe('plantwatt up: MQTT over WebSocket and metrics', () => {
+  let system: RunningPlantwatt
+
+  beforeAll(async () => {
+    system = await startPlantwatt([], { PLANTWATT_DEVICE_SECRET: SECRET, PLANTWATT_ADMIN_TOKEN: ADMIN })
+  })
+
+  afterAll(async () => {
+    expect(await system?.stop()).toBe(0)
+  })
+
+  it('accepts a device on /mqtt with the same authentication as TCP', async () => {
+    const demoDevice = await firstDemoDevice(system.httpPort)
+    const url = `ws://127.0.0.1:${system.httpPort}/mqtt`
+    const device = await mqtt.connectAsync(url, {
+      clientId: demoDevice.id,
+      username: demoDevice.id,
+      password: deriveDevicePassword(SECRET, demoDevice.id),
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    })
+    await device.publishAsync(`sites/yibin/devices/${demoDevice.id}/up`, '[{"n":"power","u":"W","v":1234}]', { qos: 1 })
+    await device.endAsync()
+    await expect(
+      mqtt.connectAsync(url, {
+        clientId: demoDevice.id,
+        username: demoDevice.id,
+        password: 'wrong',
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      }),
+    ).rejects.toMatchObject({ code: 4 })
+  })
+
+  it('serves Prometheus metrics without a token, counting broker refusals', async () => {
+    const response = await fetch(`http://127.0.0.1:${system.httpPort}/metrics`)
+    expect(response.status).toBe(200)
+    const text = await response.text()
+    expect(text).toMatch(/plantwatt_broker_connect_refusals_total\{reason="bad_password"\} 1/)
+    expect(text).toMatch(/plantwatt_broker_messages_in_total 1/)
+    expect(text).toMatch(/process_resident_memory_bytes/)
+  })
+})
+
+async function firstDemoDevice(httpPort: number): Promise<{ id: string }> {
+  const response = await fetch(`http://127.0.0.1:${httpPort}/api/v1/plant`, {
+    headers: { authorization: `Bearer ${ADMIN}` },
+  })
+  const plant = (await response.json()) as { sites: PlantNode[] }
+  const find = (node: PlantNode): string | undefined =>
+    node.equipment?.devices[0] ?? node.children?.map(find).find((id) => id !== undefined)
+  const id = plant.sites.map(find).find((found) => found !== undefined)
+  if (!id) throw new Error('the demo plant has no device')
+  return { id }
+}
+
+interface PlantNode {
+  children?: PlantNode[]
+  equipment?: { devices: string[] }
+}

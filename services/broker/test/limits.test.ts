@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { deriveDevicePassword } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
@@ -17,6 +16,7 @@ const A = '860100000000123'
 const B = '860100000000124'
 const C = '860100000000223'
 const MAX_PACKET = 64 * 1024
+const closeOf = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()))
 
 describe('broker limits', () => {
   let broker: Broker
@@ -143,7 +143,7 @@ describe('broker limits', () => {
   it('closes a publish to a topic deeper than 8 levels or with U+0000', async () => {
     for (const topic of ['a/b/c/d/e/f/g/h/i', `sites/yibin/devices/${A}\u0000/up`]) {
       const device = await connect(A)
-      const closed = once(device, 'close')
+      const closed = closeOf(device)
       device.publish(topic, 'x', { qos: 1 })
       await closed
       await device.endAsync(true)
@@ -153,7 +153,7 @@ describe('broker limits', () => {
 
   it('drops a device that floods publishes; the others carry on', async () => {
     const device = await connect(A)
-    const closed = once(device, 'close')
+    const closed = closeOf(device)
     for (let i = 0; i < 500 && device.connected; i++) device.publish(`sites/yibin/devices/${A}/up`, '[]', { qos: 0 })
     await closed
     expect(await dropped('publish_flood')).toBe(1)
@@ -163,7 +163,7 @@ describe('broker limits', () => {
 
   it('drops a device that floods subscriptions, after answering 0x80 to foreign filters', async () => {
     const device = await connect(A)
-    const closed = once(device, 'close')
+    const closed = closeOf(device)
     for (let i = 0; i < 100 && device.connected; i++) device.subscribe(`sites/yibin/devices/${B}/down`, () => {})
     await closed
     expect(await dropped('subscribe_flood')).toBe(1)

@@ -6,6 +6,7 @@ import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor } from '@plantwatt/processor'
 import { type Logger, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
+import { collectDefaultMetrics, Registry } from 'prom-client'
 
 export interface UpOptions {
   plant: PlantModel
@@ -46,9 +47,19 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
   }
 
   let ready = false
-  const broker = await createBroker({ plant, deviceSecret, logger: logger.child({ role: 'broker' }) })
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const broker = await createBroker({ plant, deviceSecret, registry, logger: logger.child({ role: 'broker' }) })
   const processor = new Processor({ plant, bus: broker.bus, logger: logger.child({ role: 'processor' }) })
-  const gateway = await createGateway({ plant, bus: broker.bus, tokens, logger, isReady: () => ready })
+  const gateway = await createGateway({
+    plant,
+    bus: broker.bus,
+    tokens,
+    logger,
+    registry,
+    isReady: () => ready,
+    mqttOverWebSocket: broker.handleStream,
+  })
   await processor.start()
   await gateway.start()
   const httpPort = await gateway.listen({ host: options.host, port: options.httpPort })

@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import websocket from '@fastify/websocket'
 import {
   type Bus,
@@ -12,6 +14,8 @@ import {
 import type { PlantIndex } from '@plantwatt/plant'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import { createWebSocketStream } from 'ws'
 import { mayAccessScope, requireRole, type TokenVerifier } from './access.ts'
 import { errorBody } from './errors.ts'
 import { LiveHub } from './live-hub.ts'
@@ -25,6 +29,13 @@ export interface GatewayOptions {
   logger: Logger
   /** The composition root's readiness (CONTRACT.md §6 /readyz). */
   isReady: () => boolean
+  /** Prometheus registry served at /metrics (every role of the process registers in it). */
+  registry: Registry
+  /**
+   * MQTT over WebSocket at /mqtt (CONTRACT.md §6): the broker's handler for a connection, when a
+   * broker runs in this process. Device authentication is the broker's, as on TCP.
+   */
+  mqttOverWebSocket?: (stream: Duplex, address: string, request: IncomingMessage) => void
   /** Frames a stalled client may have queued before live frames are skipped. */
   maxBufferedBytes?: number
   maxSubscriptionsPerConnection?: number
@@ -53,7 +64,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // One log line per request would drown the live-figure logs; errors are logged by our handler.
     logController: new LogController({ disableRequestLogging: true }),
   })
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
+  await app.register(websocket, {
+    options: {
+      // Large enough for one MQTT packet at the broker's limit on /mqtt; /ws frames are small.
+      maxPayload: 300 * 1024,
+      // MQTT over WebSocket clients ask for the "mqtt" subprotocol (MQTT 3.1.1 §6).
+      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+    },
+  })
   app.decorateRequest('principal', undefined)
 
   app.setNotFoundHandler((request, reply) => {
@@ -70,6 +88,21 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     if (options.isReady()) return { status: 'ready' }
     return reply.code(503).send(errorBody('not_ready', 'not ready'))
   })
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', options.registry.contentType)
+    return options.registry.metrics()
+  })
+
+  const mqttOverWebSocket = options.mqttOverWebSocket
+  if (mqttOverWebSocket) {
+    app.get('/mqtt', { websocket: true }, (socket, request) => {
+      // Binary MQTT packets both ways; the stream's backpressure reaches aedes.
+      const stream = createWebSocketStream(socket)
+      stream.on('error', () => stream.destroy())
+      mqttOverWebSocket(stream, request.ip, request.raw)
+    })
+  }
 
   const viewer = requireRole(tokens, 'viewer')
   app.get('/api/v1/plant', { onRequest: viewer }, async (request) =>

@@ -17,6 +17,9 @@ export interface WsConnectionOptions {
   maxSubscriptions: number
 }
 
+/** Client frames are a few hundred bytes; the server's payload limit is larger because /mqtt shares it. */
+const MAX_FRAME_CHARS = 16 * 1024
+
 /** One operator's WebSocket (CONTRACT.md §5): its subscriptions and its frames. */
 export class WsConnection {
   private readonly subscriptions = new Map<string, LiveSubscription>()
@@ -44,6 +47,7 @@ export class WsConnection {
 
   private onMessage(text: string | undefined): void {
     if (text === undefined) return this.sendError(undefined, 'bad_frame', 'frames must be JSON text')
+    if (text.length > MAX_FRAME_CHARS) return this.sendError(undefined, 'bad_frame', 'frame too large')
     const parsed = parseClientFrame(text)
     if (!parsed.ok) return this.sendError(parsed.id, 'bad_frame', parsed.message)
     const frame = parsed.frame

@@ -6,6 +6,7 @@ import { PlantIndex } from '@plantwatt/plant'
 import { TokenStore } from '@plantwatt/runtime'
 import { Aedes } from 'aedes'
 import pino from 'pino'
+import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { upgradeStatus, WsTestClient } from '../../../test/support/ws-client.ts'
@@ -57,7 +58,14 @@ describe('gateway', () => {
     const tokens = await TokenStore.open(await mkdtemp(join(tmpdir(), 'plantwatt-gw-')))
     admin = (await tokens.issue({ name: 'admin', role: 'admin' })).token
     lineViewer = (await tokens.issue({ name: 'line 2', role: 'viewer', scopes: ['yibin/electrode/coating-2'] })).token
-    gateway = await createGateway({ plant, bus, tokens, logger: pino({ level: 'silent' }), isReady: () => ready })
+    gateway = await createGateway({
+      plant,
+      bus,
+      tokens,
+      logger: pino({ level: 'silent' }),
+      isReady: () => ready,
+      registry: new Registry(),
+    })
     await gateway.start()
     base = `127.0.0.1:${await gateway.listen({ host: '127.0.0.1', port: 0 })}`
   })
