@@ -48,14 +48,29 @@ export interface RunningPlantwatt {
  * Starts `plantwatt up` on free ports (port 0) with its own data directory, and resolves once
  * its `listening` record (CONTRACT.md §8) names the bound ports.
  */
-export async function startPlantwatt(
+export function startPlantwatt(
   args: string[],
   env: Record<string, string | undefined> = {},
 ): Promise<RunningPlantwatt> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'plantwatt-e2e-'))
+  return startRole(['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args], env)
+}
+
+/**
+ * Starts any plantwatt command that serves (up, broker, processor, gateway) with its own data
+ * directory (unless `--data-dir` is given), resolving at its start-up record: `listening`, or
+ * `readyMessage` for a role that binds nothing.
+ */
+export async function startRole(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  readyMessage = 'listening',
+): Promise<RunningPlantwatt> {
+  const dataDir = args.includes('--data-dir')
+    ? args[args.indexOf('--data-dir') + 1]!
+    : await mkdtemp(join(tmpdir(), 'plantwatt-e2e-'))
   const child = spawn(
     process.execPath,
-    cliArgs(['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', '--data-dir', dataDir, ...args]),
+    cliArgs(args.includes('--data-dir') ? args : [...args, '--data-dir', dataDir]),
     { cwd: REPO_ROOT, env: { ...process.env, PLANTWATT_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const logs: Record<string, unknown>[] = []
@@ -72,15 +87,17 @@ export async function startPlantwatt(
         return
       }
       logs.push(record)
-      if (record.msg === 'listening') resolvePromise(record)
+      if (record.msg === readyMessage) resolvePromise(record)
     })
-    child.once('exit', (code) => reject(new Error(`plantwatt up exited with ${code} before listening:\n${stderr}`)))
+    child.once('exit', (code) =>
+      reject(new Error(`plantwatt ${args[0]} exited with ${code} before starting:\n${stderr}`)),
+    )
   })
   const record = await listening
   return {
     child,
-    mqttPort: record.mqttPort as number,
-    httpPort: record.httpPort as number,
+    mqttPort: (record.mqttPort as number | undefined) ?? 0,
+    httpPort: (record.httpPort as number | undefined) ?? 0,
     dataDir,
     logs,
     async stop() {

@@ -6,6 +6,7 @@ import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@
 import { Command, Option } from 'commander'
 import { demoPlant } from './demo-plant.ts'
 import { parseCount, parseDeviceId, parseFlag, parseHost, parsePort, parseUrl } from './option-parsers.ts'
+import { type RoleContext, type RunningRole, runBroker, runGateway, runProcessor } from './roles.ts'
 import { up } from './up.ts'
 
 // The one executable of CONTRACT.md §8. Every option also reads an environment variable
@@ -28,56 +29,131 @@ const program = new Command('plantwatt')
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(`plantwatt: ${text.replace(/^error: /, '')}`) })
 
+const options = {
+  plant: () => envOption('--plant <file>', 'plant model file (default: the built-in demo plant)', 'PLANTWATT_PLANT'),
+  host: () =>
+    envOption('--host <host>', 'address to listen on', 'PLANTWATT_HOST').default('127.0.0.1').argParser(parseHost),
+  mqttPort: () =>
+    envOption('--mqtt-port <port>', 'MQTT TCP port', 'PLANTWATT_MQTT_PORT').default(1883).argParser(parsePort),
+  httpPort: (what = 'HTTP and WebSocket port') =>
+    envOption('--http-port <port>', what, 'PLANTWATT_HTTP_PORT').default(8080).argParser(parsePort),
+  broker: () =>
+    envOption('--broker <url>', 'the MQTT broker that joins the roles', 'PLANTWATT_BROKER')
+      .default('mqtt://127.0.0.1:1883')
+      .argParser(parseUrl),
+}
+
+/** Loads the plant (refusing a bad file before anything is written or bound) and the logger. */
+async function roleContext(opts: { plant?: string; dataDir: string }): Promise<RoleContext> {
+  const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
+  return {
+    plant,
+    dataDir: resolve(opts.dataDir),
+    deviceSecret: process.env.PLANTWATT_DEVICE_SECRET || undefined,
+    logger: createLogger(),
+  }
+}
+
+/** Stops a running role on SIGINT or SIGTERM, in reverse order of start, then exits. */
+function stopOnSignals(running: RunningRole, logger: RoleContext['logger']): void {
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down')
+    running.stop().then(
+      () => process.exit(0),
+      (error) => {
+        logger.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGINT', shutdown)
+  process.once('SIGTERM', shutdown)
+}
+
 program
   .command('up')
   .description('broker, processor and gateway in one process (the embedded default)')
-  .addOption(envOption('--plant <file>', 'plant model file (default: the built-in demo plant)', 'PLANTWATT_PLANT'))
+  .addOption(options.plant())
   .addOption(
     envOption('--demo [yes]', 'also start simulated devices for the plant', 'PLANTWATT_DEMO').argParser(parseFlag),
   )
   .addOption(dataDirOption())
-  .addOption(
-    envOption('--host <host>', 'address to listen on', 'PLANTWATT_HOST').default('127.0.0.1').argParser(parseHost),
-  )
-  .addOption(envOption('--mqtt-port <port>', 'MQTT TCP port', 'PLANTWATT_MQTT_PORT').default(1883).argParser(parsePort))
-  .addOption(
-    envOption('--http-port <port>', 'HTTP and WebSocket port', 'PLANTWATT_HTTP_PORT')
-      .default(8080)
-      .argParser(parsePort),
-  )
+  .addOption(options.host())
+  .addOption(options.mqttPort())
+  .addOption(options.httpPort())
   .addOption(envOption('--influx-url <url>', 'InfluxDB 2.x URL', 'PLANTWATT_INFLUX_URL').argParser(parseUrl))
   .addOption(envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'))
   .addOption(envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'))
   .addOption(envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'))
   .action(async (opts) => {
-    const logger = createLogger()
-    const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
+    const context = await roleContext(opts)
     const system = await up(
       {
-        plant,
+        plant: context.plant,
         demo: opts.demo === true,
-        dataDir: resolve(opts.dataDir),
+        dataDir: context.dataDir,
         host: opts.host,
         mqttPort: opts.mqttPort,
         httpPort: opts.httpPort,
         adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
-        deviceSecret: process.env.PLANTWATT_DEVICE_SECRET || undefined,
+        deviceSecret: context.deviceSecret,
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
       },
-      logger,
+      context.logger,
     )
-    const shutdown = (signal: string) => {
-      logger.info({ signal }, 'shutting down')
-      system.stop().then(
-        () => process.exit(0),
-        (error) => {
-          logger.error({ err: error }, 'shutdown failed')
-          process.exit(1)
-        },
-      )
-    }
-    process.once('SIGINT', shutdown)
-    process.once('SIGTERM', shutdown)
+    stopOnSignals(system, context.logger)
+  })
+
+program
+  .command('broker')
+  .description('the MQTT broker role: alone, or one of several on Redis (--redis)')
+  .addOption(options.plant())
+  .addOption(dataDirOption())
+  .addOption(options.host())
+  .addOption(options.mqttPort())
+  .addOption(options.httpPort('HTTP port for /healthz, /readyz, /metrics and MQTT over WebSocket at /mqtt'))
+  .addOption(
+    envOption('--redis <url>', 'Redis that joins several brokers into one', 'PLANTWATT_REDIS').argParser(parseUrl),
+  )
+  .action(async (opts) => {
+    const context = await roleContext(opts)
+    const running = await runBroker(context, {
+      host: opts.host,
+      mqttPort: opts.mqttPort,
+      httpPort: opts.httpPort,
+      redisUrl: opts.redis,
+    })
+    stopOnSignals(running, context.logger)
+  })
+
+program
+  .command('processor')
+  .description('the stream processor role, a client of the broker')
+  .addOption(options.plant())
+  .addOption(dataDirOption())
+  .addOption(options.broker())
+  .action(async (opts) => {
+    const context = await roleContext(opts)
+    stopOnSignals(await runProcessor(context, { brokerUrl: opts.broker }), context.logger)
+  })
+
+program
+  .command('gateway')
+  .description('the HTTP and WebSocket gateway role, a client of the broker')
+  .addOption(options.plant())
+  .addOption(dataDirOption())
+  .addOption(options.broker())
+  .addOption(options.host())
+  .addOption(options.httpPort())
+  .action(async (opts) => {
+    const context = await roleContext(opts)
+    const running = await runGateway(context, {
+      brokerUrl: opts.broker,
+      host: opts.host,
+      httpPort: opts.httpPort,
+      adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
+    })
+    stopOnSignals(running, context.logger)
   })
 
 program

@@ -1,12 +1,12 @@
 import { mkdir } from 'node:fs/promises'
-import { createBroker } from '@plantwatt/broker'
+import { createBroker, createLevelPersistence } from '@plantwatt/broker'
 import type { PlantModel } from '@plantwatt/contract'
 import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor } from '@plantwatt/processor'
-import { type Logger, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
-import { collectDefaultMetrics, Registry } from 'prom-client'
+import { type Logger, loadDeviceSecret } from '@plantwatt/runtime'
+import { metricsRegistry, openTokens, sessionsDir } from './roles.ts'
 
 export interface UpOptions {
   plant: PlantModel
@@ -34,22 +34,22 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
   const plant = new PlantIndex(options.plant)
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
   const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
-  const tokens = await TokenStore.open(options.dataDir)
-  const generatedAdminToken = await tokens.ensureBootstrapAdmin(options.adminToken)
-  if (generatedAdminToken) {
-    // Shown once, on stderr, never in the logs (CONTRACT.md §4); only its hash is stored.
-    process.stderr.write(
-      `\nplantwatt: first start: admin token (shown once, stored hashed in ${options.dataDir}):\n\n  ${generatedAdminToken}\n\n`,
-    )
-  }
+  const tokens = await openTokens(options.dataDir, options.adminToken)
   if (options.influx.url) {
     logger.warn('InfluxDB output is not built yet (issue 5): history stays in memory; --influx-* options are ignored')
   }
 
   let ready = false
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
-  const broker = await createBroker({ plant, deviceSecret, registry, logger: logger.child({ role: 'broker' }) })
+  const registry = metricsRegistry()
+  // Sessions and downlinks queued for sleeping devices survive a restart (DESIGN.md).
+  const sessions = await createLevelPersistence(sessionsDir(options.dataDir))
+  const broker = await createBroker({
+    plant,
+    deviceSecret,
+    registry,
+    persistence: sessions.persistence,
+    logger: logger.child({ role: 'broker' }),
+  })
   const processor = new Processor({ plant, bus: broker.bus, logger: logger.child({ role: 'processor' }) })
   const gateway = await createGateway({
     plant,
@@ -93,6 +93,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
         await broker.close()
         await processor.stop()
         await gateway.close()
+        await sessions.close()
       })()
       return stopping
     },

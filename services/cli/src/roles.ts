@@ -1,0 +1,155 @@
+import { mkdir } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { createBroker, createLevelPersistence, createRedisBackends, listenBrokerHttp } from '@plantwatt/broker'
+import { createMqttBus, INTERNAL_USERNAME, internalClientId, internalPassword } from '@plantwatt/bus'
+import type { PlantModel } from '@plantwatt/contract'
+import { createGateway } from '@plantwatt/gateway'
+import { PlantIndex } from '@plantwatt/plant'
+import { Processor } from '@plantwatt/processor'
+import { type Logger, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
+import { collectDefaultMetrics, Registry } from 'prom-client'
+
+// The roles of CONTRACT.md §8 run one per process, joined through an MQTT broker: the aedes
+// broker role (alone or clustered on Redis), or any external broker.
+
+export interface RoleContext {
+  plant: PlantModel
+  dataDir: string
+  deviceSecret: string | undefined
+  logger: Logger
+}
+
+export interface RunningRole {
+  stop(): Promise<void>
+}
+
+export function sessionsDir(dataDir: string): string {
+  return join(dataDir, 'broker-sessions')
+}
+
+/** The token store, with the first admin token made and printed once if needed (CONTRACT.md §4). */
+export async function openTokens(dataDir: string, adminToken: string | undefined): Promise<TokenStore> {
+  const tokens = await TokenStore.open(dataDir)
+  const generated = await tokens.ensureBootstrapAdmin(adminToken)
+  if (generated) {
+    // On stderr, never in the logs; only its hash is stored.
+    process.stderr.write(
+      `\nplantwatt: first start: admin token (shown once, stored hashed in ${dataDir}):\n\n  ${generated}\n\n`,
+    )
+  }
+  return tokens
+}
+
+export function metricsRegistry(): Registry {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  return registry
+}
+
+async function prepare(context: RoleContext) {
+  await mkdir(context.dataDir, { recursive: true, mode: 0o700 })
+  return loadDeviceSecret(context.dataDir, context.deviceSecret)
+}
+
+export async function runBroker(
+  context: RoleContext,
+  options: { host: string; mqttPort: number; httpPort: number; redisUrl?: string },
+): Promise<RunningRole> {
+  const deviceSecret = await prepare(context)
+  const plant = new PlantIndex(context.plant)
+  const registry = metricsRegistry()
+  const logger = context.logger.child({ role: 'broker' })
+  // Clustered on Redis, or alone with sessions and queued downlinks kept in the data directory.
+  const backends = options.redisUrl
+    ? await createRedisBackends({
+        redisUrl: options.redisUrl,
+        onError: (error) => logger.error({ err: error }, 'redis'),
+      })
+    : await createLevelPersistence(sessionsDir(context.dataDir))
+  const broker = await createBroker({
+    plant,
+    deviceSecret,
+    registry,
+    logger,
+    persistence: backends.persistence,
+    mq: 'mq' in backends ? backends.mq : undefined,
+  })
+  let ready = false
+  const mqttPort = await broker.listen({ host: options.host, port: options.mqttPort })
+  const http = await listenBrokerHttp(broker, registry, {
+    host: options.host,
+    port: options.httpPort,
+    isReady: () => ready,
+  })
+  ready = true
+  context.logger.info(
+    { role: 'broker', mqttPort, httpPort: http.port, cluster: Boolean(options.redisUrl) },
+    'listening',
+  )
+  return {
+    async stop() {
+      ready = false
+      await broker.close()
+      await http.close()
+      await backends.close()
+    },
+  }
+}
+
+function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: string, role: string) {
+  return createMqttBus({
+    url: brokerUrl,
+    clientId: internalClientId(role, `${hostname()}-${process.pid}`),
+    username: INTERNAL_USERNAME,
+    password: internalPassword(deviceSecret),
+    onError: (error) => context.logger.warn({ err: error, role }, 'bus connection error'),
+  })
+}
+
+export async function runProcessor(context: RoleContext, options: { brokerUrl: string }): Promise<RunningRole> {
+  const deviceSecret = await prepare(context)
+  const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'processor')
+  const processor = new Processor({
+    plant: new PlantIndex(context.plant),
+    bus,
+    logger: context.logger.child({ role: 'processor' }),
+  })
+  await processor.start()
+  context.logger.info({ role: 'processor', broker: options.brokerUrl }, 'processor subscribed')
+  return {
+    async stop() {
+      await processor.stop()
+      await bus.close()
+    },
+  }
+}
+
+export async function runGateway(
+  context: RoleContext,
+  options: { brokerUrl: string; host: string; httpPort: number; adminToken: string | undefined },
+): Promise<RunningRole> {
+  const deviceSecret = await prepare(context)
+  const tokens = await openTokens(context.dataDir, options.adminToken)
+  const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'gateway')
+  let ready = false
+  const gateway = await createGateway({
+    plant: new PlantIndex(context.plant),
+    bus,
+    tokens,
+    logger: context.logger,
+    registry: metricsRegistry(),
+    isReady: () => ready,
+  })
+  await gateway.start()
+  const httpPort = await gateway.listen({ host: options.host, port: options.httpPort })
+  ready = true
+  context.logger.info({ role: 'gateway', httpPort, broker: options.brokerUrl }, 'listening')
+  return {
+    async stop() {
+      ready = false
+      await gateway.close()
+      await bus.close()
+    },
+  }
+}
