@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the tests use as real peers (DESIGN.md "Real components"):
-# mosquitto-clients as a third-party MQTT client. Needs root (these machines run as root);
-# a no-op when everything is already there.
+# mosquitto-clients as a third-party MQTT client, mosquitto beside the broker in the benchmark,
+# redis-server under the aedes cluster.
+# Needs root (these machines run as root); a no-op when everything is already there.
 set -euo pipefail
 
-packages=(mosquitto-clients)
+packages=(mosquitto-clients mosquitto redis-server)
 
 missing=()
 for package in "${packages[@]}"; do

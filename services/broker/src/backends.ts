@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { ClassicLevel } from 'classic-level'
 import { Redis } from 'ioredis'
@@ -52,21 +51,27 @@ interface MQEmitterRedisInstance extends AedesEmitter {
 }
 type MQEmitterRedisOptions = { subConn: Redis; pubConn: Redis; matchEmptyLevels: boolean; concurrency: number }
 type MQEmitterRedisPrefixClass = new (prefix: string, options: MQEmitterRedisOptions) => MQEmitterRedisInstance
-type AsyncRedisPersistenceClass = new (options: { conn: Redis }) => AedesPersistence
-type AsyncLevelPersistenceClass = new (db: ClassicLevel<string, Buffer>) => AedesPersistence
+type RedisPersistenceFactory = (options: { conn: Redis }) => AedesPersistence
+type LevelPersistenceFactory = (db: ClassicLevel) => AedesPersistence
 
 /** Resolves once the connection is ready; rejects on its first error, so a wrong URL fails fast. */
-async function ready(connection: Redis, url: string): Promise<void> {
-  try {
-    await Promise.race([
-      once(connection, 'ready'),
-      once(connection, 'error').then(([error]: [Error]) => {
-        throw error
-      }),
-    ])
-  } catch (error) {
-    throw new Error(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`, { cause: error })
-  }
+function ready(connection: Redis, url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      settle()
+      resolve()
+    }
+    const onError = (error: Error) => {
+      settle()
+      reject(new Error(`cannot reach Redis at ${redactUrl(url)}: ${error.message}`, { cause: error }))
+    }
+    const settle = () => {
+      connection.off('ready', onReady)
+      connection.off('error', onError)
+    }
+    connection.on('ready', onReady)
+    connection.on('error', onError)
+  })
 }
 
 function redactUrl(url: string): string {
@@ -94,13 +99,13 @@ export async function createRedisBackends(options: RedisBackendsOptions): Promis
   // Three connections: the persistence's, and the emitter's publisher and subscriber (a
   // subscribed Redis connection can do nothing else). ioredis does not prefix channels.
   const connections = {
-    db: new Redis(redisUrl, { ...keys, lazyConnect: true }),
-    pub: new Redis(redisUrl, { lazyConnect: true }),
-    sub: new Redis(redisUrl, { lazyConnect: true }),
+    db: new Redis(redisUrl, keys),
+    pub: new Redis(redisUrl),
+    sub: new Redis(redisUrl),
   }
   const all = Object.values(connections)
   try {
-    await Promise.all(all.map((connection) => Promise.all([ready(connection, redisUrl), connection.connect()])))
+    await Promise.all(all.map((connection) => ready(connection, redisUrl)))
   } catch (error) {
     for (const connection of all) connection.disconnect()
     throw error
@@ -125,10 +130,11 @@ export async function createRedisBackends(options: RedisBackendsOptions): Promis
   // Without a listener, mqemitter-redis' re-emitted connection errors would be thrown.
   mq.state.on('error', onError)
 
-  // The package's main export wraps this class in the callback API of aedes 0.x; aedes 1.x
-  // wants the async class itself.
-  const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js') as AsyncRedisPersistenceClass
-  const persistence = new AsyncRedisPersistence({ conn: connections.db })
+  // The main export, not the package's bare asyncPersistence.js: aedes 1.2 pipes
+  // createRetainedStreamCombi() into a stream, and only the main export's wrapper turns the
+  // bare class's async generators into Readables (the bare class crashes the broker on SUBSCRIBE).
+  const redisPersistence = require('aedes-persistence-redis') as RedisPersistenceFactory
+  const persistence = redisPersistence({ conn: connections.db })
 
   let closed: Promise<void> | undefined
   return {
@@ -160,10 +166,10 @@ export interface LevelPersistence {
  * LevelDB locks the directory: a second process on the same data directory is refused here.
  */
 export async function createLevelPersistence(dir: string): Promise<LevelPersistence> {
-  const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: 'buffer' })
+  const db = new ClassicLevel(dir)
   await db.open()
-  const AsyncLevelPersistence = require('aedes-persistence-level/asyncPersistence.js') as AsyncLevelPersistenceClass
-  const persistence = new AsyncLevelPersistence(db)
+  const levelPersistence = require('aedes-persistence-level') as LevelPersistenceFactory
+  const persistence = levelPersistence(db)
   let closed: Promise<void> | undefined
   return {
     persistence,
