@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { ClassicLevel } from 'classic-level'
 import { Redis } from 'ioredis'
@@ -8,9 +10,12 @@ import MQEmitterRedis from 'mqemitter-redis'
 // first, then the backends.
 //
 // Broker ids: aedes keys each queued packet by (broker id, a counter that starts at 0 with
-// every broker instance). Leave createBroker's `id` unset (aedes picks a random one per start):
-// a restarted broker that reused its id would reuse those keys and overwrite packets still
-// queued for sleeping devices (in Redis even another device's queue).
+// every broker instance), so every start needs an id of its own: aedes' default, a random UUID,
+// does. A restarted broker that reused its id would reuse those keys and overwrite packets still
+// queued for sleeping devices; on Redis a sleeping device then gets another device's command
+// (seen with aedes 1.2 and aedes-persistence-redis 12). On LevelDB a device's queue is read in
+// key order (broker id, then counter): ids that sort by start time keep it oldest-first across
+// restarts, random ones do not. The Redis queue is a list, oldest first in any case.
 
 const require = createRequire(import.meta.url)
 
@@ -45,9 +50,13 @@ export interface RedisBackendsOptions {
 }
 
 const KEY_PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/
+/** How long close() waits for Redis to confirm before it drops the connections. */
+const CLOSE_TIMEOUT_MS = 2000
 
 interface MQEmitterRedisInstance extends AedesEmitter {
   state: NodeJS.EventEmitter
+  close(callback: () => void): void
+  removeListener(topic: string, listener: unknown, done?: () => void): void
 }
 type MQEmitterRedisOptions = { subConn: Redis; pubConn: Redis; matchEmptyLevels: boolean; concurrency: number }
 type MQEmitterRedisPrefixClass = new (prefix: string, options: MQEmitterRedisOptions) => MQEmitterRedisInstance
@@ -129,6 +138,26 @@ export async function createRedisBackends(options: RedisBackendsOptions): Promis
         )
   // Without a listener, mqemitter-redis' re-emitted connection errors would be thrown.
   mq.state.on('error', onError)
+  // aedes closes the emitter when the broker closes. mqemitter-redis then quit()s both
+  // connections and waits for their 'end': while Redis is unreachable that never comes (ioredis
+  // emits no 'end' for a connection that is reconnecting) and the subscriber's quit() rejects
+  // unhandled later. So quit only connections that are up; otherwise drop them and move on.
+  const quitEmitter = mq.close.bind(mq)
+  mq.close = (callback) => {
+    if (connections.pub.status === 'ready' && connections.sub.status === 'ready') return quitEmitter(callback)
+    connections.pub.disconnect()
+    connections.sub.disconnect()
+    callback()
+  }
+  // Likewise an unsubscribe (a client leaving, the bus closing) would wait for Redis to confirm
+  // it, up to ioredis' maxRetriesPerRequest (about 10 s), and hold up the broker's close. The
+  // local listener goes at once; Redis hears of it when it is back.
+  const removeListener = mq.removeListener.bind(mq)
+  mq.removeListener = (topic, listener, done) => {
+    if (done === undefined || connections.sub.status === 'ready') return removeListener(topic, listener, done)
+    removeListener(topic, listener, () => {})
+    setImmediate(done)
+  }
 
   // The main export, not the package's bare asyncPersistence.js: aedes 1.2 pipes
   // createRetainedStreamCombi() into a stream, and only the main export's wrapper turns the
@@ -142,11 +171,20 @@ export async function createRedisBackends(options: RedisBackendsOptions): Promis
     persistence,
     close() {
       closed ??= (async () => {
-        // Closing the persistence unsubscribes it from the emitter (a no-op if the broker
-        // closed the emitter already) and disconnects its connection; then the emitter quits
-        // its two (a no-op if the broker closed it).
-        await persistence.destroy().catch(onError)
-        await new Promise<void>((resolve) => mq.close(() => resolve()))
+        // The emitter first (a no-op if the broker closed it already), then the persistence's
+        // connection: quit() lets the commands already sent complete. Only connections that are
+        // up are waited for, and only for a bounded time; then every connection is dropped.
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          (async () => {
+            await new Promise<void>((resolve) => mq.close(() => resolve()))
+            if (connections.db.status === 'ready') await connections.db.quit().catch(onError)
+          })(),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)
+          }),
+        ])
+        clearTimeout(timer)
         for (const connection of all) connection.disconnect()
       })()
       return closed
@@ -156,6 +194,12 @@ export async function createRedisBackends(options: RedisBackendsOptions): Promis
 
 export interface LevelPersistence {
   persistence: AedesPersistence
+  /**
+   * The broker id to run this start with: new at every start (a reused id would overwrite packets
+   * still queued for sleeping devices), and sorting by start time, because LevelDB returns a
+   * device's queue ordered by broker id, so commands queued across restarts keep their order.
+   */
+  brokerId: string
   /** Closes the database (after the broker has closed). Idempotent. */
   close(): Promise<void>
 }
@@ -166,13 +210,22 @@ export interface LevelPersistence {
  * LevelDB locks the directory: a second process on the same data directory is refused here.
  */
 export async function createLevelPersistence(dir: string): Promise<LevelPersistence> {
+  await mkdir(dir, { recursive: true })
   const db = new ClassicLevel(dir)
-  await db.open()
+  try {
+    await db.open()
+  } catch (error) {
+    if ((error as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') {
+      throw new Error(`the broker's session store ${dir} is in use by another process`, { cause: error })
+    }
+    throw error
+  }
   const levelPersistence = require('aedes-persistence-level') as LevelPersistenceFactory
   const persistence = levelPersistence(db)
   let closed: Promise<void> | undefined
   return {
     persistence,
+    brokerId: `broker-${Date.now().toString(36).padStart(10, '0')}-${randomBytes(4).toString('hex')}`,
     close() {
       closed ??= persistence.destroy()
       return closed

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import { type AddressInfo, createServer, type Server } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
-import { DEVICE_ID_PATTERN } from '@plantwatt/contract'
+import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import type { Logger } from 'pino'
@@ -190,7 +190,17 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       done(null, subscription)
     },
 
-    authorizeForward(_client, packet) {
+    authorizeForward(client, packet) {
+      // A second fence for the per-device ACL: a command is only ever delivered to the device
+      // it names, whatever a persistence store hands back (aedes keys queued packets by broker
+      // id and a counter, and a reused id once delivered one device's command to another).
+      if (packet.topic.startsWith('sites/') && !connections.get(client.conn as Duplex)?.internal) {
+        const target = parseDeviceTopic(packet.topic)
+        if (target?.kind === 'down' && target.deviceId !== client.id) {
+          logger.error({ clientId: client.id, topic: packet.topic }, "refused to forward another device's command")
+          return null
+        }
+      }
       metrics.messagesOut.inc()
       return packet
     },

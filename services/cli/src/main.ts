@@ -176,6 +176,12 @@ plantCommand
     process.stdout.write(`${JSON.stringify(generatePlant({ devices: opts.devices, seed: opts.seed }), null, 2)}\n`)
   })
 
+// A service keeps running through a stray rejection in a library (one was seen in a Redis
+// client during an outage), but says so: it is a bug to find, not a reason to stop ingesting.
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`plantwatt: unhandled rejection: ${(reason as Error)?.stack ?? String(reason)}\n`)
+})
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof PlantFileError) {
     // Every problem, each with its JSON path, before anything is written or bound (CONTRACT.md §1).

@@ -74,6 +74,8 @@ export async function runBroker(
     logger,
     persistence: backends.persistence,
     mq: 'mq' in backends ? backends.mq : undefined,
+    // On Redis aedes picks a random id per start; a reused one would overwrite queued downlinks.
+    id: 'brokerId' in backends ? backends.brokerId : undefined,
   })
   let ready = false
   const mqttPort = await broker.listen({ host: options.host, port: options.mqttPort })

@@ -48,6 +48,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     deviceSecret,
     registry,
     persistence: sessions.persistence,
+    id: sessions.brokerId,
     logger: logger.child({ role: 'broker' }),
   })
   const processor = new Processor({ plant, bus: broker.bus, logger: logger.child({ role: 'processor' }) })
