@@ -70,6 +70,11 @@ class Connection {
   }
 }
 
+/** Bytes a connection has written: a TCP socket counts them; other streams report 0. */
+function bytesWritten(stream: Duplex): number {
+  return (stream as Duplex & { bytesWritten?: number }).bytesWritten ?? 0
+}
+
 function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError {
   const error = new Error(message) as AuthenticateError
   error.returnCode = returnCode
@@ -87,9 +92,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const now = options.now ?? Date.now
   const policy = new DevicePolicy(plant, options.deviceSecret)
   const loginGuard = new LoginGuard(limits.login)
-  const metrics = new BrokerMetrics(options.registry ?? new Registry())
-  const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
   const connections = new Map<Duplex, Connection>()
+  const metrics = new BrokerMetrics(options.registry ?? new Registry(), () => {
+    let total = 0
+    for (const stream of connections.keys()) total += bytesWritten(stream)
+    return total
+  })
+  const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
   let connectedCount = 0
   let closing = false
   const events = new EventEmitter()
@@ -232,6 +241,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connections.set(stream, connection)
     stream.once('close', () => {
       connections.delete(stream)
+      metrics.bytesOutClosed += bytesWritten(stream)
       if (connection.connected) {
         connectedCount--
         metrics.connected.set(connectedCount)

@@ -31,8 +31,12 @@ export class BrokerMetrics {
   readonly messagesIn: Counter
   readonly messagesOut: Counter
   readonly bytesIn: Counter
+  readonly bytesOut: Counter
+  /** Bytes written to connections that closed; live ones are read at scrape time. */
+  bytesOutClosed = 0
+  private bytesOutReported = 0
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, liveBytesOut: () => number = () => 0) {
     const registers = [registry]
     this.connected = new Gauge({
       name: 'plantwatt_broker_connected_clients',
@@ -71,6 +75,18 @@ export class BrokerMetrics {
       name: 'plantwatt_broker_bytes_in_total',
       help: 'Bytes received from clients',
       registers,
+    })
+    const metrics = this
+    this.bytesOut = new Counter({
+      name: 'plantwatt_broker_bytes_out_total',
+      help: 'Bytes sent to clients',
+      registers,
+      // Sockets count what they wrote; adding it up at scrape time costs nothing per message.
+      collect() {
+        const total = metrics.bytesOutClosed + liveBytesOut()
+        if (total > metrics.bytesOutReported) this.inc(total - metrics.bytesOutReported)
+        metrics.bytesOutReported = total
+      },
     })
   }
 

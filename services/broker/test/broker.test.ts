@@ -103,5 +103,8 @@ describe('broker: device authentication and authority', () => {
     await broker.bus.publish(`sites/yibin/devices/${DEVICE}/down`, Buffer.from('{"type":"setpoint"}'), { qos: 1 })
     expect(await message).toBe('{"type":"setpoint"}')
     await device.endAsync()
+    // CONNACKs, SUBACKs and the command went out, and were counted.
+    expect(await metricValue(broker.metrics.bytesOut)).toBeGreaterThan(20)
+    expect(await metricValue(broker.metrics.messagesOut)).toBe(1)
   })
 })
