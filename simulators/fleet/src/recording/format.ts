@@ -1,0 +1,96 @@
+// The recording format of `plantwatt simulate --record FILE` and `plantwatt replay FILE`
+// (docs/recording-format.md): gzip-compressed NDJSON, one line per message as sent.
+//
+//   line 1:  {"format":"plantwatt-recording","version":1,"createdAt":"…","startS":…,"devices":…,"seed":…}
+//   then:    {"t":1732250000.25,"s":"yibin","d":"860100000000123","k":"up","p":"[{\"bn\":…}]"}
+//            {"t":…,"s":…,"d":…,"k":"up","b":"<base64>"}            (a payload that is not UTF-8 text, e.g. CBOR)
+//
+// `t` is the simulated epoch second at which the device transmitted; lines are in `t` order. The
+// payload is kept byte for byte, so a replay sends exactly what the devices sent.
+
+export const RECORDING_FORMAT = 'plantwatt-recording'
+export const RECORDING_VERSION = 1
+
+export interface RecordingHeader {
+  format: typeof RECORDING_FORMAT
+  version: typeof RECORDING_VERSION
+  createdAt: string
+  /** Simulated epoch seconds of the first moment recorded. */
+  startS: number
+  devices: number
+  seed?: number
+  /** Free-form description of what was simulated (plant size, faults). */
+  note?: string
+}
+
+export interface RecordedMessage {
+  /** Simulated epoch seconds of transmission. */
+  t: number
+  site: string
+  deviceId: string
+  kind: 'up' | 'ack'
+  payload: Buffer
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** One message as one line (without the newline). */
+export function encodeRecordLine(message: RecordedMessage): string {
+  let text: string | undefined
+  try {
+    text = utf8.decode(message.payload)
+  } catch {
+    text = undefined
+  }
+  const head = `{"t":${message.t},"s":${JSON.stringify(message.site)},"d":${JSON.stringify(message.deviceId)},"k":"${message.kind}"`
+  return text === undefined
+    ? `${head},"b":"${message.payload.toString('base64')}"}`
+    : `${head},"p":${JSON.stringify(text)}}`
+}
+
+export class RecordingFormatError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(`recording line ${line}: ${message}`)
+    this.name = 'RecordingFormatError'
+  }
+}
+
+export function decodeHeader(text: string): RecordingHeader {
+  let header: Partial<RecordingHeader>
+  try {
+    header = JSON.parse(text)
+  } catch {
+    throw new RecordingFormatError(1, 'the header is not JSON')
+  }
+  if (header.format !== RECORDING_FORMAT) throw new RecordingFormatError(1, 'not a plantwatt recording')
+  if (header.version !== RECORDING_VERSION) {
+    throw new RecordingFormatError(
+      1,
+      `version ${header.version} is not supported (this reader knows ${RECORDING_VERSION})`,
+    )
+  }
+  if (typeof header.startS !== 'number') throw new RecordingFormatError(1, 'the header has no startS')
+  return header as RecordingHeader
+}
+
+export function decodeRecordLine(text: string, lineNumber: number): RecordedMessage {
+  let raw: { t?: unknown; s?: unknown; d?: unknown; k?: unknown; p?: unknown; b?: unknown }
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    throw new RecordingFormatError(lineNumber, 'not JSON')
+  }
+  if (typeof raw.t !== 'number' || !Number.isFinite(raw.t)) throw new RecordingFormatError(lineNumber, 'no time "t"')
+  if (typeof raw.s !== 'string' || typeof raw.d !== 'string') {
+    throw new RecordingFormatError(lineNumber, 'no site "s" or device "d"')
+  }
+  if (raw.k !== 'up' && raw.k !== 'ack') throw new RecordingFormatError(lineNumber, '"k" must be "up" or "ack"')
+  let payload: Buffer
+  if (typeof raw.p === 'string') payload = Buffer.from(raw.p, 'utf8')
+  else if (typeof raw.b === 'string') payload = Buffer.from(raw.b, 'base64')
+  else throw new RecordingFormatError(lineNumber, 'no payload "p" or "b"')
+  return { t: raw.t, site: raw.s, deviceId: raw.d, kind: raw.k, payload }
+}
