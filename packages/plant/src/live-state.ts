@@ -2,6 +2,10 @@ import type { LiveFigures } from '@plantwatt/contract'
 import { gridIntensityAt } from './local-time.ts'
 import type { DeviceInfo, EquipmentNode, PlantIndex, ScopeNode } from './plant-index.ts'
 
+function roundTenth(value: number): number {
+  return Math.round(value * 10) / 10
+}
+
 export type EquipmentState = 'off' | 'idle' | 'running' | 'unknown'
 
 interface DeviceLatest {
@@ -94,7 +98,8 @@ export class LiveState {
     return {
       scope: node.scope,
       at,
-      powerW,
+      // Sums of readings at 0.1 W resolution, shown at that resolution (no float noise).
+      powerW: roundTenth(powerW),
       // Energy, carbon and demand accounting arrive with the event-time engine (issue 5);
       // until then these stand at zero rather than at an invented figure.
       energyTodayWh: 0,
@@ -102,7 +107,7 @@ export class LiveState {
       co2MarketTodayG: 0,
       gridGPerKWh: this.siteGridIntensity(node.siteId),
       pvShare: 0,
-      idle: { count: idleCount, powerW: idlePowerW },
+      idle: { count: idleCount, powerW: roundTenth(idlePowerW) },
       demand: null,
     }
   }

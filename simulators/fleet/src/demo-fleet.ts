@@ -1,13 +1,6 @@
-import {
-  deriveDevicePassword,
-  deviceTopic,
-  encodeSenmlJson,
-  type PlantModel,
-  type SenmlRecord,
-} from '@plantwatt/contract'
+import { deriveDevicePassword, deviceTopic, type PlantModel, type SetpointCommand } from '@plantwatt/contract'
 import mqtt, { type MqttClient } from 'mqtt'
-import { createEquipmentSim, type EquipmentSim, pvPowerW, stepEquipment } from './equipment-model.ts'
-import { createRng } from './plant-generator.ts'
+import { PlantSimulation } from './model/index.ts'
 
 export interface FleetOptions {
   plant: PlantModel
@@ -16,7 +9,7 @@ export interface FleetOptions {
   /** Seconds between a device's packs. */
   intervalS?: number
   seed?: number
-  /** Wall clock in epoch ms (readings carry it as their time). */
+  /** Wall clock in epoch ms: the demo runs in real time, so readings carry the time they are sent. */
   now?: () => number
   onError?: (error: unknown) => void
 }
@@ -24,6 +17,8 @@ export interface FleetOptions {
 export interface FleetStats {
   devices: number
   packsSent: number
+  acksSent: number
+  commandsReceived: number
   publishErrors: number
 }
 
@@ -34,133 +29,87 @@ export interface Fleet {
   stop(): Promise<void>
 }
 
-interface SimDevice {
-  id: string
-  site: string
-  /** The equipment this device meters, or undefined for site meters. */
-  equipment: EquipmentSim | undefined
-  /** Share of its equipment's power this device measures (sub-meters add up to the whole). */
-  share: number
-  role: 'equipment' | 'pv' | 'grid'
-  /** The first device of an equipment also reports its production counter. */
-  reportsOutput: boolean
-  client: MqttClient
-  energyWh: number
-  nextSendMs: number
-  lastSendMs: number
-}
-
 /**
- * The demo fleet behind `plantwatt up --demo`: every device of the plant is its own MQTT session
- * with its own derived password, publishing SenML packs of power and an energy counter.
- * One timer drives the whole fleet, never one per device.
+ * The demo fleet behind `plantwatt up --demo`: the plant simulation (simulators/fleet/src/model)
+ * in real time, every device its own mqtt.js session with its own derived password, listening on
+ * its `down` topic for setpoint commands and acknowledging them. A few hundred devices; for a
+ * whole plant the session engine (src/sessions) holds the sessions instead of mqtt.js clients.
  */
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const now = options.now ?? Date.now
-  const random = createRng(options.seed ?? 1)
-  const intervalMs = (options.intervalS ?? 5) * 1000
   const onError = options.onError ?? (() => {})
-  const stats: FleetStats = { devices: 0, packsSent: 0, publishErrors: 0 }
-  const equipment: EquipmentSim[] = []
-  const devices: SimDevice[] = []
-  const startMs = now()
-
-  const connect = (id: string): MqttClient => {
-    const client = mqtt.connect(options.brokerUrl, {
-      clientId: id,
-      username: id,
-      password: deriveDevicePassword(options.deviceSecret, id),
-      protocolVersion: 4,
-      keepalive: 120,
-      // Jittered reconnects, so a broker restart is not met by every device at once.
-      reconnectPeriod: 1000 + Math.floor(random() * 4000),
-    })
-    client.on('error', onError)
-    return client
-  }
+  const stats: FleetStats = { devices: 0, packsSent: 0, acksSent: 0, commandsReceived: 0, publishErrors: 0 }
+  const simulation = new PlantSimulation({
+    plant: options.plant,
+    seed: options.seed ?? 1,
+    startS: now() / 1000,
+    reportIntervalS: options.intervalS ?? 5,
+  })
+  const clients = new Map<string, MqttClient>()
 
   for (const site of options.plant.sites) {
-    const add = (id: string, role: SimDevice['role'], sim: EquipmentSim | undefined, share: number) => {
-      devices.push({
-        id,
-        site: site.id,
-        equipment: sim,
-        share,
-        role,
-        reportsOutput: sim !== undefined && sim.spec.devices[0] === id,
-        client: connect(id),
-        energyWh: Math.floor(random() * 1e6),
-        // Spread the first packs over one interval, as a real fleet's are.
-        nextSendMs: startMs + Math.floor(random() * intervalMs),
-        lastSendMs: startMs,
+    const ids = [
+      ...(site.meters?.pv ?? []),
+      ...(site.meters?.grid ?? []),
+      ...site.areas.flatMap((area) => area.lines.flatMap((line) => line.equipment.flatMap((e) => e.devices))),
+    ]
+    for (const id of ids) {
+      const down = deviceTopic(site.id, id, 'down')
+      const client = mqtt.connect(options.brokerUrl, {
+        clientId: id,
+        username: id,
+        password: deriveDevicePassword(options.deviceSecret, id),
+        protocolVersion: 4,
+        keepalive: 120,
+        // Jittered reconnects, so a broker restart is not met by every device at once.
+        reconnectPeriod: 1000 + Math.floor(Math.random() * 4000),
       })
+      client.on('connect', () => client.subscribe(down, { qos: 1 }))
+      client.on('message', (_topic, payload) => {
+        const command = parseCommand(payload)
+        if (!command) return
+        stats.commandsReceived++
+        simulation.receiveCommand(id, command, now() / 1000)
+      })
+      client.on('error', onError)
+      clients.set(id, client)
     }
-    for (const area of site.areas) {
-      for (const line of area.lines) {
-        for (const spec of line.equipment) {
-          const sim = createEquipmentSim(spec, startMs / 1000, random)
-          equipment.push(sim)
-          for (const id of spec.devices) add(id, 'equipment', sim, 1 / spec.devices.length)
-        }
-      }
-    }
-    for (const id of site.meters?.pv ?? []) add(id, 'pv', undefined, 1)
-    for (const id of site.meters?.grid ?? []) add(id, 'grid', undefined, 1)
   }
-  stats.devices = devices.length
-  // PV follows the first site's sun; the demo plant has one site.
-  const clock = new Intl.DateTimeFormat('en-GB', {
-    timeZone: options.plant.sites[0]?.timezone ?? 'UTC',
-    hour: 'numeric',
-    minute: 'numeric',
-    hourCycle: 'h23',
-  })
-  const localHourOf = (ms: number) => {
-    const [hour, minute] = clock.format(ms).split(':').map(Number)
-    return (hour ?? 0) + (minute ?? 0) / 60
-  }
-  const pvPeakW = equipment.reduce((sum, sim) => sum + sim.spec.ratedPowerW, 0) * 0.15
-  const cloudiness = random() * 0.5
+  stats.devices = clients.size
 
-  let lastTickMs = startMs
   const tick = () => {
-    const nowMs = now()
-    const elapsedS = (nowMs - lastTickMs) / 1000
-    lastTickMs = nowMs
-    for (const sim of equipment) stepEquipment(sim, nowMs / 1000, elapsedS, random)
-    const consumptionW = equipment.reduce((sum, sim) => sum + sim.powerW, 0)
-    const pvW = pvPowerW(localHourOf(nowMs), pvPeakW, cloudiness)
-    for (const device of devices) {
-      if (nowMs < device.nextSendMs || !device.client.connected) continue
-      const powerW =
-        device.role === 'pv'
-          ? pvW
-          : device.role === 'grid'
-            ? consumptionW - pvW
-            : device.equipment!.powerW * device.share
-      device.energyWh += (Math.max(0, powerW) * (nowMs - device.lastSendMs)) / 3_600_000
-      device.lastSendMs = nowMs
-      device.nextSendMs += intervalMs
-      const pack: SenmlRecord[] = [
-        { bn: `urn:dev:imei:${device.id}:`, bt: nowMs / 1000, n: 'power', u: 'W', v: Math.round(powerW * 10) / 10 },
-        { n: 'energy', u: 'Wh', s: Math.round(device.energyWh * 10) / 10 },
-      ]
-      if (device.reportsOutput) pack.push({ n: 'output', u: 'count', s: Math.floor(device.equipment!.output) })
-      device.client.publish(deviceTopic(device.site, device.id, 'up'), encodeSenmlJson(pack), { qos: 1 }, (error) => {
+    for (const message of simulation.advanceTo(now() / 1000)) {
+      const client = clients.get(message.deviceId)
+      if (!client) continue
+      const topic = deviceTopic(message.site, message.deviceId, message.kind)
+      // Payloads are views into the simulation's shared buffers: copy before mqtt.js queues them.
+      client.publish(topic, Buffer.from(message.payload), { qos: 1 }, (error) => {
         if (error) stats.publishErrors++
+        else if (message.kind === 'ack') stats.acksSent++
         else stats.packsSent++
       })
     }
   }
-  const timer = setInterval(tick, 250)
+  const timer = setInterval(tick, 200)
   timer.unref()
 
   return {
     stats,
-    connected: () => devices.reduce((count, device) => count + (device.client.connected ? 1 : 0), 0),
+    connected: () => [...clients.values()].reduce((count, client) => count + (client.connected ? 1 : 0), 0),
     async stop() {
       clearInterval(timer)
-      await Promise.all(devices.map((device) => device.client.endAsync(true)))
+      await Promise.all([...clients.values()].map((client) => client.endAsync(true)))
     },
+  }
+}
+
+function parseCommand(payload: Buffer): SetpointCommand | undefined {
+  try {
+    const value = JSON.parse(payload.toString('utf8')) as Partial<SetpointCommand>
+    if (value.type !== 'setpoint' || typeof value.id !== 'string' || typeof value.name !== 'string') return undefined
+    if (typeof value.value !== 'number' || !Number.isFinite(value.value)) return undefined
+    return value as SetpointCommand
+  } catch {
+    return undefined
   }
 }
