@@ -14,7 +14,7 @@ export interface FleetOptions {
   onError?: (error: unknown) => void
 }
 
-export interface FleetStats {
+export interface DemoFleetStats {
   devices: number
   packsSent: number
   acksSent: number
@@ -23,7 +23,7 @@ export interface FleetStats {
 }
 
 export interface Fleet {
-  readonly stats: FleetStats
+  readonly stats: DemoFleetStats
   /** Devices whose MQTT session is up now. */
   connected(): number
   stop(): Promise<void>
@@ -38,7 +38,7 @@ export interface Fleet {
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const now = options.now ?? Date.now
   const onError = options.onError ?? (() => {})
-  const stats: FleetStats = { devices: 0, packsSent: 0, acksSent: 0, commandsReceived: 0, publishErrors: 0 }
+  const stats: DemoFleetStats = { devices: 0, packsSent: 0, acksSent: 0, commandsReceived: 0, publishErrors: 0 }
   const simulation = new PlantSimulation({
     plant: options.plant,
     seed: options.seed ?? 1,

@@ -1,0 +1,7 @@
+export * from './devices.ts'
+export * from './engine.ts'
+export * from './latency.ts'
+export * from './payload.ts'
+export * from './runner.ts'
+export * from './types.ts'
+export type { WorkerEngineOptions, WorkerProcessInfo } from './worker-protocol.ts'
