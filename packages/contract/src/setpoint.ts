@@ -30,3 +30,18 @@ export function parseSetpointAck(payload: Uint8Array): SetpointAck | undefined {
   if (status === 'rejected') return { id, status, reason: typeof reason === 'string' ? reason : '' }
   return undefined
 }
+
+/** Parses a setpoint downlink as a device receives it; undefined when it is not one. */
+export function parseSetpointCommand(payload: Uint8Array): SetpointCommand | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(payload).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null) return undefined
+  const { type, id, name, value: setpoint, issuedAt } = value as Record<string, unknown>
+  if (type !== 'setpoint' || typeof id !== 'string' || id.length === 0 || typeof name !== 'string') return undefined
+  if (typeof setpoint !== 'number' || !Number.isFinite(setpoint)) return undefined
+  return { type, id, name, value: setpoint, issuedAt: typeof issuedAt === 'number' ? issuedAt : 0 }
+}

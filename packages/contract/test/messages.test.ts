@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { DEVICE_ID_PATTERN, deriveDevicePassword, NODE_ID_PATTERN } from '../src/device-auth.ts'
-import { encodeSetpointCommand, parseSetpointAck } from '../src/setpoint.ts'
+import { encodeSetpointCommand, parseSetpointAck, parseSetpointCommand } from '../src/setpoint.ts'
 import { deviceTopic, parseDeviceTopic } from '../src/topics.ts'
 import { parseClientFrame } from '../src/ws-frames.ts'
 
@@ -50,6 +50,14 @@ describe('setpoint messages (CONTRACT.md §3)', () => {
   it('encodes a command as the contract shows it', () => {
     const command = { type: 'setpoint' as const, id: '7f0c', name: 'fan_hz', value: 42, issuedAt: 1732250000 }
     expect(JSON.parse(encodeSetpointCommand(command).toString())).toEqual(command)
+  })
+
+  it('parses a command as a device receives it and refuses anything else', () => {
+    const command = { type: 'setpoint' as const, id: '7f0c', name: 'fan_hz', value: 42, issuedAt: 1732250000 }
+    expect(parseSetpointCommand(encodeSetpointCommand(command))).toEqual(command)
+    for (const bad of ['', '{}', '{"type":"setpoint","id":"x","name":"fan_hz","value":"42"}', '{"type":"reboot"}']) {
+      expect(parseSetpointCommand(Buffer.from(bad))).toBeUndefined()
+    }
   })
 
   it('parses applied and rejected acks and refuses anything else', () => {

@@ -1,11 +1,23 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path'
 import { deriveDevicePassword } from '@plantwatt/contract'
-import { generatePlant } from '@plantwatt/fleet'
+import { generatePlant, parseDuration, parseSpeed } from '@plantwatt/fleet'
 import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@plantwatt/runtime'
 import { Command, Option } from 'commander'
 import { demoPlant } from './demo-plant.ts'
-import { parseCount, parseDeviceId, parseFlag, parseHost, parsePort, parseUrl } from './option-parsers.ts'
+import { replayCommand, simulateCommand } from './fleet-commands.ts'
+import {
+  asOption,
+  parseBrokerList,
+  parseCount,
+  parseDeviceId,
+  parseFlag,
+  parseHost,
+  parsePort,
+  parsePositiveNumber,
+  parseTime,
+  parseUrl,
+} from './option-parsers.ts'
 import { type RoleContext, type RunningRole, runBroker, runGateway, runProcessor } from './roles.ts'
 import { up } from './up.ts'
 
@@ -165,6 +177,67 @@ program
     const secret = await loadDeviceSecret(resolve(opts.dataDir), process.env.PLANTWATT_DEVICE_SECRET || undefined)
     process.stdout.write(`${deriveDevicePassword(secret, id)}\n`)
   })
+
+/** Options that simulate and replay share. */
+function fleetOptions(command: Command): Command {
+  return command
+    .addOption(
+      envOption(
+        '--speed <x>',
+        'simulated time per wall-clock time: a number, or max (as fast as the broker takes)',
+        'PLANTWATT_SPEED',
+      )
+        .default(1)
+        .argParser(asOption(parseSpeed)),
+    )
+    .addOption(
+      envOption(
+        '--broker <urls>',
+        'MQTT broker(s), comma-separated (sessions shared round-robin), or none',
+        'PLANTWATT_BROKER',
+      )
+        .default([{ host: '127.0.0.1', port: 1883 }], 'mqtt://127.0.0.1:1883')
+        .argParser(parseBrokerList),
+    )
+    .addOption(dataDirOption().default(DEFAULT_DATA_DIR, `${DEFAULT_DATA_DIR} (the broker's, for the device secret)`))
+    .option('--workers <n>', 'worker processes (default: one per 10,000 devices)', parseCount(1, 64))
+    .option('--connect-rate <n>', 'new connections per second over the fleet (default 2000)', parseCount(1, 100_000))
+}
+
+fleetOptions(
+  program
+    .command('simulate')
+    .description('the NB-IoT fleet simulator: every device its own MQTT session, a JSON summary at the end')
+    .addOption(options.plant())
+    .option('--devices <n>', 'simulate about N devices of the plant (whole lines)', parseCount(1, 100_000))
+    .option('--seed <s>', 'random seed: the same seed gives the same run', parseCount(0, 2 ** 32 - 1), 1)
+    .option(
+      '--duration <d>',
+      'simulated time to run: 600, 10m, 24h (default: until Ctrl-C at speed ≤ 1, else 1h)',
+      asOption(parseDuration),
+    )
+    .option(
+      '--start <time>',
+      'simulated start, ISO 8601 or epoch seconds (default: so that no reading lies in the future)',
+      parseTime,
+    )
+    .option('--interval <s>', "seconds between a device's readings", parsePositiveNumber, 1)
+    .option('--faults <preset|file>', 'NB-IoT behaviour: none, nbiot, or a JSON file of fault options', 'nbiot')
+    .option('--record <file>', 'write every message as sent (gzip NDJSON, docs/recording-format.md)')
+    .option('--truth <file>', 'write the ground truth (JSON): energy per minute, idle episodes, feasible setpoints'),
+).action(async (opts) => {
+  const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
+  await simulateCommand({ ...opts, plant })
+})
+
+fleetOptions(
+  program
+    .command('replay')
+    .description('replay a recording byte for byte, each device its own MQTT session')
+    .argument('<file>', 'a recording of plantwatt simulate --record'),
+).action(async (file: string, opts) => {
+  await replayCommand(file, opts)
+})
 
 const plantCommand = program.command('plant').description('plant model tools')
 plantCommand

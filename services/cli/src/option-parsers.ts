@@ -52,3 +52,49 @@ export function parseFlag(value: string | undefined): boolean {
   if (['0', 'false', 'no', 'off'].includes(normalised)) return false
   throw new InvalidArgumentError(`"${value}" is not a yes/no value (1, 0, true, false)`)
 }
+
+/** Wraps a parser that throws RangeError (the fleet's) into commander's error. */
+export function asOption<T>(parse: (value: string) => T) {
+  return (value: string): T => {
+    try {
+      return parse(value)
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message)
+    }
+  }
+}
+
+/**
+ * `mqtt://host:port[,mqtt://host:port…]` (several brokers share the sessions), or `none`: an
+ * empty list (commander does not pass a parser's null through).
+ */
+export function parseBrokerList(value: string): { host: string; port: number }[] {
+  if (value.trim() === 'none') return []
+  return value.split(',').map((item) => {
+    let url: URL
+    try {
+      url = new URL(item.trim())
+    } catch {
+      throw new InvalidArgumentError(`"${item}" is not a broker URL (mqtt://host:port)`)
+    }
+    if (url.protocol !== 'mqtt:' && url.protocol !== 'tcp:') {
+      throw new InvalidArgumentError(`"${item}": the simulator speaks MQTT over TCP (mqtt://host:port)`)
+    }
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? 1883 : Number(url.port) }
+  })
+}
+
+/** An ISO 8601 time or epoch seconds, as epoch seconds. */
+export function parseTime(value: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(value) ? Number(value) : Date.parse(value) / 1000
+  if (!Number.isFinite(seconds)) throw new InvalidArgumentError(`"${value}" is not an ISO 8601 time or epoch seconds`)
+  return seconds
+}
+
+export function parsePositiveNumber(value: string): number {
+  const number = Number(value)
+  if (value.trim() === '' || !Number.isFinite(number) || number <= 0) {
+    throw new InvalidArgumentError(`"${value}" is not a number above 0`)
+  }
+  return number
+}

@@ -1,4 +1,4 @@
-import { deriveDevicePassword, deviceTopic, type PlantModel, type SetpointCommand } from '@plantwatt/contract'
+import { deriveDevicePassword, deviceTopic, type PlantModel, parseSetpointCommand } from '@plantwatt/contract'
 import mqtt, { type MqttClient } from 'mqtt'
 import { PlantSimulation } from './model/index.ts'
 
@@ -66,7 +66,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       })
       client.on('connect', () => client.subscribe(down, { qos: 1 }))
       client.on('message', (_topic, payload) => {
-        const command = parseCommand(payload)
+        const command = parseSetpointCommand(payload)
         if (!command) return
         stats.commandsReceived++
         simulation.receiveCommand(id, command, now() / 1000)
@@ -100,16 +100,5 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       clearInterval(timer)
       await Promise.all([...clients.values()].map((client) => client.endAsync(true)))
     },
-  }
-}
-
-function parseCommand(payload: Buffer): SetpointCommand | undefined {
-  try {
-    const value = JSON.parse(payload.toString('utf8')) as Partial<SetpointCommand>
-    if (value.type !== 'setpoint' || typeof value.id !== 'string' || typeof value.name !== 'string') return undefined
-    if (typeof value.value !== 'number' || !Number.isFinite(value.value)) return undefined
-    return value as SetpointCommand
-  } catch {
-    return undefined
   }
 }

@@ -1,4 +1,5 @@
 export * from './demo-fleet.ts'
 export * from './model/index.ts'
 export * from './plant-generator.ts'
+export * from './run/index.ts'
 export * from './sessions/index.ts'

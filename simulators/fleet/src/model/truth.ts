@@ -56,7 +56,7 @@ export interface GroundTruth {
   idleEpisodes(): IdleEpisode[]
   /** Least feasible setpoint of each tuned equipment over time (step series). */
   feasibleSetpoints(): FeasibleSetpoints[]
-  toJSON(): unknown
+  toJSON(): TruthJson
   /** Scopes of the equipment this truth covers. */
   equipmentScopes(): string[]
   /** Total true energy of an equipment from its first sample to its latest one (Wh). */

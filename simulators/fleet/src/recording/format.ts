@@ -21,6 +21,11 @@ export interface RecordingHeader {
   seed?: number
   /** Free-form description of what was simulated (plant size, faults). */
   note?: string
+  /**
+   * Every device of the run by site (site id → device ids), so a replay opens each device's
+   * session before the first message; without it the replay reads the file once to find them.
+   */
+  sites?: Record<string, string[]>
 }
 
 export interface RecordedMessage {
@@ -74,6 +79,16 @@ export function decodeHeader(text: string): RecordingHeader {
   }
   if (typeof header.startS !== 'number') throw new RecordingFormatError(1, 'the header has no startS')
   return header as RecordingHeader
+}
+
+/**
+ * The `t` of a message line without parsing the rest: lines start `{"t":<number>,` as
+ * encodeRecordLine writes them. NaN when the line does not.
+ */
+export function recordLineTime(text: string): number {
+  if (!text.startsWith('{"t":')) return Number.NaN
+  const end = text.indexOf(',', 5)
+  return end < 0 ? Number.NaN : Number(text.slice(5, end))
 }
 
 export function decodeRecordLine(text: string, lineNumber: number): RecordedMessage {

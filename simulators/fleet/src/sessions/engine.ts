@@ -48,6 +48,21 @@ export interface SessionEngineOptions {
   /** Period of the engine's one timer. Default 20 ms. */
   tickMs?: number
   payload?: PayloadFactory
+  /**
+   * Driven mode: the engine publishes nothing of its own; the caller hands each session its
+   * messages with send() (the plant simulation, a replay). A message waits in its session's
+   * outbox while the session is not connected or has `maxInflightPerSession` unacknowledged; a
+   * QoS 1 message whose connection drops before its PUBACK is sent again (DUP) after the
+   * reconnect, as a device does. Default false.
+   */
+  driven?: boolean
+  /** Driven mode: most messages one outbox holds; beyond, the oldest waiting is dropped and counted. Default 10,000. */
+  maxOutboxPerSession?: number
+  /**
+   * When given, each session subscribes to its `down` topic (QoS 1) after every CONNACK, and
+   * every PUBLISH it receives is handed here (after its PUBACK is sent).
+   */
+  onDownlink?: (device: FleetDevice, payload: Buffer) => void
   /** Wall clock in epoch ms (payload times, stats times). */
   now?: () => number
   random?: () => number
@@ -71,6 +86,15 @@ const SWEEP_PERIOD_MS = 1000
 /** Distinct socket error codes kept in the stats; a run never sees more than a handful. */
 const MAX_ERROR_CODES = 32
 
+/** A driven-mode message waiting in, or sent from, a session's outbox. */
+interface Outgoing {
+  topic: string
+  payload: Buffer
+  /** 0 until first sent; then its packet id (kept for the DUP resend after a reconnect). */
+  messageId: number
+  sentAtPerf: number
+}
+
 const PINGREQ = mqttPacket.generate({ cmd: 'pingreq' })
 const DISCONNECT = mqttPacket.generate({ cmd: 'disconnect' })
 
@@ -90,6 +114,9 @@ class Session {
   /** Packet ids and send times (performance.now) of QoS 1 publishes awaiting PUBACK, oldest first. */
   inflightIds: number[] | null = null
   inflightAt: number[] | null = null
+  /** Driven mode: messages not yet acknowledged, oldest first; the first `sent` are in flight. */
+  outbox: Outgoing[] | null = null
+  sent = 0
 
   constructor(
     readonly index: number,
@@ -139,6 +166,9 @@ export class SessionEngine {
   private readonly ackTimeoutMs: number
   private readonly tickMs: number
   private readonly payload: PayloadFactory
+  private readonly driven: boolean
+  private readonly maxOutbox: number
+  private readonly onDownlink: ((device: FleetDevice, payload: Buffer) => void) | undefined
   private readonly now: () => number
   private readonly random: () => number
 
@@ -158,9 +188,12 @@ export class SessionEngine {
     this.ackTimeoutMs = positive('ackTimeoutMs', options.ackTimeoutMs ?? 30_000)
     this.tickMs = positive('tickMs', options.tickMs ?? 20)
     this.payload = options.payload ?? fourRecordPack
+    this.driven = options.driven ?? false
+    this.maxOutbox = positive('maxOutboxPerSession', options.maxOutboxPerSession ?? 10_000)
+    this.onDownlink = options.onDownlink
     this.now = options.now ?? Date.now
     this.random = options.random ?? Math.random
-    this.publishing = options.publishing ?? true
+    this.publishing = !this.driven && (options.publishing ?? true)
     // Up to two ticks' worth of connects at once: smooth pacing, yet the rate is reached.
     this.connectBurst = Math.max(1, (2 * this.connectRatePerS * this.tickMs) / 1000)
 
@@ -205,6 +238,33 @@ export class SessionEngine {
     }
   }
 
+  /**
+   * Driven mode: queues one message of session `index` (its position in `devices`) on its `up`
+   * or `ack` topic and sends it as soon as the session can.
+   */
+  send(index: number, kind: 'up' | 'ack', payload: Buffer): void {
+    if (!this.driven) throw new Error('send() needs an engine in driven mode')
+    const session = this.sessions[index]
+    if (!session) throw new RangeError(`no session ${index}`)
+    if (this.stopping) return
+    const topic = kind === 'up' ? session.topic : deviceTopic(session.device.site, session.device.id, kind)
+    session.outbox ??= []
+    const outbox = session.outbox
+    outbox.push({ topic, payload, messageId: 0, sentAtPerf: 0 })
+    this.counters.queued++
+    if (outbox.length > this.maxOutbox && outbox.length > session.sent) {
+      outbox.splice(session.sent, 1)
+      this.counters.queued--
+      this.counters.outboxDropped++
+    }
+    this.flushOutbox(session)
+  }
+
+  /** Driven mode: messages queued or in flight, over every session. */
+  backlog(): number {
+    return this.counters.queued + this.counters.inflight
+  }
+
   /** A snapshot of the counters. */
   stats(): SessionStats {
     const c = this.counters
@@ -217,6 +277,7 @@ export class SessionEngine {
    * its side, not on the generator's source ports), and destroys what is left.
    */
   stop(options: { drainMs?: number; closeMs?: number } = {}): Promise<SessionStats> {
+    // (Driven mode: outboxes are drained too, within drainMs.)
     this.stopped ??= this.shutdown(options.drainMs ?? 2000, options.closeMs ?? 2000)
     return this.stopped
   }
@@ -224,7 +285,7 @@ export class SessionEngine {
   private async shutdown(drainMs: number, closeMs: number): Promise<SessionStats> {
     this.publishing = false
     const drainUntil = Date.now() + drainMs
-    while (this.counters.inflight > 0 && Date.now() < drainUntil) await sleep(20)
+    while (this.backlog() > 0 && Date.now() < drainUntil) await sleep(20)
     this.counters.unackedAtStop = this.counters.inflight
     this.stopping = true
     this.waiting.clear()
@@ -338,6 +399,11 @@ export class SessionEngine {
     socket.on('data', (chunk: Buffer) => this.onData(session, socket, chunk))
     socket.on('error', (error: NodeJS.ErrnoException) => this.countError(error.code ?? 'unknown'))
     socket.on('close', () => this.onClose(session, socket))
+    if (this.driven) {
+      socket.on('drain', () => {
+        if (session.socket === socket) this.flushOutbox(session)
+      })
+    }
   }
 
   private onData(session: Session, socket: Socket, chunk: Buffer): void {
@@ -401,6 +467,8 @@ export class SessionEngine {
           c.lastConnackAt = at
           recordMs(this.connectLatency, performance.now() - session.startedAtPerf)
           if (c.allConnectedAt === 0 && c.connected === c.sessions) c.allConnectedAt = at
+          if (this.onDownlink) this.subscribeDown(session)
+          if (this.driven) this.flushOutbox(session)
         } else {
           const code = String(packet.returnCode ?? 'unknown')
           c.refused[code] = (c.refused[code] ?? 0) + 1
@@ -409,6 +477,7 @@ export class SessionEngine {
         return
       }
       case 'puback':
+        if (this.driven) return this.acknowledgeOutbox(session, packet.messageId ?? -1)
         return this.acknowledge(session, packet.messageId ?? -1)
       case 'pingresp':
         session.pingSentAt = 0
@@ -420,6 +489,7 @@ export class SessionEngine {
           session.socket.write(puback)
           c.bytesOut += puback.length
         }
+        this.onDownlink?.(session.device, packet.payload as Buffer)
         return
       }
       default:
@@ -470,6 +540,81 @@ export class SessionEngine {
     }
   }
 
+  /** Driven mode: writes what the session may send now, oldest first. */
+  private flushOutbox(session: Session): void {
+    const outbox = session.outbox
+    const socket = session.socket
+    if (outbox === null || session.state !== CONNECTED || !socket) return
+    const c = this.counters
+    const perf = performance.now()
+    while (session.sent < outbox.length && session.sent < this.maxInflight) {
+      if (socket.writableLength > MAX_BUFFERED_BYTES) {
+        // Resumed by the socket's 'drain'.
+        c.skipped.backpressure++
+        return
+      }
+      const item = outbox[session.sent]!
+      const resend = item.messageId !== 0
+      let messageId: number | undefined
+      if (this.qos === 1) {
+        messageId = session.nextPacketId
+        session.nextPacketId = messageId === 65_535 ? 1 : messageId + 1
+      }
+      const packet = mqttPacket.generate({
+        cmd: 'publish',
+        topic: item.topic,
+        payload: item.payload,
+        qos: this.qos,
+        dup: resend,
+        retain: false,
+        messageId,
+      })
+      socket.write(packet)
+      c.bytesOut += packet.length
+      c.published++
+      c.queued--
+      if (resend) c.resent++
+      session.lastSentAt = this.now()
+      if (messageId === undefined) {
+        outbox.shift()
+        continue
+      }
+      item.messageId = messageId
+      item.sentAtPerf = perf
+      session.sent++
+      c.inflight++
+    }
+  }
+
+  private acknowledgeOutbox(session: Session, messageId: number): void {
+    const outbox = session.outbox
+    if (outbox === null) return
+    let k = 0
+    while (k < session.sent && outbox[k]!.messageId !== messageId) k++
+    if (k === session.sent) return
+    const item = outbox[k]!
+    outbox.splice(k, 1)
+    session.sent--
+    this.counters.inflight--
+    this.counters.acked++
+    recordMs(this.latency, performance.now() - item.sentAtPerf)
+    this.flushOutbox(session)
+  }
+
+  private subscribeDown(session: Session): void {
+    const socket = session.socket
+    if (!socket) return
+    const messageId = session.nextPacketId
+    session.nextPacketId = messageId === 65_535 ? 1 : messageId + 1
+    const packet = mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId,
+      subscriptions: [{ topic: deviceTopic(session.device.site, session.device.id, 'down'), qos: 1 }],
+    })
+    socket.write(packet)
+    this.counters.bytesOut += packet.length
+  }
+
   private acknowledge(session: Session, messageId: number): void {
     const ids = session.inflightIds
     if (ids === null) return
@@ -508,7 +653,7 @@ export class SessionEngine {
       session.lastSentAt = at
     }
     const times = session.inflightAt
-    if (times !== null && times.length > 0 && perf - times[0]! > this.ackTimeoutMs) {
+    if (!this.driven && times !== null && times.length > 0 && perf - times[0]! > this.ackTimeoutMs) {
       let expired = 0
       while (expired < times.length && perf - times[expired]! > this.ackTimeoutMs) expired++
       times.splice(0, expired)
@@ -530,6 +675,12 @@ export class SessionEngine {
     } else if (session.state === CONNECTED) {
       c.connected--
       if (!this.stopping) c.disconnects++
+    }
+    if (session.sent > 0) {
+      // Driven mode: what was in flight waits again, to be resent (DUP) after the reconnect.
+      c.inflight -= session.sent
+      c.queued += session.sent
+      session.sent = 0
     }
     const lost = session.inflightIds?.length ?? 0
     if (lost > 0) {

@@ -53,6 +53,12 @@ export interface SessionStats {
   ackTimeouts: number
   /** QoS 1 publishes still without PUBACK when stop() gave up waiting. */
   unackedAtStop: number
+  /** Driven mode, now: messages waiting in outboxes (not connected, or in-flight window full). */
+  queued: number
+  /** Driven mode: messages dropped from a full outbox, oldest first. */
+  outboxDropped: number
+  /** Driven mode: QoS 1 publishes sent again (DUP) after their connection dropped before PUBACK. */
+  resent: number
   skipped: SkippedCounts
   /** PUBLISH packets received (downlinks). */
   received: number
@@ -87,6 +93,9 @@ export function emptyStats(sessions = 0): SessionStats {
     inflightLost: 0,
     ackTimeouts: 0,
     unackedAtStop: 0,
+    queued: 0,
+    outboxDropped: 0,
+    resent: 0,
     skipped: { notConnected: 0, inflightFull: 0, backpressure: 0, late: 0 },
     received: 0,
     pings: 0,
@@ -117,6 +126,9 @@ export function addStats(into: SessionStats, from: SessionStats): void {
     'inflightLost',
     'ackTimeouts',
     'unackedAtStop',
+    'queued',
+    'outboxDropped',
+    'resent',
     'received',
     'pings',
     'pingTimeouts',

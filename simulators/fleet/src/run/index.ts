@@ -1,0 +1,8 @@
+export * from './clock.ts'
+export type { RunPhase, RunProgress } from './coordinator.ts'
+export * from './faults.ts'
+export * from './plant-subset.ts'
+export { partOf } from './replay-job.ts'
+export * from './simulate.ts'
+export * from './summary.ts'
+export * from './truth-merge.ts'
