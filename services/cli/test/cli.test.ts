@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { validatePlant } from '@plantwatt/contract'
@@ -74,5 +74,35 @@ describe('plantwatt plant generate', () => {
       (site.meters?.pv?.length ?? 0) +
       (site.meters?.grid?.length ?? 0)
     expect(devices).toBe(120)
+  })
+})
+
+describe('plantwatt simulate', () => {
+  it('records a run at full speed without a broker, with its ground truth and a JSON summary', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plantwatt-cli-'))
+    const generated = await runCli(['plant', 'generate', '--devices', '40', '--seed', '5'])
+    const plantFile = join(dir, 'plant.json')
+    await writeFile(plantFile, generated.stdout)
+    const record = join(dir, 'run.ndjson.gz')
+    const truth = join(dir, 'truth.json')
+    const args = ['simulate', '--plant', plantFile, '--speed', 'max', '--duration', '5m', '--broker', 'none']
+    const result = await runCli([...args, '--record', record, '--truth', truth, '--start', '2025-03-04T02:00:00Z'])
+    expect(result.code).toBe(0)
+    const summary = JSON.parse(result.stdout)
+    expect(summary).toMatchObject({ command: 'simulate', devices: 40, speed: 'max', record: { file: record } })
+    expect(summary.simulated.start).toBe('2025-03-04T02:00:00.000Z')
+    expect(summary.record.messages).toBeGreaterThan(40 * 60)
+    const truthJson = JSON.parse(await readFile(truth, 'utf8'))
+    expect(truthJson.equipment.length).toBeGreaterThan(0)
+    expect(truthJson.untilS).toBeGreaterThanOrEqual(Date.UTC(2025, 2, 4, 2, 5) / 1000 - 1)
+  })
+
+  it('refuses a bad speed and an unknown fault preset', async () => {
+    const badSpeed = await runCli(['simulate', '--speed', 'fast', '--duration', '1m', '--broker', 'none'])
+    expect(badSpeed.code).not.toBe(0)
+    expect(badSpeed.stderr).toMatch(/fast/)
+    const badFaults = await runCli(['simulate', '--faults', 'sometimes', '--duration', '1m', '--broker', 'none'])
+    expect(badFaults.code).not.toBe(0)
+    expect(badFaults.stderr).toMatch(/sometimes/)
   })
 })
