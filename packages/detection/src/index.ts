@@ -1,1 +1,7 @@
-export {}
+export { type AckResult, AlertBook, type AlertBookJson, type RaiseInput } from './alert-book.ts'
+export { alertId } from './alert-id.ts'
+export { Detection, type DetectionCheckpoint, type DetectionPorts, SEVERITY } from './detection.ts'
+export type { EquipmentState, ThresholdsInForce } from './equipment.ts'
+export { EventLog, type EventLogJson, type Scoped, type Sequenced, type SinceResult } from './event-log.ts'
+export type { DeviceStatus } from './offline.ts'
+export { DEFAULT_OPTIONS, type DetectionOptions, resolveOptions } from './options.ts'

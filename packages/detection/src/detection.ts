@@ -1,0 +1,364 @@
+// Detection of one plant (issue 5): equipment state, idle episodes, offline devices and
+// over-consumption, turned into alerts with a lifecycle and a sequenced event log. Pure: no clock,
+// no I/O; event time comes in as epoch seconds on the readings (CONTRACT.md §2), alert times leave
+// in ms (§5).
+//
+// Per site: the site clock (the latest reading time seen, or a later one the processor passes to
+// advance), a reorder buffer releasing power and output readings in time order up to the watermark
+// site clock − latenessS (so results depend only on the set of readings, §7), and an offline tracker
+// judged on the same watermark. A power/output reading that arrives behind the watermark — later
+// than §7's lateness bound — is processed as it arrives: it updates its device's latest value if it
+// is newer than that, and the equipment steps at max(its time, the equipment's latest step).
+
+import type { Alert, Reading } from '@plantwatt/contract'
+import type { DeviceInfo, EquipmentNode, PlantIndex, SiteInfo } from '@plantwatt/plant'
+import { type AckResult, AlertBook, type AlertBookJson } from './alert-book.ts'
+import type { AnomalyTransition } from './anomaly.ts'
+import {
+  EquipmentDetector,
+  type EquipmentJson,
+  type EquipmentState,
+  MEASURE_OUTPUT,
+  MEASURE_POWER,
+  type StepResult,
+  type ThresholdsInForce,
+} from './equipment.ts'
+import { EventLog, type Sequenced, type SinceResult } from './event-log.ts'
+import type { IdleTransition } from './idle-machine.ts'
+import { type DeviceStatus, type OfflineEvent, type OfflineJson, OfflineTracker } from './offline.ts'
+import { type DetectionOptions, resolveOptions } from './options.ts'
+import { type BufferJson, ReorderBuffer } from './reorder-buffer.ts'
+
+/** What detection needs from the rest of the processor. */
+export interface DetectionPorts {
+  /** Energy (Wh) and location-based CO2 (g) of a scope between two event times (s). */
+  energyBetween(scope: string, fromS: number, toS: number): { wh: number; co2G: number }
+  /**
+   * An idle span of an equipment: called at the raise with endS undefined (open since startS), and
+   * at the clear with its end. Accounting attributes idleWh from it.
+   */
+  onIdleSpan(scope: string, startS: number, endS: number | undefined): void
+}
+
+/** Severity per kind: idle and offline are `warning` (waste and blindness, not danger); anomaly is
+ * `warning`, or `critical` far above its baseline (a fault drawing power). */
+export const SEVERITY = Object.freeze({ idle: 'warning', offline: 'warning' } as const)
+
+/** Equipment, device slot and measurement packed into the buffer's tie-break order. */
+const SLOTS = 2048
+const ORDER_PER_EQUIPMENT = SLOTS * 2
+
+interface SiteState {
+  info: SiteInfo
+  clockS: number
+  /** Readings before this time have been released. */
+  watermarkS: number
+  buffer: ReorderBuffer
+  offline: OfflineTracker
+  equipment: EquipmentDetector[]
+}
+
+export interface DetectionCheckpoint {
+  format: 'plantwatt-detection'
+  version: 1
+  sites: {
+    id: string
+    clockS: number | null
+    watermarkS: number | null
+    buffer: BufferJson
+    offline: OfflineJson
+    equipment: EquipmentJson[]
+  }[]
+  alerts: AlertBookJson
+}
+
+const fin = (x: number) => (Number.isFinite(x) ? x : null)
+
+export class Detection {
+  readonly options: Readonly<DetectionOptions>
+  /** The alert book: other producers of alerts (constraint, command) raise through it too, so all
+   * alerts share one `seq` (CONTRACT.md §5). */
+  readonly alerts: AlertBook
+  private readonly sites = new Map<string, SiteState>()
+  /** Idle equipment now per scope (§5 `live.idle`): count and summed power, kept incrementally. */
+  private readonly idleByScope = new Map<string, { count: number; powerW: number }>()
+  private readonly idleContribW = new Map<EquipmentDetector, number>()
+  private readonly popped = new Float64Array(3)
+
+  constructor(
+    readonly plant: PlantIndex,
+    private readonly ports: DetectionPorts,
+    options?: Partial<DetectionOptions>,
+    log?: EventLog<Alert>,
+  ) {
+    this.options = resolveOptions(options)
+    this.alerts = new AlertBook(log ?? new EventLog<Alert>(this.options.eventLogCapacity), this.options.flapWindowS)
+    for (const info of plant.sites.values()) {
+      this.sites.set(info.spec.id, {
+        info,
+        clockS: Number.NEGATIVE_INFINITY,
+        watermarkS: Number.NEGATIVE_INFINITY,
+        buffer: new ReorderBuffer(),
+        offline: new OfflineTracker(info.offlineAfterS),
+        equipment: info.equipment.map((node) => {
+          if (node.spec.devices.length > SLOTS) throw new RangeError(`${node.scope}: more than ${SLOTS} devices`)
+          return new EquipmentDetector(node, this.options)
+        }),
+      })
+    }
+  }
+
+  /** One accepted reading of a device of this plant, in arrival order. */
+  observe(device: DeviceInfo, reading: Reading): void {
+    const site = this.sites.get(device.siteId)
+    if (!site) return
+    const tS = reading.time
+    const late = site.offline.observe(device.deviceId, tS)
+    if (late) this.offlineEvent(site, late)
+    const node = device.equipment
+    if (node !== undefined) {
+      const measure = reading.name === 'power' ? MEASURE_POWER : reading.name === 'output' ? MEASURE_OUTPUT : -1
+      if (measure >= 0) {
+        const eq = site.equipment[node.index]!
+        const slot = eq.slots.get(device.deviceId)
+        if (slot !== undefined) {
+          if (tS < site.watermarkS) {
+            eq.apply(slot, measure, tS, reading.value)
+            this.stepped(eq, eq.step(tS))
+          } else site.buffer.push(tS, node.index * ORDER_PER_EQUIPMENT + slot * 2 + measure, reading.value)
+        }
+      }
+    }
+    if (tS > site.clockS) {
+      site.clockS = tS
+      this.release(site)
+    }
+  }
+
+  /** The processor's site clock (s), when it knows a later one than the readings seen here. */
+  advance(siteId: string, siteClockS: number): void {
+    const site = this.sites.get(siteId)
+    if (!site || !(siteClockS > site.clockS)) return
+    site.clockS = siteClockS
+    this.release(site)
+  }
+
+  /** Alert events since the previous call, with their seq, in the order they were appended. */
+  takeAlertEvents(): Sequenced<Alert>[] {
+    return this.alerts.take()
+  }
+
+  /** An operator acknowledges an alert (`atMs`: when, as the caller states it). */
+  ack(alertId: string, atMs: number, by?: string): AckResult {
+    return this.alerts.ack(alertId, atMs, by)
+  }
+
+  /** Alerts open now (raised or acked) within scope. */
+  openAlerts(scope?: string): Alert[] {
+    return this.alerts.open(scope)
+  }
+
+  /** Held alert events after seq `after` within scope, with a gap when some were discarded. */
+  alertsSince(after: number, scope?: string): SinceResult<Alert> {
+    return this.alerts.log.since(after, scope)
+  }
+
+  siteClockS(siteId: string): number | undefined {
+    const c = this.sites.get(siteId)?.clockS
+    return c === undefined || !Number.isFinite(c) ? undefined : c
+  }
+
+  equipmentState(scope: string): EquipmentState | undefined {
+    return this.equipment(scope)?.state
+  }
+
+  thresholds(scope: string): ThresholdsInForce | undefined {
+    return this.equipment(scope)?.thresholds()
+  }
+
+  /** Equipment with an idle episode raised now within scope, and their power (W). */
+  idleNow(scope: string): { count: number; powerW: number } {
+    const v = this.idleByScope.get(scope)
+    return v ? { count: v.count, powerW: v.powerW } : { count: 0, powerW: 0 }
+  }
+
+  deviceStatus(deviceId: string): DeviceStatus {
+    const device = this.plant.device(deviceId)
+    return device ? (this.sites.get(device.siteId)?.offline.status(deviceId) ?? 'unknown') : 'unknown'
+  }
+
+  private equipment(scope: string): EquipmentDetector | undefined {
+    const node = this.plant.scope(scope)
+    if (node?.level !== 'equipment') return undefined
+    return this.sites.get(node.siteId)?.equipment[(node as EquipmentNode).index]
+  }
+
+  private release(site: SiteState): void {
+    const w = site.clockS - site.info.latenessS
+    if (!(w > site.watermarkS)) return
+    site.watermarkS = w
+    const out = this.popped
+    let current: EquipmentDetector | undefined
+    let currentT = Number.NaN
+    while (site.buffer.popBefore(w, out)) {
+      const tS = out[0]!
+      const order = out[1]!
+      const eqIndex = Math.floor(order / ORDER_PER_EQUIPMENT)
+      const rest = order - eqIndex * ORDER_PER_EQUIPMENT
+      const eq = site.equipment[eqIndex]!
+      // All readings of one equipment at one time form one step (ordered by time, then equipment).
+      if (eq !== current || tS !== currentT) {
+        if (current) this.stepped(current, current.step(currentT))
+        current = eq
+        currentT = tS
+      }
+      eq.apply(rest >> 1, rest & 1, tS, out[2]!)
+    }
+    if (current) this.stepped(current, current.step(currentT))
+    for (const event of site.offline.advance(w)) this.offlineEvent(site, event)
+  }
+
+  private stepped(eq: EquipmentDetector, result: StepResult | undefined): void {
+    if (!result) return
+    if (result.reset) this.idleTransition(eq, result.reset)
+    if (result.idle) this.idleTransition(eq, result.idle)
+    if (result.anomaly) this.anomalyTransition(eq, result.anomaly)
+    const contrib = this.idleContribW.get(eq)
+    if (contrib !== undefined && eq.powerW !== contrib) {
+      this.addIdle(eq, 0, eq.powerW - contrib)
+      this.idleContribW.set(eq, eq.powerW)
+    }
+  }
+
+  private idleTransition(eq: EquipmentDetector, t: NonNullable<IdleTransition>): void {
+    const scope = eq.node.scope
+    if (t.type === 'raise') {
+      const powerW = eq.powerW
+      this.alerts.raise({
+        kind: 'idle',
+        scope,
+        sinceS: t.startS,
+        atS: t.atS,
+        severity: SEVERITY.idle,
+        message: `${eq.node.name} idle: powered without producing since the episode start`,
+        data: { powerW },
+      })
+      this.ports.onIdleSpan(scope, t.startS, undefined)
+      this.idleContribW.set(eq, powerW)
+      this.addIdle(eq, 1, powerW)
+      return
+    }
+    const durationS = t.atS - t.startS
+    const energy = this.ports.energyBetween(scope, t.startS, t.atS)
+    this.alerts.clear('idle', scope, undefined, t.atS, {
+      durationS,
+      wastedWh: energy.wh,
+      wastedCo2G: energy.co2G,
+    })
+    this.ports.onIdleSpan(scope, t.startS, t.atS)
+    const contrib = this.idleContribW.get(eq) ?? 0
+    this.idleContribW.delete(eq)
+    this.addIdle(eq, -1, -contrib)
+  }
+
+  private anomalyTransition(eq: EquipmentDetector, t: NonNullable<AnomalyTransition>): void {
+    const scope = eq.node.scope
+    if (t.type === 'raise') {
+      const b = t.baseline
+      this.alerts.raise({
+        kind: 'anomaly',
+        scope,
+        sinceS: t.sinceS,
+        atS: t.atS,
+        severity: t.critical ? 'critical' : 'warning',
+        message: `${eq.node.name} draws ${Math.round(t.powerW)} W while running, baseline ${Math.round(b.medianW)} W`,
+        data: { powerW: t.powerW, baselineW: b.medianW, thresholdW: b.thresholdW },
+      })
+      return
+    }
+    this.alerts.clear('anomaly', scope, undefined, t.atS, { durationS: t.atS - t.sinceS })
+  }
+
+  private offlineEvent(site: SiteState, e: OfflineEvent): void {
+    const device = this.plant.device(e.deviceId)
+    const scope = device?.equipment?.scope ?? site.info.node.scope
+    if (e.type === 'raise') {
+      this.alerts.raise({
+        kind: 'offline',
+        scope,
+        key: e.deviceId,
+        sinceS: e.sinceS,
+        atS: e.atS,
+        severity: SEVERITY.offline,
+        message: `device ${e.deviceId} has not reported for more than ${site.info.offlineAfterS} s`,
+        data: { deviceId: e.deviceId, lastSeen: Math.round(e.sinceS * 1000) },
+      })
+    } else {
+      this.alerts.clear('offline', scope, e.deviceId, e.atS, { durationS: e.atS - e.sinceS })
+    }
+  }
+
+  private addIdle(eq: EquipmentDetector, count: number, powerW: number): void {
+    for (const node of eq.node.ancestors) {
+      let v = this.idleByScope.get(node.scope)
+      if (!v) {
+        v = { count: 0, powerW: 0 }
+        this.idleByScope.set(node.scope, v)
+      }
+      v.count += count
+      // Exactly 0 when nothing is idle, whatever rounding the deltas left.
+      v.powerW = v.count === 0 ? 0 : v.powerW + powerW
+    }
+  }
+
+  /** All detection state as JSON (open episodes, alerts and log, learned histograms, buffers). */
+  checkpoint(): DetectionCheckpoint {
+    return {
+      format: 'plantwatt-detection',
+      version: 1,
+      sites: [...this.sites.values()].map((s) => ({
+        id: s.info.spec.id,
+        clockS: fin(s.clockS),
+        watermarkS: fin(s.watermarkS),
+        buffer: s.buffer.toJSON(),
+        offline: s.offline.toJSON(),
+        equipment: s.equipment.map((eq) => eq.toJSON()),
+      })),
+      alerts: this.alerts.toJSON(),
+    }
+  }
+
+  /** Detection as it was at the checkpoint; the plant must be the same model. */
+  static restore(
+    plant: PlantIndex,
+    ports: DetectionPorts,
+    checkpoint: DetectionCheckpoint,
+    options?: Partial<DetectionOptions>,
+  ): Detection {
+    if (checkpoint?.format !== 'plantwatt-detection' || checkpoint.version !== 1) {
+      throw new Error('not a plantwatt detection checkpoint')
+    }
+    const resolved = resolveOptions(options)
+    const book = AlertBook.fromJSON(checkpoint.alerts, resolved.flapWindowS, resolved.eventLogCapacity)
+    const d = new Detection(plant, ports, resolved, book.log)
+    ;(d as { alerts: AlertBook }).alerts = book
+    for (const json of checkpoint.sites) {
+      const site = d.sites.get(json.id)
+      if (!site) continue
+      site.clockS = json.clockS ?? Number.NEGATIVE_INFINITY
+      site.watermarkS = json.watermarkS ?? Number.NEGATIVE_INFINITY
+      site.buffer.restore(json.buffer)
+      site.offline.restore(json.offline, site.watermarkS)
+      json.equipment.forEach((eqJson, i) => {
+        const eq = site.equipment[i]
+        if (!eq || eqJson.power.length !== eq.node.spec.devices.length) return
+        eq.restore(eqJson)
+        if (eq.idleRaised) {
+          d.idleContribW.set(eq, eq.powerW)
+          d.addIdle(eq, 1, eq.powerW)
+        }
+      })
+    }
+    return d
+  }
+}

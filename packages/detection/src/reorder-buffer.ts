@@ -1,0 +1,111 @@
+// The reorder buffer of one site (CONTRACT.md §7 "state machines take each equipment's readings in
+// its own time order"): readings wait here until the release watermark (site clock − latenessS)
+// passes them, then leave in (time, equipment, device, measurement) order. Under §7's lateness bound
+// every reading before the watermark has arrived, so what leaves, and in which order per equipment,
+// depends only on the set of readings — never on how different devices' arrivals interleave.
+//
+// No reading is released earlier: NB-IoT devices retransmit and reorder their own readings, so no
+// per-device order can be assumed, and nothing short of the watermark proves that an earlier
+// reading of the same equipment will not still come (§7 allows alerts to wait latenessS).
+//
+// Memory: a binary heap over parallel typed arrays, ~24 bytes per buffered reading (time, order key,
+// value), no object per reading; it holds about latenessS × the site's rate of power and output
+// readings, and shrinks back when it empties.
+
+export interface BufferJson {
+  t: number[]
+  k: number[]
+  v: number[]
+}
+
+const INITIAL = 256
+
+export class ReorderBuffer {
+  private t = new Float64Array(INITIAL)
+  private k = new Float64Array(INITIAL)
+  private v = new Float64Array(INITIAL)
+  private n = 0
+
+  get size(): number {
+    return this.n
+  }
+
+  /** Time of the earliest buffered reading, or +∞. */
+  get earliest(): number {
+    return this.n > 0 ? this.t[0]! : Number.POSITIVE_INFINITY
+  }
+
+  /** `order` breaks ties between equal times: equipment, then device slot, then measurement. */
+  push(time: number, order: number, value: number): void {
+    if (this.n === this.t.length) this.resize(this.n * 2)
+    const { t, k, v } = this
+    let i = this.n++
+    while (i > 0) {
+      const p = (i - 1) >> 1
+      if (t[p]! < time || (t[p]! === time && k[p]! <= order)) break
+      t[i] = t[p]!
+      k[i] = k[p]!
+      v[i] = v[p]!
+      i = p
+    }
+    t[i] = time
+    k[i] = order
+    v[i] = value
+  }
+
+  /**
+   * Removes the earliest reading into `out` (time, order, value) and returns true, provided it is
+   * before `before`.
+   */
+  popBefore(before: number, out: Float64Array): boolean {
+    if (this.n === 0 || !(this.t[0]! < before)) return false
+    const { t, k, v } = this
+    out[0] = t[0]!
+    out[1] = k[0]!
+    out[2] = v[0]!
+    const n = --this.n
+    const time = t[n]!
+    const order = k[n]!
+    const value = v[n]!
+    let i = 0
+    for (;;) {
+      let c = 2 * i + 1
+      if (c >= n) break
+      if (c + 1 < n && (t[c + 1]! < t[c]! || (t[c + 1]! === t[c]! && k[c + 1]! < k[c]!))) c++
+      if (t[c]! > time || (t[c]! === time && k[c]! >= order)) break
+      t[i] = t[c]!
+      k[i] = k[c]!
+      v[i] = v[c]!
+      i = c
+    }
+    t[i] = time
+    k[i] = order
+    v[i] = value
+    if (n === 0 && this.t.length > INITIAL) this.resize(INITIAL)
+    return true
+  }
+
+  private resize(size: number): void {
+    const grow = (a: Float64Array) => {
+      const b = new Float64Array(size)
+      b.set(a.subarray(0, Math.min(this.n, size)))
+      return b
+    }
+    this.t = grow(this.t)
+    this.k = grow(this.k)
+    this.v = grow(this.v)
+  }
+
+  toJSON(): BufferJson {
+    return {
+      t: Array.from(this.t.subarray(0, this.n)),
+      k: Array.from(this.k.subarray(0, this.n)),
+      v: Array.from(this.v.subarray(0, this.n)),
+    }
+  }
+
+  restore(json: BufferJson): void {
+    this.n = 0
+    for (let i = 0; i < json.t.length; i++) this.push(json.t[i]!, json.k[i]!, json.v[i]!)
+  }
+}
