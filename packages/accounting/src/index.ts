@@ -1,1 +1,12 @@
-export {}
+export {
+  type AcceptResult,
+  Accounting,
+  type AccountingCounters,
+  type AccountingOptions,
+  type BucketEvent,
+  type BucketRow,
+  type EnergyFigures,
+  type LiveAccounting,
+  powerInRange,
+} from './accounting.ts'
+export { type BucketStep, LocalCalendar } from './calendar.ts'

@@ -1,0 +1,764 @@
+// The event-time energy engine of the stream processor (CONTRACT.md §2 dedup and range checks,
+// §5 `live` and `buckets`, §6 `GET /api/v1/energy`, §7 figures). Pure: readings carry their own
+// time, nothing here reads a clock or does I/O. One instance holds every site of a plant.
+
+import type { Reading, SiteCarbon } from '@plantwatt/contract'
+import type { DeviceInfo, PlantIndex } from '@plantwatt/plant'
+import { DEFAULT_HISTORY_MINUTES, PEAK_WATTS } from './bucket-store.ts'
+import { type BucketStep, STEPS } from './calendar.ts'
+import { carbonAt, gridIntensity, type MinuteFactors, marketIntensity, minuteFactors } from './carbon.ts'
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts'
+import { forecastKW, intervalKW } from './demand.ts'
+import {
+  counterIncrement,
+  coverageNow,
+  DEFAULT_MAX_POWER_GAP_S,
+  DeviceEnergy,
+  type DeviceSink,
+  EnergyContext,
+} from './device-energy.ts'
+import { ReadingSeries, type SeriesState } from './series.ts'
+import type { ScopeRef } from './site-state.ts'
+import { SiteState } from './site-state.ts'
+import { MinuteScratch, type Span } from './spread.ts'
+
+export interface AccountingOptions {
+  /**
+   * Seconds of readings kept per device and measurement behind its latest one, so that late
+   * readings re-split their interval exactly. Default max(300, 3 × latenessS) of the site: NB-IoT
+   * power-saving batches arrive in order per device; what comes late within one device are
+   * retransmissions and reordered messages, a batch interval or two behind.
+   */
+  retentionS?: number
+  /** Length of the 1-minute history ring (default 1516: 25 h 16 min, see bucket-store.ts). */
+  historyMinutes?: number
+  /** Longest gap between power readings that the trapezoid rule bridges (default 900 s, §7). */
+  maxPowerGapS?: number
+  /** Most readings kept per device and measurement, whatever their times (default 65,536). */
+  maxRetained?: number
+}
+
+export type AcceptResult = 'accepted' | 'duplicate' | 'too_old' | 'out_of_range'
+
+/** A `bucket` frame of CONTRACT.md §5 without `type` and `sub`; `t` in ms. */
+export interface BucketEvent {
+  scope: string
+  step: BucketStep
+  t: number
+  energyWh: number
+  co2G: number
+  co2MarketG: number
+  idleWh: number
+  peakW: number
+  revision: number
+}
+
+/** One row of `GET /api/v1/energy` (§6); `t` in ms. */
+export interface BucketRow {
+  t: number
+  energyWh: number
+  co2G: number
+  co2MarketG: number
+  idleWh: number
+  peakW: number
+}
+
+/** The accounting figures of a `live` frame (§5); the caller adds powerW and idle. */
+export interface LiveAccounting {
+  scope: string
+  /** The site clock in ms, null before the site's first reading. */
+  at: number | null
+  energyTodayWh: number
+  co2TodayG: number
+  co2MarketTodayG: number
+  /** Grid intensity in force at the site clock. */
+  gridGPerKWh: number
+  /** Today's: the share of the scope's energy today that PV covered, minute by minute. */
+  pvShare: number
+  demand: { intervalStart: number; kW: number; forecastKW: number; monthPeakKW: number } | null
+}
+
+export interface EnergyFigures {
+  energyWh: number
+  co2G: number
+  co2MarketG: number
+}
+
+export interface AccountingCounters {
+  accepted: number
+  duplicate: number
+  too_old: number
+  out_of_range: number
+  /** Accepted readings older than their device's retained readings: see accept(). */
+  approximated: number
+  /** Minute pieces for minutes no longer held in the 1-minute history (older than the ring). */
+  beyondHistory: number
+}
+
+/** CONTRACT.md §2: a power below −1 % or above 10 × the equipment's ratedPowerW is out of range. */
+export function powerInRange(ratedPowerW: number, watts: number): boolean {
+  return watts >= -0.01 * ratedPowerW && watts <= 10 * ratedPowerW
+}
+
+interface Figures {
+  energy: number
+  idle: number
+  co2: number
+  co2Market: number
+  pv: number
+  peak: number
+}
+
+interface CheckpointState {
+  counters: AccountingCounters
+  sites: {
+    id: string
+    clock: number | undefined
+    firstMinute: number
+    emittedThrough: number
+    dirty: number[]
+    revisions: Record<string, [number, number][]>
+    carbon: { fromMinute: number; carbon: SiteCarbon | undefined }[]
+    monthKey: number
+    monthPeakWh: Float64Array
+    spans: [number, [number, number][]][]
+    store: Record<string, Float64Array | Int32Array | Uint16Array | number>
+  }[]
+  devices: [string, [string, SeriesState][]][]
+}
+
+const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
+
+export class Accounting {
+  private readonly sites = new Map<string, SiteState>()
+  private readonly scopes = new Map<string, ScopeRef>()
+  private readonly devices = new Map<string, DeviceEnergy>()
+  private readonly scratch = new MinuteScratch()
+  private readonly context = new EnergyContext(this.scratch)
+  private readonly maxRetained: number
+  private readonly factors: MinuteFactors = { location: 0, market: 0, pvShare: 0 }
+  private factorBuffer = new Float64Array(0)
+  readonly counters: AccountingCounters = {
+    accepted: 0,
+    duplicate: 0,
+    too_old: 0,
+    out_of_range: 0,
+    approximated: 0,
+    beyondHistory: 0,
+  }
+
+  constructor(
+    readonly plant: PlantIndex,
+    options: AccountingOptions = {},
+  ) {
+    const history = options.historyMinutes ?? DEFAULT_HISTORY_MINUTES
+    if (!Number.isInteger(history) || history < 1441) throw new RangeError('historyMinutes must be an integer ≥ 1441')
+    this.context.maxPowerGapS = options.maxPowerGapS ?? DEFAULT_MAX_POWER_GAP_S
+    this.maxRetained = options.maxRetained ?? 65_536
+    for (const [id, info] of plant.sites) {
+      const site = new SiteState(info, history, options.retentionS)
+      this.sites.set(id, site)
+      for (const ref of site.refs) this.scopes.set(ref.scope, ref)
+    }
+  }
+
+  /** The site clock (§7), epoch seconds; undefined before the site's first accepted reading. */
+  siteClock(siteId: string): number | undefined {
+    return this.sites.get(siteId)?.clock
+  }
+
+  /**
+   * Takes one decoded reading of a device (in arrival order). Readings older than the device's
+   * retained window (see AccountingOptions.retentionS) but within maxAgeS are accepted and
+   * counted `approximated`: the interval that holds them was already accounted from its two
+   * (since evicted) ends, so the device's total is right and only the split of that interval
+   * across minutes keeps the even spread; such a reading only raises the minute's peak, and a
+   * repeat of it cannot be told from a new one (it changes nothing, so it is never counted twice).
+   */
+  accept(device: DeviceInfo, reading: Reading): AcceptResult {
+    const site = this.sites.get(device.siteId)
+    if (site === undefined) throw new RangeError(`unknown site ${device.siteId}`)
+    const t = reading.time
+    if (site.clock !== undefined && t < site.clock - site.info.maxAgeS) {
+      this.counters.too_old++
+      return 'too_old'
+    }
+    const dev = this.deviceOf(device)
+    const name = reading.name
+    const series = dev.series(name)
+    const pos = series.lowerBound(t)
+    if (pos < series.len && series.time(pos) === t) {
+      this.counters.duplicate++
+      return 'duplicate'
+    }
+    const beyond = pos === 0 && series.evicted
+    const equipment = device.role === 'equipment' ? device.equipment : undefined
+    if (equipment !== undefined) {
+      const rated = equipment.spec.ratedPowerW
+      if (name === 'power' && !powerInRange(rated, reading.value)) {
+        this.counters.out_of_range++
+        return 'out_of_range'
+      }
+      if (name === 'energy' && pos > 0) {
+        const dt = t - series.time(pos - 1)
+        const implied = (counterIncrement(series.value(pos - 1), reading.value) * 3600) / dt
+        if (!powerInRange(rated, implied)) {
+          this.counters.out_of_range++
+          return 'out_of_range'
+        }
+      }
+    }
+    this.counters.accepted++
+    this.advanceClock(site, t)
+    if (beyond) {
+      this.counters.approximated++
+      if (equipment !== undefined && name === 'power') this.raisePeak(site, equipment.index, t, reading.value)
+      return 'accepted'
+    }
+    const sink = dev.sink
+    this.context.spans = sink.kind === 'equipment' ? site.spans[sink.eq] : undefined
+    if (name === 'energy') {
+      const before = coverageNow(dev)
+      series.insert(pos, t, reading.value)
+      this.context.energyInserted(dev, pos, before)
+    } else if (name === 'power') {
+      series.insert(pos, t, reading.value)
+      this.context.powerInserted(dev, pos)
+      if (equipment !== undefined) this.raisePeak(site, equipment.index, t, reading.value)
+    } else {
+      series.insert(pos, t, 0)
+    }
+    this.flush(site, sink)
+    series.evictBefore(series.lastEver - site.retentionS, this.maxRetained)
+    return 'accepted'
+  }
+
+  private deviceOf(device: DeviceInfo): DeviceEnergy {
+    let dev = this.devices.get(device.deviceId)
+    if (dev === undefined) {
+      const sink: DeviceSink =
+        device.role === 'equipment' && device.equipment
+          ? { kind: 'equipment', eq: device.equipment.index }
+          : device.role === 'grid'
+            ? { kind: 'grid' }
+            : { kind: 'pv' }
+      dev = new DeviceEnergy(device.deviceId, sink)
+      this.devices.set(device.deviceId, dev)
+    }
+    return dev
+  }
+
+  private advanceClock(site: SiteState, t: number): void {
+    const minute = Math.floor(t / 60)
+    if (minute < site.firstMinute) site.firstMinute = minute
+    if (site.clock === undefined || t > site.clock) {
+      site.clock = t
+      site.store.advanceTo(minute)
+    }
+  }
+
+  private raisePeak(site: SiteState, eq: number, t: number, watts: number): void {
+    const minute = Math.floor(t / 60)
+    const slot = site.store.slotOf(minute)
+    if (slot < 0) return
+    if (site.store.raisePeak(slot, eq, site.equipmentAggregates[eq]!, watts) && minute <= site.emittedThrough) {
+      site.dirty.add(minute)
+    }
+  }
+
+  /** Applies the scratch's net per-minute changes to the sink's buckets. */
+  private flush(site: SiteState, sink: DeviceSink): void {
+    const out = this.scratch
+    if (out.empty) return
+    const store = site.store
+    const aggs = sink.kind === 'equipment' ? site.equipmentAggregates[sink.eq]! : undefined
+    for (let m = out.lo; m <= out.hi; m++) {
+      const energy = out.energy[m - out.base]!
+      const idle = out.idle[m - out.base]!
+      if (energy === 0 && idle === 0) continue
+      const slot = store.slotOf(m)
+      if (slot < 0) {
+        this.counters.beyondHistory++
+        continue
+      }
+      if (sink.kind === 'equipment') store.addEquipment(slot, sink.eq, aggs!, energy, idle)
+      else if (sink.kind === 'pv') store.pv[slot]! += energy
+      else store.grid[slot]! += energy
+      if (m <= site.emittedThrough) site.dirty.add(m)
+    }
+    out.clear()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reading the buckets
+
+  /** Per-minute carbon factors and PV share of a site for minutes [from, to), in a shared buffer. */
+  private minuteFactorsOf(site: SiteState, from: number, to: number): Float64Array {
+    const n = Math.max(0, to - from)
+    if (this.factorBuffer.length < n * 3) this.factorBuffer = new Float64Array(n * 3)
+    const buf = this.factorBuffer
+    const store = site.store
+    for (let i = 0; i < n; i++) {
+      const m = from + i
+      const slot = store.slotOf(m)
+      if (slot < 0) {
+        buf[i * 3] = 0
+        buf[i * 3 + 1] = 0
+        buf[i * 3 + 2] = 0
+        continue
+      }
+      const carbon = carbonAt(site.carbon, m)
+      const f = minuteFactors(
+        store.aggEnergy[slot * store.nAgg]!,
+        store.pv[slot]!,
+        store.grid[slot]!,
+        site.hasGridMeters,
+        gridIntensity(carbon, site.calendar, m),
+        marketIntensity(carbon),
+        this.factors,
+      )
+      buf[i * 3] = f.location
+      buf[i * 3 + 1] = f.market
+      buf[i * 3 + 2] = f.pvShare
+    }
+    return buf
+  }
+
+  /** A scope's figures over minutes [from, to), with factors from minuteFactorsOf(site, from, to). */
+  private figures(ref: ScopeRef, from: number, to: number, factors: Float64Array, out: Figures): Figures {
+    const store = ref.site.store
+    out.energy = 0
+    out.idle = 0
+    out.co2 = 0
+    out.co2Market = 0
+    out.pv = 0
+    out.peak = 0
+    let seen = false
+    for (let m = from; m < to; m++) {
+      const slot = store.slotOf(m)
+      if (slot < 0) continue
+      let energy = 0
+      let idle = 0
+      let peak = 0
+      if (ref.kind === 'equipment') {
+        const i = slot * store.nEq + ref.index
+        energy = store.eqEnergy[i]!
+        idle = store.eqIdle[i]!
+        peak = PEAK_WATTS[store.eqPeak[i]!]!
+      } else if (ref.kind === 'aggregate') {
+        const i = slot * store.nAgg + ref.index
+        energy = store.aggEnergy[i]!
+        idle = store.aggIdle[i]!
+        peak = store.aggPeak[i]!
+      } else {
+        const base = slot * store.nEq
+        const eqs = ref.equipment
+        for (let k = 0; k < eqs.length; k++) {
+          energy += store.eqEnergy[base + eqs[k]!]!
+          idle += store.eqIdle[base + eqs[k]!]!
+          peak += PEAK_WATTS[store.eqPeak[base + eqs[k]!]!]!
+        }
+      }
+      const j = (m - from) * 3
+      out.energy += energy
+      out.idle += idle
+      out.co2 += energy * factors[j]!
+      out.co2Market += energy * factors[j + 1]!
+      out.pv += energy * factors[j + 2]!
+      if (!seen || peak > out.peak) out.peak = peak
+      seen = true
+    }
+    // Stored in mWh; factors are per Wh.
+    out.energy /= 1000
+    out.idle /= 1000
+    out.co2 /= 1000
+    out.co2Market /= 1000
+    out.pv /= 1000
+    return out
+  }
+
+  private newFigures(): Figures {
+    return { energy: 0, idle: 0, co2: 0, co2Market: 0, pv: 0, peak: 0 }
+  }
+
+  /**
+   * Buckets of CONTRACT.md §5 that closed or changed since the last call, for every step and
+   * scope: a minute closes once the site clock passed its end by latenessS, a 15m/1h/1d bucket
+   * with its last minute. A change to an emitted minute (late reading, idle span, PV or grid
+   * reading: a site's carbon factor moves every scope's CO2) re-sends the buckets holding it, for
+   * every scope of the site, with the revision increased.
+   */
+  takeBucketEvents(): BucketEvent[] {
+    const events: BucketEvent[] = []
+    for (const site of this.sites.values()) {
+      if (site.clock === undefined) continue
+      this.emitRevisions(site, events)
+      this.emitClosed(site, events)
+    }
+    return events
+  }
+
+  private emitRevisions(site: SiteState, events: BucketEvent[]): void {
+    if (site.dirty.size === 0) return
+    const minutes = [...site.dirty].sort((a, b) => a - b)
+    site.dirty.clear()
+    const oldest = site.store.oldest()
+    for (const step of STEPS) {
+      const revised = new Set<number>()
+      for (const m of minutes) {
+        const start = site.calendar.bucketStart(step, m)
+        const end = site.calendar.bucketEnd(step, start)
+        if (end - 1 > site.emittedThrough || start < oldest || revised.has(start)) continue
+        revised.add(start)
+        const revision = (site.revisions[step].get(start) ?? 0) + 1
+        site.revisions[step].set(start, revision)
+        this.emitBucket(site, step, start, end, revision, events)
+      }
+      // Revisions of buckets that left the history are no longer needed.
+      for (const start of site.revisions[step].keys()) if (start < oldest - 1440) site.revisions[step].delete(start)
+    }
+  }
+
+  private emitClosed(site: SiteState, events: BucketEvent[]): void {
+    const closed = Math.min(site.closedThrough(), site.store.newest)
+    const from = Math.max(site.emittedThrough + 1, site.firstMinute, site.store.oldest())
+    for (let m = from; m <= closed; m++) {
+      for (const step of STEPS) {
+        const start = site.calendar.bucketStart(step, m)
+        const end = site.calendar.bucketEnd(step, start)
+        if (end !== m + 1) continue
+        this.emitBucket(site, step, start, end, site.revisions[step].get(start) ?? 0, events)
+      }
+    }
+    if (closed > site.emittedThrough) site.emittedThrough = closed
+  }
+
+  private emitBucket(
+    site: SiteState,
+    step: BucketStep,
+    start: number,
+    end: number,
+    revision: number,
+    events: BucketEvent[],
+  ): void {
+    const from = Math.max(start, site.store.oldest())
+    const factors = this.minuteFactorsOf(site, from, end)
+    const f = this.newFigures()
+    const isQuarter = step === '15m'
+    if (isQuarter) {
+      const key = site.calendar.monthKey(start)
+      if (key > site.monthKey) {
+        site.monthKey = key
+        site.monthPeakWh.fill(0)
+      }
+    }
+    const sameMonth = isQuarter && site.calendar.monthKey(start) === site.monthKey
+    const t = start * 60_000
+    for (const ref of site.refs) {
+      this.figures(ref, from, end, factors, f)
+      events.push({
+        scope: ref.scope,
+        step,
+        t,
+        energyWh: f.energy,
+        co2G: f.co2,
+        co2MarketG: f.co2Market,
+        idleWh: f.idle,
+        peakW: f.peak,
+        revision,
+      })
+      if (sameMonth && f.energy > site.monthPeakWh[ref.position]!) site.monthPeakWh[ref.position] = f.energy
+    }
+  }
+
+  /**
+   * Buckets of `step` with fromMs ≤ t < toMs that exist (§6 GET /api/v1/energy): those whose
+   * minutes are all held in the 1-minute history (the last 25 h 16 min of the site clock by
+   * default, so at least the last 24 h at every step, and the whole local day for 1d) and that
+   * start no later than the site clock's minute; the open ones hold what has arrived so far.
+   * Longer history is the history store's (InfluxDB) job.
+   */
+  history(scope: string, step: BucketStep, fromMs: number, toMs: number): BucketRow[] {
+    const ref = this.scopes.get(scope)
+    if (ref === undefined) return []
+    const site = ref.site
+    if (site.clock === undefined) return []
+    const store = site.store
+    const cal = site.calendar
+    const oldest = store.oldest()
+    const firstFrom = Math.max(Math.ceil(fromMs / 60_000), oldest)
+    const rows: BucketRow[] = []
+    const f = this.newFigures()
+    let start = cal.bucketStart(step, firstFrom)
+    if (start < firstFrom) start = cal.bucketEnd(step, start)
+    for (; start <= store.newest && start * 60_000 < toMs; start = cal.bucketEnd(step, start)) {
+      const end = cal.bucketEnd(step, start)
+      if (end <= site.firstMinute) continue
+      this.figures(ref, start, end, this.minuteFactorsOf(site, start, end), f)
+      rows.push({
+        t: start * 60_000,
+        energyWh: f.energy,
+        co2G: f.co2,
+        co2MarketG: f.co2Market,
+        idleWh: f.idle,
+        peakW: f.peak,
+      })
+    }
+    return rows
+  }
+
+  /**
+   * Live accounting figures of a scope (§5 `live` minus powerW and idle). `powerW`, the scope's
+   * current power as the caller knows it, drives the demand forecast (see demand.ts); without it
+   * the average power of the last complete minute stands in.
+   */
+  live(scope: string, powerW?: number): LiveAccounting | undefined {
+    const ref = this.scopes.get(scope)
+    if (ref === undefined) return undefined
+    const site = ref.site
+    if (site.clock === undefined) {
+      return {
+        scope,
+        at: null,
+        energyTodayWh: 0,
+        co2TodayG: 0,
+        co2MarketTodayG: 0,
+        gridGPerKWh: gridIntensity(carbonAt(site.carbon, 0), site.calendar, 0),
+        pvShare: 0,
+        demand: null,
+      }
+    }
+    const clock = site.clock
+    const cal = site.calendar
+    const store = site.store
+    const minute = Math.floor(clock / 60)
+    const f = this.newFigures()
+    const dayFrom = Math.max(cal.dayStart(cal.dayNumber(minute)), store.oldest())
+    this.figures(ref, dayFrom, minute + 1, this.minuteFactorsOf(site, dayFrom, minute + 1), f)
+    const today = { ...f }
+    const quarter = cal.bucketStart('15m', minute)
+    this.figures(ref, quarter, minute + 1, this.minuteFactorsOf(site, quarter, minute + 1), f)
+    const soFarWh = f.energy
+    this.figures(ref, minute - 1, minute, this.minuteFactorsOf(site, minute - 1, minute), f)
+    const currentW = powerW ?? f.energy * 60
+    // The month's highest completed interval: closed ones are kept at emission; the interval just
+    // completed may not be closed yet (latenessS), so it is looked at here.
+    let peakWh = cal.monthKey(quarter) === site.monthKey ? site.monthPeakWh[ref.position]! : 0
+    const previous = quarter - 15
+    if (cal.monthKey(previous) === cal.monthKey(quarter) && previous >= store.oldest()) {
+      this.figures(ref, previous, quarter, this.minuteFactorsOf(site, previous, quarter), f)
+      peakWh = Math.max(peakWh, f.energy)
+    }
+    const startS = quarter * 60
+    return {
+      scope,
+      at: clock * 1000,
+      energyTodayWh: today.energy,
+      co2TodayG: today.co2,
+      co2MarketTodayG: today.co2Market,
+      gridGPerKWh: gridIntensity(carbonAt(site.carbon, minute), cal, minute),
+      pvShare: today.energy > 0 ? today.pv / today.energy : 0,
+      demand: {
+        intervalStart: startS * 1000,
+        kW: intervalKW(soFarWh, clock - startS),
+        forecastKW: forecastKW(soFarWh, currentW, startS, clock),
+        monthPeakKW: peakWh / 250,
+      },
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Idle spans and energy between two times
+
+  /**
+   * Energy of an equipment within [x, y] into the scratch's energy (mWh per minute): exact under
+   * the even-spreading model where its devices' readings are retained; before that, the minute's
+   * bucket energy in proportion to the part of the minute inside (counted `approximated`).
+   */
+  private regionEnergy(site: SiteState, eq: number, x: number, y: number): void {
+    const node = site.info.equipment[eq]!
+    let exactFrom = Number.NEGATIVE_INFINITY
+    let latest = Number.NEGATIVE_INFINITY
+    const devices: DeviceEnergy[] = []
+    for (const id of node.spec.devices) {
+      const dev = this.devices.get(id)
+      if (dev === undefined) continue
+      devices.push(dev)
+      exactFrom = Math.max(exactFrom, dev.exactFrom())
+      latest = Math.max(latest, dev.energy.lastEver, dev.power.lastEver)
+    }
+    y = Math.min(y, latest)
+    if (!(y > x)) return
+    this.context.spans = undefined
+    if (x < exactFrom) {
+      this.counters.approximated++
+      const store = site.store
+      const to = Math.min(y, exactFrom)
+      for (let m = Math.floor(x / 60); m * 60 < to; m++) {
+        const slot = store.slotOf(m)
+        if (slot < 0) continue
+        const part = Math.min(to, (m + 1) * 60) - Math.max(x, m * 60)
+        this.scratch.add(m, Math.round((store.eqEnergy[slot * store.nEq + eq]! * part) / 60), 0)
+      }
+      x = exactFrom
+    }
+    if (y > x) for (const dev of devices) this.context.energyOver(dev, x, y, 1)
+  }
+
+  /**
+   * Opens, moves the end of, or closes an idle span of an equipment (§7 idle; the caller's idle
+   * detection decides). The same start identifies the span; `endS` undefined means still idle.
+   * Idle energy of every minute the change touches is corrected, emitted minutes are revised.
+   */
+  setIdleSpan(equipmentScope: string, startS: number, endS: number | undefined): void {
+    const ref = this.scopes.get(equipmentScope)
+    if (ref === undefined || ref.kind !== 'equipment') throw new RangeError(`${equipmentScope} is not an equipment`)
+    const site = ref.site
+    const eq = ref.index
+    const spans = (site.spans[eq] ??= [])
+    const index = spans.findIndex((s) => s.start === startS)
+    const oldEnd = index >= 0 ? spans[index]!.end : startS
+    const newEnd = Math.max(startS, endS ?? Number.POSITIVE_INFINITY)
+    if (newEnd === oldEnd) return
+    if (index >= 0) {
+      if (newEnd === startS) spans.splice(index, 1)
+      else spans[index]!.end = newEnd
+    } else {
+      spans.push({ start: startS, end: newEnd })
+      spans.sort((a, b) => a.start - b.start)
+    }
+    const sign = newEnd > oldEnd ? 1 : -1
+    this.regionEnergy(site, eq, Math.min(oldEnd, newEnd), Math.max(oldEnd, newEnd))
+    const out = this.scratch
+    if (!out.empty) {
+      for (let m = out.lo; m <= out.hi; m++) {
+        out.idle[m - out.base] = sign * out.energy[m - out.base]!
+        out.energy[m - out.base] = 0
+      }
+      this.flush(site, { kind: 'equipment', eq })
+    }
+    // Spans that ended before the history are no longer needed.
+    const horizon = site.store.oldest() * 60
+    site.spans[eq] = spans.filter((s) => s.end >= horizon)
+  }
+
+  /** Energy an equipment drew within [fromS, toS] and its CO2 (§5 idle alert `wastedWh`, `wastedCo2G`). */
+  energyBetween(equipmentScope: string, fromS: number, toS: number): EnergyFigures {
+    const ref = this.scopes.get(equipmentScope)
+    if (ref === undefined || ref.kind !== 'equipment') throw new RangeError(`${equipmentScope} is not an equipment`)
+    const site = ref.site
+    this.regionEnergy(site, ref.index, fromS, toS)
+    const out = this.scratch
+    const result = { energyWh: 0, co2G: 0, co2MarketG: 0 }
+    if (out.empty) return result
+    const factors = this.minuteFactorsOf(site, out.lo, out.hi + 1)
+    for (let m = out.lo; m <= out.hi; m++) {
+      const wh = out.energy[m - out.base]! / 1000
+      result.energyWh += wh
+      result.co2G += wh * factors[(m - out.lo) * 3]!
+      result.co2MarketG += wh * factors[(m - out.lo) * 3 + 1]!
+    }
+    out.clear()
+    return result
+  }
+
+  /**
+   * Replaces a site's carbon figures (§6 PUT /api/v1/sites/{site}/carbon) for the minutes after
+   * the site clock's; buckets up to the clock's minute keep the figures they had.
+   */
+  setCarbon(siteId: string, carbon: SiteCarbon): void {
+    const site = this.sites.get(siteId)
+    if (site === undefined) throw new RangeError(`unknown site ${siteId}`)
+    const fromMinute = site.clock === undefined ? Number.NEGATIVE_INFINITY : Math.floor(site.clock / 60) + 1
+    const last = site.carbon[site.carbon.length - 1]!
+    const version = { fromMinute, carbon: structuredClone(carbon) }
+    if (last.fromMinute === fromMinute) site.carbon[site.carbon.length - 1] = version
+    else site.carbon.push(version)
+  }
+
+  /** Bytes of the 1-minute bucket history of every site. */
+  historyBytes(): number {
+    let bytes = 0
+    for (const site of this.sites.values()) bytes += site.store.bytes()
+    return bytes
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Checkpoint
+
+  /** The whole state as one Buffer (checkpoint.ts); restore() with the same plant carries on exactly. */
+  checkpoint(): Buffer {
+    const state: CheckpointState = {
+      counters: { ...this.counters },
+      sites: [...this.sites.entries()].map(([id, site]) => {
+        const store: Record<string, Float64Array | Int32Array | Uint16Array | number> = { newest: site.store.newest }
+        for (const key of STORE_ARRAYS) store[key] = (site.store as unknown as Record<string, Float64Array>)[key]!
+        return {
+          id,
+          clock: site.clock,
+          firstMinute: site.firstMinute,
+          emittedThrough: site.emittedThrough,
+          dirty: [...site.dirty],
+          revisions: Object.fromEntries(STEPS.map((s) => [s, [...site.revisions[s]]])),
+          carbon: site.carbon.map((v) => ({ ...v })),
+          monthKey: site.monthKey,
+          monthPeakWh: site.monthPeakWh,
+          spans: site.spans.flatMap((spans, eq) =>
+            spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
+          ) as [number, [number, number][]][],
+          store,
+        }
+      }),
+      devices: [...this.devices.entries()].map(([id, dev]) => [
+        id,
+        [
+          ['energy', dev.energy.toJSON()] as [string, SeriesState],
+          ['power', dev.power.toJSON()] as [string, SeriesState],
+          ...[...dev.others].map(([name, s]) => [name, s.toJSON()] as [string, SeriesState]),
+        ],
+      ]),
+    }
+    return encodeCheckpoint(state)
+  }
+
+  /** A new engine for the same plant model from a checkpoint(). */
+  static restore(plant: PlantIndex, checkpoint: Uint8Array, options: AccountingOptions = {}): Accounting {
+    const state = decodeCheckpoint<CheckpointState>(checkpoint)
+    const engine = new Accounting(plant, options)
+    Object.assign(engine.counters, state.counters)
+    for (const saved of state.sites) {
+      const site = engine.sites.get(saved.id)
+      if (site === undefined) throw new RangeError(`checkpoint has site ${saved.id}, the plant has not`)
+      const store = site.store as unknown as Record<string, Float64Array>
+      for (const key of STORE_ARRAYS) {
+        const array = saved.store[key] as Float64Array
+        if (array.length !== store[key]!.length) {
+          throw new RangeError(`checkpoint of site ${saved.id} does not fit this plant model and history length`)
+        }
+        store[key]!.set(array)
+      }
+      site.store.newest = saved.store.newest as number
+      site.clock = saved.clock
+      site.firstMinute = saved.firstMinute
+      site.emittedThrough = saved.emittedThrough
+      site.dirty = new Set(saved.dirty)
+      for (const step of STEPS) site.revisions[step] = new Map(saved.revisions[step])
+      site.carbon = saved.carbon
+      site.monthKey = saved.monthKey
+      site.monthPeakWh.set(saved.monthPeakWh)
+      for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+    }
+    for (const [id, series] of state.devices) {
+      const info = plant.device(id)
+      if (info === undefined) continue
+      const dev = engine.deviceOf(info)
+      for (const [name, s] of series) {
+        const restored = ReadingSeries.from(s)
+        if (name === 'energy') Object.assign(dev.energy, restored)
+        else if (name === 'power') Object.assign(dev.power, restored)
+        else dev.others.set(name, restored)
+      }
+    }
+    return engine
+  }
+}
