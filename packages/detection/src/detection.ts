@@ -84,6 +84,8 @@ export class Detection {
   private readonly idleByScope = new Map<string, { count: number; powerW: number }>()
   private readonly idleContribW = new Map<EquipmentDetector, number>()
   private readonly popped = new Float64Array(3)
+  /** Power/output readings that arrived behind the watermark (beyond §7's lateness bound). */
+  behindWatermark = 0
 
   constructor(
     readonly plant: PlantIndex,
@@ -123,6 +125,7 @@ export class Detection {
         const slot = eq.slots.get(device.deviceId)
         if (slot !== undefined) {
           if (tS < site.watermarkS) {
+            this.behindWatermark++
             eq.apply(slot, measure, tS, reading.value)
             this.stepped(eq, eq.step(tS))
           } else site.buffer.push(tS, node.index * ORDER_PER_EQUIPMENT + slot * 2 + measure, reading.value)
