@@ -615,7 +615,8 @@ export class Accounting {
     if (ref === undefined || ref.kind !== 'equipment') throw new RangeError(`${equipmentScope} is not an equipment`)
     const site = ref.site
     const eq = ref.index
-    const spans = (site.spans[eq] ??= [])
+    const spans = site.spans[eq] ?? []
+    site.spans[eq] = spans
     const index = spans.findIndex((s) => s.start === startS)
     const oldEnd = index >= 0 ? spans[index]!.end : startS
     const newEnd = Math.max(startS, endS ?? Number.POSITIVE_INFINITY)

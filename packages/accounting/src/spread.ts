@@ -100,8 +100,8 @@ export function spreadPart(
     if (spans !== undefined) {
       for (let i = 0; i < spans.length; i++) {
         const span = spans[i]!
-        const q0 = span.start > p0 ? span.start : p0
-        const q1 = span.end < p1 ? span.end : p1
+        const q0 = Math.max(span.start, p0)
+        const q1 = Math.min(span.end, p1)
         if (q1 > q0) idle += cum(a, length, milliWh, q1) - cum(a, length, milliWh, q0)
       }
     }

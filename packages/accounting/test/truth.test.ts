@@ -39,9 +39,9 @@ function feed(engine: Accounting, plant: PlantIndex, messages: OutgoingMessage[]
 function interleave(messages: OutgoingMessage[], chunk: number): OutgoingMessage[] {
   const byDevice = new Map<string, OutgoingMessage[]>()
   for (const m of messages) {
-    let list = byDevice.get(m.deviceId)
-    if (!list) byDevice.set(m.deviceId, (list = []))
-    list.push(m)
+    const list = byDevice.get(m.deviceId)
+    if (list) list.push(m)
+    else byDevice.set(m.deviceId, [m])
   }
   const queues = [...byDevice.values()].reverse()
   const out: OutgoingMessage[] = []
