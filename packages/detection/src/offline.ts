@@ -131,6 +131,13 @@ export class OfflineTracker {
       const d = this.devices.get(id)!
       if (d.scheduled !== key) continue
       d.scheduled = Number.NaN
+      // An entry scheduled before the device's span grew is early: move it to the true deadline, so
+      // changes come out in (deadline, device) order whatever the heap's history (restores included).
+      const due = this.deadlineOf(d)
+      if (due !== key) {
+        this.schedule(id, d)
+        continue
+      }
       this.settle(id, d, out)
       this.schedule(id, d)
     }
@@ -161,14 +168,17 @@ export class OfflineTracker {
   private schedule(id: string, d: DeviceTrack): void {
     // Before a raise: the watermark must pass end + offlineAfterS. Offline: the clear is due when the
     // watermark passes the next span's first reading. Both strictly (advance pops key < watermark).
-    let deadline: number
-    if (!d.offline) deadline = d.ends[0]! + this.offlineAfterS
-    else if (d.starts.length >= 2) deadline = d.starts[1]!
-    else return
+    const deadline = this.deadlineOf(d)
+    if (deadline === undefined) return
     if (d.scheduled === deadline) return
     if (!Number.isNaN(d.scheduled) && d.scheduled < deadline) return // the earlier entry will re-settle
     d.scheduled = deadline
     this.heap.push(deadline, d.order, id)
+  }
+
+  private deadlineOf(d: DeviceTrack): number | undefined {
+    if (!d.offline) return d.ends[0]! + this.offlineAfterS
+    return d.starts.length >= 2 ? d.starts[1]! : undefined
   }
 
   toJSON(): OfflineJson {

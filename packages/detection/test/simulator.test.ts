@@ -75,6 +75,12 @@ describe('idle detection against the simulator truth (NB-IoT faults on)', () => 
         `(missed: ${all.missed.map((m) => `${m.scope}@+${Math.round(m.startS - START)}s`).join(', ')}); ` +
         `raise delay after due ≤ ${Math.max(...delays)} s, start offset ≤ ${Math.max(...startOffsets)} s, readings behind watermark ${first.detection.behindWatermark}`,
     )
+    const kinds = new Map<string, number>()
+    for (const a of first.events) if (a.state === 'raised') kinds.set(a.kind, (kinds.get(a.kind) ?? 0) + 1)
+    const outside = detectedEpisodes(first.events).filter((f) => !rules.has(f.scope)).length
+    console.log(
+      `raised by kind: ${JSON.stringify(Object.fromEntries(kinds))}; idle on equipment without truth rules: ${outside}`,
+    )
     expect(truth.length).toBeGreaterThan(60)
     expect(result.precision).toBeGreaterThanOrEqual(0.98)
     expect(result.recall).toBeGreaterThanOrEqual(0.98)
