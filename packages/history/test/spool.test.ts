@@ -87,7 +87,7 @@ describe('Spool: the durable queue', () => {
     expect((await spool.restore()).points).toBe(19)
     expect(await drainAll(spool, 4)).toEqual(lines(3, 22))
     spool.close()
-  })
+  }, 20_000) // a child process with a TypeScript loader: seconds on a loaded machine
 
   it('deletes a file the cursor has passed (crash between the cursor write and the unlink)', async () => {
     dir = tempDir()
