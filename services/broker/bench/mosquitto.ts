@@ -9,7 +9,7 @@ import { deriveDevicePassword } from '@plantwatt/contract'
 
 // Debian's Mosquitto holding the same fleet as the plantwatt broker: every device its own user
 // with the same derived password (hashed by mosquitto_passwd), and an ACL that, like
-// plantwatt's, lets a device write only to its own `up` topic.
+// plantwatt's, confines a device to its own topics.
 
 export interface RunningMosquitto {
   port: number
@@ -64,7 +64,13 @@ export async function startMosquitto(options: {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(MISSING)
     throw error
   }
-  await writeFile(join(dir, 'acl'), 'pattern write sites/+/devices/%c/up\n')
+  // CONTRACT.md §4: a device publishes its own `up` and `ack`, and reads only its own `down`.
+  const acl = [
+    'pattern write sites/+/devices/%c/up',
+    'pattern write sites/+/devices/%c/ack',
+    'pattern read sites/+/devices/%c/down',
+  ]
+  await writeFile(join(dir, 'acl'), `${acl.join('\n')}\n`)
   const port = await freePort()
   const config = [
     'per_listener_settings false',
