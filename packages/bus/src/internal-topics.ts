@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import type { LiveFigures } from '@plantwatt/contract'
+import type { Alert, BucketFigures, BucketStep, LiveFigures } from '@plantwatt/contract'
 
 // Topics and messages between plantwatt's own roles (CONTRACT.md §9 leaves them to us;
 // docs/internal-bus.md describes them). Devices can never publish or subscribe here: the
@@ -16,12 +16,52 @@ export const LIVE_FILTER = `${INTERNAL_PREFIX}/live/+`
 /** Gateway → processor: "send me every scope's figures" (a gateway that just started). */
 export const LIVE_SYNC_TOPIC = `${INTERNAL_PREFIX}/live-sync`
 
+/** Processor → gateway: buckets of one site that closed or were revised (CONTRACT.md §5 `buckets`). */
+export function bucketsTopic(siteId: string): string {
+  return `${INTERNAL_PREFIX}/buckets/${siteId}`
+}
+export const BUCKETS_FILTER = `${INTERNAL_PREFIX}/buckets/+`
+
+/** Processor → gateway: alert events with their plant-wide `seq`, in order, QoS 1. */
+export const ALERTS_TOPIC = `${INTERNAL_PREFIX}/alerts`
+
+/** Gateway → processor: an operator acknowledges an alert. */
+export const ALERT_ACK_TOPIC = `${INTERNAL_PREFIX}/alert-ack`
+
 export type EquipmentStateName = 'off' | 'idle' | 'running' | 'unknown'
+
+/** Idle thresholds in force for an equipment (CONTRACT.md §1 `idle`, §6 `GET /api/v1/plant`). */
+export interface ThresholdsLive {
+  origin: 'given' | 'learned' | 'none'
+  offBelowW: number | null
+  runAboveW: number | null
+  afterS: number | null
+  rule: 'output' | 'band' | null
+  levelsW?: number[]
+}
 
 export interface EquipmentLive {
   scope: string
   state: EquipmentStateName
   powerW: number | null
+  thresholds?: ThresholdsLive | null
+}
+
+export interface BucketUpdate {
+  site: string
+  /** CONTRACT.md §5 `bucket` frames without `type` and `sub`. */
+  buckets: (BucketFigures & { scope: string; step: BucketStep; revision: number })[]
+}
+
+export interface AlertEvents {
+  events: { seq: number; alert: Alert }[]
+}
+
+export interface AlertAckRequest {
+  id: string
+  /** Wall clock of the acknowledgement, ms. */
+  atMs: number
+  by?: string
 }
 
 export interface LiveUpdate {

@@ -63,6 +63,11 @@ export class LiveState {
     this.dirtyEquipment.add(equipment)
   }
 
+  /** Marks an equipment's figures (and its scopes') as changed by a reading other than power. */
+  touch(equipment: EquipmentNode): void {
+    this.dirtyEquipment.add(equipment)
+  }
+
   devicePower(deviceId: string): DeviceLatest | undefined {
     return this.latestByDevice.get(deviceId)
   }

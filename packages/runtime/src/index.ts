@@ -1,4 +1,5 @@
 export * from './files.ts'
+export * from './ingest-journal.ts'
 export * from './logger.ts'
 export * from './plant-file.ts'
 export * from './secrets.ts'

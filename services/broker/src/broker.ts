@@ -30,6 +30,13 @@ export interface BrokerOptions {
   id?: string
   /** Wall clock, ms. */
   now?: () => number
+  /**
+   * Where device uplinks are made durable before aedes acknowledges them (the ingest journal of
+   * `plantwatt up`): an accepted QoS 1 reading is then on disk before its PUBACK, so a crash
+   * cannot lose it (see packages/runtime/src/ingest-journal.ts). A failed append refuses the
+   * publish, and the device sends it again.
+   */
+  uplinkJournal?: { append(topic: string, payload: Buffer, done: (error: Error | null) => void): void }
 }
 
 export interface Broker {
@@ -174,6 +181,15 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         return done(new Error('publish not allowed'))
       }
       metrics.messagesIn.inc()
+      if (options.uplinkJournal && packet.topic.endsWith('/up')) {
+        return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
+          if (error) {
+            metrics.messagesRefused.inc({ reason: 'journal_failed' })
+            logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
+          }
+          done(error)
+        })
+      }
       done(null)
     },
 

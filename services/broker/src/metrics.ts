@@ -30,6 +30,8 @@ export class BrokerMetrics {
   readonly foreignSubscriptions: Counter
   readonly messagesIn: Counter
   readonly messagesOut: Counter
+  /** Publishes refused after authorization (the uplink journal could not make them durable). */
+  readonly messagesRefused: Counter<'reason'>
   readonly bytesIn: Counter
   readonly bytesOut: Counter
   /** Bytes written to connections that closed; live ones are read at scrape time. */
@@ -41,6 +43,12 @@ export class BrokerMetrics {
     this.connected = new Gauge({
       name: 'plantwatt_broker_connected_clients',
       help: 'MQTT sessions connected now',
+      registers,
+    })
+    this.messagesRefused = new Counter({
+      name: 'plantwatt_broker_messages_refused_total',
+      help: 'Device publishes refused without a PUBACK, by reason; the device sends them again',
+      labelNames: ['reason'],
       registers,
     })
     this.connects = new Counter({ name: 'plantwatt_broker_connects_total', help: 'Accepted MQTT connects', registers })

@@ -53,6 +53,15 @@ const options = {
     envOption('--broker <url>', 'the MQTT broker that joins the roles', 'PLANTWATT_BROKER')
       .default('mqtt://127.0.0.1:1883')
       .argParser(parseUrl),
+  influxUrl: () =>
+    envOption(
+      '--influx-url <url>',
+      'InfluxDB 2.x URL (history; none: in memory only)',
+      'PLANTWATT_INFLUX_URL',
+    ).argParser(parseUrl),
+  influxOrg: () => envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'),
+  influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
+  influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
 }
 
 /** Loads the plant (refusing a bad file before anything is written or bound) and the logger. */
@@ -93,10 +102,10 @@ program
   .addOption(options.host())
   .addOption(options.mqttPort())
   .addOption(options.httpPort())
-  .addOption(envOption('--influx-url <url>', 'InfluxDB 2.x URL', 'PLANTWATT_INFLUX_URL').argParser(parseUrl))
-  .addOption(envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'))
-  .addOption(envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'))
-  .addOption(envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'))
+  .addOption(options.influxUrl())
+  .addOption(options.influxOrg())
+  .addOption(options.influxBucket())
+  .addOption(options.influxToken())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const system = await up(
@@ -144,9 +153,14 @@ program
   .addOption(options.plant())
   .addOption(dataDirOption())
   .addOption(options.broker())
+  .addOption(options.influxUrl())
+  .addOption(options.influxOrg())
+  .addOption(options.influxBucket())
+  .addOption(options.influxToken())
   .action(async (opts) => {
     const context = await roleContext(opts)
-    stopOnSignals(await runProcessor(context, { brokerUrl: opts.broker }), context.logger)
+    const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
+    stopOnSignals(await runProcessor(context, { brokerUrl: opts.broker, influx }), context.logger)
   })
 
 program

@@ -5,6 +5,7 @@ import { createBroker, createLevelPersistence, createRedisBackends, listenBroker
 import { createMqttBus, INTERNAL_USERNAME, internalClientId, internalPassword } from '@plantwatt/bus'
 import type { PlantModel } from '@plantwatt/contract'
 import { createGateway } from '@plantwatt/gateway'
+import { HistoryWriter } from '@plantwatt/history'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor } from '@plantwatt/processor'
 import { type Logger, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
@@ -26,6 +27,43 @@ export interface RunningRole {
 
 export function sessionsDir(dataDir: string): string {
   return join(dataDir, 'broker-sessions')
+}
+
+/** The ingest journal: uplinks made durable before the broker acknowledges them. */
+export function journalDir(dataDir: string): string {
+  return join(dataDir, 'ingest-journal')
+}
+
+export function checkpointPath(dataDir: string): string {
+  return join(dataDir, 'processor', 'checkpoint.v8')
+}
+
+export interface InfluxOptions {
+  url?: string
+  org?: string
+  bucket?: string
+  token?: string
+}
+
+/** The InfluxDB writer when --influx-url is given (its spill directory in the data directory). */
+export async function openHistory(
+  influx: InfluxOptions,
+  dataDir: string,
+  logger: Logger,
+): Promise<HistoryWriter | undefined> {
+  if (!influx.url) return undefined
+  if (!influx.org || !influx.bucket) throw new Error('--influx-url needs --influx-org and --influx-bucket')
+  const writer = new HistoryWriter({
+    url: influx.url,
+    org: influx.org,
+    bucket: influx.bucket,
+    token: influx.token,
+    directory: join(dataDir, 'influx-spool'),
+    logger: logger.child({ role: 'history' }),
+  })
+  await writer.start()
+  logger.info({ url: influx.url, org: influx.org, bucket: influx.bucket }, 'writing history to InfluxDB')
+  return writer
 }
 
 /** The token store, with the first admin token made and printed once if needed (CONTRACT.md §4). */
@@ -109,19 +147,26 @@ function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: stri
   })
 }
 
-export async function runProcessor(context: RoleContext, options: { brokerUrl: string }): Promise<RunningRole> {
+export async function runProcessor(
+  context: RoleContext,
+  options: { brokerUrl: string; influx: InfluxOptions },
+): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
+  const history = await openHistory(options.influx, context.dataDir, context.logger)
   const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'processor')
   const processor = new Processor({
     plant: new PlantIndex(context.plant),
     bus,
     logger: context.logger.child({ role: 'processor' }),
+    checkpointPath: checkpointPath(context.dataDir),
+    history,
   })
   await processor.start()
   context.logger.info({ role: 'processor', broker: options.brokerUrl }, 'processor subscribed')
   return {
     async stop() {
       await processor.stop()
+      await history?.stop()
       await bus.close()
     },
   }

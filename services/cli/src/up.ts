@@ -5,8 +5,8 @@ import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor } from '@plantwatt/processor'
-import { type Logger, loadDeviceSecret } from '@plantwatt/runtime'
-import { metricsRegistry, openTokens, sessionsDir } from './roles.ts'
+import { IngestJournal, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
+import { checkpointPath, journalDir, metricsRegistry, openHistory, openTokens, sessionsDir } from './roles.ts'
 
 export interface UpOptions {
   plant: PlantModel
@@ -35,14 +35,14 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
   const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
   const tokens = await openTokens(options.dataDir, options.adminToken)
-  if (options.influx.url) {
-    logger.warn('InfluxDB output is not built yet (issue 5): history stays in memory; --influx-* options are ignored')
-  }
+  const history = await openHistory(options.influx, options.dataDir, logger)
 
   let ready = false
   const registry = metricsRegistry()
   // Sessions and downlinks queued for sleeping devices survive a restart (DESIGN.md).
   const sessions = await createLevelPersistence(sessionsDir(options.dataDir))
+  // Every uplink is on disk before the broker acknowledges it; the processor reads it from there.
+  const journal = await IngestJournal.open(journalDir(options.dataDir))
   const broker = await createBroker({
     plant,
     deviceSecret,
@@ -50,8 +50,16 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     persistence: sessions.persistence,
     id: sessions.brokerId,
     logger: logger.child({ role: 'broker' }),
+    uplinkJournal: journal,
   })
-  const processor = new Processor({ plant, bus: broker.bus, logger: logger.child({ role: 'processor' }) })
+  const processor = new Processor({
+    plant,
+    bus: broker.bus,
+    logger: logger.child({ role: 'processor' }),
+    journal,
+    checkpointPath: checkpointPath(options.dataDir),
+    history,
+  })
   const gateway = await createGateway({
     plant,
     bus: broker.bus,
@@ -92,7 +100,9 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
         ready = false
         await fleet?.stop()
         await broker.close()
+        await journal.close()
         await processor.stop()
+        await history?.stop()
         await gateway.close()
         await sessions.close()
       })()

@@ -1,5 +1,13 @@
+import type { BucketEvent } from '@plantwatt/accounting'
 import {
+  ALERT_ACK_TOPIC,
+  ALERTS_TOPIC,
+  type AlertAckRequest,
+  type AlertEvents,
+  type BucketUpdate,
   type Bus,
+  bucketsTopic,
+  decodeMessage,
   type EquipmentLive,
   encodeMessage,
   LIVE_SYNC_TOPIC,
@@ -7,170 +15,249 @@ import {
   liveTopic,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import { decodeSenml, parseDeviceTopic, type RejectReason, UPLINK_FILTER } from '@plantwatt/contract'
-import { isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
+import type { Alert } from '@plantwatt/contract'
+import { UPLINK_FILTER } from '@plantwatt/contract'
+import type { Sequenced } from '@plantwatt/detection'
+import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
+import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
+import type { IngestJournal } from '@plantwatt/runtime'
 import type { Logger } from 'pino'
+import { CheckpointFile } from './checkpoint-file.ts'
+import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+
+export type { DeviceCounters }
 
 export interface ProcessorOptions {
   plant: PlantIndex
   bus: Bus
   logger: Logger
-  /** Wall clock in epoch ms; only the `future` rejection and the publish cadence use it. */
+  /** Wall clock in epoch ms; only the `future` rejection, relative SenML times and cadences use it. */
   now?: () => number
   /**
-   * How often changed figures go to the gateway, ms. Shorter than the one-second frame cadence
-   * of CONTRACT.md §5 (which the gateway enforces per subscription) so that a change waits
-   * little before its frame.
+   * How often changed figures, closed buckets and alerts go out, ms. Shorter than the one-second
+   * frame cadence of CONTRACT.md §5 (which the gateway enforces per subscription) so that a change
+   * waits little before its frame.
    */
   publishIntervalMs?: number
+  /**
+   * Where uplinks come from. With a journal (`plantwatt up`), the broker made each one durable
+   * before acknowledging it, and the processor replays what its checkpoint does not cover; without
+   * one, uplinks come from the bus.
+   */
+  journal?: IngestJournal
+  /** The processor's checkpoint file (in the data directory); none: state lives in memory only. */
+  checkpointPath?: string
+  /** How often the checkpoint is written, ms (default 60 s); also at stop. */
+  checkpointIntervalMs?: number
+  /** History store (InfluxDB); buckets and alert events go there as points. */
+  history?: HistorySink
+  pipeline?: PipelineOptions
 }
 
-export interface DeviceCounters {
-  lastSeenMs: number
-  accepted: number
-  rejected: Partial<Record<RejectReason | 'wrong_site', number>>
-}
-
-export interface ProcessorStats {
-  messages: number
-  readingsAccepted: number
-  readingsRejected: number
-  /** Messages from ids that are not in the plant: counted in one sum, so that they cannot grow memory. */
-  unknownDeviceMessages: number
-}
+/** Bucket events per bus message: a 40,000-device plant closes tens of thousands a minute. */
+const BUCKETS_PER_MESSAGE = 2000
 
 /**
- * The stream processor's composition root for this slice: readings from the bus are decoded,
- * applied to the live state on event time, and the changed figures go back on the bus once a
- * second. The event-time engine, energy, carbon and alerts grow here in issue 5.
+ * The stream processor's composition root: uplinks from the journal (or the bus) go through the
+ * reading pipeline; live figures, closed buckets and alert events go back on the bus and to the
+ * history store; the state is checkpointed to the data directory, and restored at start.
  */
 export class Processor {
-  readonly stats: ProcessorStats = {
-    messages: 0,
-    readingsAccepted: 0,
-    readingsRejected: 0,
-    unknownDeviceMessages: 0,
-  }
-  readonly devices = new Map<string, DeviceCounters>()
-  private readonly state: LiveState
+  private pipeline!: ReadingPipeline
   private readonly now: () => number
   private readonly unsubscribes: Unsubscribe[] = []
-  private timer: NodeJS.Timeout | undefined
+  private readonly checkpointFile: CheckpointFile | undefined
+  private publishTimer: NodeJS.Timeout | undefined
+  private checkpointTimer: NodeJS.Timeout | undefined
+  /** The last journal record applied to the pipeline. */
+  private journalSeq = 0
+  private checkpointing: Promise<void> | undefined
+  private started = false
 
   constructor(private readonly options: ProcessorOptions) {
-    this.state = new LiveState(options.plant)
     this.now = options.now ?? Date.now
+    this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
+  }
+
+  get stats(): PipelineStats {
+    return this.pipeline.stats
+  }
+
+  get devices(): ReadonlyMap<string, DeviceCounters> {
+    return this.pipeline.devices
+  }
+
+  /** The domain state, for the HTTP API and tests (read only). */
+  get state(): ReadingPipeline {
+    return this.pipeline
   }
 
   async start(): Promise<void> {
-    const { bus } = this.options
-    this.unsubscribes.push(await bus.subscribe(UPLINK_FILTER, (topic, payload) => this.onUplink(topic, payload)))
+    if (this.started) return
+    this.started = true
+    const { bus, logger, journal } = this.options
+    const restored = await this.checkpointFile?.read()
+    this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
+    this.journalSeq = restored?.journalSeq ?? 0
+    if (restored) logger.info({ journalSeq: this.journalSeq, savedAt: restored.savedAt }, 'processor state restored')
+
+    if (journal) {
+      // What was acknowledged to devices after the checkpoint: applied again, in order, before
+      // anything new (the broker does not listen yet).
+      let replayed = 0
+      for await (const record of journal.replay(this.journalSeq)) {
+        this.pipeline.ingest(record.topic, record.payload, record.receivedAtMs)
+        this.journalSeq = record.seq
+        replayed++
+      }
+      if (replayed > 0) logger.info({ replayed, journalSeq: this.journalSeq }, 'journal replayed')
+      journal.onDurable = (record) => {
+        this.pipeline.ingest(record.topic, record.payload, record.receivedAtMs)
+        this.journalSeq = record.seq
+      }
+    } else {
+      this.unsubscribes.push(
+        await bus.subscribe(UPLINK_FILTER, (topic, payload) => this.pipeline.ingest(topic, payload, this.now())),
+      )
+    }
     this.unsubscribes.push(await bus.subscribe(LIVE_SYNC_TOPIC, () => this.publishAll()))
-    this.timer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
-    this.timer.unref()
+    this.unsubscribes.push(await bus.subscribe(ALERT_ACK_TOPIC, (_topic, payload) => this.onAck(payload)))
+    this.publishTimer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
+    this.publishTimer.unref()
+    if (this.checkpointFile) {
+      this.checkpointTimer = setInterval(() => void this.checkpoint(), this.options.checkpointIntervalMs ?? 60_000)
+      this.checkpointTimer.unref()
+    }
     // A gateway that started first asked for a sync before anyone listened: answer it now.
     this.publishAll()
   }
 
+  /** Stops taking uplinks, sends what is pending, writes the checkpoint. Safe to call twice. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
+    if (!this.started) return
+    this.started = false
+    if (this.publishTimer) clearInterval(this.publishTimer)
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer)
+    this.publishTimer = undefined
+    this.checkpointTimer = undefined
+    if (this.options.journal) this.options.journal.onDurable = () => {}
     for (const unsubscribe of this.unsubscribes.splice(0)) await unsubscribe()
+    this.publishChanges()
+    await this.checkpoint()
   }
 
-  /** The figures of one scope as the processor holds them now (tests, and GET /api/v1/live). */
+  /** The figures of one scope as the processor holds them now (GET /api/v1/live, tests). */
   figures(scope: ScopeNode) {
-    return this.state.figures(scope)
+    return this.pipeline.figures(scope)
   }
 
-  private onUplink(topic: string, payload: Buffer): void {
-    this.stats.messages++
-    const parsed = parseDeviceTopic(topic)
-    if (!parsed) return
-    const device = this.options.plant.device(parsed.deviceId)
-    // The broker refuses unknown devices and foreign topics; a message that still arrives here
-    // (an external broker misconfigured) is counted, never applied.
-    if (!device) {
-      this.stats.unknownDeviceMessages++
+  /** Writes the checkpoint now (one at a time); the journal then drops what it covers. */
+  checkpoint(): Promise<void> {
+    if (!this.checkpointFile) return Promise.resolve()
+    this.checkpointing ??= (async () => {
+      const journalSeq = this.journalSeq
+      try {
+        const started = this.now()
+        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline: this.pipeline.checkpoint() })
+        await this.options.journal?.release(journalSeq)
+        this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
+      } catch (error) {
+        this.options.logger.error(
+          { err: error },
+          'writing the checkpoint failed; the journal keeps everything since the last one',
+        )
+      } finally {
+        this.checkpointing = undefined
+      }
+    })()
+    return this.checkpointing
+  }
+
+  private onAck(payload: Buffer): void {
+    let request: AlertAckRequest
+    try {
+      request = decodeMessage<AlertAckRequest>(payload)
+    } catch {
+      this.options.logger.warn('alert ack request is not JSON: ignored')
       return
     }
-    const counters = this.countersOf(parsed.deviceId)
-    if (device.siteId !== parsed.site) return this.count(counters, 'wrong_site')
-
-    const nowMs = this.now()
-    counters.lastSeenMs = nowMs
-    const site = this.options.plant.sites.get(device.siteId)!
-    const siteClock = this.state.siteClock(device.siteId)
-    const decoded = decodeSenml(payload, {
-      receivedAt: nowMs / 1000,
-      notBefore: siteClock === undefined ? undefined : siteClock - site.maxAgeS,
-    })
-    for (const rejection of decoded.rejections) this.count(counters, rejection.reason)
-    if (decoded.rejections.length > 0) {
-      this.options.logger.debug({ deviceId: device.deviceId, rejections: decoded.rejections }, 'records rejected')
-    }
-    for (const reading of decoded.readings) {
-      if (reading.name === 'power' && device.equipment) {
-        const ratedPowerW = device.equipment.spec.ratedPowerW
-        // CONTRACT.md §2 out_of_range: below −1 % or above 10 × the equipment's rating.
-        if (reading.value < -0.01 * ratedPowerW || reading.value > 10 * ratedPowerW) {
-          this.count(counters, 'out_of_range')
-          continue
-        }
-      }
-      counters.accepted++
-      this.stats.readingsAccepted++
-      this.state.observeTime(device.siteId, reading.time)
-      if (reading.name === 'power') this.state.applyPower(device, reading.time, reading.value)
-    }
-  }
-
-  private countersOf(deviceId: string): DeviceCounters {
-    let counters = this.devices.get(deviceId)
-    if (!counters) {
-      counters = { lastSeenMs: 0, accepted: 0, rejected: {} }
-      this.devices.set(deviceId, counters)
-    }
-    return counters
-  }
-
-  private count(counters: DeviceCounters, reason: keyof DeviceCounters['rejected']): void {
-    counters.rejected[reason] = (counters.rejected[reason] ?? 0) + 1
-    this.stats.readingsRejected++
+    if (typeof request?.id !== 'string' || typeof request.atMs !== 'number') return
+    const result = this.pipeline.detection.ack(request.id, request.atMs, request.by)
+    this.options.logger.info({ alertId: request.id, result }, 'alert acknowledged')
+    this.publishEvents()
   }
 
   private publishChanges(): void {
-    const changes = this.state.takeChanges()
+    this.publishEvents()
+    const changes = this.pipeline.takeChanges()
     for (const siteId of changes.sites) this.publishSite(siteId, changes.scopes.get(siteId) ?? [], false)
   }
 
-  private publishAll(): void {
-    for (const site of this.options.plant.sites.values()) {
-      this.publishSite(site.node.id, site.scopes, true)
+  /** Closed buckets and alert events: to the bus (gateway) and to the history store. */
+  private publishEvents(): void {
+    const buckets = this.pipeline.takeBucketEvents()
+    const alerts = this.pipeline.takeAlertEvents()
+    if (buckets.length > 0) this.publishBuckets(buckets)
+    if (alerts.length > 0) this.publishAlerts(alerts)
+    const history = this.options.history
+    if (history && (buckets.length > 0 || alerts.length > 0)) {
+      const points: HistoryPoint[] = []
+      for (const bucket of buckets) points.push(bucketPoint(bucket))
+      for (const { seq, event } of alerts) points.push(alertPoint({ ...event, seq }))
+      history.write(points)
     }
   }
 
+  private publishBuckets(buckets: BucketEvent[]): void {
+    const bySite = new Map<string, BucketEvent[]>()
+    for (const bucket of buckets) {
+      const site = bucket.scope.split('/', 1)[0]!
+      let list = bySite.get(site)
+      if (!list) {
+        list = []
+        bySite.set(site, list)
+      }
+      list.push(bucket)
+    }
+    for (const [site, list] of bySite) {
+      for (let k = 0; k < list.length; k += BUCKETS_PER_MESSAGE) {
+        const update: BucketUpdate = { site, buckets: list.slice(k, k + BUCKETS_PER_MESSAGE) }
+        this.send(bucketsTopic(site), update, 0)
+      }
+    }
+  }
+
+  private publishAlerts(alerts: Sequenced<Alert>[]): void {
+    const message: AlertEvents = { events: alerts.map(({ seq, event }) => ({ seq, alert: event })) }
+    // QoS 1: alert subscribers must never miss one (CONTRACT.md §5).
+    this.send(ALERTS_TOPIC, message, 1)
+  }
+
+  private publishAll(): void {
+    for (const site of this.options.plant.sites.values()) this.publishSite(site.node.id, site.scopes, true)
+  }
+
   private publishSite(siteId: string, scopes: ScopeNode[], full: boolean): void {
-    const clockS = this.state.siteClock(siteId)
     const equipment: EquipmentLive[] = []
     for (const node of scopes) {
-      if (!isEquipment(node)) continue
-      equipment.push({
-        scope: node.scope,
-        state: this.state.equipmentState(node),
-        powerW: this.state.equipmentPower(node) ?? null,
-      })
+      const live = this.pipeline.equipmentLive(node)
+      if (live) equipment.push(live)
     }
+    const at = this.pipeline.siteClockMs(siteId)
     const update: LiveUpdate = {
       site: siteId,
-      at: clockS === undefined ? null : Math.round(clockS * 1000),
-      gridGPerKWh: this.state.siteGridIntensity(siteId),
+      at,
+      gridGPerKWh: this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
       full,
-      scopes: scopes.map((node) => this.state.figures(node)),
+      scopes: scopes.map((node) => this.pipeline.figures(node)),
       equipment,
     }
-    this.options.bus.publish(liveTopic(siteId), encodeMessage(update)).catch((error) => {
-      this.options.logger.error({ err: error, siteId }, 'publishing live figures failed')
+    this.send(liveTopic(siteId), update, 0)
+  }
+
+  private send(topic: string, message: unknown, qos: 0 | 1): void {
+    this.options.bus.publish(topic, encodeMessage(message), { qos }).catch((error) => {
+      this.options.logger.error({ err: error, topic }, 'publishing to the bus failed')
     })
   }
 }

@@ -73,7 +73,16 @@ describe('processor', () => {
       ['yibin/electrode', 1500],
       ['yibin', 1500],
     ])
-    expect(update.equipment).toEqual([{ scope: 'yibin/electrode/coating-1/coater-1-oven', state: 'off', powerW: 1500 }])
+    // The state follows detection, which takes readings in time order once the site clock has
+    // passed them by latenessS (CONTRACT.md §7): one reading alone does not decide it yet.
+    expect(update.equipment).toMatchObject([
+      {
+        scope: 'yibin/electrode/coating-1/coater-1-oven',
+        state: 'unknown',
+        powerW: 1500,
+        thresholds: { origin: 'given', offBelowW: 2000, runAboveW: 60000, afterS: 300 },
+      },
+    ])
   })
 
   it('counts rejected records per device and reason, keeping the good ones', async () => {

@@ -172,6 +172,7 @@ const result = {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     kernel: release(),
     node: process.version,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format, not a template
     mosquitto: execFileSync('dpkg-query', ['-W', '-f=${Version}', 'mosquitto'], { encoding: 'utf8' }),
   },
   date: new Date().toISOString(),
