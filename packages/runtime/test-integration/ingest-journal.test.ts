@@ -1,0 +1,101 @@
+import { appendFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { IngestJournal, type JournalRecord } from '../src/ingest-journal.ts'
+
+// The ingest journal on a real file system: what was acknowledged survives a reopen, a torn tail
+// is cut off, and covered segments go away.
+
+function appendAll(journal: IngestJournal, count: number, from = 0): Promise<void> {
+  const appends: Promise<void>[] = []
+  for (let k = from; k < from + count; k++) {
+    const payload = Buffer.from(JSON.stringify([{ n: 'power', v: k }]))
+    appends.push(
+      new Promise((resolve, reject) =>
+        journal.append(`sites/s/devices/d${k % 7}/up`, payload, (error) => (error ? reject(error) : resolve())),
+      ),
+    )
+  }
+  return Promise.all(appends).then(() => undefined)
+}
+
+async function collect(journal: IngestJournal, afterSeq: number): Promise<JournalRecord[]> {
+  const out: JournalRecord[] = []
+  for await (const record of journal.replay(afterSeq)) out.push(record)
+  return out
+}
+
+describe('ingest journal', () => {
+  let dir: string
+  let clock: number
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'plantwatt-journal-'))
+    clock = 1_732_250_000_000
+  })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('hands each record to its reader once on disk, in order, and replays them after a reopen', async () => {
+    const journal = await IngestJournal.open(dir, { now: () => clock++ })
+    const durable: number[] = []
+    journal.onDurable = (record) => durable.push(record.seq)
+    await appendAll(journal, 500)
+    expect(durable).toEqual(Array.from({ length: 500 }, (_, k) => k + 1))
+    // Group commit: far fewer writes than records.
+    expect(journal.stats.writes).toBeLessThan(500)
+    await journal.close()
+
+    const reopened = await IngestJournal.open(dir)
+    expect(reopened.lastSeq).toBe(500)
+    const after = await collect(reopened, 490)
+    expect(after.map((record) => record.seq)).toEqual([491, 492, 493, 494, 495, 496, 497, 498, 499, 500])
+    expect(after[0]).toMatchObject({ topic: 'sites/s/devices/d0/up', receivedAtMs: 1_732_250_000_490 })
+    expect(JSON.parse(after[0]!.payload.toString())).toEqual([{ n: 'power', v: 490 }])
+    await appendAll(reopened, 1, 500)
+    expect(reopened.lastSeq).toBe(501)
+    await reopened.close()
+  })
+
+  it('cuts off a torn record at the end (a crash mid-write) and carries on after the last whole one', async () => {
+    const journal = await IngestJournal.open(dir)
+    await appendAll(journal, 20)
+    await journal.close()
+    const [segment] = await readdir(dir)
+    const path = join(dir, segment!)
+    const whole = (await stat(path)).size
+    await appendFile(path, Buffer.from([200, 0, 0, 0, 1, 2, 3])) // a length promising more than is there
+
+    const reopened = await IngestJournal.open(dir)
+    expect(reopened.lastSeq).toBe(20)
+    expect((await stat(path)).size).toBe(whole)
+    await appendAll(reopened, 5, 20)
+    expect((await collect(reopened, 0)).map((record) => record.seq)).toEqual(
+      Array.from({ length: 25 }, (_, k) => k + 1),
+    )
+    await reopened.close()
+  })
+
+  it('starts new segments and deletes those a checkpoint covers', async () => {
+    const journal = await IngestJournal.open(dir, { segmentBytes: 4096 })
+    for (let k = 0; k < 10; k++) await appendAll(journal, 20, k * 20)
+    const segments = (await readdir(dir)).sort()
+    expect(segments.length).toBeGreaterThan(3)
+    await journal.release(100)
+    const left = (await readdir(dir)).sort()
+    expect(left.length).toBeLessThan(segments.length)
+    // Every record after the checkpoint is still there.
+    const after = await collect(journal, 100)
+    expect(after.map((record) => record.seq)).toEqual(Array.from({ length: 100 }, (_, k) => k + 101))
+    await journal.close()
+  })
+
+  it('refuses appends after close', async () => {
+    const journal = await IngestJournal.open(dir)
+    await journal.close()
+    await journal.close()
+    await expect(appendAll(journal, 1)).rejects.toThrow(/closed/)
+  })
+})
