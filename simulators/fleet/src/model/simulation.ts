@@ -379,6 +379,14 @@ export class PlantSimulation implements MessageSink {
     return Number.isNaN(this.lastSampleMs) ? this.startMs / 1000 : this.lastSampleMs / 1000
   }
 
+  /**
+   * Messages made and not yet due (sent after the time reached: network latency, retransmission).
+   * Bounded by the fault model's delays, however long the run.
+   */
+  get pendingMessages(): number {
+    return this.heap.size
+  }
+
   /** Devices whose messages this simulation emits. */
   get deviceCount(): number {
     return this.devices.size

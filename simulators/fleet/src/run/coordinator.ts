@@ -33,6 +33,21 @@ export interface RunProgress {
   startS: number | null
   /** Simulated seconds every worker has reached (the slowest). */
   reachedS: number | null
+  /**
+   * At `--speed X`: simulated seconds the slowest worker is behind the wall-clock schedule,
+   * because the sessions could not take the messages (or the workers not make them) in time.
+   * 0 at max speed and while on time.
+   */
+  lagS: number
+  /** Wall seconds simulated time stood still waiting for the sessions (the most of any worker). */
+  heldS: number
+  /** Simulated seconds per wall second over the last second or so (null before running). */
+  simulatedPerS: number | null
+  /** Messages in the sessions not yet acknowledged, and the bound the workers keep them under. */
+  backlog: number
+  backlogLimit: number
+  /** Messages the simulations made and are not yet due (network latency of the fault model). */
+  pendingInSimulation: number
   uplinks: number
   acks: number
   recorded: number
@@ -74,6 +89,8 @@ export interface FleetWorkersResult {
   connectStartedMs: number
   connectEndedMs: number
   wallStartMs: number
+  /** Wall-clock ms when every worker had produced everything (the drain follows). */
+  producedMs: number
   wallEndMs: number
   truths: (TruthJson | null)[]
   /** Highest CPU time and RSS seen per worker. */
@@ -103,7 +120,15 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
   let startS: number | null = null
   let horizonS = Number.NEGATIVE_INFINITY
   let failure: Error | undefined
-  let rate = { atMs: Date.now(), messages: 0, acked: 0, messagesPerS: 0, ackedPerS: 0 }
+  let rate = {
+    atMs: Date.now(),
+    messages: 0,
+    acked: 0,
+    reachedS: Number.NaN,
+    messagesPerS: 0,
+    ackedPerS: 0,
+    simulatedPerS: null as number | null,
+  }
   const maxRss: number[] = jobs.map(() => 0)
   const changed = new Set<() => void>()
 
@@ -140,6 +165,8 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
             delete (report as { truth?: unknown }).truth
           }
           absorb(worker, report as RunWorkerReport)
+          // The worker sends its next report only after this (worker.ts).
+          if (message.type === 'report') send(worker, { type: 'reportReceived' })
           break
         }
       }
@@ -170,12 +197,15 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
       const messages = progress.uplinks + progress.acks
       const acked = progress.sessions?.acked ?? 0
       const seconds = (now - rate.atMs) / 1000
+      const reachedS = phase === 'running' && progress.reachedS !== null ? progress.reachedS : Number.NaN
       rate = {
         atMs: now,
         messages,
         acked,
+        reachedS,
         messagesPerS: (messages - rate.messages) / seconds,
         ackedPerS: (acked - rate.acked) / seconds,
+        simulatedPerS: Number.isNaN(reachedS - rate.reachedS) ? null : (reachedS - rate.reachedS) / seconds,
       }
       onProgress?.(aggregate())
     }
@@ -197,6 +227,10 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
     let sessions: SessionStats | null = null
     const sum = { uplinks: 0, acks: 0, recorded: 0, commandsReceived: 0, downlinksRefused: 0 }
     let reachedS = Number.POSITIVE_INFINITY
+    let lagS = 0
+    let heldS = 0
+    let backlogLimit = 0
+    let pendingInSimulation = 0
     const processes: WorkerProcessInfo[] = []
     let devices = 0
     for (const worker of workers) {
@@ -209,6 +243,10 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
         addStats(sessions, report.sessions)
       }
       reachedS = Math.min(reachedS, report.reachedS)
+      lagS = Math.max(lagS, report.lagS)
+      heldS = Math.max(heldS, report.heldWallS)
+      backlogLimit += report.backlogLimit
+      pendingInSimulation += report.pendingInSimulation
       processes.push(report.process)
     }
     const connectedEverywhere = workers.every((worker) => (worker.last?.sessions?.allConnectedAt ?? 0) > 0)
@@ -224,6 +262,12 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
       devices,
       startS,
       reachedS: Number.isFinite(reachedS) ? reachedS : null,
+      lagS,
+      heldS,
+      simulatedPerS: rate.simulatedPerS,
+      backlog: sessions ? sessions.queued + sessions.inflight : 0,
+      backlogLimit,
+      pendingInSimulation,
       ...sum,
       sessions,
       messagesPerS: rate.messagesPerS,
@@ -285,10 +329,15 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
       })
     }
 
+    let producedMs = Number.NaN
     await until(() => {
-      if (phase === 'running' && workers.every((worker) => worker.last?.produced)) phase = 'draining'
+      if (phase === 'running' && workers.every((worker) => worker.last?.produced)) {
+        phase = 'draining'
+        producedMs = Date.now()
+      }
       return workers.every((worker) => worker.finished)
     })
+    if (Number.isNaN(producedMs)) producedMs = Date.now()
     phase = 'done'
     const progress = aggregate()
     onProgress?.(progress)
@@ -299,6 +348,7 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
       connectStartedMs,
       connectEndedMs,
       wallStartMs,
+      producedMs,
       wallEndMs: Date.now(),
       truths: workers.map((worker) => worker.truth),
       cpuSeconds,

@@ -53,6 +53,8 @@ export type ToRunWorker =
   /** Start simulated time: at `startS` (simulate), at wall time `wallStartMs`. */
   | { type: 'begin'; startS: number; wallStartMs: number; horizonS: number }
   | { type: 'horizon'; horizonS: number }
+  /** The previous report was received: the worker may send the next (one report at a time). */
+  | { type: 'reportReceived' }
   /** End early (Ctrl-C): stop producing, drain, report. */
   | { type: 'finish' }
 
@@ -61,6 +63,17 @@ export interface RunWorkerReport {
   reachedS: number
   /** True once the worker has produced everything it will (its sessions may still drain). */
   produced: boolean
+  /**
+   * At `--speed X`: simulated seconds behind the wall-clock schedule (the sessions could not
+   * take the messages, or the worker could not make them in time); frozen once produced. 0 at max.
+   */
+  lagS: number
+  /** Wall seconds simulated time stood still because the sessions' backlog was full (speed X). */
+  heldWallS: number
+  /** The bound on the sessions' backlog this worker keeps (see job-base.ts). */
+  backlogLimit: number
+  /** Messages made by the simulation and not yet due (network latency, retransmissions). */
+  pendingInSimulation: number
   uplinks: number
   acks: number
   recorded: number

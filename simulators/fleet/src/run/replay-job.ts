@@ -4,7 +4,6 @@
 
 import { decodeRecordLine, openRecordingLines, recordingSites, recordLineTime } from '../recording/index.ts'
 import type { FleetDevice } from '../sessions/types.ts'
-import { dueWallMs } from './clock.ts'
 import { FleetJob, sleep } from './job-base.ts'
 import type { ReplayJob } from './protocol.ts'
 
@@ -56,6 +55,7 @@ export class ReplayRun extends FleetJob {
     const { lines } = await openRecordingLines(this.job.file)
     const speed = this.speed
     this.reachedS = this.startS
+    this.beginPacing(this.startS, wallStartMs)
     for await (const { text, lineNumber } of lines) {
       if (this.finishing) break
       const tS = recordLineTime(text)
@@ -66,8 +66,20 @@ export class ReplayRun extends FleetJob {
           await sleep(2)
         }
       } else {
-        const waitMs = dueWallMs(this.startS, speed, wallStartMs, tS) - Date.now()
-        if (waitMs > 1) await sleep(waitMs)
+        // Due on the wall clock (less the time lost to the sessions), and only once the sessions
+        // have room: otherwise simulated time waits (see job-base.ts).
+        for (;;) {
+          const nowMs = Date.now()
+          const waitMs = ((tS - this.scheduleS(nowMs)) * 1000) / speed
+          if (waitMs > 1) await sleep(waitMs)
+          else if (this.finishing || this.hasRoom()) {
+            this.released(nowMs)
+            break
+          } else {
+            this.holdBack(Math.max(this.reachedS, tS), nowMs)
+            await sleep(20)
+          }
+        }
       }
       this.reachedS = Math.max(this.reachedS, tS)
       const deviceId = lineDevice(text)
@@ -78,7 +90,7 @@ export class ReplayRun extends FleetJob {
       else this.acks++
       this.engine?.send(index, message.kind, message.payload)
     }
-    this.produced = true
+    this.producedAll()
     await this.closeSessions(this.finishing ? 2000 : DRAIN_MS)
     return null
   }

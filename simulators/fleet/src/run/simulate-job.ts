@@ -7,7 +7,6 @@ import { PlantSimulation, type TruthJson } from '../model/index.ts'
 import { RecordingWriter } from '../recording/index.ts'
 import { fleetDevicesOf } from '../sessions/devices.ts'
 import type { FleetDevice } from '../sessions/types.ts'
-import { paceS } from './clock.ts'
 import { FleetJob, sleep } from './job-base.ts'
 import type { SimulateJob } from './protocol.ts'
 
@@ -52,15 +51,26 @@ export class SimulateRun extends FleetJob {
         ? RecordingWriter.open(job.recordPath, { ...job.recordHeader, startS, createdAt: new Date().toISOString() })
         : null
     const endS = job.durationS === null ? Number.POSITIVE_INFINITY : startS + job.durationS
-    // At max speed, advance in steps of about a thousand messages, so the sessions' backlog
-    // bounds how far the simulation runs ahead of what the broker has taken.
+    // Advance in steps of about a thousand messages (at least one report interval), so that the
+    // sessions' backlog bounds how far the simulation runs ahead of what the brokers have taken,
+    // and the event loop (sockets, reports) runs between steps even when the run is behind.
     const stepS = job.reportIntervalS * Math.min(3600, Math.max(1, Math.floor(1000 / Math.max(1, this.deviceCount))))
     this.reachedS = startS
+    this.beginPacing(startS, wallStartMs)
     while (!this.finishing && this.reachedS < endS) {
-      let targetS = Math.min(endS, paceS(startS, this.speed, wallStartMs, Date.now(), this.horizonS))
-      if (this.speed === 'max') {
-        if (targetS <= this.reachedS && targetS < endS) this.blockedAtHorizon()
-        targetS = this.hasRoom() ? Math.min(targetS, this.reachedS + stepS) : this.reachedS
+      const nowMs = Date.now()
+      const dueS = Math.min(endS, this.scheduleS(nowMs))
+      let targetS = dueS
+      if (this.speed === 'max' && targetS <= this.reachedS && targetS < endS) this.blockedAtHorizon()
+      if (targetS > this.reachedS) {
+        if (this.hasRoom()) {
+          this.released(nowMs)
+          targetS = Math.min(targetS, this.reachedS + stepS)
+        } else {
+          // The sessions hold what they can: simulated time waits (see job-base.ts).
+          this.holdBack(this.reachedS, nowMs)
+          targetS = this.reachedS
+        }
       }
       if (targetS > this.reachedS) {
         for (const message of simulation.advanceTo(targetS)) {
@@ -81,17 +91,22 @@ export class SimulateRun extends FleetJob {
           }
         }
         this.reachedS = targetS
-        if (this.speed === 'max') {
+        // More is due (max speed, or a step short of the schedule): go on after I/O has run.
+        if (this.speed === 'max' || targetS < dueS) {
           await new Promise((resolve) => setImmediate(resolve))
           continue
         }
       }
       await sleep(this.speed === 'max' ? 2 : 20)
     }
-    this.produced = true
+    this.producedAll()
     await recorder?.close()
     await this.closeSessions(this.finishing ? 2000 : DRAIN_MS)
     return job.truth ? simulation.truth.toJSON() : null
+  }
+
+  protected override pendingInSimulation(): number {
+    return this.simulation?.pendingMessages ?? 0
   }
 
   private onDownlink(device: FleetDevice, payload: Buffer): void {

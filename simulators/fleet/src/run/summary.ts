@@ -15,8 +15,16 @@ export interface RunSummary {
   simulated: { start: string; end: string | null; seconds: number | null }
   /** Wall-clock seconds from the start of simulated time to the end of the run. */
   wallSeconds: number
-  /** Simulated seconds per wall-clock second achieved. */
+  /** Of wallSeconds, those after everything was produced, waiting for the last PUBACKs. */
+  drainSeconds: number
+  /** Simulated seconds per wall-clock second achieved while producing (the drain left out). */
   achievedSpeed: number | null
+  /**
+   * At `--speed X`: how far simulated time ended behind the wall-clock schedule (s), and the wall
+   * seconds it stood still because the sessions held as much as they may (the brokers did not
+   * acknowledge fast enough). Both 0 when the run kept its speed; null at max.
+   */
+  behind: { lagS: number; heldSeconds: number } | null
   connect: {
     connected: number
     seconds: number
@@ -69,6 +77,7 @@ export function summarize(
   const { progress } = result
   const sessions = progress.sessions
   const wallSeconds = (result.wallEndMs - result.wallStartMs) / 1000
+  const producingSeconds = (result.producedMs - result.wallStartMs) / 1000
   const reached = progress.reachedS
   const simulatedSeconds = reached === null ? null : Math.max(0, reached - result.startS)
   const connected = sessions ? sessions.connects - sessions.disconnects : 0
@@ -88,7 +97,10 @@ export function summarize(
       seconds: simulatedSeconds === null ? null : round(simulatedSeconds, 3),
     },
     wallSeconds: round(wallSeconds, 3),
-    achievedSpeed: simulatedSeconds === null || wallSeconds === 0 ? null : round(simulatedSeconds / wallSeconds, 2),
+    drainSeconds: round(Math.max(0, wallSeconds - producingSeconds), 3),
+    achievedSpeed:
+      simulatedSeconds === null || producingSeconds <= 0 ? null : round(simulatedSeconds / producingSeconds, 2),
+    behind: info.speed === 'max' ? null : { lagS: round(progress.lagS), heldSeconds: round(progress.heldS) },
     connect: sessions
       ? {
           connected: Math.min(progress.devices, connected),
@@ -159,7 +171,13 @@ export function progressLine(progress: RunProgress, speed: Speed): string {
   }
   if (progress.reachedS !== null && progress.startS !== null) {
     const simulated = new Date(progress.reachedS * 1000).toISOString().replace('T', ' ').slice(0, 19)
-    parts.push(`sim ${simulated} UTC (${speed === 'max' ? 'max' : `×${speed}`})`)
+    let pace = speed === 'max' ? 'max' : `×${speed}`
+    if (progress.phase === 'running' && progress.simulatedPerS !== null) {
+      pace += `, achieved ×${round(progress.simulatedPerS, 2)}`
+    }
+    // Behind by more than half a wall second's worth: the sessions hold the simulation back.
+    if (speed !== 'max' && progress.lagS > Math.max(1, speed / 2)) pace += `, ${round(progress.lagS)} s behind`
+    parts.push(`sim ${simulated} UTC (${pace})`)
   }
   return parts.join(' · ')
 }

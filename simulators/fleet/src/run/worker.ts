@@ -15,9 +15,27 @@ const REPORT_INTERVAL_MS = 250
 
 let job: SimulateRun | ReplayRun | undefined
 let reportTimer: NodeJS.Timeout | undefined
+// One report at a time: the next goes only once the coordinator says it received the previous,
+// so a coordinator slower than the workers (a saturated machine) never has reports piling up
+// in an IPC channel on either side. Reports due meanwhile are coalesced into the next one
+// (counters are totals; the latency histograms keep accumulating in the engine, fixed size).
+let reportInFlight = false
+let reportDue = false
 
 const send = (message: FromRunWorker) => {
   if (process.connected) process.send?.(message)
+}
+
+/** Sends a report now if none is unanswered, else as soon as the coordinator answers. */
+const report = () => {
+  if (!job) return
+  if (reportInFlight) {
+    reportDue = true
+    return
+  }
+  reportInFlight = true
+  reportDue = false
+  send({ type: 'report', ...job.report() })
 }
 
 const fail = (error: unknown) => {
@@ -45,7 +63,7 @@ process.on('message', (message: ToRunWorker) => {
       const opened = spec.kind === 'simulate' ? Promise.resolve(new SimulateRun(spec)) : ReplayRun.open(spec)
       opened.then((running) => {
         job = running
-        running.onBlocked = () => send({ type: 'report', ...running.report() })
+        running.onBlocked = report
         send({
           type: 'ready',
           devices: running.deviceCount,
@@ -56,7 +74,11 @@ process.on('message', (message: ToRunWorker) => {
     }
     case 'connect':
       job?.connect()
-      reportTimer = setInterval(() => send({ type: 'report', ...job!.report() }), REPORT_INTERVAL_MS)
+      reportTimer = setInterval(report, REPORT_INTERVAL_MS)
+      return
+    case 'reportReceived':
+      reportInFlight = false
+      if (reportDue) report()
       return
     case 'begin':
       begin(message.startS, message.wallStartMs, message.horizonS)

@@ -56,7 +56,12 @@ export interface SessionEngineOptions {
    * reconnect, as a device does. Default false.
    */
   driven?: boolean
-  /** Driven mode: most messages one outbox holds; beyond, the oldest waiting is dropped and counted. Default 10,000. */
+  /**
+   * Driven mode: most messages one outbox holds (a device's buffer); beyond, the oldest waiting
+   * is dropped and counted in `outboxDropped`. Default 10,000. The caller bounds the sum over
+   * every session with backlog() / onlineBacklog(): this cap only keeps one session that cannot
+   * send (offline, or a connection the broker stopped reading) from taking the whole budget.
+   */
   maxOutboxPerSession?: number
   /**
    * When given, each session subscribes to its `down` topic (QoS 1) after every CONNACK, and
@@ -77,7 +82,12 @@ const STOPPED = 3
 const CLOSE_NONE = 0
 const CLOSE_COUNTED = 1
 
-/** Bytes a session's socket may hold unsent before its publishes are skipped. */
+/**
+ * Bytes a session's socket may hold unsent before its publishes are skipped. Besides this, a
+ * write that returns false (the socket's own high-water mark, `writableNeedDrain`) stops the
+ * session's publishing until 'drain': a broker that stops reading costs at most one buffer's
+ * worth per session, never a growing queue in Node's socket.
+ */
 const MAX_BUFFERED_BYTES = 64 * 1024
 /** A broker sends a device small packets; a bigger one means the stream is garbage. */
 const MAX_INCOMING_PACKET_BYTES = 1024 * 1024
@@ -251,11 +261,15 @@ export class SessionEngine {
     session.outbox ??= []
     const outbox = session.outbox
     outbox.push({ topic, payload, messageId: 0, sentAtPerf: 0 })
-    this.counters.queued++
+    const c = this.counters
+    const online = session.state === CONNECTED
+    c.queued++
+    if (!online) c.queuedOffline++
     if (outbox.length > this.maxOutbox && outbox.length > session.sent) {
       outbox.splice(session.sent, 1)
-      this.counters.queued--
-      this.counters.outboxDropped++
+      c.queued--
+      if (!online) c.queuedOffline--
+      c.outboxDropped++
     }
     this.flushOutbox(session)
   }
@@ -263,6 +277,16 @@ export class SessionEngine {
   /** Driven mode: messages queued or in flight, over every session. */
   backlog(): number {
     return this.counters.queued + this.counters.inflight
+  }
+
+  /**
+   * Driven mode: messages queued or in flight in sessions that are connected, i.e. what the
+   * brokers have been offered and not yet acknowledged. Messages of sessions not connected are
+   * left out: they wait in their own outbox, bounded by `maxOutboxPerSession`.
+   */
+  onlineBacklog(): number {
+    const c = this.counters
+    return c.queued - c.queuedOffline + c.inflight
   }
 
   /** A snapshot of the counters. */
@@ -467,6 +491,8 @@ export class SessionEngine {
           c.lastConnackAt = at
           recordMs(this.connectLatency, performance.now() - session.startedAtPerf)
           if (c.allConnectedAt === 0 && c.connected === c.sessions) c.allConnectedAt = at
+          // What waited while offline is now the brokers' to take.
+          if (session.outbox !== null) c.queuedOffline -= session.outbox.length - session.sent
           if (this.onDownlink) this.subscribeDown(session)
           if (this.driven) this.flushOutbox(session)
         } else {
@@ -508,7 +534,7 @@ export class SessionEngine {
       c.skipped.inflightFull++
       return
     }
-    if (socket.writableLength > MAX_BUFFERED_BYTES) {
+    if (socket.writableNeedDrain || socket.writableLength > MAX_BUFFERED_BYTES) {
       c.skipped.backpressure++
       return
     }
@@ -548,8 +574,8 @@ export class SessionEngine {
     const c = this.counters
     const perf = performance.now()
     while (session.sent < outbox.length && session.sent < this.maxInflight) {
-      if (socket.writableLength > MAX_BUFFERED_BYTES) {
-        // Resumed by the socket's 'drain'.
+      if (socket.writableNeedDrain || socket.writableLength > MAX_BUFFERED_BYTES) {
+        // A write returned false (or the buffer is past our own bound): resumed by 'drain'.
         c.skipped.backpressure++
         return
       }
@@ -682,6 +708,7 @@ export class SessionEngine {
       c.queued += session.sent
       session.sent = 0
     }
+    if (session.state === CONNECTED && session.outbox !== null) c.queuedOffline += session.outbox.length
     const lost = session.inflightIds?.length ?? 0
     if (lost > 0) {
       c.inflight -= lost

@@ -55,6 +55,8 @@ export interface SessionStats {
   unackedAtStop: number
   /** Driven mode, now: messages waiting in outboxes (not connected, or in-flight window full). */
   queued: number
+  /** Driven mode, now: the part of `queued` waiting in sessions that are not connected. */
+  queuedOffline: number
   /** Driven mode: messages dropped from a full outbox, oldest first. */
   outboxDropped: number
   /** Driven mode: QoS 1 publishes sent again (DUP) after their connection dropped before PUBACK. */
@@ -94,6 +96,7 @@ export function emptyStats(sessions = 0): SessionStats {
     ackTimeouts: 0,
     unackedAtStop: 0,
     queued: 0,
+    queuedOffline: 0,
     outboxDropped: 0,
     resent: 0,
     skipped: { notConnected: 0, inflightFull: 0, backpressure: 0, late: 0 },
@@ -127,6 +130,7 @@ export function addStats(into: SessionStats, from: SessionStats): void {
     'ackTimeouts',
     'unackedAtStop',
     'queued',
+    'queuedOffline',
     'outboxDropped',
     'resent',
     'received',
