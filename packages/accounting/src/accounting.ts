@@ -109,6 +109,18 @@ interface Figures {
   peak: number
 }
 
+interface TodayClosed {
+  dayFrom: number
+  /** Last minute included. */
+  through: number
+  /** The site's closedChanges when computed. */
+  version: number
+  energy: number
+  co2: number
+  co2Market: number
+  pv: number
+}
+
 interface CheckpointState {
   counters: AccountingCounters
   sites: {
@@ -138,6 +150,12 @@ export class Accounting {
   private readonly maxRetained: number
   private readonly factors: MinuteFactors = { location: 0, market: 0, pvShare: 0 }
   private factorBuffer = new Float64Array(0)
+  /**
+   * Per scope, today's figures over the minutes already closed: live() adds only the open minutes
+   * to them instead of summing the whole day again (a line's day is its equipment × 1,440 minutes,
+   * asked for every second). Dropped when the day changes or a closed minute of the site changes.
+   */
+  private readonly todayClosed = new Map<ScopeRef, TodayClosed>()
   readonly counters: AccountingCounters = {
     accepted: 0,
     duplicate: 0,
@@ -263,6 +281,7 @@ export class Accounting {
     if (slot < 0) return
     if (site.store.raisePeak(slot, eq, site.equipmentAggregates[eq]!, watts) && minute <= site.emittedThrough) {
       site.dirty.add(minute)
+      site.closedChanges++
     }
   }
 
@@ -284,7 +303,10 @@ export class Accounting {
       if (sink.kind === 'equipment') store.addEquipment(slot, sink.eq, aggs!, energy, idle)
       else if (sink.kind === 'pv') store.pv[slot]! += energy
       else store.grid[slot]! += energy
-      if (m <= site.emittedThrough) site.dirty.add(m)
+      if (m <= site.emittedThrough) {
+        site.dirty.add(m)
+        site.closedChanges++
+      }
     }
     out.clear()
   }
@@ -507,6 +529,31 @@ export class Accounting {
     return rows
   }
 
+  /** Today's figures of a scope over its closed minutes dayFrom..through, extended incrementally. */
+  private closedToday(ref: ScopeRef, dayFrom: number, through: number): TodayClosed {
+    const site = ref.site
+    let cached = this.todayClosed.get(ref)
+    if (
+      cached === undefined ||
+      cached.dayFrom !== dayFrom ||
+      cached.version !== site.closedChanges ||
+      cached.through > through
+    ) {
+      cached = { dayFrom, through: dayFrom - 1, version: site.closedChanges, energy: 0, co2: 0, co2Market: 0, pv: 0 }
+      this.todayClosed.set(ref, cached)
+    }
+    if (cached.through < through) {
+      const from = cached.through + 1
+      const f = this.figures(ref, from, through + 1, this.minuteFactorsOf(site, from, through + 1), this.newFigures())
+      cached.energy += f.energy
+      cached.co2 += f.co2
+      cached.co2Market += f.co2Market
+      cached.pv += f.pv
+      cached.through = through
+    }
+    return cached
+  }
+
   /**
    * Live accounting figures of a scope (§5 `live` minus powerW and idle). `powerW`, the scope's
    * current power as the caller knows it, drives the demand forecast (see demand.ts); without it
@@ -534,8 +581,15 @@ export class Accounting {
     const minute = Math.floor(clock / 60)
     const f = this.newFigures()
     const dayFrom = Math.max(cal.dayStart(cal.dayNumber(minute)), store.oldest())
-    this.figures(ref, dayFrom, minute + 1, this.minuteFactorsOf(site, dayFrom, minute + 1), f)
-    const today = { ...f }
+    const closed = this.closedToday(ref, dayFrom, Math.min(site.emittedThrough, minute))
+    const openFrom = Math.max(dayFrom, closed.through + 1)
+    this.figures(ref, openFrom, minute + 1, this.minuteFactorsOf(site, openFrom, minute + 1), f)
+    const today = {
+      energy: closed.energy + f.energy,
+      co2: closed.co2 + f.co2,
+      co2Market: closed.co2Market + f.co2Market,
+      pv: closed.pv + f.pv,
+    }
     const quarter = cal.bucketStart('15m', minute)
     this.figures(ref, quarter, minute + 1, this.minuteFactorsOf(site, quarter, minute + 1), f)
     const soFarWh = f.energy

@@ -40,6 +40,8 @@ export class SiteState {
   emittedThrough = Number.NEGATIVE_INFINITY
   /** Emitted minutes changed since (by later readings, idle spans, carbon inputs). */
   dirty = new Set<number>()
+  /** Counts changes to emitted minutes, so that sums cached over them know they are stale. */
+  closedChanges = 0
   /** Latest revision per step and bucket start minute (one per site: a revision re-sends every scope). */
   revisions: Record<BucketStep, Map<number, number>> = {
     '1m': new Map(),

@@ -202,6 +202,38 @@ describe('demand and live (§5)', () => {
     expect(live.co2TodayG).toBeCloseTo(7500, 6)
     expect(engine.live('nowhere')).toBeUndefined()
   })
+
+  it("today's figures asked every minute (summed incrementally) equal those of an engine asked once", () => {
+    const plant = plantOf({ pv: true })
+    const often = engineOf(plant)
+    const once = engineOf(plant)
+    const both = (deviceId: string, reading: ReturnType<typeof energy>) => {
+      often.send(deviceId, reading)
+      once.send(deviceId, reading)
+    }
+    const scopes = [E1, E2, L1, 's/a', 's']
+    for (let k = 0; k <= 240; k++) {
+      const t = T + k * 60
+      both('d1', energy(t, k * 600))
+      both('d2', energy(t, k * 300 + (k % 7) * 10))
+      both('pv1', energy(t, k * 200))
+      // A late reading now and then revises a minute that has already closed.
+      if (k % 30 === 29) both('d3', energy(t - 600, k * 50))
+      // Minutes close as the processor takes its bucket events.
+      often.engine.takeBucketEvents()
+      once.engine.takeBucketEvents()
+      for (const scope of scopes) often.engine.live(scope)
+    }
+    for (const scope of scopes) {
+      const a = often.engine.live(scope)!
+      const b = once.engine.live(scope)!
+      expect(a.energyTodayWh).toBeGreaterThan(0)
+      expect(a.energyTodayWh).toBeCloseTo(b.energyTodayWh, 6)
+      expect(a.co2TodayG).toBeCloseTo(b.co2TodayG, 6)
+      expect(a.co2MarketTodayG).toBeCloseTo(b.co2MarketTodayG, 6)
+      expect(a.pvShare).toBeCloseTo(b.pvShare, 12)
+    }
+  })
 })
 
 describe('history (§6) and checkpoint', () => {
