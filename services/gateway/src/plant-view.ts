@@ -21,8 +21,27 @@ export interface EquipmentView {
   state: EquipmentLive['state']
   powerW: number | null
   /** Thresholds in force, and whether the plant model gave them or they were learned. */
-  idle: { offBelowW: number; runAboveW: number; afterS: number; source: 'model' } | { source: 'learning' }
+  idle:
+    | { offBelowW: number; runAboveW: number; afterS: number; source: 'model' }
+    | {
+        offBelowW: number | null
+        runAboveW: number | null
+        afterS: number | null
+        source: 'learned'
+        levelsW?: number[]
+      }
+    | { source: 'learning' }
   tuning: { setpoint: string; mode: string; status: string } | null
+}
+
+/** The model's thresholds, or those the processor learned from the equipment's own power (§7). */
+function idleView(given: EquipmentNode['spec']['idle'], inForce: EquipmentLive['thresholds']): EquipmentView['idle'] {
+  if (given) return { ...given, source: 'model' }
+  if (inForce?.origin === 'learned') {
+    const { offBelowW, runAboveW, afterS, levelsW } = inForce
+    return { offBelowW, runAboveW, afterS, source: 'learned', ...(levelsW ? { levelsW } : {}) }
+  }
+  return { source: 'learning' }
 }
 
 export function plantView(
@@ -41,7 +60,7 @@ export function plantView(
         devices: spec.devices,
         state: current?.state ?? 'unknown',
         powerW: current?.powerW ?? null,
-        idle: spec.idle ? { ...spec.idle, source: 'model' } : { source: 'learning' },
+        idle: idleView(spec.idle, current?.thresholds),
         // The tuner arrives with its own issue; until then every tuned equipment is idle-waiting.
         tuning: spec.tuning ? { setpoint: spec.tuning.setpoint, mode: spec.tuning.mode, status: 'waiting' } : null,
       }
