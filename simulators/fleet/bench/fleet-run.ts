@@ -87,6 +87,9 @@ interface Segment {
   connected: number
   packsPerS: number
   ackedPerS: number
+  /** Simulated seconds behind the wall clock (the sessions held the simulation back), and the backlog. */
+  lagS: number
+  backlog: number
   /** Over the run so far (the coordinator keeps one histogram). */
   pubackP99MsSoFar: number
   simulatorCpuPercent: number
@@ -126,6 +129,8 @@ function onProgress(progress: RunProgress): void {
     connected,
     packsPerS: Math.round((sample.uplinks - last.uplinks) / seconds),
     ackedPerS: Math.round((sample.acked - last.acked) / seconds),
+    lagS: Math.round(progress.lagS * 10) / 10,
+    backlog: progress.backlog,
     pubackP99MsSoFar: progress.latency.p99Ms,
     simulatorCpuPercent: Math.round((100 * (sample.simCpuS - last.simCpuS)) / seconds),
     simulatorRssMB: Math.round(sumOf(simulatorPids(progress), rssBytes) / 2 ** 20),
