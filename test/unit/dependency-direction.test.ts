@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest'
 // DESIGN.md "Layout": dependencies point one way, services → adapters → domain → contract, and
 // services never import each other. Each workspace package states its layer in package.json
 // ("plantwatt": {"layer"}); this test checks both the declared dependencies and the imports.
+// Runtime dependencies obey the rule strictly. devDependencies serve only tests and benchmarks,
+// which may judge a domain package against the simulator's ground truth (its recorded truth is the
+// referee of accounting and detection) — but never reach a service, and `src` may import only
+// runtime dependencies.
 
 const ROOT = join(import.meta.dirname, '../..')
 const RANK: Record<string, number> = {
@@ -21,7 +25,10 @@ interface Workspace {
   name: string
   dir: string
   layer: string
+  /** Runtime dependencies (`dependencies`), the ones `src` may import. */
   dependencies: string[]
+  /** Test and benchmark dependencies (`devDependencies`). */
+  devDependencies: string[]
 }
 
 function workspaces(): Workspace[] {
@@ -40,13 +47,16 @@ function workspaces(): Workspace[] {
         name: pkg.name,
         dir,
         layer: pkg.plantwatt?.layer,
-        dependencies: Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).filter((dep) =>
-          dep.startsWith('@plantwatt/'),
-        ),
+        dependencies: plantwattOnly(pkg.dependencies),
+        devDependencies: plantwattOnly(pkg.devDependencies),
       })
     }
   }
   return found
+}
+
+function plantwattOnly(deps: Record<string, string> | undefined): string[] {
+  return Object.keys(deps ?? {}).filter((dep) => dep.startsWith('@plantwatt/'))
 }
 
 function sourceFiles(dir: string): string[] {
@@ -94,13 +104,33 @@ describe('dependency direction', () => {
   )
 
   it.each(all.map((workspace) => [workspace.name, workspace] as const))(
+    '%s uses in tests and benchmarks only workspaces below it or the simulator, never a service',
+    (_name, workspace) => {
+      for (const dependency of workspace.devDependencies) {
+        const target = byName.get(dependency)
+        expect(target, `${workspace.name} → unknown ${dependency}`).toBeDefined()
+        const downwards = RANK[target!.layer]! <= RANK[workspace.layer]!
+        const groundTruth = target!.layer === 'simulator' && workspace.layer !== 'simulator'
+        const service = target!.layer === 'service' && !['launcher', 'tests'].includes(workspace.layer)
+        expect(
+          (downwards || groundTruth) && !service,
+          `${workspace.name} (${workspace.layer}) devDependency → ${dependency} (${target!.layer})`,
+        ).toBe(true)
+      }
+    },
+  )
+
+  it.each(all.map((workspace) => [workspace.name, workspace] as const))(
     '%s imports only the workspaces it declares, and never another package by path',
     (_name, workspace) => {
       const src = join(ROOT, workspace.dir, workspace.dir === 'test' ? '.' : 'src')
+      // The tests workspace is all tests: its devDependencies are what its files may import.
+      const importable =
+        workspace.dir === 'test' ? [...workspace.dependencies, ...workspace.devDependencies] : workspace.dependencies
       for (const file of sourceFiles(src)) {
         const text = readFileSync(file, 'utf8')
         for (const match of text.matchAll(/from '(@plantwatt\/[a-z0-9-]+)/g)) {
-          expect(workspace.dependencies, `${relative(ROOT, file)} imports ${match[1]}`).toContain(match[1])
+          expect(importable, `${relative(ROOT, file)} imports ${match[1]}`).toContain(match[1])
         }
         for (const match of text.matchAll(/from '((?:\.\.\/)+(?:packages|services|simulators)\/[^']+)'/g)) {
           expect.fail(`${relative(ROOT, file)} reaches into another package by path: ${match[1]}`)

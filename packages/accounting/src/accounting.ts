@@ -697,14 +697,43 @@ export class Accounting {
     site.spans[eq] = spans.filter((s) => s.end >= horizon)
   }
 
-  /** Energy an equipment drew within [fromS, toS] and its CO2 (§5 idle alert `wastedWh`, `wastedCo2G`). */
+  /**
+   * Energy an equipment drew within [fromS, toS] and its CO2 (§5 idle alert `wastedWh`,
+   * `wastedCo2G`), per minute with each minute's carbon factors.
+   *
+   * Asked for once the minute holding toS is final (detection holds an idle clear until the
+   * watermark is latenessS past that minute's end), the answer is a function of the readings only,
+   * whatever order they arrived in (§7): the minutes wholly inside come from the closed buckets; the
+   * partial last minute from the retained readings; the partial first minute from the retained
+   * readings when it lies within `retentionS − 2 × latenessS − 60` of toS — then its readings are
+   * retained however the arrivals interleaved (the site clock is about toS + 60 + 2 × latenessS at
+   * that moment) — and, for a longer span, from its closed bucket in proportion to the part of the
+   * minute inside. Deciding that by whether the readings happen to be retained now would make the
+   * first minute exact or approximated depending on how far each device's latest reading had got.
+   */
   energyBetween(equipmentScope: string, fromS: number, toS: number): EnergyFigures {
     const ref = this.scopes.get(equipmentScope)
     if (ref === undefined || ref.kind !== 'equipment') throw new RangeError(`${equipmentScope} is not an equipment`)
     const site = ref.site
-    this.regionEnergy(site, ref.index, fromS, toS)
-    const out = this.scratch
+    const eq = ref.index
     const result = { energyWh: 0, co2G: 0, co2MarketG: 0 }
+    if (!(toS > fromS)) return result
+    const out = this.scratch
+    const store = site.store
+    const first = Math.floor(fromS / 60)
+    const last = Math.floor(toS / 60)
+    const headEnd = Math.min(toS, (first + 1) * 60)
+    const exactSpanS = Math.max(0, site.retentionS - 2 * site.info.latenessS - 60)
+    if (fromS >= toS - exactSpanS) this.regionEnergy(site, eq, fromS, headEnd)
+    else {
+      const slot = store.slotOf(first)
+      if (slot >= 0) out.add(first, Math.round((store.eqEnergy[slot * store.nEq + eq]! * (headEnd - fromS)) / 60), 0)
+    }
+    for (let m = first + 1; m < last; m++) {
+      const slot = store.slotOf(m)
+      if (slot >= 0) out.add(m, store.eqEnergy[slot * store.nEq + eq]!, 0)
+    }
+    if (last > first && toS > last * 60) this.regionEnergy(site, eq, last * 60, toS)
     if (out.empty) return result
     const factors = this.minuteFactorsOf(site, out.lo, out.hi + 1)
     for (let m = out.lo; m <= out.hi; m++) {

@@ -12,7 +12,7 @@
 
 import type { Alert, Reading } from '@plantwatt/contract'
 import type { DeviceInfo, EquipmentNode, PlantIndex, SiteInfo } from '@plantwatt/plant'
-import { type AckResult, AlertBook, type AlertBookJson } from './alert-book.ts'
+import { type AckResult, AlertBook, type AlertBookJson, type RaiseInput } from './alert-book.ts'
 import type { AnomalyTransition } from './anomaly.ts'
 import {
   EquipmentDetector,
@@ -31,11 +31,15 @@ import { type BufferJson, ReorderBuffer } from './reorder-buffer.ts'
 
 /** What detection needs from the rest of the processor. */
 export interface DetectionPorts {
-  /** Energy (Wh) and location-based CO2 (g) of a scope between two event times (s). */
+  /**
+   * Energy (Wh) and location-based CO2 (g) of a scope between two event times (s). Asked for an
+   * idle clear's figures once the minute holding the episode's end is final (see HeldEvent).
+   */
   energyBetween(scope: string, fromS: number, toS: number): { wh: number; co2G: number }
   /**
    * An idle span of an equipment: called at the raise with endS undefined (open since startS), and
-   * at the clear with its end. Accounting attributes idleWh from it.
+   * at the transition that ends the episode with its end (before the clear is emitted). Accounting
+   * attributes idleWh from it.
    */
   onIdleSpan(scope: string, startS: number, endS: number | undefined): void
 }
@@ -48,6 +52,36 @@ export const SEVERITY = Object.freeze({ idle: 'warning', offline: 'warning' } as
 const SLOTS = 2048
 const ORDER_PER_EQUIPMENT = SLOTS * 2
 
+/**
+ * An idle alert event waiting for the figures of its clear to be final (CONTRACT.md §7 "the same
+ * idle alerts under any replay speed").
+ *
+ * A clear's wastedWh and wastedCo2G come from accounting's 1-minute buckets: the CO2 of a minute is
+ * the equipment's energy × I/E × intensity with the site's E, G and I of that minute, so it depends
+ * on every device of the site in that minute. At the reading that ends the episode (released at
+ * watermark = site clock − latenessS) the minute holding it is still open: how much of it has
+ * arrived depends on how devices' messages interleave, so figures taken then would depend on the
+ * replay speed. The clear is therefore held until the watermark has passed the end of that minute
+ * (the moment accounting closes the minute's bucket: every reading of the minute is in, under the
+ * lateness bound) plus latenessS more (`settleS`): an interval of a device that straddles the
+ * minute's end is split into the minute only once its next reading is in, and with the watermark a
+ * further latenessS on, every device that reports at least every latenessS has delivered that
+ * reading. The figures are asked for then, so they are a function of the readings, and the idleWh
+ * of the episode's buckets (as they are then) adds up to wastedWh.
+ *
+ * Trade-off: a clear is emitted up to 60 s + latenessS of event time later than §7's "at the latest
+ * when the site clock passed its `at` by latenessS". `at` stays the time of the reading that ended
+ * the episode; only the moment of emission moves. The live figures (`live.idle`), the equipment's
+ * state and accounting's idle span follow the transition at once.
+ *
+ * A raise of the same equipment while its clear is held waits behind it (a held `raise`), so the
+ * clear always precedes it in seq, one alert per (scope, kind) stays open, and the raise's seq
+ * position is as deterministic as the clear's. That happens only for afterS < 60 s + latenessS.
+ */
+type HeldEvent =
+  | { type: 'clear'; eq: number; dueS: number; startS: number; atS: number }
+  | { type: 'raise'; eq: number; dueS: number; raise: RaiseInput }
+
 interface SiteState {
   info: SiteInfo
   clockS: number
@@ -56,6 +90,8 @@ interface SiteState {
   buffer: ReorderBuffer
   offline: OfflineTracker
   equipment: EquipmentDetector[]
+  /** Held idle events in (dueS, insertion) order; emitted once the watermark reaches dueS. */
+  held: HeldEvent[]
 }
 
 export interface DetectionCheckpoint {
@@ -68,6 +104,8 @@ export interface DetectionCheckpoint {
     buffer: BufferJson
     offline: OfflineJson
     equipment: EquipmentJson[]
+    /** Absent in checkpoints written before idle clears were held: none held. */
+    held?: HeldEvent[]
   }[]
   alerts: AlertBookJson
 }
@@ -102,6 +140,7 @@ export class Detection {
         watermarkS: Number.NEGATIVE_INFINITY,
         buffer: new ReorderBuffer(),
         offline: new OfflineTracker(info.offlineAfterS),
+        held: [],
         equipment: info.equipment.map((node) => {
           if (node.spec.devices.length > SLOTS) throw new RangeError(`${node.scope}: more than ${SLOTS} devices`)
           return new EquipmentDetector(node, this.options)
@@ -127,7 +166,9 @@ export class Detection {
           if (tS < site.watermarkS) {
             this.behindWatermark++
             eq.apply(slot, measure, tS, reading.value)
-            this.stepped(eq, eq.step(tS))
+            this.stepped(site, eq, eq.step(tS))
+            // A clear this produced is due at once when its minute is already settled.
+            this.catchUp(site, site.watermarkS)
           } else site.buffer.push(tS, node.index * ORDER_PER_EQUIPMENT + slot * 2 + measure, reading.value)
         }
       }
@@ -196,6 +237,13 @@ export class Detection {
     return this.sites.get(node.siteId)?.equipment[(node as EquipmentNode).index]
   }
 
+  /**
+   * Moves the watermark and processes, in event-time order, everything it makes certain: readings
+   * before it (equipment steps), held idle events due at or before it, and offline changes due
+   * before it. The three are merged by time (ties: held events, then readings, then offline
+   * changes), so the alert events and their seq come out in the same order however the watermark
+   * advanced — in one jump or in many small steps (replay speed, §7).
+   */
   private release(site: SiteState): void {
     const w = site.clockS - site.info.latenessS
     if (!(w > site.watermarkS)) return
@@ -211,20 +259,59 @@ export class Detection {
       const eq = site.equipment[eqIndex]!
       // All readings of one equipment at one time form one step (ordered by time, then equipment).
       if (eq !== current || tS !== currentT) {
-        if (current) this.stepped(current, current.step(currentT))
+        if (current) this.stepped(site, current, current.step(currentT))
+        if (!(tS === currentT)) this.catchUp(site, tS)
         current = eq
         currentT = tS
       }
       eq.apply(rest >> 1, rest & 1, tS, out[2]!)
     }
-    if (current) this.stepped(current, current.step(currentT))
-    for (const event of site.offline.advance(w)) this.offlineEvent(site, event)
+    if (current) this.stepped(site, current, current.step(currentT))
+    this.catchUp(site, w)
   }
 
-  private stepped(eq: EquipmentDetector, result: StepResult | undefined): void {
+  /** Emits held idle events with dueS ≤ x and offline changes due before x, in time order. */
+  private catchUp(site: SiteState, x: number): void {
+    const held = site.held
+    while (held.length > 0 && held[0]!.dueS <= x) {
+      const event = held.shift()!
+      for (const e of site.offline.advance(event.dueS)) this.offlineEvent(site, e)
+      this.emitHeld(site, event)
+    }
+    for (const e of site.offline.advance(x)) this.offlineEvent(site, e)
+  }
+
+  private emitHeld(site: SiteState, event: HeldEvent): void {
+    if (event.type === 'raise') {
+      this.alerts.raise(event.raise)
+      return
+    }
+    const scope = site.equipment[event.eq]!.node.scope
+    const energy = this.ports.energyBetween(scope, event.startS, event.atS)
+    this.alerts.clear('idle', scope, undefined, event.atS, {
+      durationS: event.atS - event.startS,
+      wastedWh: energy.wh,
+      wastedCo2G: energy.co2G,
+    })
+  }
+
+  /** Adds a held event, keeping (dueS, insertion) order. */
+  private hold(site: SiteState, event: HeldEvent): void {
+    const held = site.held
+    let i = held.length
+    while (i > 0 && held[i - 1]!.dueS > event.dueS) i--
+    held.splice(i, 0, event)
+  }
+
+  /** When a clear of an episode ending at atS may be emitted: see HeldEvent. */
+  private clearDueS(site: SiteState, atS: number): number {
+    return (Math.floor(atS / 60) + 1) * 60 + site.info.latenessS
+  }
+
+  private stepped(site: SiteState, eq: EquipmentDetector, result: StepResult | undefined): void {
     if (!result) return
-    if (result.reset) this.idleTransition(eq, result.reset)
-    if (result.idle) this.idleTransition(eq, result.idle)
+    if (result.reset) this.idleTransition(site, eq, result.reset)
+    if (result.idle) this.idleTransition(site, eq, result.idle)
     if (result.anomaly) this.anomalyTransition(eq, result.anomaly)
     const contrib = this.idleContribW.get(eq)
     if (contrib !== undefined && eq.powerW !== contrib) {
@@ -233,11 +320,12 @@ export class Detection {
     }
   }
 
-  private idleTransition(eq: EquipmentDetector, t: NonNullable<IdleTransition>): void {
+  private idleTransition(site: SiteState, eq: EquipmentDetector, t: NonNullable<IdleTransition>): void {
     const scope = eq.node.scope
+    const index = eq.node.index
     if (t.type === 'raise') {
       const powerW = eq.powerW
-      this.alerts.raise({
+      const raise: RaiseInput = {
         kind: 'idle',
         scope,
         sinceS: t.startS,
@@ -245,20 +333,19 @@ export class Detection {
         severity: SEVERITY.idle,
         message: `${eq.node.name} idle: powered without producing since the episode start`,
         data: { powerW },
-      })
+      }
+      // Behind a held clear of the same equipment, the raise waits for it (see HeldEvent).
+      let last: HeldEvent | undefined
+      for (const h of site.held) if (h.eq === index) last = h
+      if (last) this.hold(site, { type: 'raise', eq: index, dueS: last.dueS, raise })
+      else this.alerts.raise(raise)
       this.ports.onIdleSpan(scope, t.startS, undefined)
       this.idleContribW.set(eq, powerW)
       this.addIdle(eq, 1, powerW)
       return
     }
-    const durationS = t.atS - t.startS
-    const energy = this.ports.energyBetween(scope, t.startS, t.atS)
-    this.alerts.clear('idle', scope, undefined, t.atS, {
-      durationS,
-      wastedWh: energy.wh,
-      wastedCo2G: energy.co2G,
-    })
     this.ports.onIdleSpan(scope, t.startS, t.atS)
+    this.hold(site, { type: 'clear', eq: index, dueS: this.clearDueS(site, t.atS), startS: t.startS, atS: t.atS })
     const contrib = this.idleContribW.get(eq) ?? 0
     this.idleContribW.delete(eq)
     this.addIdle(eq, -1, -contrib)
@@ -326,6 +413,7 @@ export class Detection {
         buffer: s.buffer.toJSON(),
         offline: s.offline.toJSON(),
         equipment: s.equipment.map((eq) => eq.toJSON()),
+        held: structuredClone(s.held),
       })),
       alerts: this.alerts.toJSON(),
     }
@@ -352,6 +440,7 @@ export class Detection {
       site.watermarkS = json.watermarkS ?? Number.NEGATIVE_INFINITY
       site.buffer.restore(json.buffer)
       site.offline.restore(json.offline, site.watermarkS)
+      site.held = structuredClone(json.held ?? [])
       json.equipment.forEach((eqJson, i) => {
         const eq = site.equipment[i]
         if (!eq || eqJson.power.length !== eq.node.spec.devices.length) return

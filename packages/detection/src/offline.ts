@@ -144,24 +144,27 @@ export class OfflineTracker {
     return out
   }
 
-  /** Applies every change the current watermark makes certain. */
+  /**
+   * Applies the device's next change, now due (its deadline is before the watermark). One change
+   * per heap entry: a further change of the same device (a raise, then the clear at its next
+   * reading) is rescheduled at its own deadline, so changes of all devices come out in deadline
+   * order however far one advance() goes — the same order in one jump as in many small steps.
+   */
   private settle(id: string, d: DeviceTrack, out: OfflineEvent[]): void {
     const w = this.watermark
-    for (;;) {
-      if (!d.offline) {
-        // All readings before w are in: no reading in (end, end + offlineAfterS] means offline.
-        const at = d.ends[0]! + this.offlineAfterS
-        if (!(at < w)) return
-        d.offline = true
-        out.push({ type: 'raise', deviceId: id, sinceS: d.ends[0]!, atS: at })
-      } else {
-        // Readings before w are released (reorder buffer): the next span's first one ends it.
-        if (d.starts.length < 2 || !(d.starts[1]! < w)) return
-        out.push({ type: 'clear', deviceId: id, sinceS: d.ends[0]!, atS: d.starts[1]! })
-        d.starts.shift()
-        d.ends.shift()
-        d.offline = false
-      }
+    if (!d.offline) {
+      // All readings before w are in: no reading in (end, end + offlineAfterS] means offline.
+      const at = d.ends[0]! + this.offlineAfterS
+      if (!(at < w)) return
+      d.offline = true
+      out.push({ type: 'raise', deviceId: id, sinceS: d.ends[0]!, atS: at })
+    } else {
+      // Readings before w are released (reorder buffer): the next span's first one ends it.
+      if (d.starts.length < 2 || !(d.starts[1]! < w)) return
+      out.push({ type: 'clear', deviceId: id, sinceS: d.ends[0]!, atS: d.starts[1]! })
+      d.starts.shift()
+      d.ends.shift()
+      d.offline = false
     }
   }
 

@@ -11,7 +11,7 @@ import {
   type BucketEvent,
   powerInRange,
 } from '@plantwatt/accounting'
-import type { Alert, LiveFigures, RejectReason } from '@plantwatt/contract'
+import type { Alert, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
 import { decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
 import { Detection, type DetectionCheckpoint, type DetectionOptions, type Sequenced } from '@plantwatt/detection'
 import { isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
@@ -127,6 +127,7 @@ export class ReadingPipeline {
     })
     for (const rejection of decoded.rejections) this.reject(counters, rejection.reason)
     const equipment = device.equipment
+    const accepted: Reading[] = []
     for (const reading of decoded.readings) {
       // CONTRACT.md §2 out_of_range for power: below −1 % or above 10 × the equipment's rating.
       // Counter steps are judged by accounting, which knows the reading before in time.
@@ -146,6 +147,12 @@ export class ReadingPipeline {
       }
       counters.accepted++
       this.stats.readingsAccepted++
+      accepted.push(reading)
+    }
+    // Detection after accounting has the whole message: a reading that moves the site clock may
+    // release an idle clear whose figures accounting computes, and they must not depend on where in
+    // a message that happened (§7).
+    for (const reading of accepted) {
       this.detection.observe(device, reading)
       this.live.observeTime(device.siteId, reading.time)
       if (reading.name === 'power') this.live.applyPower(device, reading.time, reading.value)

@@ -214,7 +214,7 @@ export async function runFleetWorkers(options: FleetWorkersOptions): Promise<Fle
   function moveHorizon(): void {
     let slowest = Number.POSITIVE_INFINITY
     for (const worker of workers) {
-      if (worker.last && !worker.last.produced) slowest = Math.min(slowest, worker.last.reachedS)
+      if (worker.last && !worker.last.produced) slowest = Math.min(slowest, worker.last.settledS)
     }
     if (!Number.isFinite(slowest)) return
     const next = slowest + lookaheadS

@@ -200,6 +200,7 @@ export abstract class FleetJob {
     const nowMs = Date.now()
     return {
       reachedS: this.reachedS,
+      settledS: engine ? Math.min(this.reachedS, engine.settledBeforeS()) : this.reachedS,
       produced: this.produced,
       lagS: this.lagS(nowMs),
       heldWallS: (this.heldWallMs + (Number.isNaN(this.heldSinceMs) ? 0 : nowMs - this.heldSinceMs)) / 1000,

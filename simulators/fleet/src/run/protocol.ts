@@ -61,6 +61,13 @@ export type ToRunWorker =
 export interface RunWorkerReport {
   /** Simulated seconds reached: every message up to it has been handed to the sessions. */
   reachedS: number
+  /**
+   * Simulated seconds before which every message handed to connected sessions has left them
+   * (acknowledged by the broker): at most reachedS. The coordinator moves the horizon of
+   * `--speed max` from the slowest worker's settledS, so that what the broker receives stays within
+   * the lookahead of event-time order even when a worker's sessions fall behind its simulation.
+   */
+  settledS: number
   /** True once the worker has produced everything it will (its sessions may still drain). */
   produced: boolean
   /**

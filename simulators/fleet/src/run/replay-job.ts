@@ -88,7 +88,7 @@ export class ReplayRun extends FleetJob {
       const message = decodeRecordLine(text, lineNumber)
       if (message.kind === 'up') this.uplinks++
       else this.acks++
-      this.engine?.send(index, message.kind, message.payload)
+      this.engine?.send(index, message.kind, message.payload, tS)
     }
     this.producedAll()
     await this.closeSessions(this.finishing ? 2000 : DRAIN_MS)

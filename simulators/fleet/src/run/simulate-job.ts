@@ -78,7 +78,7 @@ export class SimulateRun extends FleetJob {
           if (index === undefined) continue
           if (message.kind === 'up') this.uplinks++
           else this.acks++
-          this.engine?.send(index, message.kind, message.payload)
+          this.engine?.send(index, message.kind, message.payload, message.sendAtS)
           if (recorder) {
             await recorder.write({
               t: message.sendAtS,

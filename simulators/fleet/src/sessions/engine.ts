@@ -103,6 +103,8 @@ interface Outgoing {
   /** 0 until first sent; then its packet id (kept for the DUP resend after a reconnect). */
   messageId: number
   sentAtPerf: number
+  /** The caller's event time of the message (simulated seconds), NaN if not given. */
+  atS: number
 }
 
 const PINGREQ = mqttPacket.generate({ cmd: 'pingreq' })
@@ -250,9 +252,10 @@ export class SessionEngine {
 
   /**
    * Driven mode: queues one message of session `index` (its position in `devices`) on its `up`
-   * or `ack` topic and sends it as soon as the session can.
+   * or `ack` topic and sends it as soon as the session can. `atS` is the message's event time,
+   * for settledBeforeS().
    */
-  send(index: number, kind: 'up' | 'ack', payload: Buffer): void {
+  send(index: number, kind: 'up' | 'ack', payload: Buffer, atS = Number.NaN): void {
     if (!this.driven) throw new Error('send() needs an engine in driven mode')
     const session = this.sessions[index]
     if (!session) throw new RangeError(`no session ${index}`)
@@ -260,7 +263,7 @@ export class SessionEngine {
     const topic = kind === 'up' ? session.topic : deviceTopic(session.device.site, session.device.id, kind)
     session.outbox ??= []
     const outbox = session.outbox
-    outbox.push({ topic, payload, messageId: 0, sentAtPerf: 0 })
+    outbox.push({ topic, payload, messageId: 0, sentAtPerf: 0, atS })
     const c = this.counters
     const online = session.state === CONNECTED
     c.queued++
@@ -277,6 +280,23 @@ export class SessionEngine {
   /** Driven mode: messages queued or in flight, over every session. */
   backlog(): number {
     return this.counters.queued + this.counters.inflight
+  }
+
+  /**
+   * Driven mode: the event time before which every message of a connected session has left it
+   * (acknowledged, or written at QoS 0): the oldest `atS` still in a connected session's outbox,
+   * +Infinity when none waits. Sessions not connected are left out — their messages will be late
+   * whatever the caller does, and waiting for them would stall a run on one dead connection.
+   * O(sessions): meant for a report every few milliseconds, not for every message.
+   */
+  settledBeforeS(): number {
+    let oldest = Number.POSITIVE_INFINITY
+    for (const session of this.sessions) {
+      if (session.state !== CONNECTED) continue
+      const first = session.outbox?.[0]
+      if (first !== undefined && first.atS < oldest) oldest = first.atS
+    }
+    return oldest
   }
 
   /**
