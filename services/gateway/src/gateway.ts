@@ -17,6 +17,7 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { createWebSocketStream } from 'ws'
 import { mayAccessScope, requireRole, type TokenVerifier } from './access.ts'
+import { registerDashboard } from './dashboard.ts'
 import { errorBody } from './errors.ts'
 import { LiveHub } from './live-hub.ts'
 import { plantView } from './plant-view.ts'
@@ -82,6 +83,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     logger.error({ err: error }, 'request failed')
     reply.code(error.statusCode ?? 500).send(errorBody('internal', 'internal error'))
   })
+
+  await registerDashboard(app)
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_request, reply) => {
