@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian programs the tests use as real peers (DESIGN.md "Real components"):
 # mosquitto-clients as a third-party MQTT client, mosquitto beside the broker in the benchmark,
-# redis-server under the aedes cluster, victoria-metrics as the InfluxDB v2 write API peer of the history writer.
+# redis-server under the aedes cluster, victoria-metrics as the InfluxDB v2 write API peer of the history writer,
+# chromium as the browser that drives the dashboard (test/e2e/dashboard.test.ts, via playwright-core).
 # Needs root (these machines run as root); a no-op when everything is already there.
 set -euo pipefail
 
-packages=(mosquitto-clients mosquitto redis-server victoria-metrics)
+packages=(mosquitto-clients mosquitto redis-server victoria-metrics chromium)
 
 missing=()
 for package in "${packages[@]}"; do
