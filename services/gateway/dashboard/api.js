@@ -1,0 +1,53 @@
+// The HTTP API of CONTRACT.md §6, with the Bearer token. Errors come back as
+// {"error": {"code", "message"}}; they are thrown as ApiError so callers can tell 401 (ask for a
+// token again) from 403 (this token's role may not do that) from everything else.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message)
+    this.status = status
+    this.code = code
+  }
+}
+
+export class Api {
+  /** `onUnauthorized` runs on any 401: the token was revoked or mistyped. */
+  constructor(token, onUnauthorized = () => {}) {
+    this.token = token
+    this.onUnauthorized = onUnauthorized
+  }
+
+  get(path, query) {
+    const search = query ? `?${new URLSearchParams(query)}` : ''
+    return this.request('GET', `${path}${search}`)
+  }
+
+  /** POST without a body: acknowledge, approve, reject. */
+  post(path) {
+    return this.request('POST', path)
+  }
+
+  async request(method, path) {
+    let response
+    try {
+      response = await fetch(path, { method, headers: { authorization: `Bearer ${this.token}` }, cache: 'no-store' })
+    } catch (error) {
+      throw new ApiError(0, 'network', `the server could not be reached (${error.message})`)
+    }
+    if (response.status === 401) {
+      this.onUnauthorized()
+      throw new ApiError(401, 'unauthorized', 'the token was not accepted')
+    }
+    if (!response.ok) {
+      let error = {}
+      try {
+        error = (await response.json()).error ?? {}
+      } catch {
+        // Not the contract's error body (a proxy's page, say): the status says enough.
+      }
+      throw new ApiError(response.status, error.code ?? `http_${response.status}`, error.message ?? response.statusText)
+    }
+    const text = await response.text()
+    return text ? JSON.parse(text) : undefined
+  }
+}

@@ -1,0 +1,97 @@
+// One WebSocket to /ws (CONTRACT.md §5) that keeps itself open: it reconnects with exponential
+// backoff and jitter (so a restarted gateway is not hit by every browser in the same second), at
+// once after close code 1013 (the server dropped a slow client that must resume with `since`), and
+// sends the subscriptions afresh on each connection, asking the page for them at that moment so
+// the `since` of alerts and setpoints is the last sequence number seen.
+
+const FIRST_DELAY_MS = 500
+const MAX_DELAY_MS = 15_000
+/** A connection that stayed up this long resets the backoff. */
+const STABLE_MS = 10_000
+/** CONTRACT.md §5: "closed with code 1013 so that the client resumes with since". */
+const CLOSE_TRY_AGAIN = 1013
+
+export class Socket {
+  /**
+   * @param {object} options
+   * @param {() => string} options.url
+   * @param {() => object[]} options.subscriptions the subscribe requests to send on open
+   * @param {(frame: object) => void} options.onFrame
+   * @param {(state: 'connecting' | 'open' | 'waiting', detail?: string) => void} options.onState
+   * @param {() => void} options.onRefused the upgrade failed before opening (a 401 looks like this)
+   */
+  constructor(options) {
+    this.options = options
+    this.ws = undefined
+    this.timer = undefined
+    this.failures = 0
+    this.stopped = true
+    this.onOnline = () => this.reconnectNow()
+  }
+
+  start() {
+    this.stopped = false
+    window.addEventListener('online', this.onOnline)
+    this.connect()
+  }
+
+  stop() {
+    this.stopped = true
+    window.removeEventListener('online', this.onOnline)
+    clearTimeout(this.timer)
+    const ws = this.ws
+    this.ws = undefined
+    if (ws) {
+      ws.onclose = null
+      ws.close(1000)
+    }
+  }
+
+  send(frame) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame))
+  }
+
+  reconnectNow() {
+    if (this.stopped || this.ws) return
+    clearTimeout(this.timer)
+    this.connect()
+  }
+
+  connect() {
+    this.options.onState('connecting')
+    const ws = new WebSocket(this.options.url())
+    this.ws = ws
+    let openedAt = 0
+    ws.onopen = () => {
+      openedAt = Date.now()
+      this.options.onState('open')
+      for (const request of this.options.subscriptions()) ws.send(JSON.stringify(request))
+    }
+    ws.onmessage = (event) => {
+      let frame
+      try {
+        frame = JSON.parse(event.data)
+      } catch {
+        return
+      }
+      this.options.onFrame(frame)
+    }
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return
+      this.ws = undefined
+      if (this.stopped) return
+      if (openedAt === 0) this.options.onRefused()
+      if (this.stopped) return
+      if (openedAt && Date.now() - openedAt >= STABLE_MS) this.failures = 0
+      const delay = event.code === CLOSE_TRY_AGAIN ? 0 : this.backoff()
+      this.options.onState('waiting', delay > 0 ? `retrying in ${Math.ceil(delay / 1000)} s` : 'resuming')
+      this.timer = setTimeout(() => this.connect(), delay)
+    }
+  }
+
+  backoff() {
+    const ceiling = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** this.failures)
+    this.failures++
+    return ceiling / 2 + Math.random() * (ceiling / 2)
+  }
+}
