@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto'
-import type { Alert, BucketFigures, BucketStep, LiveFigures } from '@plantwatt/contract'
+import type { Alert, BucketFigures, BucketStep, LiveFigures, SetpointEvent, SiteCarbon } from '@plantwatt/contract'
 
 // Topics and messages between plantwatt's own roles (CONTRACT.md §9 leaves them to us;
 // docs/internal-bus.md describes them). Devices can never publish or subscribe here: the
@@ -25,8 +25,25 @@ export const BUCKETS_FILTER = `${INTERNAL_PREFIX}/buckets/+`
 /** Processor → gateway: alert events with their plant-wide `seq`, in order, QoS 1. */
 export const ALERTS_TOPIC = `${INTERNAL_PREFIX}/alerts`
 
+/**
+ * Gateway → processor: "send the held alert events after `after`, and the open alerts" (a gateway
+ * that just started, or that saw a hole in the seq). The answer comes on ALERTS_TOPIC with `sync`.
+ */
+export const ALERTS_SYNC_TOPIC = `${INTERNAL_PREFIX}/alerts-sync`
+
 /** Gateway → processor: an operator acknowledges an alert. */
 export const ALERT_ACK_TOPIC = `${INTERNAL_PREFIX}/alert-ack`
+
+/** Tuner → gateway: setpoint events with their plant-wide `seq`, in order, QoS 1 (CONTRACT.md §5). */
+export const SETPOINTS_TOPIC = `${INTERNAL_PREFIX}/setpoints`
+/** Gateway → tuner: as ALERTS_SYNC_TOPIC, for setpoint events. */
+export const SETPOINTS_SYNC_TOPIC = `${INTERNAL_PREFIX}/setpoints-sync`
+/** Gateway → tuner: an operator approves or rejects a proposal. */
+export const SETPOINT_ACTION_TOPIC = `${INTERNAL_PREFIX}/setpoint-action`
+/** Gateway → tuner: the tuning mode of every tuner at once (PUT /api/v1/tuning). */
+export const TUNING_TOPIC = `${INTERNAL_PREFIX}/tuning`
+/** Gateway → processor: a site's new carbon figures (PUT /api/v1/sites/{site}/carbon). */
+export const CARBON_TOPIC = `${INTERNAL_PREFIX}/carbon`
 
 export type EquipmentStateName = 'off' | 'idle' | 'running' | 'unknown'
 
@@ -53,8 +70,51 @@ export interface BucketUpdate {
   buckets: (BucketFigures & { scope: string; step: BucketStep; revision: number })[]
 }
 
+/** The answer to a sync request: what the sender holds, so a replica can rebuild from it. */
+export interface SyncAnswer<T> {
+  /** The request's `after`: `events` are the held ones after it. */
+  after: number
+  /** Oldest seq the sender still holds (lastSeq + 1 when none): older ones are gone for good. */
+  firstHeldSeq: number
+  lastSeq: number
+  /**
+   * Open now (alerts raised or acked; setpoint proposals not yet settled), each with the seq of its
+   * latest event. Only on the last message of an answer: its arrival completes the sync.
+   */
+  open?: { seq: number; event: T }[]
+}
+
 export interface AlertEvents {
   events: { seq: number; alert: Alert }[]
+  sync?: SyncAnswer<Alert>
+}
+
+export interface SyncRequest {
+  after: number
+}
+
+export interface SetpointEvents {
+  events: { seq: number; event: SetpointEvent }[]
+  sync?: SyncAnswer<SetpointEvent>
+}
+
+export interface SetpointActionRequest {
+  id: string
+  action: 'approve' | 'reject'
+  atMs: number
+  by?: string
+}
+
+export interface TuningRequest {
+  mode: 'auto' | 'advise' | 'off'
+  atMs: number
+  by?: string
+}
+
+export interface CarbonRequest {
+  site: string
+  carbon: SiteCarbon
+  by?: string
 }
 
 export interface AlertAckRequest {

@@ -101,6 +101,15 @@ const CarbonSchema = Type.Object(
   closed,
 )
 
+/** JSON Schema of a site's carbon figures (CONTRACT.md §1, §6 PUT /api/v1/sites/{site}/carbon). */
+export const SiteCarbonSchema = CarbonSchema
+const carbonCheck = TypeCompiler.Compile(CarbonSchema)
+
+/** True when `value` is a complete, valid set of carbon figures. */
+export function isValidCarbon(value: unknown): value is Static<typeof CarbonSchema> {
+  return carbonCheck.Check(value)
+}
+
 const SiteSchema = Type.Object(
   {
     id: NodeId,

@@ -24,7 +24,8 @@ export type AckResult =
   | { ok: false; code: 'not_found' | 'already_cleared' | 'already_acked'; message: string }
 
 export interface AlertBookJson {
-  open: { key: string; alert: Alert }[]
+  /** `seq`: of the alert's latest event (absent in checkpoints written before it was kept). */
+  open: { key: string; alert: Alert; seq?: number }[]
   lastClear: [string, number, string][]
   pending: Sequenced<Alert>[]
   log: EventLogJson<Alert>
@@ -36,6 +37,8 @@ export class AlertBook {
   /** Open alerts by `kind|scope|key`. */
   private readonly openByKey = new Map<string, Alert>()
   private readonly openById = new Map<string, string>()
+  /** seq of each open alert's latest event, so a replica can be given the open alerts with theirs. */
+  private readonly openSeq = new Map<string, number>()
   /** Latest clear per key: event time (s) and id, for marking flapping re-raises. */
   private readonly lastClear = new Map<string, { atS: number; id: string }>()
   private pending: Sequenced<Alert>[] = []
@@ -139,6 +142,11 @@ export class AlertBook {
     return out.sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
+  /** Alerts open now within `scope`, each with the seq of its latest event, oldest raise first. */
+  openSequenced(scope?: string): Sequenced<Alert>[] {
+    return this.open(scope).map((alert) => ({ seq: this.openSeq.get(alert.id) ?? 0, event: alert }))
+  }
+
   /** Events appended since the previous call, with their seq. */
   take(): Sequenced<Alert>[] {
     const out = this.pending
@@ -147,12 +155,15 @@ export class AlertBook {
   }
 
   private emit(alert: Alert): void {
-    this.pending.push(this.log.append(alert))
+    const entry = this.log.append(alert)
+    if (alert.state === 'cleared') this.openSeq.delete(alert.id)
+    else this.openSeq.set(alert.id, entry.seq)
+    this.pending.push(entry)
   }
 
   toJSON(): AlertBookJson {
     return {
-      open: [...this.openByKey].map(([key, alert]) => ({ key, alert })),
+      open: [...this.openByKey].map(([key, alert]) => ({ key, alert, seq: this.openSeq.get(alert.id) })),
       lastClear: [...this.lastClear].map(([key, v]) => [key, v.atS, v.id]),
       pending: this.pending,
       log: this.log.toJSON(),
@@ -161,9 +172,14 @@ export class AlertBook {
 
   static fromJSON(json: AlertBookJson, flapWindowS: number, capacity?: number): AlertBook {
     const book = new AlertBook(EventLog.fromJSON(json.log, capacity), flapWindowS)
-    for (const { key, alert } of json.open) {
+    // Older checkpoints lack an open alert's seq: found in the held log where it still is there.
+    const latestSeq = new Map<string, number>()
+    for (const { seq, event } of book.log.since(0).events) latestSeq.set(event.id, seq)
+    for (const { key, alert, seq } of json.open) {
       book.openByKey.set(key, alert)
       book.openById.set(alert.id, key)
+      const known = seq ?? latestSeq.get(alert.id)
+      if (known !== undefined) book.openSeq.set(alert.id, known)
     }
     for (const [key, atS, id] of json.lastClear) book.lastClear.set(key, { atS, id })
     book.pending = json.pending

@@ -202,6 +202,11 @@ export class Detection {
     return this.alerts.open(scope)
   }
 
+  /** Alerts open now within scope, each with the seq of its latest event (a replica's sync). */
+  openAlertsSequenced(scope?: string): Sequenced<Alert>[] {
+    return this.alerts.openSequenced(scope)
+  }
+
   /** Held alert events after seq `after` within scope, with a gap when some were discarded. */
   alertsSince(after: number, scope?: string): SinceResult<Alert> {
     return this.alerts.log.since(after, scope)

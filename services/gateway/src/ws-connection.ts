@@ -1,32 +1,91 @@
-import { type ErrorCode, type ErrorFrame, parseClientFrame, type SubscribeRequest } from '@plantwatt/contract'
-import type { PlantIndex } from '@plantwatt/plant'
+import type { Alert, ErrorCode, ErrorFrame, SetpointEvent, SubscribeRequest } from '@plantwatt/contract'
+import { parseClientFrame } from '@plantwatt/contract'
+import { isWithinScope, type PlantIndex } from '@plantwatt/plant'
 import type { TokenRecord } from '@plantwatt/runtime'
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
 import { mayAccessScope } from './access.ts'
+import type { BucketHub } from './bucket-hub.ts'
+import type { EventReplica, HeldEvent } from './event-replica.ts'
 import type { LiveHub, LiveSubscription } from './live-hub.ts'
+import { EventSubscription, QueueSubscription, type ReliableSource } from './reliable-sources.ts'
+import { TokenBucket } from './token-bucket.ts'
+
+export interface WsLimits {
+  /** Bytes buffered for a client above which no more reliable frames are written until it drains. */
+  highWaterBytes: number
+  /** Bytes buffered above which live frames are skipped (the newest wins in a later round). */
+  liveHighWaterBytes: number
+  /** Bucket frames waiting for one slow subscription before its client is closed with 1013. */
+  maxQueuedBucketBytes: number
+  maxSubscriptions: number
+  /** Subscribe requests: a burst, then so many per second (CONTRACT.md §4 rate limits). */
+  subscribeBurst: number
+  subscribePerSecond: number
+  /** A client closed with 1013 that does not finish the close handshake is cut after this. */
+  closeTimeoutMs: number
+}
+
+export const DEFAULT_WS_LIMITS: WsLimits = {
+  highWaterBytes: 256 * 1024,
+  liveHighWaterBytes: 64 * 1024,
+  maxQueuedBucketBytes: 1024 * 1024,
+  maxSubscriptions: 200,
+  subscribeBurst: 50,
+  subscribePerSecond: 10,
+  closeTimeoutMs: 5000,
+}
+
+export interface WsCounters {
+  lagClosed(): void
+  rateLimited(): void
+  badFrame(): void
+}
 
 export interface WsConnectionOptions {
   socket: WebSocket
   principal: TokenRecord
   plant: PlantIndex
   live: LiveHub
+  alerts: EventReplica<Alert>
+  setpoints: EventReplica<SetpointEvent>
+  buckets: BucketHub
   logger: Logger
-  /** Bytes buffered for this client above which live frames are skipped (newest wins later). */
-  maxBufferedBytes: number
-  maxSubscriptions: number
+  limits: WsLimits
+  counters: WsCounters
+  now?: () => number
 }
 
 /** Client frames are a few hundred bytes; the server's payload limit is larger because /mqtt shares it. */
 const MAX_FRAME_CHARS = 16 * 1024
 
-/** One operator's WebSocket (CONTRACT.md §5): its subscriptions and its frames. */
+type Subscription = { kind: 'live'; live: LiveSubscription } | { kind: 'reliable'; source: ReliableSource }
+
+/** The socket of ws carries the net.Socket whose 'drain' says the client took what was buffered. */
+type WithNetSocket = { _socket?: NodeJS.EventEmitter }
+
+const alertFrame = (sub: string, held: HeldEvent<Alert>) =>
+  `{"type":"alert","sub":${JSON.stringify(sub)},"seq":${held.seq},"alert":${held.json}}`
+const setpointFrame = (sub: string, held: HeldEvent<SetpointEvent>) =>
+  `{"type":"setpoint","sub":${JSON.stringify(sub)},"seq":${held.seq},"event":${held.json}}`
+
+/**
+ * One operator's WebSocket (CONTRACT.md §5): its subscriptions and its frames. Live frames are
+ * written only while the socket's buffer is small (they coalesce); reliable frames are pulled from
+ * their sources while it is below the high-water mark, and the rest wait in the sources.
+ */
 export class WsConnection {
-  private readonly subscriptions = new Map<string, LiveSubscription>()
+  private readonly subscriptions = new Map<string, Subscription>()
+  private readonly reliable = new Set<ReliableSource>()
+  private readonly subscribeRate: TokenBucket
   private alive = true
+  private pumping = false
+  private waitingForDrain = false
+  private closing = false
 
   constructor(private readonly options: WsConnectionOptions) {
-    const { socket } = options
+    const { socket, limits } = options
+    this.subscribeRate = new TokenBucket(limits.subscribeBurst, limits.subscribePerSecond, options.now ?? Date.now)
     socket.on('message', (data, isBinary) => this.onMessage(isBinary ? undefined : data.toString()))
     socket.on('pong', () => {
       this.alive = true
@@ -45,6 +104,11 @@ export class WsConnection {
     this.options.socket.ping()
   }
 
+  /** Closes the connection, e.g. when the server shuts down (1001 going away). */
+  close(code: number, reason: string): void {
+    this.closeWith(code, reason)
+  }
+
   private onMessage(text: string | undefined): void {
     if (text === undefined) return this.sendError(undefined, 'bad_frame', 'frames must be JSON text')
     if (text.length > MAX_FRAME_CHARS) return this.sendError(undefined, 'bad_frame', 'frame too large')
@@ -54,20 +118,27 @@ export class WsConnection {
     if (frame.op === 'unsubscribe') {
       const subscription = this.subscriptions.get(frame.id)
       if (!subscription) return this.sendError(frame.id, 'unknown_id', `no subscription "${frame.id}"`)
-      this.options.live.unsubscribe(subscription)
-      this.subscriptions.delete(frame.id)
+      this.remove(frame.id, subscription)
       return this.send({ type: 'unsubscribed', id: frame.id })
     }
     this.subscribe(frame)
   }
 
   private subscribe(request: SubscribeRequest): void {
-    const { plant, principal } = this.options
+    const { plant, principal, limits } = this.options
+    if (!this.subscribeRate.take()) {
+      this.options.counters.rateLimited()
+      return this.sendError(
+        request.id,
+        'rate_limited',
+        `at most ${limits.subscribePerSecond} subscribe requests a second`,
+      )
+    }
     if (this.subscriptions.has(request.id)) {
       return this.sendError(request.id, 'duplicate_id', `subscription "${request.id}" exists`)
     }
-    if (this.subscriptions.size >= this.options.maxSubscriptions) {
-      return this.sendError(request.id, 'rate_limited', `at most ${this.options.maxSubscriptions} subscriptions`)
+    if (this.subscriptions.size >= limits.maxSubscriptions) {
+      return this.sendError(request.id, 'rate_limited', `at most ${limits.maxSubscriptions} subscriptions`)
     }
     if (!plant.scope(request.scope)) {
       return this.sendError(request.id, 'unknown_scope', `no scope "${request.scope}" in the plant`)
@@ -75,41 +146,146 @@ export class WsConnection {
     if (!mayAccessScope(principal, request.scope)) {
       return this.sendError(request.id, 'forbidden', `this token may not see "${request.scope}"`)
     }
-    if (request.channel !== 'live') {
-      // Alerts, setpoint events and buckets come with the processor and gateway issues (#5, #6).
-      return this.sendError(request.id, 'not_available', `the ${request.channel} channel is not served yet`)
+    this.send({ type: 'subscribed', id: request.id })
+    switch (request.channel) {
+      case 'live':
+        return this.subscribeLive(request)
+      case 'alerts':
+        return this.addReliable(request.id, this.eventSubscription(request, this.options.alerts, alertFrame))
+      case 'setpoints':
+        return this.addReliable(request.id, this.eventSubscription(request, this.options.setpoints, setpointFrame))
+      case 'buckets':
+        return this.subscribeBuckets(request)
     }
-    const subscription: LiveSubscription = {
+  }
+
+  private subscribeLive(request: SubscribeRequest): void {
+    const live: LiveSubscription = {
       id: request.id,
       scope: request.scope,
       sink: { send: (text) => this.sendLive(text) },
       sentVersion: -1,
       lastSentAt: 0,
     }
-    this.subscriptions.set(request.id, subscription)
-    this.send({ type: 'subscribed', id: request.id })
-    this.options.live.subscribe(subscription)
+    this.subscriptions.set(request.id, { kind: 'live', live })
+    this.options.live.subscribe(live)
+  }
+
+  private eventSubscription<T extends { scope: string }>(
+    request: SubscribeRequest,
+    replica: EventReplica<T>,
+    frame: (sub: string, held: HeldEvent<T>) => string,
+  ): ReliableSource {
+    return new EventSubscription<T>({
+      id: request.id,
+      replica,
+      within: (scope) => isWithinScope(scope, request.scope),
+      frame,
+      since: request.since,
+      wake: () => this.pump(),
+    })
+  }
+
+  private subscribeBuckets(request: SubscribeRequest): void {
+    let unsubscribe = () => {}
+    const queue = new QueueSubscription(
+      this.options.limits.maxQueuedBucketBytes,
+      () => this.pump(),
+      () => unsubscribe(),
+    )
+    unsubscribe = this.options.buckets.subscribe(request.scope, request.step!, {
+      id: request.id,
+      push: (f) => queue.push(f),
+    })
+    this.addReliable(request.id, queue)
+  }
+
+  private addReliable(id: string, source: ReliableSource): void {
+    this.subscriptions.set(id, { kind: 'reliable', source })
+    this.reliable.add(source)
+    this.pump()
+  }
+
+  private remove(id: string, subscription: Subscription): void {
+    this.subscriptions.delete(id)
+    if (subscription.kind === 'live') this.options.live.unsubscribe(subscription.live)
+    else {
+      subscription.source.dispose()
+      this.reliable.delete(subscription.source)
+    }
+  }
+
+  /**
+   * Writes reliable frames, one per source in turn, while the socket's buffer is below the
+   * high-water mark; then waits for the socket to drain. A source that lagged closes the connection.
+   */
+  private pump(): void {
+    if (this.pumping || this.waitingForDrain || this.closing) return
+    const { socket, limits } = this.options
+    this.pumping = true
+    try {
+      let progress = true
+      while (progress && socket.readyState === socket.OPEN) {
+        progress = false
+        for (const source of this.reliable) {
+          if (socket.bufferedAmount >= limits.highWaterBytes) return this.waitForDrain()
+          const frame = source.next()
+          if (source.lagged) {
+            this.options.counters.lagClosed()
+            return this.closeWith(1013, 'too far behind: resume with since')
+          }
+          if (frame !== undefined) {
+            socket.send(frame)
+            progress = true
+          }
+        }
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private waitForDrain(): void {
+    const net = (this.options.socket as unknown as WithNetSocket)._socket
+    if (!net) return
+    this.waitingForDrain = true
+    net.once('drain', () => {
+      this.waitingForDrain = false
+      this.pump()
+    })
+  }
+
+  private closeWith(code: number, reason: string): void {
+    if (this.closing) return
+    this.closing = true
+    const { socket, limits } = this.options
+    socket.close(code, reason)
+    // A stalled client never reads the close frame: cut it, so its buffer is freed.
+    setTimeout(() => socket.terminate(), limits.closeTimeoutMs).unref()
   }
 
   private sendLive(text: string): boolean {
-    const { socket } = this.options
-    if (socket.readyState !== socket.OPEN || socket.bufferedAmount > this.options.maxBufferedBytes) return false
+    const { socket, limits } = this.options
+    if (this.closing || socket.readyState !== socket.OPEN || socket.bufferedAmount > limits.liveHighWaterBytes) {
+      return false
+    }
     socket.send(text)
     return true
   }
 
   private sendError(id: string | undefined, code: ErrorCode, message: string): void {
+    if (code === 'bad_frame') this.options.counters.badFrame()
     const frame: ErrorFrame = id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message }
     this.send(frame)
   }
 
+  /** Control frames (subscribed, errors): small and one per request, the request rate bounds them. */
   private send(frame: object): void {
     const { socket } = this.options
-    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame))
+    if (!this.closing && socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame))
   }
 
   private dispose(): void {
-    for (const subscription of this.subscriptions.values()) this.options.live.unsubscribe(subscription)
-    this.subscriptions.clear()
+    for (const [id, subscription] of this.subscriptions) this.remove(id, subscription)
   }
 }

@@ -25,6 +25,11 @@ export interface DeviceCounters {
   /** Repeats of a reading already accepted: counted once (CONTRACT.md §2), not rejected. */
   duplicates: number
   rejected: Partial<Record<RejectionReason, number>>
+  /**
+   * The newest accepted reading of each measurement by event time: [epoch s, value]
+   * (GET /api/v1/devices/{id}). Absent in checkpoints written before it was kept.
+   */
+  last?: Record<string, [number, number]>
 }
 
 export interface PipelineStats {
@@ -148,6 +153,10 @@ export class ReadingPipeline {
       counters.accepted++
       this.stats.readingsAccepted++
       accepted.push(reading)
+      counters.last ??= {}
+      const last = counters.last
+      const previous = last[reading.name]
+      if (previous === undefined || reading.time >= previous[0]) last[reading.name] = [reading.time, reading.value]
     }
     // Detection after accounting has the whole message: a reading that moves the site clock may
     // release an idle clear whose figures accounting computes, and they must not depend on where in

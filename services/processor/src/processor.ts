@@ -1,22 +1,28 @@
 import type { BucketEvent } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
+  ALERTS_SYNC_TOPIC,
   ALERTS_TOPIC,
   type AlertAckRequest,
   type AlertEvents,
   type BucketUpdate,
   type Bus,
   bucketsTopic,
+  CARBON_TOPIC,
+  type CarbonRequest,
   decodeMessage,
   type EquipmentLive,
   encodeMessage,
   LIVE_SYNC_TOPIC,
   type LiveUpdate,
   liveTopic,
+  type SyncAnswer,
+  type SyncRequest,
+  serveQueries,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import type { Alert } from '@plantwatt/contract'
-import { UPLINK_FILTER } from '@plantwatt/contract'
+import type { Alert, BucketStep } from '@plantwatt/contract'
+import { BUCKET_STEPS, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
@@ -56,6 +62,8 @@ export interface ProcessorOptions {
 
 /** Bucket events per bus message: a 40,000-device plant closes tens of thousands a minute. */
 const BUCKETS_PER_MESSAGE = 2000
+/** Alert events per message of a sync answer (the whole held log is 10,000 events). */
+const SYNC_EVENTS_PER_MESSAGE = 1000
 
 /**
  * The stream processor's composition root: uplinks from the journal (or the bus) go through the
@@ -122,6 +130,15 @@ export class Processor {
     }
     this.unsubscribes.push(await bus.subscribe(LIVE_SYNC_TOPIC, () => this.publishAll()))
     this.unsubscribes.push(await bus.subscribe(ALERT_ACK_TOPIC, (_topic, payload) => this.onAck(payload)))
+    this.unsubscribes.push(await bus.subscribe(ALERTS_SYNC_TOPIC, (_topic, payload) => this.onAlertsSync(payload)))
+    this.unsubscribes.push(await bus.subscribe(CARBON_TOPIC, (_topic, payload) => this.onCarbon(payload)))
+    this.unsubscribes.push(
+      await serveQueries(
+        bus,
+        { energy: (params) => this.energyQuery(params), device: (params) => this.deviceQuery(params) },
+        (error) => logger.warn({ err: error }, 'bad query on the bus'),
+      ),
+    )
     this.publishTimer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
     this.publishTimer.unref()
     if (this.checkpointFile) {
@@ -185,6 +202,73 @@ export class Processor {
     const result = this.pipeline.detection.ack(request.id, request.atMs, request.by)
     this.options.logger.info({ alertId: request.id, result }, 'alert acknowledged')
     this.publishEvents()
+  }
+
+  /**
+   * A gateway asks for the alert events it lacks (it just started, or saw a hole in the seq): the
+   * held events after `after` and the alerts open now, in messages of at most 1,000 events; the
+   * last one carries `open`. Events pending publication go first, so the answer is in seq order.
+   */
+  private onAlertsSync(payload: Buffer): void {
+    let request: SyncRequest
+    try {
+      request = decodeMessage<SyncRequest>(payload)
+    } catch {
+      return
+    }
+    const after = Number.isSafeInteger(request?.after) && request.after >= 0 ? request.after : 0
+    this.publishEvents()
+    const detection = this.pipeline.detection
+    const { lastSeq, firstHeldSeq } = detection.alerts.log
+    const held = detection.alertsSince(after)
+    const chunks = Math.max(1, Math.ceil(held.events.length / SYNC_EVENTS_PER_MESSAGE))
+    for (let c = 0; c < chunks; c++) {
+      const events = held.events.slice(c * SYNC_EVENTS_PER_MESSAGE, (c + 1) * SYNC_EVENTS_PER_MESSAGE)
+      const sync: SyncAnswer<Alert> = { after, firstHeldSeq, lastSeq }
+      if (c === chunks - 1) sync.open = detection.openAlertsSequenced()
+      const message: AlertEvents = { events: events.map(({ seq, event }) => ({ seq, alert: event })), sync }
+      this.send(ALERTS_TOPIC, message, 1)
+    }
+  }
+
+  /** PUT /api/v1/sites/{site}/carbon, relayed by the gateway (which validated it). */
+  private onCarbon(payload: Buffer): void {
+    let request: CarbonRequest
+    try {
+      request = decodeMessage<CarbonRequest>(payload)
+    } catch {
+      return
+    }
+    if (!this.options.plant.sites.has(request?.site) || !isValidCarbon(request.carbon)) {
+      this.options.logger.warn({ site: request?.site }, 'carbon figures refused: unknown site or invalid figures')
+      return
+    }
+    this.pipeline.accounting.setCarbon(request.site, request.carbon)
+    this.options.logger.info({ site: request.site, by: request.by }, 'carbon figures replaced')
+  }
+
+  /** GET /api/v1/energy through the gateway: the held buckets of one scope. */
+  private energyQuery(params: unknown) {
+    const { scope, step, fromMs, toMs } = (params ?? {}) as Record<string, unknown>
+    if (typeof scope !== 'string' || !BUCKET_STEPS.includes(step as BucketStep)) throw new Error('bad energy query')
+    if (typeof fromMs !== 'number' || typeof toMs !== 'number') throw new Error('bad energy query')
+    return this.pipeline.accounting.history(scope, step as BucketStep, fromMs, toMs)
+  }
+
+  /** GET /api/v1/devices/{id} through the gateway: counters and newest readings, null when unseen. */
+  private deviceQuery(params: unknown) {
+    const id = (params as { id?: unknown } | null)?.id
+    if (typeof id !== 'string') throw new Error('bad device query')
+    const counters = this.pipeline.devices.get(id)
+    if (!counters) return null
+    const last = Object.entries(counters.last ?? {}).map(([name, [t, value]]) => ({ name, t: t * 1000, value }))
+    return {
+      lastSeenMs: counters.lastSeenMs,
+      accepted: counters.accepted,
+      duplicates: counters.duplicates,
+      rejected: counters.rejected,
+      last,
+    }
   }
 
   private publishChanges(): void {

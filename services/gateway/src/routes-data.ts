@@ -1,0 +1,169 @@
+import { QueryTimeout } from '@plantwatt/bus'
+import { BUCKET_STEPS, type BucketStep } from '@plantwatt/contract'
+import type { FastifyInstance } from 'fastify'
+import { mayAccessScope, type requireRole } from './access.ts'
+import { errorBody } from './errors.ts'
+import type { GatewayContext } from './gateway-context.ts'
+import { plantView } from './plant-view.ts'
+import { BucketRowSchema, errorResponses, LiveSchema, ScopeQuery } from './schemas.ts'
+
+// Read-only figures (CONTRACT.md §6): the plant tree, live figures, bucket history and a device's
+// counters. History and device counters are the processor's: asked over the bus.
+
+type Guard = ReturnType<typeof requireRole>
+
+/** `from`/`to` as epoch ms or an ISO 8601 time; undefined when absent, NaN when unreadable. */
+function parseTime(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined
+  if (/^-?\d+$/.test(value)) return Number(value)
+  return Date.parse(value)
+}
+
+export function registerDataRoutes(app: FastifyInstance, context: GatewayContext, viewer: Guard): void {
+  const { plant, live, queries } = context
+
+  app.get(
+    '/api/v1/plant',
+    {
+      onRequest: viewer,
+      schema: {
+        summary: "The plant tree with each equipment's state, power, idle thresholds in force and tuning",
+        response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
+      },
+    },
+    async (request) => plantView(plant, request.principal!, (scope) => live.equipmentLive(scope)),
+  )
+
+  app.get(
+    '/api/v1/live',
+    {
+      onRequest: viewer,
+      schema: {
+        summary: 'The figures of a scope, as a live frame carries them',
+        querystring: { type: 'object', required: ['scope'], properties: { scope: ScopeQuery } },
+        response: { 200: LiveSchema, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { scope } = request.query as { scope: string }
+      if (!plant.scope(scope)) return reply.code(404).send(errorBody('unknown_scope', `no scope "${scope}"`))
+      if (!mayAccessScope(request.principal!, scope)) {
+        return reply.code(403).send(errorBody('forbidden', `this token may not see "${scope}"`))
+      }
+      return { type: 'live', ...live.current(scope) }
+    },
+  )
+
+  app.get(
+    '/api/v1/energy',
+    {
+      onRequest: viewer,
+      schema: {
+        summary: 'Buckets of a scope with from ≤ t < to, ordered by t',
+        querystring: {
+          type: 'object',
+          required: ['scope'],
+          properties: {
+            scope: ScopeQuery,
+            step: { type: 'string', enum: [...BUCKET_STEPS], default: '1m' },
+            from: { type: 'string', description: 'epoch ms or ISO 8601; default: the oldest held' },
+            to: { type: 'string', description: 'epoch ms or ISO 8601 (exclusive); default: the newest' },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: { type: 'array', items: BucketRowSchema }, 503: errorResponses[400], ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const query = request.query as { scope: string; step: BucketStep; from?: string; to?: string }
+      if (!plant.scope(query.scope)) {
+        return reply.code(404).send(errorBody('unknown_scope', `no scope "${query.scope}"`))
+      }
+      if (!mayAccessScope(request.principal!, query.scope)) {
+        return reply.code(403).send(errorBody('forbidden', `this token may not see "${query.scope}"`))
+      }
+      const fromMs = parseTime(query.from) ?? 0
+      const toMs = parseTime(query.to) ?? Number.MAX_SAFE_INTEGER
+      if (Number.isNaN(fromMs) || Number.isNaN(toMs)) {
+        return reply.code(400).send(errorBody('bad_request', '"from" and "to" must be epoch ms or ISO 8601 times'))
+      }
+      try {
+        return await queries.call('energy', { scope: query.scope, step: query.step, fromMs, toMs })
+      } catch (error) {
+        if (error instanceof QueryTimeout) {
+          return reply.code(503).send(errorBody('unavailable', 'the processor did not answer; try again'))
+        }
+        throw error
+      }
+    },
+  )
+
+  app.get(
+    '/api/v1/devices/:id',
+    {
+      onRequest: viewer,
+      schema: {
+        summary: "A device's newest readings, last seen, and rejected records by reason",
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              site: { type: 'string' },
+              role: { type: 'string' },
+              equipment: { type: ['string', 'null'] },
+              lastSeen: { type: ['number', 'null'], description: 'wall clock of its latest message, ms' },
+              accepted: { type: 'integer' },
+              duplicates: { type: 'integer' },
+              rejected: { type: 'object', additionalProperties: { type: 'integer' } },
+              last: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: { name: { type: 'string' }, t: { type: 'number' }, value: { type: 'number' } },
+                },
+              },
+            },
+          },
+          503: errorResponses[400],
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string }
+      const device = plant.device(id)
+      const scope = device?.equipment?.scope ?? device?.siteId
+      if (!device || !scope || !mayAccessScope(request.principal!, scope)) {
+        return reply.code(404).send(errorBody('not_found', `no device ${id}`))
+      }
+      let counters: {
+        lastSeenMs: number
+        accepted: number
+        duplicates: number
+        rejected: Record<string, number>
+        last: { name: string; t: number; value: number }[]
+      } | null
+      try {
+        counters = await queries.call('device', { id })
+      } catch (error) {
+        if (error instanceof QueryTimeout) {
+          return reply.code(503).send(errorBody('unavailable', 'the processor did not answer; try again'))
+        }
+        throw error
+      }
+      return {
+        id,
+        site: device.siteId,
+        role: device.role,
+        equipment: device.equipment?.scope ?? null,
+        lastSeen: counters?.lastSeenMs ?? null,
+        accepted: counters?.accepted ?? 0,
+        duplicates: counters?.duplicates ?? 0,
+        rejected: counters?.rejected ?? {},
+        last: counters?.last ?? [],
+      }
+    },
+  )
+}

@@ -1,0 +1,281 @@
+import {
+  ALERT_ACK_TOPIC,
+  type AlertAckRequest,
+  encodeMessage,
+  SETPOINT_ACTION_TOPIC,
+  type SetpointActionRequest,
+  TUNING_TOPIC,
+  type TuningRequest,
+} from '@plantwatt/bus'
+import type { Alert, SetpointEvent } from '@plantwatt/contract'
+import { isWithinScope } from '@plantwatt/plant'
+import type { TokenRecord } from '@plantwatt/runtime'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import { mayAccessScope, type requireRole } from './access.ts'
+import { errorBody } from './errors.ts'
+import type { EventReplica, HeldEvent } from './event-replica.ts'
+import type { GatewayContext } from './gateway-context.ts'
+import { AlertSchema, ErrorSchema, errorResponses, ScopeQuery, SetpointEventSchema } from './schemas.ts'
+
+// Alerts and setpoint events over HTTP (CONTRACT.md §6): the lists, an operator's acknowledgement,
+// approval or rejection, and the tuning mode. Actions go to the processor (and tuner) over the
+// bus; the answer is the event that comes back, or 202 when it has not come back in time.
+
+type Guard = ReturnType<typeof requireRole>
+
+/** Scopes a request may list: within `scope` when given, and always within the token's scopes. */
+function scopeFilter(principal: TokenRecord, scope: string | undefined) {
+  return (eventScope: string) =>
+    (scope === undefined || isWithinScope(eventScope, scope)) && mayAccessScope(principal, eventScope)
+}
+
+function checkScope(context: GatewayContext, principal: TokenRecord, scope: string | undefined, reply: FastifyReply) {
+  if (scope === undefined) return true
+  if (!context.plant.scope(scope)) {
+    reply.code(404).send(errorBody('unknown_scope', `no scope "${scope}"`))
+    return false
+  }
+  if (!mayAccessScope(principal, scope)) {
+    reply.code(403).send(errorBody('forbidden', `this token may not see "${scope}"`))
+    return false
+  }
+  return true
+}
+
+/** Resolves with the replica's latest event of `id` once `done` holds for it, or undefined after `ms`. */
+function waitForEvent<T>(
+  replica: EventReplica<T>,
+  id: string,
+  done: (event: T) => boolean,
+  ms: number,
+): Promise<HeldEvent<T> | undefined> {
+  return new Promise((resolve) => {
+    const finish = (held: HeldEvent<T> | undefined) => {
+      clearTimeout(timer)
+      unlisten()
+      resolve(held)
+    }
+    const check = () => {
+      const held = replica.find(id)
+      if (held && done(held.event)) finish(held)
+    }
+    const timer = setTimeout(() => finish(undefined), ms)
+    const unlisten = replica.listen({ appended: check, lost: () => {} })
+    check()
+  })
+}
+
+const withSeq = <T extends object>(held: HeldEvent<T>) => ({ seq: held.seq, ...held.event })
+
+export function registerEventRoutes(
+  app: FastifyInstance,
+  context: GatewayContext,
+  guards: { viewer: Guard; operator: Guard },
+): void {
+  const { alerts, setpoints, bus } = context
+
+  app.get(
+    '/api/v1/alerts',
+    {
+      onRequest: guards.viewer,
+      schema: {
+        summary: 'Alerts, newest first, each in its latest state',
+        querystring: {
+          type: 'object',
+          properties: {
+            scope: ScopeQuery,
+            state: { type: 'string', enum: ['raised', 'acked', 'cleared', 'open'] },
+            after: { type: 'integer', minimum: 0, description: 'only alerts whose latest event has a greater seq' },
+            limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: { type: 'array', items: AlertSchema }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { scope, state, after, limit } = request.query as {
+        scope?: string
+        state?: Alert['state'] | 'open'
+        after?: number
+        limit: number
+      }
+      const principal = request.principal!
+      if (!checkScope(context, principal, scope, reply)) return reply
+      const out: object[] = []
+      for (const held of alerts.latest(scopeFilter(principal, scope))) {
+        if (after !== undefined && held.seq <= after) break
+        const alertState = held.event.state
+        if (state === 'open' ? alertState === 'cleared' : state !== undefined && alertState !== state) continue
+        out.push(withSeq(held))
+        if (out.length >= limit) break
+      }
+      return out
+    },
+  )
+
+  app.post(
+    '/api/v1/alerts/:id/ack',
+    {
+      onRequest: guards.operator,
+      schema: {
+        summary: 'Acknowledge an open alert (operator)',
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 128 } }, required: ['id'] },
+        response: {
+          200: AlertSchema,
+          202: { type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' } } },
+          409: ErrorSchema,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string }
+      const principal = request.principal!
+      const held = alerts.find(id)
+      if (!held || !mayAccessScope(principal, held.event.scope)) {
+        // Outside the token's scopes it does not exist for this caller.
+        return reply.code(404).send(errorBody('not_found', `no alert ${id}`))
+      }
+      if (held.event.state !== 'raised') {
+        return reply.code(409).send(errorBody('conflict', `alert ${id} is already ${held.event.state}`))
+      }
+      const ack: AlertAckRequest = { id, atMs: context.now(), by: principal.name }
+      const acked = waitForEvent(alerts, id, (alert) => alert.state !== 'raised', context.ackWaitMs)
+      await bus.publish(ALERT_ACK_TOPIC, encodeMessage(ack), { qos: 1 })
+      const result = await acked
+      if (!result) return reply.code(202).send({ id, status: 'ack requested' })
+      if (result.event.state === 'cleared') {
+        return reply.code(409).send(errorBody('conflict', `alert ${id} cleared before the acknowledgement`))
+      }
+      return withSeq(result)
+    },
+  )
+
+  app.get(
+    '/api/v1/setpoints',
+    {
+      onRequest: guards.viewer,
+      schema: {
+        summary: 'Tuning status and history per tuned equipment',
+        querystring: { type: 'object', properties: { scope: ScopeQuery }, additionalProperties: false },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              equipment: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    scope: { type: 'string' },
+                    setpoint: { type: 'string' },
+                    mode: { type: 'string' },
+                    status: { type: 'string' },
+                    history: { type: 'array', items: SetpointEventSchema },
+                    savedWh: { type: ['number', 'null'] },
+                    savedCo2G: { type: ['number', 'null'] },
+                  },
+                },
+              },
+            },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { scope } = request.query as { scope?: string }
+      const principal = request.principal!
+      if (!checkScope(context, principal, scope, reply)) return reply
+      const within = scopeFilter(principal, scope)
+      const history = new Map<string, HeldEvent<SetpointEvent>[]>()
+      for (const held of setpoints.latest(within)) {
+        const list = history.get(held.event.scope) ?? []
+        if (list.length < 50) list.push(held)
+        history.set(held.event.scope, list)
+      }
+      const equipment = []
+      for (const node of [...context.plant.sites.values()].flatMap((site) => site.equipment)) {
+        const tuning = node.spec.tuning
+        if (!tuning || !within(node.scope)) continue
+        const events = history.get(node.scope) ?? []
+        equipment.push({
+          scope: node.scope,
+          setpoint: tuning.setpoint,
+          mode: events[0]?.event.mode ?? tuning.mode,
+          // Until a tuner reports on this equipment it is waiting; savings are the tuner's to report.
+          status: events[0]?.event.status ?? 'waiting',
+          history: events.map(withSeq),
+          savedWh: null,
+          savedCo2G: null,
+        })
+      }
+      return { equipment }
+    },
+  )
+
+  for (const action of ['approve', 'reject'] as const) {
+    app.post(
+      `/api/v1/setpoints/:eventId/${action}`,
+      {
+        onRequest: guards.operator,
+        schema: {
+          summary: `${action === 'approve' ? 'Approve' : 'Reject'} a setpoint proposal (operator)`,
+          params: {
+            type: 'object',
+            properties: { eventId: { type: 'string', maxLength: 128 } },
+            required: ['eventId'],
+          },
+          response: {
+            202: { type: 'object', properties: { id: { type: 'string' }, action: { type: 'string' } } },
+            409: ErrorSchema,
+            ...errorResponses,
+          },
+        },
+      },
+      async (request, reply) => {
+        const { eventId } = request.params as { eventId: string }
+        const principal = request.principal!
+        const held = setpoints.find(eventId)
+        if (!held || !mayAccessScope(principal, held.event.scope)) {
+          return reply.code(404).send(errorBody('not_found', `no setpoint event ${eventId}`))
+        }
+        if (held.event.status !== 'proposed') {
+          return reply.code(409).send(errorBody('conflict', `setpoint event ${eventId} is ${held.event.status}`))
+        }
+        const message: SetpointActionRequest = { id: eventId, action, atMs: context.now(), by: principal.name }
+        await bus.publish(SETPOINT_ACTION_TOPIC, encodeMessage(message), { qos: 1 })
+        return reply.code(202).send({ id: eventId, action })
+      },
+    )
+  }
+
+  app.put(
+    '/api/v1/tuning',
+    {
+      onRequest: guards.operator,
+      schema: {
+        summary: 'Set the mode of every tuner at once (operator)',
+        body: {
+          type: 'object',
+          properties: { mode: { type: 'string', enum: ['auto', 'advise', 'off'] } },
+          required: ['mode'],
+          additionalProperties: false,
+        },
+        response: { 202: { type: 'object', properties: { mode: { type: 'string' } } }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { mode } = request.body as { mode: TuningRequest['mode'] }
+      if (request.principal!.scopes.length > 0) {
+        return reply
+          .code(403)
+          .send(errorBody('forbidden', 'the tuning mode of the whole plant needs an unscoped token'))
+      }
+      const message: TuningRequest = { mode, atMs: context.now(), by: request.principal!.name }
+      await bus.publish(TUNING_TOPIC, encodeMessage(message), { qos: 1 })
+      return reply.code(202).send({ mode })
+    },
+  )
+}
