@@ -225,7 +225,7 @@ function onFrame(frame) {
       break
     case 'gap':
       // Events were discarded before we could see them: the current list fills the hole.
-      if (frame.sub === 'alerts') loadAlerts()
+      if (frame.sub === 'alerts') loadAlerts(true)
       else if (frame.sub === 'setpoints') loadSetpoints()
       break
     case 'bucket':
@@ -282,7 +282,10 @@ async function loadHistory() {
   }
 }
 
-/** Accepts `[alert]`, `[{seq, alert}]` or `{alerts: [...]}`: the list's shape is not in §6. */
+/**
+ * Items of a list answer as {seq, item}: GET /api/v1/alerts gives alerts with their `seq` beside
+ * their fields; `{seq, alert}` entries or an `{alerts: [...]}` wrapper are read as well.
+ */
 function listOf(body, key, itemKey) {
   const list = Array.isArray(body) ? body : (body?.[key] ?? [])
   return list.map((entry) =>
@@ -290,12 +293,28 @@ function listOf(body, key, itemKey) {
   )
 }
 
-async function loadAlerts() {
+/**
+ * The feed's newest alerts over HTTP: at start, and after a `gap` (events discarded before this
+ * page saw them). After a gap the open alerts are fetched whole as well, and an alert held open
+ * here that is no longer open there has closed unseen: it leaves "idle now".
+ */
+async function loadAlerts(afterGap = false) {
   const site = state.site
   try {
-    const body = await state.api.get('/api/v1/alerts', { scope: site.scope })
+    const newest = await state.api.get('/api/v1/alerts', { scope: site.scope, limit: FEED_LIMIT })
+    const open = afterGap
+      ? await state.api.get('/api/v1/alerts', { scope: site.scope, state: 'open', limit: 10_000 })
+      : []
     if (state.site !== site) return
-    for (const { seq, item } of listOf(body, 'alerts', 'alert').reverse()) applyAlert(seq, item)
+    if (afterGap) {
+      const stillOpen = new Set(listOf(open, 'alerts', 'alert').map(({ item }) => item?.id))
+      for (const id of state.openIdle.keys()) if (!stillOpen.has(id)) state.openIdle.delete(id)
+    }
+    // Oldest first, so the book's "latest change" order matches the server's.
+    for (const { seq, item } of [...listOf(newest, 'alerts', 'alert'), ...listOf(open, 'alerts', 'alert')].reverse()) {
+      applyAlert(seq, item)
+    }
+    state.dirty.alerts = true
     schedule()
   } catch (error) {
     if (state.site === site && error.status !== 404) channelNote('alerts', `Alert list not available: ${error.message}`)
@@ -334,9 +353,10 @@ async function acknowledge(id, button) {
   button.textContent = 'Acknowledging…'
   try {
     const result = await state.api.post(`/api/v1/alerts/${encodeURIComponent(id)}/ack`)
-    // The acked event comes back on the alerts channel; use the answer too if it carries one.
-    if (result?.alert && typeof result.seq === 'number') applyAlert(result.seq, result.alert)
-    alertFeed.actionMessage(id, 'Acknowledged; waiting for the processor to confirm…', false)
+    // 200 carries the acked alert with its seq (the same event comes on the alerts channel);
+    // 202 means the processor has not confirmed yet, and the channel will bring it.
+    if (result?.id === id && typeof result.seq === 'number') applyAlert(result.seq, result)
+    else alertFeed.actionMessage(id, 'Acknowledgement sent; waiting for the processor to confirm…', false)
   } catch (error) {
     button.disabled = false
     button.textContent = 'Acknowledge'
