@@ -136,6 +136,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // One log line per request would drown the live-figure logs; errors are logged by our handler.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    // Keep-alive HTTP connections would hold close() for seconds; WebSockets are closed first (1001).
+    forceCloseConnections: true,
   })
   await app.register(swagger, {
     openapi: {
