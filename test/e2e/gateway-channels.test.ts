@@ -65,6 +65,9 @@ describe('gateway channels and API, with the real processor', () => {
       },
     })
 
+  /** Response bodies as JSON; their shape is what the assertions check. */
+  const json = async (response: Response | Promise<Response>): Promise<any> => (await response).json()
+
   const connect = (who: keyof typeof token) => WsTestClient.connect(`ws://${base}/ws?token=${token[who]}`)
 
   async function startGateway(overrides: Partial<Parameters<typeof createGateway>[0]> = {}) {
@@ -116,7 +119,7 @@ describe('gateway channels and API, with the real processor', () => {
     const [open] = raise(1)
     const client = await connect('viewer')
     // The raise reaches the gateway on the processor's next round; subscribe once it has.
-    await expect.poll(async () => (await (await api('/api/v1/alerts?state=open', 'viewer')).json()).length).toBe(1)
+    await expect.poll(async () => (await json(api('/api/v1/alerts?state=open', 'viewer'))).length).toBe(1)
     client.send({ op: 'subscribe', id: 'a', channel: 'alerts', scope: SITE })
     const first = await client.next((f) => f.type === 'alert')
     expect(first).toMatchObject({ sub: 'a', alert: { id: open, state: 'raised', scope: OVEN_1 } })
@@ -136,7 +139,7 @@ describe('gateway channels and API, with the real processor', () => {
     const lastSeen = seen.at(-1)!
 
     const missed = raise(4)
-    await expect.poll(async () => (await (await api('/api/v1/alerts', 'viewer')).json())[0]?.id).toBe(missed[3])
+    await expect.poll(async () => (await json(api('/api/v1/alerts', 'viewer')))[0]?.id).toBe(missed[3])
     const again = await connect('viewer')
     again.send({ op: 'subscribe', id: 'r', channel: 'alerts', scope: SITE, since: lastSeen })
     const replayed: Frame[] = []
@@ -156,7 +159,7 @@ describe('gateway channels and API, with the real processor', () => {
     raise(2, OVEN_1)
     const frame = await client.next((f) => f.type === 'alert' && (f.alert as { id: string }).id === onLine2)
     expect(frame.sub).toBe('l2')
-    const list: { scope: string }[] = await (await api('/api/v1/alerts', 'line2Viewer')).json()
+    const list: { scope: string }[] = await json(api('/api/v1/alerts', 'line2Viewer'))
     expect(list.length).toBeGreaterThan(0)
     expect(list.every((alert) => alert.scope.startsWith(LINE_2))).toBe(true)
     expect(
@@ -200,7 +203,7 @@ describe('gateway channels and API, with the real processor', () => {
     await expect.poll(() => processor.state.detection.alerts.log.firstHeldSeq).toBeGreaterThan(2)
     const firstHeld = processor.state.detection.alerts.log.firstHeldSeq
     const lastSeq = processor.state.detection.alerts.log.lastSeq
-    await expect.poll(async () => (await (await api('/api/v1/alerts?limit=1', 'viewer')).json())[0]?.seq).toBe(lastSeq)
+    await expect.poll(async () => (await json(api('/api/v1/alerts?limit=1', 'viewer')))[0]?.seq).toBe(lastSeq)
     const client = await connect('viewer')
     client.send({ op: 'subscribe', id: 'g', channel: 'alerts', scope: SITE, since: 1 })
     const gap = await client.next((f) => f.type === 'gap')
@@ -224,7 +227,7 @@ describe('gateway channels and API, with the real processor', () => {
           const response = await fetch(`http://${late.base}/api/v1/alerts?limit=1`, {
             headers: { authorization: `Bearer ${token.viewer}` },
           })
-          return (await response.json())[0]?.seq
+          return (await json(response))[0]?.seq
         })
         .toBe(lastSeq)
       client.send({ op: 'subscribe', id: 'x', channel: 'alerts', scope: SITE, since: lastSeq - 3 })
@@ -342,9 +345,9 @@ describe('gateway channels and API, with the real processor', () => {
       body: JSON.stringify({ name: 'mes', role: 'viewer', scopes: [LINE_1] }),
     })
     expect(created.status).toBe(201)
-    const issued = await created.json()
+    const issued = await json(created)
     expect(issued).toMatchObject({ name: 'mes', role: 'viewer', scopes: [LINE_1], token: expect.any(String) })
-    const listed = await (await api('/api/v1/tokens', 'admin')).json()
+    const listed = await json(api('/api/v1/tokens', 'admin'))
     const entry = listed.tokens.find((t: { id: string }) => t.id === issued.id)
     expect(entry).toBeDefined()
     expect(JSON.stringify(listed)).not.toContain(issued.token)
@@ -390,7 +393,7 @@ describe('gateway channels and API, with the real processor', () => {
   })
 
   it('describes every API route in the OpenAPI document', async () => {
-    const doc = await (await fetch(`http://${base}/api/v1/openapi.json`)).json()
+    const doc = await json(fetch(`http://${base}/api/v1/openapi.json`))
     expect(doc.openapi).toMatch(/^3\./)
     const paths = Object.keys(doc.paths)
     for (const path of [
