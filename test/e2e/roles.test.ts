@@ -51,6 +51,18 @@ describe('plantwatt broker, processor and gateway as separate processes', () => 
     const frame = await client.next((f) => f.type === 'live' && f.powerW === 4321, 3000)
     expect(frame.scope).toBe('yibin/electrode/coating-1')
     await client.close()
+
+    // What the gateway must ask of the processor process travels over the broker too.
+    const device = await fetch(`http://127.0.0.1:${gateway.httpPort}/api/v1/devices/${DEVICE}`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    })
+    expect(device.status).toBe(200)
+    expect(await device.json()).toMatchObject({ accepted: 1, last: [{ name: 'power', value: 4321 }] })
+    const energy = await fetch(`http://127.0.0.1:${gateway.httpPort}/api/v1/energy?scope=yibin&step=1h`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    })
+    expect(energy.status).toBe(200)
+    expect(Array.isArray(await energy.json())).toBe(true)
   })
 
   it('serves the broker role health and metrics on its own HTTP port', async () => {

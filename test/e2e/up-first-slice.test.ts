@@ -89,6 +89,19 @@ describe('plantwatt up: first end-to-end slice', () => {
     client.send({ op: 'subscribe', id: 'o', channel: 'live', scope: 'yibin/electrode/coating-2' })
     const other = await client.next((frame) => frame.type === 'live' && frame.sub === 'o')
     expect(other.powerW).toBe(0)
+
+    // The same reading in the device's counters (asked of the processor over the bus) and metrics.
+    const device = await fetch(`http://127.0.0.1:${system.httpPort}/api/v1/devices/${DEVICE}`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    })
+    expect(await device.json()).toMatchObject({
+      id: DEVICE,
+      accepted: 1,
+      last: [{ name: 'power', value: 1500, t: expect.any(Number) }],
+    })
+    const metrics = await (await fetch(`http://127.0.0.1:${system.httpPort}/metrics`)).text()
+    expect(metrics).toMatch(/plantwatt_readings_accepted_total 1\b/)
+    expect(metrics).toMatch(/plantwatt_ws_clients 1\b/)
     await client.close()
   })
 

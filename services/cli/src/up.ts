@@ -4,7 +4,7 @@ import type { PlantModel } from '@plantwatt/contract'
 import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
-import { Processor } from '@plantwatt/processor'
+import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
 import { checkpointPath, journalDir, metricsRegistry, openHistory, openTokens, sessionsDir } from './roles.ts'
 
@@ -70,6 +70,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     mqttOverWebSocket: broker.handleStream,
   })
   await processor.start()
+  registerProcessorMetrics(registry, processor, history)
   await gateway.start()
   const httpPort = await gateway.listen({ host: options.host, port: options.httpPort })
   const mqttPort = await broker.listen({ host: options.host, port: options.mqttPort })

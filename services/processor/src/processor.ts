@@ -81,6 +81,8 @@ export class Processor {
   private journalSeq = 0
   private checkpointing: Promise<void> | undefined
   private started = false
+  /** Bucket events sent again with a higher revision (late readings changed them). */
+  bucketRevisions = 0
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
@@ -295,6 +297,7 @@ export class Processor {
   private publishBuckets(buckets: BucketEvent[]): void {
     const bySite = new Map<string, BucketEvent[]>()
     for (const bucket of buckets) {
+      if (bucket.revision > 0) this.bucketRevisions++
       const site = bucket.scope.split('/', 1)[0]!
       let list = bySite.get(site)
       if (!list) {

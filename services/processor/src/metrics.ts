@@ -1,0 +1,127 @@
+import type { HistorySink } from '@plantwatt/history'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Processor } from './processor.ts'
+
+// The processor's Prometheus metrics (issue 6 /metrics): ingest, rejections by reason, lateness
+// (readings behind the watermark, buckets revised), and the history store's buffer. The
+// pipeline counts these already; they are read at scrape time, never counted twice.
+
+/** A counter whose value(s) are read at scrape time. */
+function readCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | Record<string, number>,
+  labelName?: string,
+) {
+  new Counter({
+    name,
+    help,
+    labelNames: labelName ? [labelName] : [],
+    registers: [registry],
+    collect() {
+      this.reset()
+      const value = read()
+      if (typeof value === 'number') this.inc(value)
+      else for (const [label, count] of Object.entries(value)) this.inc({ [labelName!]: label }, count)
+    },
+  })
+}
+
+function readGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | Record<string, number>,
+  labelName?: string,
+) {
+  new Gauge({
+    name,
+    help,
+    labelNames: labelName ? [labelName] : [],
+    registers: [registry],
+    collect() {
+      const value = read()
+      if (typeof value === 'number') this.set(value)
+      else for (const [label, v] of Object.entries(value)) this.set({ [labelName!]: label }, v)
+    },
+  })
+}
+
+export function registerProcessorMetrics(registry: Registry, processor: Processor, history?: HistorySink): void {
+  const stats = () => processor.stats
+  readCounter(
+    registry,
+    'plantwatt_ingest_messages_total',
+    'Uplink messages taken by the processor',
+    () => stats().messages,
+  )
+  readCounter(registry, 'plantwatt_readings_accepted_total', 'Readings accepted', () => stats().readingsAccepted)
+  readCounter(
+    registry,
+    'plantwatt_readings_duplicate_total',
+    'Repeats of accepted readings, counted once',
+    () => stats().readingsDuplicate,
+  )
+  readCounter(
+    registry,
+    'plantwatt_readings_rejected_total',
+    'Records rejected, by reason (CONTRACT.md §2)',
+    () => stats().rejectedByReason as Record<string, number>,
+    'reason',
+  )
+  readCounter(
+    registry,
+    'plantwatt_unknown_device_messages_total',
+    'Messages from ids not in the plant',
+    () => stats().unknownDeviceMessages,
+  )
+  readCounter(
+    registry,
+    'plantwatt_readings_behind_watermark_total',
+    'Readings that arrived after their minute was final (counted into a revision, not into detection)',
+    () => processor.state.detection.behindWatermark,
+  )
+  readCounter(
+    registry,
+    'plantwatt_bucket_revisions_total',
+    'Buckets sent again because late readings changed them',
+    () => processor.bucketRevisions,
+  )
+  if (!history) return
+  readCounter(
+    registry,
+    'plantwatt_history_points_accepted_total',
+    'Points queued for the history store',
+    () => history.stats().accepted,
+  )
+  readCounter(
+    registry,
+    'plantwatt_history_points_written_total',
+    'Points the history store acknowledged',
+    () => history.stats().written,
+  )
+  readCounter(
+    registry,
+    'plantwatt_history_points_refused_total',
+    'Points refused, by reason',
+    () => history.stats().refused as Record<string, number>,
+    'reason',
+  )
+  readGauge(
+    registry,
+    'plantwatt_history_queued_points',
+    'Points waiting for the history store, in memory and spilled to disk',
+    () => ({ memory: history.stats().queuedMemory, disk: history.stats().queuedDisk }),
+    'where',
+  )
+  readGauge(
+    registry,
+    'plantwatt_history_spool_bytes',
+    'Bytes of spilled points on disk',
+    () => history.stats().diskBytes,
+  )
+  readGauge(registry, 'plantwatt_history_healthy', '1 while the history store takes writes', () =>
+    history.stats().healthy ? 1 : 0,
+  )
+}
