@@ -5,7 +5,8 @@ import { deriveDevicePassword, type Equipment, type PlantModel } from '@plantwat
 import mqtt, { type MqttClient } from 'mqtt'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type RunningPlantwatt, startPlantwatt } from '../support/plantwatt-process.ts'
+import { type RunningPlantwatt, startPlantwatt, startRole } from '../support/plantwatt-process.ts'
+import { WsTestClient } from '../support/ws-client.ts'
 
 // Issue 6, the dashboard at `/`: Debian's Chromium drives the page against the whole system
 // (`plantwatt up`), fed by real MQTT devices. The page asks for a token, shows the live figures
@@ -195,19 +196,22 @@ describe('the dashboard at /', () => {
   let browser: Browser
   let devices: Devices
   let base: string
-  /** The history's first minute, epoch s: two hours before now, on a minute boundary. */
-  const startS = Math.floor(Date.now() / 60_000) * 60 - (HISTORY_MIN + 1) * 60
+  let plantFile: string
+  const env = { PLANTWATT_DEVICE_SECRET: SECRET, PLANTWATT_ADMIN_TOKEN: ADMIN }
+  const deviceIds = [...list.map((machine) => machine.spec.devices[0]!), 'dev-pv-1']
+  /**
+   * The history's first minute, epoch s, on a minute boundary: the history and the rounds after it
+   * (up to HISTORY_MIN + 6) end before the wall clock, so no reading is in the future.
+   */
+  const startS = Math.floor(Date.now() / 60_000) * 60 - (HISTORY_MIN + 6) * 60
 
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), 'plantwatt-dashboard-'))
-    const plantFile = join(dir, 'plant.json')
+    plantFile = join(dir, 'plant.json')
     await writeFile(plantFile, JSON.stringify(plantModel(list)))
-    system = await startPlantwatt(['--plant', plantFile], {
-      PLANTWATT_DEVICE_SECRET: SECRET,
-      PLANTWATT_ADMIN_TOKEN: ADMIN,
-    })
+    system = await startPlantwatt(['--plant', plantFile], env)
     base = `http://127.0.0.1:${system.httpPort}`
-    devices = await Devices.connect(system.mqttPort, [...list.map((m) => m.spec.devices[0]!), 'dev-pv-1'])
+    devices = await Devices.connect(system.mqttPort, deviceIds)
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true })
   })
 
@@ -227,6 +231,13 @@ describe('the dashboard at /', () => {
       Math.round(95_000 + 25_000 * Math.sin((2 * Math.PI * minute) / 240) + 3_000 * wobble(99, minute)),
     )
     return powers
+  }
+
+  async function signIn(page: Page, token: string): Promise<Page> {
+    await page.fill('#token-input', token)
+    await page.click('#login-submit')
+    await page.locator('#app').waitFor({ state: 'visible' })
+    return page
   }
 
   async function openDashboard(): Promise<Page> {
@@ -288,7 +299,104 @@ describe('the dashboard at /', () => {
       expect(await kpiText(page, kpi), kpi).toMatch(/\d/)
     }
     expect(await page.locator('#breakdown-rows tr[data-scope="ningde/cells"] td.power').textContent()).toMatch(/kW|MW/)
+    await page.context().close()
+  })
+
+  // The history above left the press idle for its last minutes (raised 30 s in) and gave the
+  // second oven an idle episode that began and ended (raised and cleared).
+  it('lists the idle equipment and its alert, refuses a viewer, and acknowledges for an operator', async () => {
+    const issued = await fetch(`${base}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'dashboard-viewer', role: 'viewer' }),
+    })
+    expect(issued.status).toBe(201)
+    const viewerToken = ((await issued.json()) as { token: string }).token
+
+    const pressAlert = '#alert-feed li[data-kind="idle"]:has-text("Calender press 1")'
+    const viewer = await signIn(await openDashboard(), viewerToken)
+    await viewer.locator(`${pressAlert}[data-state="raised"]`).waitFor()
+    await viewer.locator(`${pressAlert} button.ack`).click()
+    await viewer.locator(`${pressAlert} .note.error`, { hasText: 'Not allowed' }).waitFor()
+    expect(await viewer.locator(pressAlert).getAttribute('data-state')).toBe('raised')
+    await viewer.context().close()
+
+    const page = await signIn(await openDashboard(), ADMIN)
+    const raised = page.locator(`${pressAlert}[data-state="raised"]`)
+    await raised.waitFor()
+    expect(await raised.locator('.message').textContent()).not.toBe('')
+    // Idle now: the press with its power and an estimate of the energy wasted so far.
+    const idleRow = page.locator('#idle-list li', { hasText: 'Calender press 1' })
+    await idleRow.waitFor()
+    expect(await idleRow.locator('.wasted').textContent()).toMatch(/^≈ \d+(\.\d+)? kWh$/)
+    // The oven's episode is over: its alert is in the feed, cleared, and not idle now.
+    await page.locator('#alert-feed li[data-kind="idle"][data-state="cleared"]', { hasText: 'Coater 2 oven' }).waitFor()
+    expect(await page.locator('#idle-list li', { hasText: 'Coater 2 oven' }).count()).toBe(0)
+
+    await raised.locator('button.ack').click()
+    await page.locator(`${pressAlert}[data-state="acked"]`).waitFor()
+    expect(await page.locator(`${pressAlert} button.ack`).isHidden()).toBe(true)
+    // Acknowledged is still idle: the press stays in the list until its episode ends.
+    expect(await idleRow.getAttribute('data-state')).toBe('acked')
+
+    // The chart holds the history's minutes, from GET /api/v1/energy and bucket frames.
+    await page.locator('#chart-power path.series.power').waitFor({ state: 'attached' })
+    await page.locator('#chart-power path.series.idle').waitFor({ state: 'attached' })
     await screenshot(page)
+    await page.context().close()
+  })
+
+  // CONTRACT.md §5: a client that reconnects with `since` misses nothing. The page is cut off
+  // while the system restarts and the press's idle episode ends; back online, it resumes.
+  it('keeps working across a restart: reconnects, replays the alerts it missed, moves again', async () => {
+    const page = await signIn(await openDashboard(), ADMIN)
+    const pressAlert = page.locator('#alert-feed li[data-kind="idle"]', { hasText: 'Calender press 1' })
+    await page.locator('#connection[data-state="open"]').waitFor()
+    await pressAlert.and(page.locator('[data-state="acked"]')).waitFor()
+
+    await page.context().setOffline(true)
+    await devices.close()
+    const { httpPort, mqttPort, dataDir } = system
+    expect(await system.stop()).toBe(0)
+    await page.locator('#connection:not([data-state="open"])').waitFor()
+    // The same ports and data directory: the page's URL stays valid and the event log survives.
+    system = await startRole(
+      ['up', '--plant', plantFile, '--host', '127.0.0.1', '--data-dir', dataDir].concat([
+        '--mqtt-port',
+        `${mqttPort}`,
+        '--http-port',
+        `${httpPort}`,
+      ]),
+      env,
+    )
+    devices = await Devices.connect(system.mqttPort, deviceIds)
+
+    // The press runs again: its episode ends, and the clear is emitted once its minute is final.
+    const watcher = await WsTestClient.connect(`ws://127.0.0.1:${httpPort}/ws?token=${ADMIN}`)
+    watcher.send({ op: 'subscribe', id: 'a', channel: 'alerts', scope: SITE, since: 0 })
+    const running = new Map(list.map((machine) => [machine.spec.devices[0]!, 150_000]))
+    running.set('dev-oven-1', 291_000)
+    running.set('dev-press-1', 100_000)
+    for (let minute = HISTORY_MIN + 2; minute <= HISTORY_MIN + 5; minute++) {
+      await devices.round(startS + minute * 60, running)
+    }
+    await watcher.next(
+      (frame) =>
+        frame.type === 'alert' &&
+        (frame.alert as { state: string }).state === 'cleared' &&
+        (frame.alert as { scope: string }).scope.endsWith('press-1'),
+      15_000,
+    )
+    await watcher.close()
+
+    // Still cut off: the clear can reach the page only through the replay after `since`.
+    expect(await page.locator('#connection').getAttribute('data-state')).not.toBe('open')
+    expect(await pressAlert.getAttribute('data-state')).toBe('acked')
+    await page.context().setOffline(false)
+    await page.locator('#connection[data-state="open"]').waitFor({ timeout: 20_000 })
+    await pressAlert.and(page.locator('[data-state="cleared"]')).waitFor()
+    await page.locator('#kpi-power .value', { hasText: '1.59 MW' }).waitFor()
+    expect(await page.locator('#idle-list li', { hasText: 'Calender press 1' }).count()).toBe(0)
     await page.context().close()
   })
 })

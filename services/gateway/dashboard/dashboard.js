@@ -39,6 +39,8 @@ const state = {
   /** Live subscription id → scope, and scope → latest figures. */
   liveSubs: new Map(),
   live: new Map(),
+  /** Live subscriptions the gateway refused on this connection, id → reason. */
+  liveErrors: new Map(),
   alerts: new EventBook(FEED_LIMIT, openAlert),
   /** Open idle alerts of the site by id: "idle now" without scanning every alert. */
   openIdle: new Map(),
@@ -147,7 +149,9 @@ function renderClock() {
 }
 
 function renderChart() {
-  const to = Math.floor((state.clock ?? state.buckets.latestT + STEP_MS) / STEP_MS) * STEP_MS + STEP_MS
+  // The minute the site clock is in is still open (its figures so far would read as a drop to
+  // zero): the chart ends where it begins.
+  const to = Math.floor((state.clock ?? state.buckets.latestT + STEP_MS) / STEP_MS) * STEP_MS
   const from = to - CHART_MS
   const points = state.buckets.range(from, to)
   $('chart-empty').hidden = points.length > 0
@@ -200,8 +204,14 @@ function applySetpoint(seq, event) {
 const CHANNEL_NOTES = { alerts: 'alerts-note', setpoints: 'setpoints-note', buckets: 'chart-note' }
 
 function channelNote(id, text) {
-  const note = CHANNEL_NOTES[id] ? $(CHANNEL_NOTES[id]) : $('breakdown-note')
-  if (id in CHANNEL_NOTES || text) note.textContent = text
+  if (CHANNEL_NOTES[id]) {
+    $(CHANNEL_NOTES[id]).textContent = text
+  } else if (state.liveSubs.has(id) && text) {
+    // One line for all refused live figures, however many there are.
+    state.liveErrors.set(id, text)
+    $('breakdown-errors').textContent =
+      `${state.liveErrors.size} of ${state.liveSubs.size} live figures refused: ${[...new Set(state.liveErrors.values())].join('; ')}`
+  }
 }
 
 function onFrame(frame) {
@@ -232,6 +242,7 @@ function onFrame(frame) {
       if (frame.scope === state.site.scope && state.buckets.upsert(frame)) state.dirty.chart = true
       break
     case 'subscribed':
+      if (state.liveErrors.delete(frame.id) && state.liveErrors.size === 0) $('breakdown-errors').textContent = ''
       if (frame.id === 'alerts' || frame.id === 'setpoints') state.resume[frame.id] = true
       if (frame.id in CHANNEL_NOTES) channelNote(frame.id, '')
       break
@@ -248,9 +259,10 @@ function errorText(frame) {
   return `${frame.code}: ${frame.message}`
 }
 
+/** Most important first: the socket paces them to the gateway's subscribe rate limit. */
 function subscriptions() {
   const site = state.site.scope
-  const requests = [...state.liveSubs].map(([id, scope]) => ({ op: 'subscribe', id, channel: 'live', scope }))
+  const requests = []
   for (const channel of ['alerts', 'setpoints']) {
     const request = { op: 'subscribe', id: channel, channel, scope: site }
     const book = channel === 'alerts' ? state.alerts : state.setpoints
@@ -259,6 +271,8 @@ function subscriptions() {
     requests.push(request)
   }
   requests.push({ op: 'subscribe', id: 'buckets', channel: 'buckets', scope: site, step: STEP })
+  for (const [id, scope] of state.liveSubs) requests.push({ op: 'subscribe', id, channel: 'live', scope })
+  state.liveErrors.clear()
   return requests
 }
 
@@ -471,6 +485,7 @@ function openSite(site) {
   setText($('site-name'), site.name)
   document.title = `${site.name} · plantwatt`
   const { entries, note } = breakdownEntries(site)
+  $('breakdown-errors').textContent = ''
   breakdown.build(entries)
   $('breakdown-note').textContent = note
   state.liveSubs = new Map([[`l0`, site.scope], ...entries.map((entry, i) => [`l${i + 1}`, entry.scope])])

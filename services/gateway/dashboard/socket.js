@@ -10,12 +10,22 @@ const MAX_DELAY_MS = 15_000
 const STABLE_MS = 10_000
 /** CONTRACT.md §5: "closed with code 1013 so that the client resumes with since". */
 const CLOSE_TRY_AGAIN = 1013
+/**
+ * The gateway takes a burst of 50 subscribe requests, then 10 a second (its WsLimits): send a
+ * burst below that, then pace the rest a little slower than the refill. A request refused as
+ * rate_limited anyway (another tab's traffic does not count, but a slow clock might) is sent
+ * again later, a few times at most.
+ */
+const SUBSCRIBE_BURST = 40
+const SUBSCRIBE_INTERVAL_MS = 120
+const SUBSCRIBE_RETRIES = 3
 
 export class Socket {
   /**
    * @param {object} options
    * @param {() => string} options.url
-   * @param {() => object[]} options.subscriptions the subscribe requests to send on open
+   * @param {() => object[]} options.subscriptions the subscribe requests to send on open, most
+   *   important first (they are paced to the gateway's rate limit)
    * @param {(frame: object) => void} options.onFrame
    * @param {(state: 'connecting' | 'open' | 'waiting', detail?: string) => void} options.onState
    * @param {() => void} options.onRefused the upgrade failed before opening (a 401 looks like this)
@@ -27,6 +37,11 @@ export class Socket {
     this.failures = 0
     this.stopped = true
     this.onOnline = () => this.reconnectNow()
+    /** Subscribe requests not sent yet on this connection, in order, and retries per id. */
+    this.queue = []
+    this.requests = new Map()
+    this.retries = new Map()
+    this.pacer = undefined
   }
 
   start() {
@@ -39,6 +54,7 @@ export class Socket {
     this.stopped = true
     window.removeEventListener('online', this.onOnline)
     clearTimeout(this.timer)
+    this.resetQueue()
     const ws = this.ws
     this.ws = undefined
     if (ws) {
@@ -65,7 +81,10 @@ export class Socket {
     ws.onopen = () => {
       openedAt = Date.now()
       this.options.onState('open')
-      for (const request of this.options.subscriptions()) ws.send(JSON.stringify(request))
+      this.queue = this.options.subscriptions()
+      this.requests = new Map(this.queue.map((request) => [request.id, request]))
+      for (let i = 0; i < SUBSCRIBE_BURST && this.queue.length > 0; i++) this.send(this.queue.shift())
+      this.pace()
     }
     ws.onmessage = (event) => {
       let frame
@@ -74,11 +93,13 @@ export class Socket {
       } catch {
         return
       }
+      if (frame.type === 'error' && frame.code === 'rate_limited' && this.retry(frame.id)) return
       this.options.onFrame(frame)
     }
     ws.onclose = (event) => {
       if (this.ws !== ws) return
       this.ws = undefined
+      this.resetQueue()
       if (this.stopped) return
       if (openedAt === 0) this.options.onRefused()
       if (this.stopped) return
@@ -87,6 +108,35 @@ export class Socket {
       this.options.onState('waiting', delay > 0 ? `retrying in ${Math.ceil(delay / 1000)} s` : 'resuming')
       this.timer = setTimeout(() => this.connect(), delay)
     }
+  }
+
+  pace() {
+    if (this.pacer || this.queue.length === 0) return
+    this.pacer = setInterval(() => {
+      if (this.queue.length > 0) this.send(this.queue.shift())
+      if (this.queue.length === 0) {
+        clearInterval(this.pacer)
+        this.pacer = undefined
+      }
+    }, SUBSCRIBE_INTERVAL_MS)
+  }
+
+  /** Puts a refused subscribe request back in the queue; false once it has had its retries. */
+  retry(id) {
+    const request = this.requests.get(id)
+    const count = this.retries.get(id) ?? 0
+    if (!request || count >= SUBSCRIBE_RETRIES) return false
+    this.retries.set(id, count + 1)
+    this.queue.push(request)
+    this.pace()
+    return true
+  }
+
+  resetQueue() {
+    clearInterval(this.pacer)
+    this.pacer = undefined
+    this.queue = []
+    this.retries.clear()
   }
 
   backoff() {
