@@ -58,6 +58,8 @@ export class Socket {
     const ws = this.ws
     this.ws = undefined
     if (ws) {
+      // Frames still in flight belong to the old site or token: drop them.
+      ws.onmessage = null
       ws.onclose = null
       ws.close(1000)
     }
