@@ -336,7 +336,11 @@ export class Detection {
         sinceS: t.startS,
         atS: t.atS,
         severity: SEVERITY.idle,
-        message: `${eq.node.name} idle: powered without producing since the episode start`,
+        // Says which rule of §7 found it, so an operator knows what to check on the floor.
+        message:
+          eq.thresholds().rule === 'output'
+            ? `${eq.node.name} idle: powered without producing`
+            : `${eq.node.name} idle: drawing idle-level power, between its off and running levels`,
         data: { powerW },
       }
       // Behind a held clear of the same equipment, the raise waits for it (see HeldEvent).

@@ -10,6 +10,9 @@ export interface PlantViewNode {
   scope: string
   name: string
   level: ScopeNode['level']
+  /** Sites only: the IANA time zone their local day and hours are in. */
+  timezone?: string
+  /** Absent below the depth asked for. */
   children?: PlantViewNode[]
   equipment?: EquipmentView
 }
@@ -44,13 +47,22 @@ function idleView(given: EquipmentNode['spec']['idle'], inForce: EquipmentLive['
   return { source: 'learning' }
 }
 
+const LEVELS: ScopeNode['level'][] = ['site', 'area', 'line', 'equipment']
+
+/**
+ * The tree down to `depth` (default: equipment). A dashboard of a 40,000-device plant asks for
+ * `line`: its areas and lines without the megabytes of equipment.
+ */
 export function plantView(
   plant: PlantIndex,
   principal: TokenRecord,
   live: (scope: string) => EquipmentLive | undefined,
+  depth: ScopeNode['level'] = 'equipment',
 ): { sites: PlantViewNode[] } {
+  const deepest = LEVELS.indexOf(depth)
   const view = (node: ScopeNode): PlantViewNode => {
     const result: PlantViewNode = { id: node.id, scope: node.scope, name: node.name, level: node.level }
+    if (node.level === 'site') result.timezone = plant.sites.get(node.id)!.spec.timezone
     if (node.level === 'equipment') {
       const { spec } = node as EquipmentNode
       const current = live(node.scope)
@@ -64,7 +76,7 @@ export function plantView(
         // The tuner arrives with its own issue; until then every tuned equipment is idle-waiting.
         tuning: spec.tuning ? { setpoint: spec.tuning.setpoint, mode: spec.tuning.mode, status: 'waiting' } : null,
       }
-    } else {
+    } else if (LEVELS.indexOf(node.level) < deepest) {
       result.children = node.children.filter((child) => mayViewNode(principal, child.scope)).map(view)
     }
     return result

@@ -28,10 +28,25 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
       onRequest: viewer,
       schema: {
         summary: "The plant tree with each equipment's state, power, idle thresholds in force and tuning",
+        querystring: {
+          type: 'object',
+          properties: {
+            depth: {
+              type: 'string',
+              enum: ['site', 'area', 'line', 'equipment'],
+              default: 'equipment',
+              description: 'the deepest level listed',
+            },
+          },
+          additionalProperties: false,
+        },
         response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
       },
     },
-    async (request) => plantView(plant, request.principal!, (scope) => live.equipmentLive(scope)),
+    async (request) => {
+      const { depth } = request.query as { depth: 'site' | 'area' | 'line' | 'equipment' }
+      return plantView(plant, request.principal!, (scope) => live.equipmentLive(scope), depth)
+    },
   )
 
   app.get(

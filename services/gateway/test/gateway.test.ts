@@ -104,6 +104,14 @@ describe('gateway', () => {
     const oven = full.sites[0].children[0].children[0].children[0]
     expect(oven.equipment).toMatchObject({ ratedPowerW: 250000, idle: { offBelowW: 2000, source: 'model' } })
 
+    expect(full.sites[0].timezone).toBe('Asia/Shanghai')
+    const shallow: any = await (
+      await fetch(`http://${base}/api/v1/plant?depth=line`, { headers: { authorization: `Bearer ${admin}` } })
+    ).json()
+    const shallowLine = shallow.sites[0].children[0].children[0]
+    expect(shallowLine).toMatchObject({ id: 'coating-1', level: 'line' })
+    expect(shallowLine.children).toBeUndefined()
+
     const scoped: any = await (
       await fetch(`http://${base}/api/v1/plant`, { headers: { authorization: `Bearer ${lineViewer}` } })
     ).json()
