@@ -10,6 +10,8 @@ import type { WsCounters } from './ws-connection.ts'
 
 export interface GatewayMetricSources {
   clients: () => number
+  /** Bytes buffered for all clients together: the depth of their outgoing queues. */
+  bufferedBytes: () => number
   live: LiveHub
   buckets: BucketHub
   replicas: Record<'alerts' | 'setpoints', EventReplica<unknown>>
@@ -36,6 +38,14 @@ export function registerGatewayMetrics(registry: Registry, sources: GatewayMetri
     registers,
     collect() {
       this.set(sources.clients())
+    },
+  })
+  new Gauge({
+    name: 'plantwatt_ws_buffered_bytes',
+    help: 'Bytes written to /ws clients and not yet taken by them, all clients together',
+    registers,
+    collect() {
+      this.set(sources.bufferedBytes())
     },
   })
   new Gauge({

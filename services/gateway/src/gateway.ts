@@ -114,6 +114,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const connections = new Set<WsConnection>()
   const counters = registerGatewayMetrics(options.registry, {
     clients: () => connections.size,
+    bufferedBytes: () => {
+      let bytes = 0
+      for (const connection of connections) bytes += connection.bufferedBytes
+      return bytes
+    },
     live,
     buckets,
     replicas: { alerts, setpoints } as never,

@@ -94,6 +94,11 @@ export class WsConnection {
     socket.on('error', (error) => options.logger.debug({ err: error }, 'websocket error'))
   }
 
+  /** Bytes written to this client and not yet taken by it (its queue depth). */
+  get bufferedBytes(): number {
+    return this.options.socket.bufferedAmount
+  }
+
   /** Liveness round: a client that did not answer the previous ping is dropped. */
   heartbeat(): void {
     if (!this.alive) {
