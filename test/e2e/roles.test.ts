@@ -21,6 +21,7 @@ describe('plantwatt broker, processor and gateway as separate processes', () => 
   const roles: RunningPlantwatt[] = []
   let broker: RunningPlantwatt
   let gateway: RunningPlantwatt
+  let processor: RunningPlantwatt
 
   beforeAll(async () => {
     const plantFile = join(tmpdir(), `plantwatt-roles-plant-${process.pid}.json`)
@@ -30,7 +31,12 @@ describe('plantwatt broker, processor and gateway as separate processes', () => 
     broker = await startRole(['broker', ...common, '--mqtt-port', '0', '--http-port', '0'], env)
     roles.push(broker)
     const brokerUrl = `mqtt://127.0.0.1:${broker.mqttPort}`
-    roles.push(await startRole(['processor', '--plant', plantFile, '--broker', brokerUrl], env, 'processor subscribed'))
+    processor = await startRole(
+      ['processor', ...common, '--http-port', '0', '--broker', brokerUrl],
+      env,
+      'processor subscribed',
+    )
+    roles.push(processor)
     gateway = await startRole(['gateway', ...common, '--http-port', '0', '--broker', brokerUrl], env)
     roles.push(gateway)
   })
@@ -63,6 +69,11 @@ describe('plantwatt broker, processor and gateway as separate processes', () => 
     })
     expect(energy.status).toBe(200)
     expect(Array.isArray(await energy.json())).toBe(true)
+
+    // The processor process serves its own health and metrics.
+    expect((await fetch(`http://127.0.0.1:${processor.httpPort}/readyz`)).status).toBe(200)
+    const metrics = await (await fetch(`http://127.0.0.1:${processor.httpPort}/metrics`)).text()
+    expect(metrics).toMatch(/plantwatt_readings_accepted_total 1\b/)
   })
 
   it('serves the broker role health and metrics on its own HTTP port', async () => {

@@ -1,6 +1,7 @@
 export * from './files.ts'
 export * from './ingest-journal.ts'
 export * from './logger.ts'
+export * from './ops-http.ts'
 export * from './plant-file.ts'
 export * from './secrets.ts'
 export * from './token-store.ts'

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { handleOpsRequest } from '@plantwatt/runtime'
 import type { Registry } from 'prom-client'
 import { createWebSocketStream, WebSocketServer } from 'ws'
 import type { Broker } from './broker.ts'
@@ -18,26 +19,11 @@ export async function listenBrokerHttp(
     maxPayload: 300 * 1024,
     handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false),
   })
-  const respond = (response: ServerResponse, status: number, type: string, body: string) => {
-    response.writeHead(status, { 'content-type': type }).end(body)
-  }
   const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    const path = (request.url ?? '/').split('?')[0]
-    if (request.method !== 'GET') return respond(response, 405, 'application/json', '{"error":{"code":"method"}}')
-    if (path === '/healthz') return respond(response, 200, 'application/json', '{"status":"ok"}')
-    if (path === '/readyz') {
-      return options.isReady()
-        ? respond(response, 200, 'application/json', '{"status":"ready"}')
-        : respond(response, 503, 'application/json', '{"error":{"code":"not_ready","message":"not ready"}}')
-    }
-    if (path === '/metrics') {
-      registry.metrics().then(
-        (text) => respond(response, 200, registry.contentType, text),
-        () => respond(response, 500, 'text/plain', 'metrics failed'),
-      )
-      return
-    }
-    respond(response, 404, 'application/json', '{"error":{"code":"not_found","message":"no such route"}}')
+    if (handleOpsRequest(request, response, { registry, isReady: options.isReady })) return
+    response
+      .writeHead(404, { 'content-type': 'application/json' })
+      .end('{"error":{"code":"not_found","message":"no such route"}}')
   })
   server.on('upgrade', (request, socket, head) => {
     if ((request.url ?? '').split('?')[0] !== '/mqtt') {

@@ -47,8 +47,9 @@ const options = {
     envOption('--host <host>', 'address to listen on', 'PLANTWATT_HOST').default('127.0.0.1').argParser(parseHost),
   mqttPort: () =>
     envOption('--mqtt-port <port>', 'MQTT TCP port', 'PLANTWATT_MQTT_PORT').default(1883).argParser(parsePort),
-  httpPort: (what = 'HTTP and WebSocket port') =>
-    envOption('--http-port <port>', what, 'PLANTWATT_HTTP_PORT').default(8080).argParser(parsePort),
+  // The gateway's port is 8080; a broker or processor role on the same machine must not take it.
+  httpPort: (what = 'HTTP and WebSocket port', port = 8080) =>
+    envOption('--http-port <port>', what, 'PLANTWATT_HTTP_PORT').default(port).argParser(parsePort),
   broker: () =>
     envOption('--broker <url>', 'the MQTT broker that joins the roles', 'PLANTWATT_BROKER')
       .default('mqtt://127.0.0.1:1883')
@@ -132,7 +133,7 @@ program
   .addOption(dataDirOption())
   .addOption(options.host())
   .addOption(options.mqttPort())
-  .addOption(options.httpPort('HTTP port for /healthz, /readyz, /metrics and MQTT over WebSocket at /mqtt'))
+  .addOption(options.httpPort('HTTP port for /healthz, /readyz, /metrics and MQTT over WebSocket at /mqtt', 8081))
   .addOption(
     envOption('--redis <url>', 'Redis that joins several brokers into one', 'PLANTWATT_REDIS').argParser(parseUrl),
   )
@@ -157,10 +158,18 @@ program
   .addOption(options.influxOrg())
   .addOption(options.influxBucket())
   .addOption(options.influxToken())
+  .addOption(options.host())
+  .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
   .action(async (opts) => {
     const context = await roleContext(opts)
     const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
-    stopOnSignals(await runProcessor(context, { brokerUrl: opts.broker, influx }), context.logger)
+    const running = await runProcessor(context, {
+      brokerUrl: opts.broker,
+      influx,
+      host: opts.host,
+      httpPort: opts.httpPort,
+    })
+    stopOnSignals(running, context.logger)
   })
 
 program

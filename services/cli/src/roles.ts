@@ -7,8 +7,8 @@ import type { PlantModel } from '@plantwatt/contract'
 import { createGateway } from '@plantwatt/gateway'
 import { HistoryWriter } from '@plantwatt/history'
 import { PlantIndex } from '@plantwatt/plant'
-import { Processor } from '@plantwatt/processor'
-import { type Logger, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
+import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
+import { type Logger, listenOps, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 
 // The roles of CONTRACT.md §8 run one per process, joined through an MQTT broker: the aedes
@@ -149,7 +149,7 @@ function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: stri
 
 export async function runProcessor(
   context: RoleContext,
-  options: { brokerUrl: string; influx: InfluxOptions },
+  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number },
 ): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
   const history = await openHistory(options.influx, context.dataDir, context.logger)
@@ -161,13 +161,21 @@ export async function runProcessor(
     checkpointPath: checkpointPath(context.dataDir),
     history,
   })
+  let ready = false
+  const registry = metricsRegistry()
+  // Health and metrics on their own port: the processor has no API, but it must be watched.
+  const http = await listenOps({ registry, isReady: () => ready, host: options.host, port: options.httpPort })
   await processor.start()
-  context.logger.info({ role: 'processor', broker: options.brokerUrl }, 'processor subscribed')
+  registerProcessorMetrics(registry, processor, history)
+  ready = true
+  context.logger.info({ role: 'processor', broker: options.brokerUrl, httpPort: http.port }, 'processor subscribed')
   return {
     async stop() {
+      ready = false
       await processor.stop()
       await history?.stop()
       await bus.close()
+      await http.close()
     },
   }
 }
