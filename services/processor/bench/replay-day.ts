@@ -9,9 +9,14 @@
 //    ReadingPipeline.ingest — topic and SenML decoding, range checks, dedup and ordering, energy into
 //    buckets, detection — with the recorded send time as the time of receipt (what the ingest
 //    journal records). As services/processor/src/processor.ts does on its timer, every 200 ms of
-//    wall time bucket and alert events are taken and the live figures of every changed scope
-//    computed. No bus, no journal, no disk: "the processor alone", its cost per reading at the
-//    speed a recording can be fed. The broker and fleet benchmarks measure what lies in front.
+//    wall time bucket and alert events are taken, and with `--live on` the live figures of every
+//    changed scope computed. No bus, no journal, no disk: "the processor alone", its cost per
+//    reading at the speed a recording can be fed. The broker and fleet benchmarks measure what lies
+//    in front.
+//
+// Live figures are off by default: on a 40,000-device plant their cost per 200 ms grows through the
+// day (docs/benchmarks.md), so a whole day with them on takes hours; `--live on --replay-hours 3`
+// measures them on the first hours of the same recording.
 // 3. Throughput, CPU and memory are taken over step 2 only; then the figures are scored against
 //    the truth (score-truth.ts).
 
@@ -40,6 +45,9 @@ const HELP = `Usage: pnpm bench:replay-day [options]
   --seed S         plant and simulation seed (default 1)
   --start T        simulated start, ISO 8601 or epoch s (default 2025-03-03T16:00:00Z, midnight in Yibin)
   --data-dir DIR   recording cache (default .bench-data/replay-day)
+  --live on|off    also compute the live figures of changed scopes every 200 ms, as the processor
+                   does (default off: see docs/benchmarks.md)
+  --replay-hours H replay only the first H simulated hours (no scoring then)
   --generate-only  make (or find) the recording and stop
   --out FILE       also write the results as JSON here
 `
@@ -62,6 +70,8 @@ const { values } = parseArgs({
     start: { type: 'string', default: '2025-03-03T16:00:00Z' },
     'data-dir': { type: 'string', default: '.bench-data/replay-day' },
     'generate-only': { type: 'boolean', default: false },
+    live: { type: 'string', default: 'off' },
+    'replay-hours': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -85,6 +95,12 @@ const spec: DaySpec = {
   faults: values.faults,
   startS,
 }
+if (values.live !== 'on' && values.live !== 'off') throw new RangeError(`--live must be on or off, got ${values.live}`)
+const live = values.live === 'on'
+const replayUntilS =
+  values['replay-hours'] === undefined
+    ? Number.POSITIVE_INFINITY
+    : startS + positive('replay-hours', values['replay-hours']) * 3600
 const log = (line: string) => process.stderr.write(`replay-day: ${line}\n`)
 
 const machine = {
@@ -121,6 +137,7 @@ const plant = new PlantIndex(plantModel)
 const pipeline = new ReadingPipeline(plant)
 const run = await replay(pipeline, files.recording)
 const loadAtEnd = loadavg().map((x) => Math.round(x * 100) / 100)
+const whole = run.lastT >= spec.startS + spec.durationS - spec.intervalS
 
 // Scoring, after the measurement. Let every site's watermark pass the end of the recording, as the
 // detection tests do, so alerts due by the end (and clears held until their minute is final) are out.
@@ -130,16 +147,7 @@ for (const [siteId, site] of plant.sites) {
   if (clock !== undefined) detection.advance(siteId, clock + 2 * site.latenessS + 61)
 }
 for (const { event } of pipeline.takeAlertEvents()) run.alerts.push(event)
-const truth = JSON.parse(await readFile(files.truth, 'utf8')) as TruthJson
-const endS = spec.startS + spec.durationS
-const latenessS = Math.max(...[...plant.sites.values()].map((site) => site.latenessS))
-const energy = scoreEnergy(pipeline.accounting, plant, truth, endS)
-const idle = scoreIdle(run.alerts, truth, {
-  endS,
-  tailS: latenessS + spec.intervalS,
-  learnMinSpanS: detection.options.learnMinSpanS,
-  intervalS: spec.intervalS,
-})
+const accuracy = whole ? await score() : 'not scored: only part of the recording was replayed'
 const alertsByKind: Record<string, number> = {}
 for (const alert of run.alerts) {
   if (alert.state === 'raised') alertsByKind[alert.kind] = (alertsByKind[alert.kind] ?? 0) + 1
@@ -157,7 +165,7 @@ const result = {
     ...files.meta,
     file: files.recording,
     devices: plant.devices.size,
-    equipment: truth.equipment.length,
+    equipment: [...plant.sites.values()].reduce((n, site) => n + site.equipment.length, 0),
   },
   replay: {
     wallSeconds: round(run.wallMs / 1000, 2),
@@ -172,8 +180,12 @@ const result = {
     pipelineReadingsPerS: Math.round(readings / (run.pipelineMs / 1000)),
     cpuMicrosPerReading: round((run.cpuMs * 1000) / readings, 2),
     pipelineMicrosPerReading: round((run.pipelineMs * 1000) / readings, 2),
-    simulatedSecondsPerWallSecond: Math.round(spec.durationS / (run.wallMs / 1000)),
+    simulatedHours: round((run.lastT - spec.startS) / 3600, 2),
+    simulatedSecondsPerWallSecond: Math.round((run.lastT - spec.startS) / (run.wallMs / 1000)),
+    live,
+    publishSeconds: round(run.publishMs / 1000, 2),
     publishTicks: run.ticks,
+    perHour: run.perHour,
     bucketEvents: run.bucketEvents,
     liveFigures: run.liveFigures,
     memory: {
@@ -195,7 +207,7 @@ const result = {
     beyondHistory: pipeline.accounting.counters.beyondHistory,
   },
   alertsRaisedByKind: alertsByKind,
-  accuracy: { energy, idle },
+  accuracy,
 }
 const text = `${JSON.stringify(result, null, 2)}\n`
 process.stdout.write(text)
@@ -204,11 +216,32 @@ if (values.out) {
   await writeFile(resolve(values.out), text)
 }
 
+async function score() {
+  const truth = JSON.parse(await readFile(files.truth, 'utf8')) as TruthJson
+  const endS = spec.startS + spec.durationS
+  const latenessS = Math.max(...[...plant.sites.values()].map((site) => site.latenessS))
+  return {
+    energy: scoreEnergy(pipeline.accounting, plant, truth, endS),
+    idle: scoreIdle(run.alerts, truth, {
+      endS,
+      tailS: latenessS + spec.intervalS,
+      learnMinSpanS: pipeline.detection.options.learnMinSpanS,
+      intervalS: spec.intervalS,
+    }),
+  }
+}
+
 interface ReplayRun {
   wallMs: number
   cpuMs: number
   /** Main-thread time inside the pipeline (ingest and the 200 ms publishing work). */
   pipelineMs: number
+  /** Of which the 200 ms publishing work (events, and live figures when on). */
+  publishMs: number
+  /** Latest recorded send time replayed (s). */
+  lastT: number
+  /** Per simulated hour: readings, and wall seconds spent on them (shows cost that grows with the day). */
+  perHour: { hour: number; readings: number; wallSeconds: number; readingsPerS: number }[]
   /** Main-thread time turning recording lines into topic, payload and time. */
   readMs: number
   uplinks: number
@@ -229,6 +262,9 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     wallMs: 0,
     cpuMs: 0,
     pipelineMs: 0,
+    publishMs: 0,
+    lastT: header.startS,
+    perHour: [],
     readMs: 0,
     uplinks: 0,
     other: 0,
@@ -248,11 +284,12 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   }
   // What processor.ts publishChanges does, without encoding and sending.
   const publish = () => {
+    const began = performance.now()
     run.ticks++
     run.bucketEvents += pipeline.takeBucketEvents().length
     for (const { event } of pipeline.takeAlertEvents()) run.alerts.push(event)
     const changes = pipeline.takeChanges()
-    for (const siteId of changes.sites) {
+    for (const siteId of live ? changes.sites : []) {
       pipeline.figures(plant.sites.get(siteId)!.node)
       for (const node of changes.scopes.get(siteId) ?? []) {
         pipeline.figures(node)
@@ -261,6 +298,23 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       }
     }
     if (run.ticks % 5 === 0) sampleMemory()
+    run.publishMs += performance.now() - began
+  }
+  const readingsSoFar = () =>
+    pipeline.stats.readingsAccepted + pipeline.stats.readingsDuplicate + pipeline.stats.readingsRejected
+  let hourStartedAt = 0
+  let hourReadings = 0
+  const closeHour = (now: number) => {
+    const readings = readingsSoFar() - hourReadings
+    const wallSeconds = (now - hourStartedAt) / 1000
+    run.perHour.push({
+      hour: run.perHour.length,
+      readings,
+      wallSeconds: round(wallSeconds, 2),
+      readingsPerS: Math.round(readings / wallSeconds),
+    })
+    hourStartedAt = now
+    hourReadings += readings
   }
 
   const topics: string[] = []
@@ -270,8 +324,11 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   const started = performance.now()
   let nextPublish = started + PUBLISH_MS
   let nextProgress = started + PROGRESS_MS
-  let lastT = header.startS
+  let lastProgress = { at: started, readings: 0 }
+  hourStartedAt = started
+  let nextHourS = header.startS + 3600
   for await (const lines of batches) {
+    if (run.lastT >= replayUntilS) break
     const t0 = performance.now()
     let n = 0
     for (const line of lines) {
@@ -298,21 +355,28 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     run.readMs += t1 - t0
     run.pipelineMs += t2 - t1
     run.uplinks += n
-    if (n > 0) lastT = times[n - 1]! / 1000
+    if (n > 0) run.lastT = times[n - 1]! / 1000
+    // Batches are a few hundred messages, so hours are cut to within a fraction of a second.
+    if (run.lastT >= nextHourS) {
+      closeHour(t2)
+      nextHourS += 3600
+    }
     if (t2 >= nextProgress) {
       nextProgress = t2 + PROGRESS_MS
       sampleMemory()
-      const readings =
-        pipeline.stats.readingsAccepted + pipeline.stats.readingsDuplicate + pipeline.stats.readingsRejected
+      const readings = readingsSoFar()
+      const recentPerS = (readings - lastProgress.readings) / ((t2 - lastProgress.at) / 1000)
+      lastProgress = { at: t2, readings }
       log(
-        `replay: +${((lastT - header.startS) / 3600).toFixed(2)} h simulated, ${run.uplinks} packs, ${readings} readings, ` +
-          `${Math.round(readings / ((t2 - started) / 1000))} readings/s, rss ${Math.round(process.memoryUsage.rss() / MB)} MB, ` +
-          `load ${loadavg()[0]!.toFixed(2)}`,
+        `replay: +${((run.lastT - header.startS) / 3600).toFixed(2)} h simulated, ${run.uplinks} packs, ${readings} readings, ` +
+          `${Math.round(readings / ((t2 - started) / 1000))} readings/s (last 30 s: ${Math.round(recentPerS)}), ` +
+          `rss ${Math.round(process.memoryUsage.rss() / MB)} MB, load ${loadavg()[0]!.toFixed(2)}`,
       )
     }
   }
   publish()
   run.wallMs = performance.now() - started
+  if (readingsSoFar() > hourReadings) closeHour(performance.now())
   const cpu = process.cpuUsage(startedCpu)
   run.cpuMs = (cpu.user + cpu.system) / 1000
   sampleMemory()
