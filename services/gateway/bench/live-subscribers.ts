@@ -90,17 +90,26 @@ async function liveWindow(server: BenchChild, generators: BenchChild[], seconds:
   await Promise.all(generators.map((generator) => generator.ask('measure')))
   const first = await server.ask<ServerSample>('sample')
   const firstMachine = machineBusyS()
-  const segments: ReturnType<typeof between>[] = []
+  const segments: (ReturnType<typeof between> & { delayMs: { p50: number; p99: number; max: number } })[] = []
   let previous = first
   let previousMachine = firstMachine
   const ends = Date.now() + seconds * 1000
   const duringDone = during?.()
   while (Date.now() < ends) {
     await sleep(Math.min(10_000, ends - Date.now()))
-    const sample = await server.ask<ServerSample>('sample')
+    const [sample, ...parts] = await Promise.all([
+      server.ask<ServerSample>('sample'),
+      ...generators.map((generator) => generator.ask<string>('segment')),
+    ])
     const machine = machineBusyS()
-    segments.push(between(previous, sample, previousMachine, machine))
-    previous = sample
+    const delay = createLatencyHistogram()
+    for (const part of parts) addEncodedLatency(delay, part)
+    const { p50Ms, p99Ms, maxMs } = summarizeLatency(delay)
+    segments.push({
+      ...between(previous, sample!, previousMachine, machine),
+      delayMs: { p50: p50Ms, p99: p99Ms, max: maxMs },
+    })
+    previous = sample!
     previousMachine = machine
   }
   await duringDone
@@ -280,7 +289,11 @@ async function main() {
         closedLaggingWhileStalled: heldEnd.closedLagging - before.closedLagging,
         resumed,
         afterResume: { ...memory(afterResume), closedLagging: afterResume.closedLagging },
-        liveDuring: { ...summarizeWindows(phase2.windows, connected), server: overall(phase2) },
+        liveDuring: {
+          ...summarizeWindows(phase2.windows, connected),
+          server: overall(phase2),
+          segments: phase2.segments,
+        },
       }
       log(`stalled: ${JSON.stringify({ samples, resumed })}`)
     }

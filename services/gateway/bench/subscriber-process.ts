@@ -6,6 +6,7 @@
 //       scope and to `alerts` with since: 0, then stops reading its socket, as a frozen browser
 //       tab or a wedged integration would, so that the gateway's buffers for it fill.
 //   measure {}  starts a window: frame delays from now on, per scope level
+//   segment {}  the delays since the previous segment, all levels (encoded histogram)
 //   collect {}  the window's histograms (HdrHistogram, encoded) and counters
 //   resume {targetSeq, timeoutMs}  stalled clients read again: how each one ends (closed with
 //       which code, or caught up with the alerts up to targetSeq) and whether its alerts came in order
@@ -78,6 +79,8 @@ let measuring = false
 let windowStart = 0
 let windowCpu = process.cpuUsage()
 let histograms = new Map<string, LatencyHistogram>()
+/** All levels since the last `segment` request: how the delay moves within the window. */
+const segmentHistogram = createLatencyHistogram()
 let otherFrames = 0
 let alertsReceived = 0
 let gapFrames = 0
@@ -112,6 +115,7 @@ function onFrame(client: Client, text: string): void {
   if (frame.type === 'live' && typeof frame.at === 'number') {
     // Same machine, same clock: `at` is the feeder's Date.now() when it sent the figures.
     recordMs(histogramFor(client.spec.level), receivedAt - frame.at)
+    recordMs(segmentHistogram, receivedAt - frame.at)
     client.frames++
   } else {
     otherFrames++
@@ -192,11 +196,19 @@ async function connect(request: {
 
 function measure(): void {
   histograms = new Map()
+  segmentHistogram.reset()
   otherFrames = 0
   for (const client of clients) client.frames = 0
   windowStart = performance.now()
   windowCpu = process.cpuUsage()
   measuring = true
+}
+
+/** The delays since the previous segment (encoded), and a fresh segment. */
+function segment(): string {
+  const encoded = encodeLatency(segmentHistogram)
+  segmentHistogram.reset()
+  return encoded
 }
 
 function collect(): WindowResult {
@@ -249,7 +261,7 @@ async function resume(request: { targetSeq: number; timeoutMs: number }): Promis
   return { closed, caughtUp, neither, alertsReceived, gapFrames, outOfOrder, framesReadWhileStalled }
 }
 
-serveRequests({ connect, measure, collect, resume }, () => {
+serveRequests({ connect, measure, segment, collect, resume }, () => {
   for (const client of clients) client.socket.terminate()
   process.exit(0)
 })
