@@ -68,8 +68,11 @@ function between(from: ServerSample, to: ServerSample, machineFromS: number, mac
     rssMB: round(to.rss / MB),
     heapUsedMB: round(to.heapUsed / MB),
     fanOut: {
-      rounds: to.flush.rounds,
-      meanMs: to.flush.rounds === 0 ? 0 : round(to.flush.totalMs / to.flush.rounds, 2),
+      rounds: to.flush.rounds - from.flush.rounds,
+      meanMs:
+        to.flush.rounds === from.flush.rounds
+          ? 0
+          : round((to.flush.totalMs - from.flush.totalMs) / (to.flush.rounds - from.flush.rounds), 2),
       maxMs: round(to.flush.maxMs, 2),
     },
     loopDelayMs: { p50: round(to.loopDelay.p50, 2), p99: round(to.loopDelay.p99, 2), max: round(to.loopDelay.max, 2) },
@@ -88,7 +91,7 @@ const memory = (sample: ServerSample) => ({
 /** Measures the live subscribers for `seconds`, sampling the server every 10 s (no forced GC: it would be timed). */
 async function liveWindow(server: BenchChild, generators: BenchChild[], seconds: number, during?: () => Promise<void>) {
   await Promise.all(generators.map((generator) => generator.ask('measure')))
-  const first = await server.ask<ServerSample>('sample')
+  const first = await server.ask<ServerSample>('sample', { window: true })
   const firstMachine = machineBusyS()
   const segments: (ReturnType<typeof between> & { delayMs: { p50: number; p99: number; max: number } })[] = []
   let previous = first
@@ -98,7 +101,7 @@ async function liveWindow(server: BenchChild, generators: BenchChild[], seconds:
   while (Date.now() < ends) {
     await sleep(Math.min(10_000, ends - Date.now()))
     const [sample, ...parts] = await Promise.all([
-      server.ask<ServerSample>('sample'),
+      server.ask<ServerSample>('sample', { window: true }),
       ...generators.map((generator) => generator.ask<string>('segment')),
     ])
     const machine = machineBusyS()

@@ -60,9 +60,9 @@ export interface ServerSample {
   feederUpdates: number
   feederBytes: number
   alertsLastSeq: number
-  /** Fan-out rounds (LiveHub.flush) since the previous sample. */
+  /** Fan-out rounds (LiveHub.flush) since start; the longest one since the previous window sample. */
   flush: { rounds: number; totalMs: number; maxMs: number }
-  /** Event-loop delay since the previous sample, ms. */
+  /** Event-loop delay since the previous window sample, ms. */
   loopDelay: { p50: number; p99: number; max: number }
 }
 
@@ -164,7 +164,11 @@ async function counter(registry: Registry, name: string): Promise<number> {
   return values.reduce((sum, value) => sum + value.value, 0)
 }
 
-async function sample(request: { gc?: boolean }): Promise<ServerSample> {
+/**
+ * `window`: this sample ends a measuring segment, so the longest round and the loop delay start
+ * afresh after it; memory samples taken in between (with `gc`) leave them alone.
+ */
+async function sample(request: { gc?: boolean; window?: boolean }): Promise<ServerSample> {
   if (!running) throw new Error('not started')
   if (request.gc) {
     if (!globalThis.gc) throw new Error('start the server with --expose-gc')
@@ -176,15 +180,15 @@ async function sample(request: { gc?: boolean }): Promise<ServerSample> {
   const cpu = process.cpuUsage()
   const memory = process.memoryUsage()
   const flush = { ...flushStats }
-  flushStats.rounds = 0
-  flushStats.totalMs = 0
-  flushStats.maxMs = 0
   const delay = {
     p50: loopDelay.percentile(50) / 1e6,
     p99: loopDelay.percentile(99) / 1e6,
     max: loopDelay.max / 1e6,
   }
-  loopDelay.reset()
+  if (request.window) {
+    flushStats.maxMs = 0
+    loopDelay.reset()
+  }
   return {
     wallMs: Date.now(),
     cpuUs: cpu.user + cpu.system,
