@@ -177,6 +177,91 @@ function overall(run: Awaited<ReturnType<typeof liveWindow>>) {
   }
 }
 
+/**
+ * Phase 2: alert events flow (a full log first), stalled clients subscribe to live and alerts since
+ * 0 and stop reading; the gateway's memory is sampled after forced GCs while they are held and the
+ * live subscribers keep measuring; then the stalled clients read again and report how they ended.
+ */
+async function stalledPhase(
+  server: BenchChild,
+  generators: BenchChild[],
+  children: BenchChild[],
+  url: string,
+  siteScope: string,
+  liveSubscriptions: number,
+) {
+  const { lastSeq: afterPrefill } = await server.ask<{ lastSeq: number }>('alerts', {
+    ratePerS: options.alertRate,
+    prefill: 10_000,
+  })
+  await sleep(3000)
+  const before = await server.ask<ServerSample>('sample', { gc: true })
+  const tcpBefore = tcpKernelBytes()
+  const staller = BenchChild.start('stalled', './subscriber-process.ts')
+  children.push(staller)
+  const samples: (ReturnType<typeof memory> & { s: number; tcpKernelMB: number; closedLagging: number })[] = []
+  let connect: ConnectResult | undefined
+  const holdMs = options.stallDuration * 1000
+  log(`holding ${options.stalled} stalled clients for ${options.stallDuration} s`)
+  const phase = await liveWindow(server, generators, options.stallDuration, async () => {
+    const t0 = Date.now()
+    connect = await staller.ask<ConnectResult>('connect', {
+      url,
+      clients: Array.from({ length: options.stalled }, () => ({ scope: siteScope, level: 'site' })),
+      concurrency: options.concurrency,
+      stalled: true,
+    })
+    // Memory after forced GCs every 10 s while they are held (these GCs fall in the live window),
+    // the last one 5 s before its end.
+    while (Date.now() - t0 < holdMs - 5000) {
+      await sleep(Math.min(10_000, holdMs - 5000 - (Date.now() - t0)))
+      const sample = await server.ask<ServerSample>('sample', { gc: true })
+      samples.push({
+        s: round((Date.now() - t0) / 1000),
+        ...memory(sample),
+        tcpKernelMB: round(tcpKernelBytes() / MB),
+        closedLagging: sample.closedLagging,
+      })
+    }
+  })
+  const heldEnd = await server.ask<ServerSample>('sample', { gc: true })
+  const tcpAtEnd = tcpKernelBytes()
+  const targetSeq = await server.ask<number>('lastSeq')
+  const resumed = await staller.ask<ResumeResult>('resume', { targetSeq, timeoutMs: 20_000 })
+  const afterResume = await server.ask<ServerSample>('sample', { gc: true })
+  const peak = samples.reduce((max, sample) => Math.max(max, sample.rssMB), heldEnd.rss / MB)
+  const peakHeap = samples.reduce((max, sample) => Math.max(max, sample.heapUsedMB), heldEnd.heapUsed / MB)
+  const peakTcp = samples.reduce((max, sample) => Math.max(max, sample.tcpKernelMB), tcpAtEnd / MB)
+  const perClientKB = (mb: number, baseBytes: number) => round(((mb - baseBytes / MB) * 1024) / options.stalled)
+  const result = {
+    clients: options.stalled,
+    connect,
+    alertRatePerS: options.alertRate,
+    alertSeq: { afterPrefill, atResume: targetSeq },
+    heartbeatMs: options.heartbeatMs,
+    before: { ...memory(before), tcpKernelMB: round(tcpBefore / MB) },
+    samples,
+    atEnd: { ...memory(heldEnd), tcpKernelMB: round(tcpAtEnd / MB), closedLagging: heldEnd.closedLagging },
+    peakRssMB: round(peak),
+    peakHeapUsedMB: round(peakHeap),
+    perStalledClientKB: {
+      rssAtPeak: perClientKB(peak, before.rss),
+      heapAtPeak: perClientKB(peakHeap, before.heapUsed),
+      tcpKernelAtPeak: perClientKB(peakTcp, tcpBefore),
+    },
+    closedLaggingWhileStalled: heldEnd.closedLagging - before.closedLagging,
+    resumed,
+    afterResume: { ...memory(afterResume), closedLagging: afterResume.closedLagging },
+    liveDuring: {
+      ...summarizeWindows(phase.windows, liveSubscriptions),
+      server: overall(phase),
+      segments: phase.segments,
+    },
+  }
+  log(`stalled: ${JSON.stringify({ samples, resumed })}`)
+  return result
+}
+
 async function main() {
   const startedAt = new Date()
   const loadAtStart = loadAverage()
@@ -229,77 +314,10 @@ async function main() {
     log(`live: ${JSON.stringify(live.delayMs)}; server CPU ${live.server.serverCpuPct} %`)
 
     // Phase 2: stalled clients while alerts flow.
-    let stalled: unknown
-    if (options.stalled > 0) {
-      const { lastSeq: seqBefore } = await server.ask<{ lastSeq: number }>('alerts', {
-        ratePerS: options.alertRate,
-        prefill: 10_000,
-      })
-      await sleep(3000)
-      const before = await server.ask<ServerSample>('sample', { gc: true })
-      const tcpBefore = tcpKernelBytes()
-      const staller = BenchChild.start('stalled', './subscriber-process.ts')
-      children.push(staller)
-      const samples: (ReturnType<typeof memory> & { s: number; tcpKernelMB: number; closedLagging: number })[] = []
-      let connect: ConnectResult | undefined
-      log(`holding ${options.stalled} stalled clients for ${options.stallDuration} s`)
-      const phase2 = await liveWindow(server, generators, options.stallDuration, async () => {
-        const t0 = Date.now()
-        connect = await staller.ask<ConnectResult>('connect', {
-          url,
-          clients: Array.from({ length: options.stalled }, () => ({ scope: ready.scopes.site[0]!, level: 'site' })),
-          concurrency: options.concurrency,
-          stalled: true,
-        })
-        // Memory after forced GCs, every 10 s while they are held (these GCs fall in the live window).
-        while (Date.now() - t0 < options.stallDuration * 1000 - 5000) {
-          await sleep(Math.min(10_000, options.stallDuration * 1000 - 5000 - (Date.now() - t0)))
-          const sample = await server.ask<ServerSample>('sample', { gc: true })
-          samples.push({
-            s: round((Date.now() - t0) / 1000),
-            ...memory(sample),
-            tcpKernelMB: round(tcpKernelBytes() / MB),
-            closedLagging: sample.closedLagging,
-          })
-        }
-      })
-      const heldEnd = await server.ask<ServerSample>('sample', { gc: true })
-      const tcpAtEnd = tcpKernelBytes()
-      const targetSeq = await server.ask<number>('lastSeq')
-      const resumed = await staller.ask<ResumeResult>('resume', { targetSeq, timeoutMs: 20_000 })
-      const afterResume = await server.ask<ServerSample>('sample', { gc: true })
-      const peak = samples.reduce((max, sample) => Math.max(max, sample.rssMB), heldEnd.rss / MB)
-      const peakHeap = samples.reduce((max, sample) => Math.max(max, sample.heapUsedMB), heldEnd.heapUsed / MB)
-      const perClientKB = (mb: number, base: number) => round(((mb - base / MB) * 1024) / options.stalled)
-      stalled = {
-        clients: options.stalled,
-        connect,
-        alertRatePerS: options.alertRate,
-        alertSeq: { beforeStall: seqBefore, prefilled: 10_000, atResume: targetSeq },
-        heartbeatMs: options.heartbeatMs,
-        before: { ...memory(before), tcpKernelMB: round(tcpBefore / MB) },
-        samples,
-        atEnd: { ...memory(heldEnd), tcpKernelMB: round(tcpAtEnd / MB), closedLagging: heldEnd.closedLagging },
-        peakRssMB: round(peak),
-        peakHeapUsedMB: round(peakHeap),
-        perStalledClientKB: {
-          rssAtPeak: perClientKB(peak, before.rss),
-          heapAtPeak: perClientKB(peakHeap, before.heapUsed),
-          tcpKernelAtPeak: round(
-            ((Math.max(...samples.map((s) => s.tcpKernelMB), 0) - tcpBefore / MB) * 1024) / options.stalled,
-          ),
-        },
-        closedLaggingWhileStalled: heldEnd.closedLagging - before.closedLagging,
-        resumed,
-        afterResume: { ...memory(afterResume), closedLagging: afterResume.closedLagging },
-        liveDuring: {
-          ...summarizeWindows(phase2.windows, connected),
-          server: overall(phase2),
-          segments: phase2.segments,
-        },
-      }
-      log(`stalled: ${JSON.stringify({ samples, resumed })}`)
-    }
+    const stalled =
+      options.stalled > 0
+        ? await stalledPhase(server, generators, children, url, ready.scopes.site[0]!, connected)
+        : undefined
 
     const summary = {
       benchmark: 'gateway live subscribers and stalled clients (issue 6)',
