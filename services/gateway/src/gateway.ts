@@ -272,9 +272,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       await bus.publish(LIVE_SYNC_TOPIC, encodeMessage({}))
       alerts.start()
       setpoints.start()
-      // Rounds every 100 ms keep frame delay low while each subscription still gets at
-      // most one frame a second.
-      timers.push(setInterval(() => live.flush(), options.liveFlushIntervalMs ?? 100))
+      // Frames go out as updates arrive (LiveHub.apply); these rounds send what is still pending
+      // once the processor has gone quiet, so a last change is never held back.
+      timers.push(setInterval(() => live.tick(), options.liveFlushIntervalMs ?? 100))
       timers.push(
         setInterval(() => {
           for (const connection of connections) connection.heartbeat()

@@ -33,6 +33,12 @@ export interface LiveHubOptions {
   now?: () => number
   /** CONTRACT.md §5: at most one live frame per second per subscription. */
   minFrameIntervalMs?: number
+  /**
+   * A timer round sends figures only when no update came for this long: while the processor
+   * publishes, frames go out as updates arrive (fresh figures); the timer covers a processor
+   * that went quiet with figures still unsent.
+   */
+  quietAfterMs?: number
 }
 
 function emptyFigures(scope: string): LiveFigures {
@@ -62,19 +68,37 @@ export class LiveHub {
   private readonly subscriptions = new Set<LiveSubscription>()
   private readonly now: () => number
   private readonly minFrameIntervalMs: number
+  private readonly quietAfterMs: number
+  private lastApplyAt = Number.NEGATIVE_INFINITY
   framesSent = 0
   framesDropped = 0
 
   constructor(private readonly options: LiveHubOptions) {
     this.now = options.now ?? Date.now
     this.minFrameIntervalMs = options.minFrameIntervalMs ?? 1000
+    this.quietAfterMs = options.quietAfterMs ?? 300
   }
 
   get subscriptionCount(): number {
     return this.subscriptions.size
   }
 
+  /**
+   * Takes an update from the processor and sends it at once to every subscription that may have
+   * a frame now: the frame carries figures just computed, so its delay is the fan-out alone.
+   */
   apply(update: LiveUpdate): void {
+    this.store(update)
+    this.lastApplyAt = this.now()
+    this.flush()
+  }
+
+  /** A timer round: sends what is pending only once the processor has gone quiet (see quietAfterMs). */
+  tick(): void {
+    if (this.now() - this.lastApplyAt >= this.quietAfterMs) this.flush()
+  }
+
+  private store(update: LiveUpdate): void {
     const site = this.sites.get(update.site)
     if (site) {
       if (site.at !== update.at || site.gridGPerKWh !== update.gridGPerKWh) site.version++
