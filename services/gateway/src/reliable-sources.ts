@@ -10,6 +10,8 @@ export interface ReliableSource {
   next(): string | undefined
   /** Set when the client fell behind what can be kept for it: close with 1013. */
   readonly lagged: boolean
+  /** Checks, without sending, whether what the client still needs is gone (sets `lagged`). */
+  checkLag(): boolean
   dispose(): void
 }
 
@@ -70,6 +72,11 @@ export class EventSubscription<T extends ScopedEvent> implements ReliableSource,
     this.options.wake()
   }
 
+  checkLag(): boolean {
+    if (this.cursor < this.options.replica.firstHeldSeq - 1) this.lagged = true
+    return this.lagged
+  }
+
   next(): string | undefined {
     if (this.pendingGap !== undefined) {
       const gap = this.pendingGap
@@ -82,10 +89,7 @@ export class EventSubscription<T extends ScopedEvent> implements ReliableSource,
       return this.options.frame(this.options.id, held)
     }
     const { replica, within } = this.options
-    if (this.cursor < replica.firstHeldSeq - 1) {
-      this.lagged = true
-      return undefined
-    }
+    if (this.checkLag()) return undefined
     while (this.cursor < replica.lastSeq) {
       const held = replica.at(++this.cursor)!
       if (within(held.event.scope)) return this.options.frame(this.options.id, held)
@@ -126,6 +130,10 @@ export class QueueSubscription implements ReliableSource {
       this.queue.push(frame)
     }
     this.wake()
+  }
+
+  checkLag(): boolean {
+    return this.lagged
   }
 
   next(): string | undefined {

@@ -56,6 +56,9 @@ export interface WsConnectionOptions {
   now?: () => number
 }
 
+/** Reliable frames written per turn of the event loop for one connection (see pump). */
+const FRAMES_PER_TURN = 256
+
 /** Client frames are a few hundred bytes; the server's payload limit is larger because /mqtt shares it. */
 const MAX_FRAME_CHARS = 16 * 1024
 
@@ -80,6 +83,7 @@ export class WsConnection {
   private readonly subscribeRate: TokenBucket
   private alive = true
   private pumping = false
+  private pumpScheduled = false
   private waitingForDrain = false
   private closing = false
 
@@ -222,25 +226,33 @@ export class WsConnection {
 
   /**
    * Writes reliable frames, one per source in turn, while the socket's buffer is below the
-   * high-water mark; then waits for the socket to drain. A source that lagged closes the connection.
+   * high-water mark; then waits for the socket to drain. At most FRAMES_PER_TURN frames per turn of
+   * the event loop, so that one client's replay of 10,000 events (which the kernel's socket buffer
+   * takes at once) does not hold every other client up. A source that lagged closes the connection.
    */
   private pump(): void {
-    if (this.pumping || this.waitingForDrain || this.closing) return
+    if (this.closing) return
+    if (this.waitingForDrain) {
+      // New events while the client is not reading: it may have fallen behind what is held.
+      for (const source of this.reliable) if (source.checkLag()) return this.closeLagging()
+      return
+    }
+    if (this.pumping || this.pumpScheduled) return
     const { socket, limits } = this.options
     this.pumping = true
     try {
+      let sent = 0
       let progress = true
       while (progress && socket.readyState === socket.OPEN) {
         progress = false
         for (const source of this.reliable) {
           if (socket.bufferedAmount >= limits.highWaterBytes) return this.waitForDrain()
+          if (sent >= FRAMES_PER_TURN) return this.schedulePump()
           const frame = source.next()
-          if (source.lagged) {
-            this.options.counters.lagClosed()
-            return this.closeWith(1013, 'too far behind: resume with since')
-          }
+          if (source.lagged) return this.closeLagging()
           if (frame !== undefined) {
             socket.send(frame)
+            sent++
             progress = true
           }
         }
@@ -248,6 +260,19 @@ export class WsConnection {
     } finally {
       this.pumping = false
     }
+  }
+
+  private schedulePump(): void {
+    this.pumpScheduled = true
+    setImmediate(() => {
+      this.pumpScheduled = false
+      this.pump()
+    })
+  }
+
+  private closeLagging(): void {
+    this.options.counters.lagClosed()
+    this.closeWith(1013, 'too far behind: resume with since')
   }
 
   private waitForDrain(): void {
