@@ -2,9 +2,11 @@ import type { EquipmentLive, LiveUpdate } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 
-/** Where a subscription's frames go; `send` returns false when the client's queue is full. */
+/** Where a subscription's frames go. */
 export interface LiveSink {
-  send(text: string): boolean
+  /** False while the client is behind: the frame is not built, a later round sends the newest. */
+  ready(): boolean
+  send(text: string): void
 }
 
 export interface LiveSubscription {
@@ -164,15 +166,15 @@ export class LiveHub {
   }
 
   private sendTo(subscription: LiveSubscription, body: string, version: number): void {
-    // body is `{"scope":…}`; the frame puts type and sub in front of the same fields.
-    const text = `{"type":"live","sub":${JSON.stringify(subscription.id)},${body.slice(1)}`
-    if (subscription.sink.send(text)) {
-      subscription.sentVersion = version
-      subscription.lastSentAt = this.now()
-      this.framesSent++
-    } else {
+    if (!subscription.sink.ready()) {
       this.framesDropped++
+      return
     }
+    // body is `{"scope":…}`; the frame puts type and sub in front of the same fields.
+    subscription.sink.send(`{"type":"live","sub":${JSON.stringify(subscription.id)},${body.slice(1)}`)
+    subscription.sentVersion = version
+    subscription.lastSentAt = this.now()
+    this.framesSent++
   }
 
   private frameBody(scope: string): string {

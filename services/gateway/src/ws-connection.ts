@@ -172,7 +172,7 @@ export class WsConnection {
     const live: LiveSubscription = {
       id: request.id,
       scope: request.scope,
-      sink: { send: (text) => this.sendLive(text) },
+      sink: { ready: () => this.mayTakeLive(), send: (text) => this.options.socket.send(text) },
       sentVersion: -1,
       lastSentAt: 0,
     }
@@ -294,13 +294,10 @@ export class WsConnection {
     setTimeout(() => socket.terminate(), limits.closeTimeoutMs).unref()
   }
 
-  private sendLive(text: string): boolean {
+  /** Live frames only while the client's buffer is small: behind, it gets the newest later. */
+  private mayTakeLive(): boolean {
     const { socket, limits } = this.options
-    if (this.closing || socket.readyState !== socket.OPEN || socket.bufferedAmount > limits.liveHighWaterBytes) {
-      return false
-    }
-    socket.send(text)
-    return true
+    return !this.closing && socket.readyState === socket.OPEN && socket.bufferedAmount <= limits.liveHighWaterBytes
   }
 
   private sendError(id: string | undefined, code: ErrorCode, message: string): void {
