@@ -55,7 +55,10 @@ export const DEFAULT_OPTIONS: Readonly<DetectionOptions> = Object.freeze({
   hysteresisShare: 0.05,
   hysteresisOffShare: 0.25,
   learnedAfterS: 300,
-  learnMinReadings: 300,
+  // 60, not more: with the span rule below, an equipment reporting once a minute learns after its
+  // first hour. 300 made single-device equipment at 60 s intervals wait 5 h, blind to idle meanwhile
+  // (recall 0.956 → 0.988 on a 2,000-device day, precision unchanged; docs/benchmarks.md).
+  learnMinReadings: 60,
   learnMinSpanS: 3600,
   learnEveryS: 300,
   offMaxShareOfRated: 0.05,
