@@ -1,4 +1,4 @@
-import { isWithinScope } from '@plantwatt/plant'
+import { isWithinScope, type PlantIndex } from '@plantwatt/plant'
 import type { Role, TokenRecord } from '@plantwatt/runtime'
 import { roleAtLeast } from '@plantwatt/runtime'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -51,4 +51,26 @@ export function requireRole(verifier: TokenVerifier, role: Role, allowQuery = fa
     }
     request.principal = principal
   }
+}
+
+/**
+ * Answers 404 for a scope that is not in the plant and 403 for one outside the token's scopes;
+ * true when the request may go on (an absent scope means "every scope the token sees").
+ */
+export function scopeAllowed(
+  plant: PlantIndex,
+  principal: TokenRecord,
+  scope: string | undefined,
+  reply: FastifyReply,
+): boolean {
+  if (scope === undefined) return true
+  if (!plant.scope(scope)) {
+    reply.code(404).send(errorBody('unknown_scope', `no scope "${scope}"`))
+    return false
+  }
+  if (!mayAccessScope(principal, scope)) {
+    reply.code(403).send(errorBody('forbidden', `this token may not see "${scope}"`))
+    return false
+  }
+  return true
 }

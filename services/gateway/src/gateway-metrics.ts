@@ -1,6 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { BucketHub } from './bucket-hub.ts'
-import type { EventReplica } from './event-replica.ts'
 import type { LiveHub } from './live-hub.ts'
 import type { WsCounters } from './ws-connection.ts'
 
@@ -14,7 +13,8 @@ export interface GatewayMetricSources {
   bufferedBytes: () => number
   live: LiveHub
   buckets: BucketHub
-  replicas: Record<'alerts' | 'setpoints', EventReplica<unknown>>
+  /** What the metrics read of each reliable channel's replica. */
+  replicas: Record<'alerts' | 'setpoints', { readonly lastSeq: number; readonly openCount: number }>
 }
 
 /** A counter whose value is read from `read` at scrape time. */

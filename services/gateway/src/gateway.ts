@@ -121,7 +121,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     live,
     buckets,
-    replicas: { alerts, setpoints } as never,
+    replicas: { alerts, setpoints },
   })
   const context: GatewayContext = {
     plant,

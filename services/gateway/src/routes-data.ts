@@ -1,11 +1,11 @@
 import { QueryTimeout } from '@plantwatt/bus'
 import { BUCKET_STEPS, type BucketStep } from '@plantwatt/contract'
 import type { FastifyInstance } from 'fastify'
-import { mayAccessScope, type requireRole } from './access.ts'
+import { mayAccessScope, type requireRole, scopeAllowed } from './access.ts'
 import { errorBody } from './errors.ts'
 import type { GatewayContext } from './gateway-context.ts'
 import { plantView } from './plant-view.ts'
-import { BucketRowSchema, errorResponses, LiveSchema, ScopeQuery } from './schemas.ts'
+import { BucketRowSchema, ErrorSchema, errorResponses, LiveSchema, ScopeQuery } from './schemas.ts'
 
 // Read-only figures (CONTRACT.md §6): the plant tree, live figures, bucket history and a device's
 // counters. History and device counters are the processor's: asked over the bus.
@@ -61,10 +61,7 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
     },
     async (request, reply) => {
       const { scope } = request.query as { scope: string }
-      if (!plant.scope(scope)) return reply.code(404).send(errorBody('unknown_scope', `no scope "${scope}"`))
-      if (!mayAccessScope(request.principal!, scope)) {
-        return reply.code(403).send(errorBody('forbidden', `this token may not see "${scope}"`))
-      }
+      if (!scopeAllowed(plant, request.principal!, scope, reply)) return reply
       return { type: 'live', ...live.current(scope) }
     },
   )
@@ -86,17 +83,12 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
           },
           additionalProperties: false,
         },
-        response: { 200: { type: 'array', items: BucketRowSchema }, 503: errorResponses[400], ...errorResponses },
+        response: { 200: { type: 'array', items: BucketRowSchema }, 503: ErrorSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
       const query = request.query as { scope: string; step: BucketStep; from?: string; to?: string }
-      if (!plant.scope(query.scope)) {
-        return reply.code(404).send(errorBody('unknown_scope', `no scope "${query.scope}"`))
-      }
-      if (!mayAccessScope(request.principal!, query.scope)) {
-        return reply.code(403).send(errorBody('forbidden', `this token may not see "${query.scope}"`))
-      }
+      if (!scopeAllowed(plant, request.principal!, query.scope, reply)) return reply
       const fromMs = parseTime(query.from) ?? 0
       const toMs = parseTime(query.to) ?? Number.MAX_SAFE_INTEGER
       if (Number.isNaN(fromMs) || Number.isNaN(toMs)) {
@@ -141,7 +133,7 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
               },
             },
           },
-          503: errorResponses[400],
+          503: ErrorSchema,
           ...errorResponses,
         },
       },

@@ -10,8 +10,8 @@ import {
 import type { Alert, SetpointEvent } from '@plantwatt/contract'
 import { isWithinScope } from '@plantwatt/plant'
 import type { TokenRecord } from '@plantwatt/runtime'
-import type { FastifyInstance, FastifyReply } from 'fastify'
-import { mayAccessScope, type requireRole } from './access.ts'
+import type { FastifyInstance } from 'fastify'
+import { mayAccessScope, type requireRole, scopeAllowed } from './access.ts'
 import { errorBody } from './errors.ts'
 import type { EventReplica, HeldEvent } from './event-replica.ts'
 import type { GatewayContext } from './gateway-context.ts'
@@ -27,19 +27,6 @@ type Guard = ReturnType<typeof requireRole>
 function scopeFilter(principal: TokenRecord, scope: string | undefined) {
   return (eventScope: string) =>
     (scope === undefined || isWithinScope(eventScope, scope)) && mayAccessScope(principal, eventScope)
-}
-
-function checkScope(context: GatewayContext, principal: TokenRecord, scope: string | undefined, reply: FastifyReply) {
-  if (scope === undefined) return true
-  if (!context.plant.scope(scope)) {
-    reply.code(404).send(errorBody('unknown_scope', `no scope "${scope}"`))
-    return false
-  }
-  if (!mayAccessScope(principal, scope)) {
-    reply.code(403).send(errorBody('forbidden', `this token may not see "${scope}"`))
-    return false
-  }
-  return true
 }
 
 /** Resolves with the replica's latest event of `id` once `done` holds for it, or undefined after `ms`. */
@@ -101,7 +88,7 @@ export function registerEventRoutes(
         limit: number
       }
       const principal = request.principal!
-      if (!checkScope(context, principal, scope, reply)) return reply
+      if (!scopeAllowed(context.plant, principal, scope, reply)) return reply
       const out: object[] = []
       for (const held of alerts.latest(scopeFilter(principal, scope))) {
         if (after !== undefined && held.seq <= after) break
@@ -187,7 +174,7 @@ export function registerEventRoutes(
     async (request, reply) => {
       const { scope } = request.query as { scope?: string }
       const principal = request.principal!
-      if (!checkScope(context, principal, scope, reply)) return reply
+      if (!scopeAllowed(context.plant, principal, scope, reply)) return reply
       const within = scopeFilter(principal, scope)
       const history = new Map<string, HeldEvent<SetpointEvent>[]>()
       for (const held of setpoints.latest(within)) {
