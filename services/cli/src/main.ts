@@ -63,6 +63,13 @@ const options = {
   influxOrg: () => envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'),
   influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
   influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
+  // CONTRACT.md §7: readings more than maxAgeS behind the wall clock are `too_old` unless this is set.
+  acceptOld: () =>
+    envOption(
+      '--accept-old [yes]',
+      'accept readings older than maxAgeS behind the wall clock (replaying old recordings)',
+      'PLANTWATT_ACCEPT_OLD',
+    ).argParser(parseFlag),
 }
 
 /** Loads the plant (refusing a bad file before anything is written or bound) and the logger. */
@@ -107,6 +114,7 @@ program
   .addOption(options.influxOrg())
   .addOption(options.influxBucket())
   .addOption(options.influxToken())
+  .addOption(options.acceptOld())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const system = await up(
@@ -120,6 +128,7 @@ program
         adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
         deviceSecret: context.deviceSecret,
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
+        acceptOld: opts.acceptOld === true,
       },
       context.logger,
     )
@@ -160,6 +169,7 @@ program
   .addOption(options.influxToken())
   .addOption(options.host())
   .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
+  .addOption(options.acceptOld())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
@@ -168,6 +178,7 @@ program
       influx,
       host: opts.host,
       httpPort: opts.httpPort,
+      acceptOld: opts.acceptOld === true,
     })
     stopOnSignals(running, context.logger)
   })

@@ -149,7 +149,7 @@ function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: stri
 
 export async function runProcessor(
   context: RoleContext,
-  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number },
+  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number; acceptOld?: boolean },
 ): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
   const history = await openHistory(options.influx, context.dataDir, context.logger)
@@ -160,6 +160,7 @@ export async function runProcessor(
     logger: context.logger.child({ role: 'processor' }),
     checkpointPath: checkpointPath(context.dataDir),
     history,
+    pipeline: { acceptOld: options.acceptOld === true },
   })
   let ready = false
   const registry = metricsRegistry()

@@ -18,6 +18,8 @@ export interface UpOptions {
   adminToken: string | undefined
   deviceSecret: string | undefined
   influx: { url?: string; org?: string; bucket?: string; token?: string }
+  /** `--accept-old` (CONTRACT.md §7): take readings older than maxAgeS behind the wall clock. */
+  acceptOld?: boolean
 }
 
 export interface RunningSystem {
@@ -59,6 +61,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     journal,
     checkpointPath: checkpointPath(options.dataDir),
     history,
+    pipeline: { acceptOld: options.acceptOld === true },
   })
   const gateway = await createGateway({
     plant,

@@ -45,7 +45,15 @@ export interface PipelineStats {
 export interface PipelineOptions {
   accounting?: AccountingOptions
   detection?: Partial<DetectionOptions>
+  /**
+   * `plantwatt up --accept-old` (CONTRACT.md §7): drops the wall-clock `too_old` rule, for replaying
+   * recordings older than `maxAgeS`. Times before 2^28 s (1978, RFC 8428 §4.5.3) stay refused.
+   */
+  acceptOld?: boolean
 }
+
+/** RFC 8428 §4.5.3: absolute times start at 2^28 s; a resolved time before it is nobody's reading. */
+const EARLIEST_ABSOLUTE_S = 2 ** 28
 
 /** Everything the pipeline must carry over a restart (see checkpoint-file.ts). */
 export interface PipelineCheckpoint {
@@ -70,12 +78,14 @@ export class ReadingPipeline {
   readonly accounting: Accounting
   readonly detection: Detection
   private readonly live: LiveState
+  private readonly acceptOld: boolean
 
   constructor(
     readonly plant: PlantIndex,
     options: PipelineOptions = {},
     restored?: PipelineCheckpoint,
   ) {
+    this.acceptOld = options.acceptOld === true
     this.live = new LiveState(plant)
     this.accounting = restored
       ? Accounting.restore(plant, restored.accounting, options.accounting)
@@ -126,9 +136,14 @@ export class ReadingPipeline {
 
     const site = this.plant.sites.get(device.siteId)!
     const siteClock = this.accounting.siteClock(device.siteId)
+    const receivedAt = nowMs / 1000
+    // CONTRACT.md §2 and §7 `too_old`: behind the site clock by more than maxAgeS, or behind the
+    // wall clock at receipt by more than maxAgeS (so that one device with a reset clock cannot set
+    // a fresh site's clock decades back), unless --accept-old.
+    const wallFloor = this.acceptOld ? EARLIEST_ABSOLUTE_S : receivedAt - site.maxAgeS
     const decoded = decodeSenml(payload, {
-      receivedAt: nowMs / 1000,
-      notBefore: siteClock === undefined ? undefined : siteClock - site.maxAgeS,
+      receivedAt,
+      notBefore: siteClock === undefined ? wallFloor : Math.max(wallFloor, siteClock - site.maxAgeS),
     })
     for (const rejection of decoded.rejections) this.reject(counters, rejection.reason)
     const equipment = device.equipment
