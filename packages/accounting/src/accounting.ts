@@ -290,6 +290,21 @@ export class Accounting {
     return 'accepted'
   }
 
+  /** The names of a device's other measurements (§2 process variables) held for ordering and dedup. */
+  otherMeasurements(deviceId: string): string[] {
+    const dev = this.devices.get(deviceId)
+    return dev === undefined ? [] : [...dev.others.keys()]
+  }
+
+  /**
+   * Drops a device's series of one other measurement (the caller bounds the names a device holds,
+   * CONTRACT.md §2). Such series carry no energy, only ordering and dedup: a repeat of a reading
+   * of a forgotten name is taken as new. False when there was none (power and energy never go).
+   */
+  forgetMeasurement(deviceId: string, name: string): boolean {
+    return this.devices.get(deviceId)?.others.delete(name) ?? false
+  }
+
   private deviceOf(device: DeviceInfo): DeviceEnergy {
     let dev = this.devices.get(device.deviceId)
     if (dev === undefined) {

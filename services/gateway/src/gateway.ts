@@ -38,6 +38,7 @@ import { registerGatewayMetrics } from './gateway-metrics.ts'
 import { LiveHub } from './live-hub.ts'
 import { registerAdminRoutes } from './routes-admin.ts'
 import { registerDataRoutes } from './routes-data.ts'
+import { registerDeviceNameRoutes } from './routes-device-names.ts'
 import { registerEventRoutes } from './routes-events.ts'
 import { DEFAULT_WS_LIMITS, WsConnection, type WsLimits } from './ws-connection.ts'
 
@@ -222,6 +223,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   registerDataRoutes(app, context, guards.viewer)
   registerEventRoutes(app, context, guards)
   registerAdminRoutes(app, context, guards.admin)
+  registerDeviceNameRoutes(app, context, guards.admin)
 
   app.get(
     '/ws',
