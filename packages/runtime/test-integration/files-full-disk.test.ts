@@ -46,7 +46,9 @@ describe('writeFileAtomic on a full disk', () => {
     await writeFile(join(sub, 'checkpoint.v8.deadbeef.tmp'), 'stale')
     await writeFile(join(sub, 'notes.tmp'), 'not ours')
     const removed = await removeStaleTemporaries(dir)
-    expect(removed.sort()).toEqual([join(dir, 'tokens.json.0123abcd.tmp'), join(sub, 'checkpoint.v8.deadbeef.tmp')])
+    expect(removed.sort()).toEqual(
+      [join(dir, 'tokens.json.0123abcd.tmp'), join(sub, 'checkpoint.v8.deadbeef.tmp')].sort(),
+    )
     expect((await readdir(sub)).sort()).toEqual(['checkpoint.v8', 'notes.tmp'])
   })
 })

@@ -41,9 +41,9 @@ function offsetOf(bytes: Buffer, seq: number): number {
 async function damage(path: string, seq: number, how: 'payload' | 'length'): Promise<void> {
   const bytes = await readFile(path)
   const at = offsetOf(bytes, seq)
-  if (how === 'payload')
-    bytes[at + 8 + 26] ^= 0xff // a byte of the body: the crc no longer matches
-  else bytes.writeUInt32LE(0x7fff_0000, at) // a length promising far more than the file holds
+  // A byte of the body (the crc no longer matches), or a length promising far more than the file holds.
+  if (how === 'payload') bytes.writeUInt8(bytes.readUInt8(at + 34) ^ 0xff, at + 34)
+  else bytes.writeUInt32LE(0x7fff_0000, at)
   await writeFile(path, bytes)
 }
 

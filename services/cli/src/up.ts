@@ -6,7 +6,17 @@ import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
-import { checkpointPath, journalDir, metricsRegistry, openHistory, openTokens, sessionsDir } from './roles.ts'
+import {
+  checkpointPath,
+  cleanDataDir,
+  journalDir,
+  logJournalSkip,
+  metricsRegistry,
+  openHistory,
+  openTokens,
+  registerJournalMetrics,
+  sessionsDir,
+} from './roles.ts'
 
 export interface UpOptions {
   plant: PlantModel
@@ -35,6 +45,7 @@ export interface RunningSystem {
 export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
   const plant = new PlantIndex(options.plant)
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  await cleanDataDir(options.dataDir, logger)
   const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
   const tokens = await openTokens(options.dataDir, options.adminToken)
   const history = await openHistory(options.influx, options.dataDir, logger)
@@ -44,7 +55,16 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
   // Sessions and downlinks queued for sleeping devices survive a restart (DESIGN.md).
   const sessions = await createLevelPersistence(sessionsDir(options.dataDir))
   // Every uplink is on disk before the broker acknowledges it; the processor reads it from there.
-  const journal = await IngestJournal.open(journalDir(options.dataDir))
+  const journal = await IngestJournal.open(journalDir(options.dataDir), {
+    onSkip: (skip) => logJournalSkip(logger, skip),
+  })
+  if (journal.stats.tornTailBytes > 0) {
+    logger.warn(
+      { bytes: journal.stats.tornTailBytes },
+      'ingest journal: a torn last record (never acknowledged) cut off',
+    )
+  }
+  registerJournalMetrics(registry, journal)
   const broker = await createBroker({
     plant,
     deviceSecret,
