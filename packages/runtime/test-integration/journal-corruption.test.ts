@@ -103,6 +103,22 @@ describe('ingest journal: damaged records are skipped, logged and counted, never
     await reopened.close()
   })
 
+  it('reports the damaged last record of an earlier segment (no valid record follows it there)', async () => {
+    const journal = await IngestJournal.open(dir, { segmentBytes: 2048 })
+    for (let k = 0; k < 10; k++) await appendAll(journal, 10, k * 10)
+    await journal.close()
+    const segments = (await readdir(dir)).sort()
+    expect(segments.length).toBeGreaterThan(2)
+    const lastOfFirst = Number(/(\d{16})/.exec(segments[1]!)![1]) - 1
+    await damage(join(dir, segments[0]!), lastOfFirst, 'payload')
+
+    const reopened = await IngestJournal.open(dir, { segmentBytes: 2048, onSkip: (skip) => skips.push(skip) })
+    expect(seqs(await collect(reopened))).toEqual(range(1, 100).filter((seq) => seq !== lastOfFirst))
+    expect(skips).toMatchObject([{ afterSeq: lastOfFirst - 1, nextSeq: lastOfFirst + 1, lostRecords: 1 }])
+    expect(reopened.stats.skippedRecords).toBe(1)
+    await reopened.close()
+  })
+
   it('still cuts off a torn tail (never acknowledged) without counting it as lost', async () => {
     const journal = await IngestJournal.open(dir)
     await appendAll(journal, 10)
