@@ -255,7 +255,20 @@ export class IngestJournal {
       const next = this.segments[k + 1]
       if (next && next.firstSeq <= afterSeq + 1) continue
       const segment = this.segments[k]!
-      const { records, skips } = decodeRecords(await readFile(segment.path), segment.firstSeq)
+      const bytes = await readFile(segment.path)
+      const { records, skips, validBytes } = decodeRecords(bytes, segment.firstSeq)
+      // Damage at the end of a segment that another follows is no torn tail (the segment was
+      // finished before the next began): what the next segment's first number skips was lost.
+      if (next && validBytes < bytes.length) {
+        const afterSeq = records.at(-1)?.seq ?? segment.firstSeq - 1
+        skips.push({
+          offset: validBytes,
+          bytes: bytes.length - validBytes,
+          afterSeq,
+          nextSeq: next.firstSeq,
+          lostRecords: Math.max(0, next.firstSeq - afterSeq - 1),
+        })
+      }
       this.report(segment.path, skips)
       for (const record of records) if (record.seq > afterSeq) yield record
     }
