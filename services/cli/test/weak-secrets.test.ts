@@ -66,10 +66,11 @@ describe('plantwatt refuses weak secrets at start-up', () => {
     expect(broker.stderr).toMatch(/PLANTWATT_DEVICE_SECRET/)
 
     const gatewayDir = await freshDataDir()
-    const gateway = await runCliExpectingRefusal(
-      ['gateway', '--host', '127.0.0.1', '--http-port', '0', '--broker', 'mqtt://127.0.0.1:1', '--data-dir', gatewayDir],
-      { PLANTWATT_DEVICE_SECRET: GOOD_SECRET, PLANTWATT_ADMIN_TOKEN: SHORT_ADMIN },
-    )
+    const gatewayArgs = ['--host', '127.0.0.1', '--http-port', '0', '--broker', 'mqtt://127.0.0.1:1']
+    const gateway = await runCliExpectingRefusal(['gateway', ...gatewayArgs, '--data-dir', gatewayDir], {
+      PLANTWATT_DEVICE_SECRET: GOOD_SECRET,
+      PLANTWATT_ADMIN_TOKEN: SHORT_ADMIN,
+    })
     expect(gateway.started).toBe(false)
     expect(gateway.code).toBe(2)
     expect(gateway.stderr).toMatch(/PLANTWATT_ADMIN_TOKEN/)
