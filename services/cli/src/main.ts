@@ -73,6 +73,9 @@ const options = {
 async function roleContext(opts: { plant?: string; dataDir: string }): Promise<RoleContext> {
   const deviceSecret = secretFromEnv('PLANTWATT_DEVICE_SECRET')
   const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
+  // A serving role writes only into its data directory, which is for its own user (issue 12,
+  // finding 19): files made without a mode (LevelDB's in the session store) get 0600, not 0644.
+  process.umask(0o077)
   return {
     plant,
     dataDir: resolve(opts.dataDir),
