@@ -8,7 +8,7 @@ import { dirname } from 'node:path'
  * the directory is synced so that the rename itself survives.
  */
 export async function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`
   const file = await open(temporary, 'w', mode)
   try {

@@ -1,3 +1,4 @@
+export * from './data-dir.ts'
 export * from './files.ts'
 export * from './ingest-journal.ts'
 export * from './logger.ts'

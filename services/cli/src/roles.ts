@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { createBroker, createLevelPersistence, createRedisBackends, listenBrokerHttp } from '@plantwatt/broker'
@@ -8,7 +7,7 @@ import { createGateway } from '@plantwatt/gateway'
 import { HistoryWriter } from '@plantwatt/history'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
-import { type Logger, listenOps, loadDeviceSecret, TokenStore } from '@plantwatt/runtime'
+import { type Logger, listenOps, loadDeviceSecret, prepareDataDirectory, TokenStore } from '@plantwatt/runtime'
 import { collectDefaultMetrics, Registry } from 'prom-client'
 
 // The roles of CONTRACT.md §8 run one per process, joined through an MQTT broker: the aedes
@@ -86,7 +85,7 @@ export function metricsRegistry(): Registry {
 }
 
 async function prepare(context: RoleContext) {
-  await mkdir(context.dataDir, { recursive: true, mode: 0o700 })
+  await prepareDataDirectory(context.dataDir, context.logger)
   return loadDeviceSecret(context.dataDir, context.deviceSecret)
 }
 
