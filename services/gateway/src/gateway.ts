@@ -134,6 +134,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     now,
     ackWaitMs: options.ackWaitMs ?? 5000,
+    closeConnectionsOf(tokenId) {
+      for (const connection of connections) {
+        if (connection.tokenId === tokenId) connection.close(1008, 'token revoked')
+      }
+    },
   }
 
   const app = Fastify({
@@ -227,6 +232,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     '/ws',
     { websocket: true, onRequest: requireRole(tokens, 'viewer', true), schema: { hide: true } },
     (socket, request) => {
+      // The token may have been revoked while the upgrade was under way (after its check).
+      if (!tokens.has(request.principal!.id)) return socket.close(1008, 'token revoked')
       const connection = new WsConnection({
         socket,
         principal: request.principal!,

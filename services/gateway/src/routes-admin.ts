@@ -78,6 +78,8 @@ export function registerAdminRoutes(app: FastifyInstance, context: GatewayContex
     async (request, reply) => {
       const { id } = request.params as { id: string }
       if (!(await tokens.revoke(id))) return reply.code(404).send(errorBody('not_found', `no token ${id}`))
+      // A revoked token ends its live connections too, not only its next HTTP request.
+      context.closeConnectionsOf(id)
       request.log.info({ tokenId: id, by: request.principal!.name }, 'token revoked')
       return reply.code(204).send()
     },

@@ -98,6 +98,11 @@ export class WsConnection {
     socket.on('error', (error) => options.logger.debug({ err: error }, 'websocket error'))
   }
 
+  /** The id of the token the connection was opened with. */
+  get tokenId(): string {
+    return this.options.principal.id
+  }
+
   /** Bytes written to this client and not yet taken by it (its queue depth). */
   get bufferedBytes(): number {
     return this.options.socket.bufferedAmount

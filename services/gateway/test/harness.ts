@@ -73,12 +73,24 @@ export function httpFrom(
   const [host, port] = base.split(':')
   return new Promise((resolve, reject) => {
     const req = request(
-      { host, port: Number(port), path, method: init.method ?? 'GET', headers: init.headers, localAddress, agent: false },
+      {
+        host,
+        port: Number(port),
+        path,
+        method: init.method ?? 'GET',
+        headers: init.headers,
+        localAddress,
+        agent: false,
+      },
       (response) => {
         const chunks: Buffer[] = []
         response.on('data', (chunk: Buffer) => chunks.push(chunk))
         response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString() }),
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
         )
         response.on('error', reject)
       },

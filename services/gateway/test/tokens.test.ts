@@ -43,7 +43,9 @@ describe('token administration', () => {
     for (let i = 0; i < 30; i++) doomed.push(await issue(admin, { name: `doomed ${i}`, role: 'viewer' }))
     const [issued, revoked] = await Promise.all([
       Promise.all(Array.from({ length: 60 }, (_, i) => issue(admin, { name: `new ${i}`, role: 'viewer' }))),
-      Promise.all(doomed.map(async (d) => (await api(`/api/v1/tokens/${d.body.id}`, admin, { method: 'DELETE' })).status)),
+      Promise.all(
+        doomed.map(async (d) => (await api(`/api/v1/tokens/${d.body.id}`, admin, { method: 'DELETE' })).status),
+      ),
     ])
     expect(issued.map((i) => i.status)).toEqual(Array(60).fill(201))
     expect(revoked).toEqual(Array(30).fill(204))
