@@ -69,4 +69,44 @@ describe('token administration', () => {
     expect(code).toBe(1008)
     expect(await statusWith(body.token)).toBe(401)
   })
+
+  it('keeps a scoped admin within its scopes: no wider token, and it lists and revokes only its own', async () => {
+    const electrodeAdmin = (
+      await h.tokens.issue({ name: 'electrode admin', role: 'admin', scopes: ['yibin/electrode'] })
+    ).token
+    // The escalation of the issue: an unscoped (plant-wide) admin token, or one for the whole site.
+    const unscoped = await issue(electrodeAdmin, { name: 'everything', role: 'admin' })
+    expect(unscoped.status).toBe(403)
+    expect(unscoped.body).toEqual({ error: { code: 'forbidden', message: expect.any(String) } })
+    expect((await issue(electrodeAdmin, { name: 'site', role: 'viewer', scopes: ['yibin'] })).status).toBe(403)
+    expect((await issue(electrodeAdmin, { name: 'mixed', role: 'viewer', scopes: [LINE_1, 'yibin'] })).status).toBe(403)
+    expect(h.tokens.list().some((t) => t.name === 'everything' || t.name === 'site' || t.name === 'mixed')).toBe(false)
+
+    // Within its scope it may issue any role up to its own.
+    const lineViewer = await issue(electrodeAdmin, { name: 'line 1 screen', role: 'viewer', scopes: [LINE_1] })
+    expect(lineViewer.status).toBe(201)
+    const areaAdmin = await issue(electrodeAdmin, { name: 'area deputy', role: 'admin', scopes: ['yibin/electrode'] })
+    expect(areaAdmin.status).toBe(201)
+
+    // It lists only tokens whose scopes all lie inside its own: not the plant-wide admin.
+    const siteViewer = await h.tokens.issue({ name: 'site screen', role: 'viewer', scopes: ['yibin'] })
+    const listed = (await (await api('/api/v1/tokens', electrodeAdmin)).json()) as { tokens: { id: string }[] }
+    const ids = listed.tokens.map((t) => t.id)
+    expect(ids).toContain(lineViewer.body.id)
+    expect(ids).toContain(areaAdmin.body.id)
+    expect(ids).not.toContain(siteViewer.record.id)
+    expect(ids).not.toContain(h.tokens.verify(admin)!.id)
+    const all = (await (await api('/api/v1/tokens', admin)).json()) as { tokens: { id: string }[] }
+    expect(all.tokens.map((t) => t.id)).toContain(siteViewer.record.id)
+
+    // It revokes only those, too; the others keep working.
+    expect(
+      (await api(`/api/v1/tokens/${h.tokens.verify(admin)!.id}`, electrodeAdmin, { method: 'DELETE' })).status,
+    ).toBe(403)
+    expect((await api(`/api/v1/tokens/${siteViewer.record.id}`, electrodeAdmin, { method: 'DELETE' })).status).toBe(403)
+    expect(await statusWith(admin)).toBe(200)
+    expect(await statusWith(siteViewer.token)).toBe(200)
+    expect((await api(`/api/v1/tokens/${lineViewer.body.id}`, electrodeAdmin, { method: 'DELETE' })).status).toBe(204)
+    expect(await statusWith(lineViewer.body.token)).toBe(401)
+  })
 })
