@@ -181,6 +181,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
   })
   app.decorateRequest('principal', undefined)
+  // API answers are per token and some carry secrets (the 201 with a new token): no browser or
+  // proxy cache may keep them (issue 12 finding 18). onSend sees every answer, errors and 429s too.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store')
+  })
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`))
