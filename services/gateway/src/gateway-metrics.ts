@@ -30,7 +30,12 @@ function countedElsewhere(registry: Registry, name: string, help: string, read: 
   })
 }
 
-export function registerGatewayMetrics(registry: Registry, sources: GatewayMetricSources): WsCounters {
+export interface GatewayCounters extends WsCounters {
+  /** An HTTP request or upgrade refused with 429. */
+  httpRateLimited(): void
+}
+
+export function registerGatewayMetrics(registry: Registry, sources: GatewayMetricSources): GatewayCounters {
   const registers = [registry]
   new Gauge({
     name: 'plantwatt_ws_clients',
@@ -109,7 +114,13 @@ export function registerGatewayMetrics(registry: Registry, sources: GatewayMetri
     help: 'Client frames refused as malformed',
     registers,
   })
+  const httpRateLimited = new Counter({
+    name: 'plantwatt_http_rate_limited_total',
+    help: 'HTTP requests and WebSocket upgrades refused with 429',
+    registers,
+  })
   return {
+    httpRateLimited: () => httpRateLimited.inc(),
     lagClosed: () => lagClosed.inc(),
     rateLimited: () => rateLimited.inc(),
     badFrame: () => badFrames.inc(),

@@ -58,8 +58,13 @@ export interface GatewayOptions {
   ws?: Partial<WsLimits>
   /** Alert and setpoint events held for `since` (CONTRACT.md §5: at least 10,000; tests use fewer). */
   eventCapacity?: number
-  /** HTTP requests per minute per token (or per address without one). */
+  /**
+   * HTTP requests (and /ws upgrades) per minute per verified token, or per address without a valid
+   * one (default 1200).
+   */
   httpRequestsPerMinute?: number
+  /** /mqtt upgrades per minute per address (default 6000). */
+  mqttUpgradesPerMinute?: number
   heartbeatIntervalMs?: number
   liveFlushIntervalMs?: number
   ackWaitMs?: number
@@ -160,17 +165,37 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       security: [{ bearer: [] }],
     },
   })
+  // The rate limits run as the first onRequest hook of every route (issue 12 finding 6): before
+  // the token check, so a flood of bad tokens is refused with 429 like any other, and on the
+  // upgrade requests of /ws and /mqtt. @fastify/rate-limit keeps its keys in an LRU of 5,000.
   await app.register(rateLimit, {
-    global: true,
-    max: options.httpRequestsPerMinute ?? 1200,
-    timeWindow: 60_000,
-    // Per token where there is one (many operators may share one NAT address), else per address.
-    keyGenerator: (request) => presentedToken(request, true) ?? request.ip,
-    allowList: (request) => !request.url.startsWith('/api/'),
+    global: false,
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
       message: `too many requests: at most ${context.max} a minute, retry in ${context.after}`,
     }),
+    onExceeded: (request, key) => {
+      counters.httpRateLimited()
+      logger.debug({ key: key.split(':')[0], ip: request.ip, url: request.url.split('?')[0] }, 'rate limited')
+    },
+  })
+  const apiLimit = app.rateLimit({
+    max: options.httpRequestsPerMinute ?? 1200,
+    timeWindow: 60_000,
+    // Per verified token (many operators may share one NAT address); everything else per address,
+    // so that each random guess does not get an allowance of its own.
+    keyGenerator: (request) => {
+      const token = presentedToken(request, true)
+      const principal = token === undefined ? undefined : tokens.verify(token)
+      return principal ? `token:${principal.id}` : `address:${request.ip}`
+    },
+  })
+  // MQTT over WebSocket has no token: devices are limited per address, with an allowance of their
+  // own (NB-IoT fleets share operator NAT addresses; authentication is the broker's, §4).
+  const mqttLimit = app.rateLimit({
+    max: options.mqttUpgradesPerMinute ?? 6000,
+    timeWindow: 60_000,
+    keyGenerator: (request) => `mqtt:${request.ip}`,
   })
   await app.register(websocket, {
     options: {
@@ -181,6 +206,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
   })
   app.decorateRequest('principal', undefined)
+  // After @fastify/websocket's own onRequest hook, which marks upgrades so that a refused one has
+  // its socket destroyed once answered.
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?', 1)[0]!
+    if (path === '/mqtt') return mqttLimit(request, reply)
+    if ((path.startsWith('/api/') && path !== '/api/v1/openapi.json') || path === '/ws') return apiLimit(request, reply)
+  })
   // API answers are per token and some carry secrets (the 201 with a new token): no browser or
   // proxy cache may keep them (issue 12 finding 18). onSend sees every answer, errors and 429s too.
   app.addHook('onSend', async (request, reply) => {
@@ -212,7 +244,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     reply.header('content-type', options.registry.contentType)
     return options.registry.metrics()
   })
-  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   const mqttOverWebSocket = options.mqttOverWebSocket
   if (mqttOverWebSocket) {
