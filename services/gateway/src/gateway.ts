@@ -24,7 +24,13 @@ import {
 } from '@plantwatt/bus'
 import type { Alert, SetpointEvent } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { createWebSocketStream } from 'ws'
@@ -39,6 +45,7 @@ import { LiveHub } from './live-hub.ts'
 import { registerAdminRoutes } from './routes-admin.ts'
 import { registerDataRoutes } from './routes-data.ts'
 import { registerEventRoutes } from './routes-events.ts'
+import { WsAdmission } from './ws-admission.ts'
 import { DEFAULT_WS_LIMITS, WsConnection, type WsLimits } from './ws-connection.ts'
 
 export interface GatewayOptions {
@@ -117,6 +124,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const buckets = new BucketHub()
   const queries = await QueryClient.open(bus)
   const connections = new Set<WsConnection>()
+  const admission = new WsAdmission(limits)
   const counters = registerGatewayMetrics(options.registry, {
     clients: () => connections.size,
     bufferedBytes: () => {
@@ -265,15 +273,32 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   registerEventRoutes(app, context, guards)
   registerAdminRoutes(app, context, guards.admin)
 
+  // Past a token's or an address's connection limit the upgrade is refused with 429 (issue 12
+  // finding 16); admit() checks again once upgraded, as upgrades run concurrently.
+  const refuseOverLimit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const refused = admission.refusal(request.principal!.id, request.ip)
+    if (refused === undefined) return
+    counters.httpRateLimited()
+    logger.info({ tokenId: request.principal!.id, ip: request.ip }, 'websocket refused: connection limit')
+    return reply.code(429).send(errorBody('rate_limited', refused))
+  }
   app.get(
     '/ws',
-    { websocket: true, onRequest: requireRole(tokens, 'viewer', true), schema: { hide: true } },
+    { websocket: true, onRequest: [requireRole(tokens, 'viewer', true), refuseOverLimit], schema: { hide: true } },
     (socket, request) => {
+      const principal = request.principal!
       // The token may have been revoked while the upgrade was under way (after its check).
-      if (!tokens.has(request.principal!.id)) return socket.close(1008, 'token revoked')
+      if (!tokens.has(principal.id)) return socket.close(1008, 'token revoked')
+      const place = admission.admit(principal.id, request.ip)
+      if ('refused' in place) {
+        counters.httpRateLimited()
+        return socket.close(1008, place.refused)
+      }
+      socket.on('close', place.release)
       const connection = new WsConnection({
         socket,
-        principal: request.principal!,
+        principal,
+        quota: admission.quota(principal.id),
         plant,
         live,
         alerts,

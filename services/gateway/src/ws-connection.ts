@@ -11,8 +11,9 @@ import type { EventReplica, HeldEvent } from './event-replica.ts'
 import type { LiveHub, LiveSubscription } from './live-hub.ts'
 import { EventSubscription, QueueSubscription, type ReliableSource } from './reliable-sources.ts'
 import { TokenBucket } from './token-bucket.ts'
+import type { SubscriptionQuota, WsAdmissionLimits } from './ws-admission.ts'
 
-export interface WsLimits {
+export interface WsLimits extends WsAdmissionLimits {
   /** Bytes buffered for a client above which no more reliable frames are written until it drains. */
   highWaterBytes: number
   /** Bytes buffered above which live frames are skipped (the newest wins in a later round). */
@@ -50,6 +51,10 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
   frameBurst: 200,
   framesPerSecond: 50,
   maxQueuedControlFrames: 64,
+  // One operator's screens share a token; a control room shares an address (issue 12 finding 16).
+  maxConnectionsPerToken: 20,
+  maxConnectionsPerAddress: 100,
+  maxSubscriptionsPerToken: 500,
 }
 
 export interface WsCounters {
@@ -62,6 +67,8 @@ export interface WsCounters {
 export interface WsConnectionOptions {
   socket: WebSocket
   principal: TokenRecord
+  /** The token's subscription places, shared with its other connections. */
+  quota: SubscriptionQuota
   plant: PlantIndex
   live: LiveHub
   alerts: EventReplica<Alert>
@@ -200,6 +207,10 @@ export class WsConnection {
     if (!mayAccessScope(principal, request.scope)) {
       return this.sendError(request.id, 'forbidden', `this token may not see "${request.scope}"`)
     }
+    if (!this.options.quota.take()) {
+      this.options.counters.rateLimited()
+      return this.sendError(request.id, 'rate_limited', `at most ${this.options.quota.limit} subscriptions per token`)
+    }
     this.send({ type: 'subscribed', id: request.id })
     switch (request.channel) {
       case 'live':
@@ -262,6 +273,7 @@ export class WsConnection {
 
   private remove(id: string, subscription: Subscription): void {
     this.subscriptions.delete(id)
+    this.options.quota.release()
     if (subscription.kind === 'live') this.options.live.unsubscribe(subscription.live)
     else {
       subscription.source.dispose()
