@@ -218,8 +218,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // its socket destroyed once answered.
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]!
-    if (path === '/mqtt') return mqttLimit(request, reply)
-    if ((path.startsWith('/api/') && path !== '/api/v1/openapi.json') || path === '/ws') return apiLimit(request, reply)
+    if (path === '/mqtt') return mqttLimit.call(app, request, reply)
+    if ((path.startsWith('/api/') && path !== '/api/v1/openapi.json') || path === '/ws')
+      return apiLimit.call(app, request, reply)
   })
   // API answers are per token and some carry secrets (the 201 with a new token): no browser or
   // proxy cache may keep them (issue 12 finding 18). onSend sees every answer, errors and 429s too.
