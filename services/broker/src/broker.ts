@@ -61,6 +61,10 @@ class Connection {
   readonly subscribeRequests: TokenBucket
   readonly subscriptions = new Set<string>()
   rawClientIdEmpty = false
+  /** The keep-alive of the CONNECT, seconds; 0 means none, and the broker's idle limit applies. */
+  keepaliveS = -1
+  /** When bytes last arrived (ms): the idle limit's clock. */
+  lastReadAt: number
   internal = false
   connected = false
   dropped = false
@@ -71,6 +75,7 @@ class Connection {
     limits: BrokerLimits,
     now: number,
   ) {
+    this.lastReadAt = now
     this.framer = new PacketFramer(limits.maxPacketBytes)
     this.publishes = new TokenBucket(limits.publishRatePerS, limits.publishBurst, now)
     this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
@@ -124,7 +129,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     persistence: options.persistence,
     mq: options.mq,
     connectTimeout: limits.packetTimeoutMs,
-    keepaliveLimit: limits.maxKeepaliveS,
+    // No keepaliveLimit: aedes answers a keep-alive above it, and 0, with CONNACK 6, a code MQTT
+    // 3.1.1 reserves. Every legal value is accepted; the idle limit ends keep-alive-0 sessions.
     maxTopicLevels: limits.maxTopicLevels,
     drainTimeout: limits.drainTimeoutMs,
     maxInflightInbound: limits.maxInflightInbound,
@@ -136,7 +142,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       // aedes replaces an empty client id with a random one before authenticate sees it;
       // MQTT-3.1.3-8 and CONTRACT.md §4 say refuse it, so remember it here.
       const connection = connections.get(client.conn as Duplex)
-      if (connection) connection.rawClientIdEmpty = packet.clientId === ''
+      if (connection) {
+        connection.rawClientIdEmpty = packet.clientId === ''
+        connection.keepaliveS = packet.keepalive
+      }
       done(null, true)
     },
 
@@ -268,23 +277,29 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // changing how the stream flows; it runs before aedes parses the chunk.
     stream.on('data', (chunk: Buffer) => {
       metrics.bytesIn.inc(chunk.length)
-      const verdict = connection.framer.push(chunk, now())
+      const at = now()
+      connection.lastReadAt = at
+      const verdict = connection.framer.push(chunk, at)
       if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
       else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
     })
   }
 
   // One sweep for every connection, rather than a timer per packet: drop those whose current
-  // packet has been arriving for longer than the limit (a trickled packet ties up a session).
+  // packet has been arriving for longer than the limit (a trickled packet ties up a session), and
+  // keep-alive-0 sessions silent for the idle limit (CONTRACT.md §4).
   const sweep = setInterval(
     () => {
       const at = now()
       for (const connection of connections.values()) {
         const started = connection.framer.startedAt
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
+        else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {
+          drop(connection, 'idle', { idleLimitMs: limits.idleLimitMs })
+        }
       }
     },
-    Math.min(1000, limits.packetTimeoutMs),
+    Math.min(1000, limits.packetTimeoutMs, limits.idleLimitMs),
   )
   sweep.unref()
 
@@ -299,7 +314,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connectedCount: () => connectedCount,
     handleStream,
     async listen({ host, port }) {
-      const server = createServer((socket) => handleStream(socket, socket.remoteAddress ?? 'unknown'))
+      const server = createServer((socket) => {
+        // TCP keep-alive finds a peer that vanished (NB-IoT modules in power saving use long MQTT
+        // keep-alives, or none) without any traffic of the device's own.
+        socket.setKeepAlive(true, limits.tcpKeepAliveMs)
+        handleStream(socket, socket.remoteAddress ?? 'unknown')
+      })
       // A hard stop above the polite CONNACK refusal, so a flood of raw sockets cannot exhaust
       // the process's descriptors.
       server.maxConnections = limits.maxConnections + 1000

@@ -13,8 +13,14 @@ export interface BrokerLimits {
   maxSubscriptionsPerClient: number
   /** Topic levels: device topics have five. */
   maxTopicLevels: number
-  /** Keep-alive the broker accepts, seconds: NB-IoT modules use long ones; 0 (none) is refused, dead sessions would never end. */
-  maxKeepaliveS: number
+  /**
+   * A connection with keep-alive 0 (legal in MQTT 3.1.1: "no keep-alive") silent for this many ms
+   * is closed, so that the session of a dead device still ends (CONTRACT.md §4). Every keep-alive
+   * 0–65,535 s is accepted; a nonzero one is enforced by aedes at 1.5 × its value.
+   */
+  idleLimitMs: number
+  /** TCP keep-alive probes on device sockets start after this many ms of silence: finds peers that vanished. */
+  tcpKeepAliveMs: number
   /** Sessions this process holds; more are refused with CONNACK 3 so devices retry elsewhere or later. */
   maxConnections: number
   /** Connects per second for the whole broker: generous, so a fleet reconnecting after an outage gets in quickly. */
@@ -40,7 +46,8 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
   packetTimeoutMs: 10_000,
   maxSubscriptionsPerClient: 8,
   maxTopicLevels: 8,
-  maxKeepaliveS: 7200,
+  idleLimitMs: 24 * 3600 * 1000,
+  tcpKeepAliveMs: 5 * 60 * 1000,
   maxConnections: 50_000,
   connectRatePerS: 2000,
   connectBurst: 20_000,

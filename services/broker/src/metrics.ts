@@ -15,6 +15,7 @@ export type DropReason =
   | 'packet_too_large'
   | 'bad_packet_length'
   | 'incomplete_packet'
+  | 'idle'
   | 'foreign_publish'
   | 'publish_flood'
   | 'subscribe_flood'
