@@ -13,6 +13,7 @@ import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
 import { LoginGuard } from './login-guard.ts'
 import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
 import { PacketFramer } from './packet-framer.ts'
+import { purgeRetained, type RetainedStore } from './retained.ts'
 import { TokenBucket } from './token-bucket.ts'
 
 export interface BrokerOptions {
@@ -144,7 +145,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const connection = connections.get(client.conn as Duplex)
       if (connection) {
         connection.rawClientIdEmpty = packet.clientId === ''
-        connection.keepaliveS = packet.keepalive
+        connection.keepaliveS = packet.keepalive ?? 0
       }
       done(null, true)
     },
@@ -188,6 +189,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (!policy.mayPublish(client.id, packet.topic)) {
         drop(connection, 'foreign_publish', { clientId: client.id, topic: packet.topic.slice(0, 200) })
         return done(new Error('publish not allowed'))
+      }
+      if (packet.retain) {
+        // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
+        // PUBLISH only by closing the connection, and a device whose library sets retain would
+        // then lose every reading. Cleared, the reading is delivered and never stored.
+        packet.retain = false
+        metrics.retainCleared.inc()
       }
       metrics.messagesIn.inc()
       if (options.uplinkJournal && packet.topic.endsWith('/up')) {
@@ -239,6 +247,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       return packet
     },
   })
+
+  const purged = await purgeRetained((aedes as unknown as { persistence: RetainedStore }).persistence, 'sites/#')
+  if (purged.length > 0) {
+    logger.warn(
+      { count: purged.length, topics: purged.slice(0, 20) },
+      'purged retained messages under sites/# (devices may not retain; see issue 12)',
+    )
+  }
 
   aedes.on('clientReady', (client: Client) => {
     const connection = connections.get(client.conn as Duplex)

@@ -30,6 +30,8 @@ export class BrokerMetrics {
   readonly disconnects: Counter<'reason'>
   readonly foreignSubscriptions: Counter
   readonly messagesIn: Counter
+  /** Device publishes whose retain flag was cleared: delivered, never stored (issue 12 finding 14). */
+  readonly retainCleared: Counter
   readonly messagesOut: Counter
   /** Publishes refused after authorization (the uplink journal could not make them durable). */
   readonly messagesRefused: Counter<'reason'>
@@ -73,6 +75,11 @@ export class BrokerMetrics {
     this.messagesIn = new Counter({
       name: 'plantwatt_broker_messages_in_total',
       help: 'PUBLISH accepted from clients',
+      registers,
+    })
+    this.retainCleared = new Counter({
+      name: 'plantwatt_broker_retain_cleared_total',
+      help: 'Device publishes (and wills) whose retain flag the broker cleared: delivered, never stored',
       registers,
     })
     this.messagesOut = new Counter({
