@@ -29,6 +29,12 @@ export interface BrokerOptions {
   mq?: unknown
   /** A stable broker id, for a cluster. */
   id?: string
+  /**
+   * aedes' heartbeat, ms (default 60 s): brokers of a cluster announce themselves this often, and
+   * the wills a broker left behind are published once it has been silent for three heartbeats
+   * (checked every four). Tests shorten it.
+   */
+  heartbeatIntervalMs?: number
   /** Wall clock, ms. */
   now?: () => number
   /**
@@ -127,6 +133,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const aedes = await Aedes.createBroker({
     id: options.id,
+    ...(options.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: options.heartbeatIntervalMs }),
     persistence: options.persistence,
     mq: options.mq,
     connectTimeout: limits.packetTimeoutMs,
