@@ -92,8 +92,9 @@ describe('retained messages (issue 12 finding 14)', () => {
       [up(DEVICE), '[{"n":"power","v":999999}]'],
     ] as const) {
       await new Promise<void>((resolve, reject) =>
-        aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: true, dup: false }, (e) =>
-          e ? reject(e) : resolve(),
+        aedes.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: true, dup: false },
+          (e) => (e ? reject(e) : resolve()),
         ),
       )
     }
