@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import { Aedes, type AuthenticateError, type Client } from 'aedes'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
@@ -68,6 +68,8 @@ class Connection {
   readonly subscribeRequests: TokenBucket
   readonly subscriptions = new Set<string>()
   rawClientIdEmpty = false
+  /** The will of the CONNECT, checked against the device rules once the client is known. */
+  willTopic: string | undefined
   /** The keep-alive of the CONNECT, seconds; 0 means none, and the broker's idle limit applies. */
   keepaliveS = -1
   /** When bytes last arrived (ms): the idle limit's clock. */
@@ -87,6 +89,26 @@ class Connection {
     this.publishes = new TokenBucket(limits.publishRatePerS, limits.publishBurst, now)
     this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
   }
+}
+
+const WILL_REFUSED = 'will not allowed by the device rules'
+
+/** What the persistences store on a will (aedes-persistence putWill): who set it, on which broker. */
+interface StoredWill {
+  clientId?: string
+  brokerId?: string
+}
+
+interface WillStore {
+  delWill(client: { id: string; brokerId?: string }): Promise<unknown>
+}
+
+/**
+ * A will, rather than a PUBLISH read from the device: the client's own will at an unclean close,
+ * or one read back from the store (the persistences stamp those with the broker that took them).
+ */
+function isWill(client: Client, packet: PublishPacket): boolean {
+  return packet === (client as Client & { will?: unknown }).will || typeof (packet as StoredWill).brokerId === 'string'
 }
 
 /** Bytes a connection has written: a TCP socket counts them; other streams report 0. */
@@ -153,6 +175,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (connection) {
         connection.rawClientIdEmpty = packet.clientId === ''
         connection.keepaliveS = packet.keepalive ?? 0
+        connection.willTopic = packet.will?.topic
+      }
+      // plantwatt retains nothing (issue 12 finding 14): a will is never stored as retained either.
+      if (packet.will?.retain) {
+        packet.will.retain = false
+        metrics.retainCleared.inc()
       }
       done(null, true)
     },
@@ -179,14 +207,23 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const verdict = policy.login(client.id, username, password ?? undefined)
       if (!verdict.ok)
         return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
+      // A will is a publish made later on the device's behalf (issue 12 finding 1): the rules of
+      // CONTRACT.md §4 hold for it too. Refused at CONNECT, so the device learns of it at once.
+      const willTopic = connection?.willTopic
+      if (!verdict.internal && willTopic !== undefined && !policy.mayPublish(client.id, willTopic)) {
+        return refuse('will_not_allowed', 5)
+      }
       loginGuard.recordSuccess(client.id)
       if (connection) connection.internal = verdict.internal
       done(null, true)
     },
 
     authorizePublish(client, packet, done) {
-      // client is null for messages published by plantwatt itself (processor downlinks).
-      if (client === null) return done(null)
+      // plantwatt's own publishes (the bus) go straight to aedes.publish and are never asked here.
+      // aedes asks with client null for a will left by a broker that stopped uncleanly, and with a
+      // client for its will at an unclean close or for a stored will of a device that has since
+      // reconnected here: every will is held to the device rules, never trusted.
+      if (client === null || isWill(client, packet)) return authorizeWill(client, packet, done)
       const connection = connections.get(client.conn as Duplex)
       if (connection?.internal) return done(null)
       if (connection && !connection.publishes.take(now())) {
@@ -262,6 +299,39 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       'purged retained messages under sites/# (devices may not retain; see issue 12)',
     )
   }
+
+  const store = (aedes as unknown as { persistence: WillStore }).persistence
+  const authorizeWill = (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) => {
+    const will = packet as PublishPacket & StoredWill
+    const clientId = will.clientId ?? client?.id
+    if (clientId !== undefined && policy.mayPublish(clientId, packet.topic)) {
+      if (packet.retain) {
+        packet.retain = false
+        metrics.retainCleared.inc()
+      }
+      return done(null)
+    }
+    metrics.willsRefused.inc()
+    logger.warn(
+      { clientId: clientId?.slice(0, 64), topic: packet.topic.slice(0, 200), brokerId: will.brokerId },
+      'will refused: not on the device’s own up or ack topic',
+    )
+    // Deleted here: aedes deletes a will only once published, and would offer a refused one again
+    // at every sweep. (On LevelDB wills are keyed by client id alone; a device that reconnected
+    // here in the same instant has its fresh will checked at its own CONNECT.)
+    const forget = clientId === undefined ? Promise.resolve() : store.delWill({ id: clientId, brokerId: will.brokerId })
+    forget.then(
+      () => done(new Error(WILL_REFUSED)),
+      () => done(new Error(WILL_REFUSED)),
+    )
+  }
+  // aedes reports a will it could not publish (or a failed sweep) as a broker 'error'; without a
+  // listener the process would crash.
+  const aedesEvents: EventEmitter = aedes
+  aedesEvents.on('error', (error: Error) => {
+    if (error.message === WILL_REFUSED) logger.debug('a stored will was refused and deleted')
+    else logger.error({ err: error }, 'aedes error')
+  })
 
   aedes.on('clientReady', (client: Client) => {
     const connection = connections.get(client.conn as Duplex)

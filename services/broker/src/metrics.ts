@@ -10,6 +10,7 @@ export type RefusalReason =
   | 'bad_client_id'
   | 'too_many_connections'
   | 'connect_rate'
+  | 'will_not_allowed'
 
 export type DropReason =
   | 'packet_too_large'
@@ -32,6 +33,8 @@ export class BrokerMetrics {
   readonly messagesIn: Counter
   /** Device publishes whose retain flag was cleared: delivered, never stored (issue 12 finding 14). */
   readonly retainCleared: Counter
+  /** Wills that broke the device rules when aedes went to publish them (issue 12 finding 1). */
+  readonly willsRefused: Counter
   readonly messagesOut: Counter
   /** Publishes refused after authorization (the uplink journal could not make them durable). */
   readonly messagesRefused: Counter<'reason'>
@@ -80,6 +83,11 @@ export class BrokerMetrics {
     this.retainCleared = new Counter({
       name: 'plantwatt_broker_retain_cleared_total',
       help: 'Device publishes (and wills) whose retain flag the broker cleared: delivered, never stored',
+      registers,
+    })
+    this.willsRefused = new Counter({
+      name: 'plantwatt_broker_wills_refused_total',
+      help: "Stored wills refused and deleted at publish time: not on their device's own up or ack topic",
       registers,
     })
     this.messagesOut = new Counter({
