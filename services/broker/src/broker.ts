@@ -13,6 +13,7 @@ import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
 import { LoginGuard } from './login-guard.ts'
 import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
 import { PacketFramer } from './packet-framer.ts'
+import { type PacerClock, PublishPacer, realClock } from './publish-pacer.ts'
 import { purgeRetained, type RetainedStore } from './retained.ts'
 import { TokenBucket } from './token-bucket.ts'
 
@@ -64,7 +65,7 @@ export interface Broker {
 /** What the broker keeps per connection, beside aedes' own client. */
 class Connection {
   readonly framer: PacketFramer
-  readonly publishes: TokenBucket
+  readonly publishes: PublishPacer
   readonly subscribeRequests: TokenBucket
   readonly subscriptions = new Set<string>()
   rawClientIdEmpty = false
@@ -83,10 +84,21 @@ class Connection {
     readonly address: string,
     limits: BrokerLimits,
     now: number,
+    clock: PacerClock,
   ) {
     this.lastReadAt = now
     this.framer = new PacketFramer(limits.maxPacketBytes)
-    this.publishes = new TokenBucket(limits.publishRatePerS, limits.publishBurst, now)
+    this.publishes = new PublishPacer(
+      limits.publishRatePerS,
+      limits.publishBurst,
+      limits.maxQueuedPublishes,
+      clock,
+      (slowedMs) => {
+        // Slowed time is not the client's: its packet timer and idle clock stand still.
+        this.framer.standStill(slowedMs)
+        this.lastReadAt += slowedMs
+      },
+    )
     this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
   }
 }
@@ -109,6 +121,11 @@ interface WillStore {
  */
 function isWill(client: Client, packet: PublishPacket): boolean {
   return packet === (client as Client & { will?: unknown }).will || typeof (packet as StoredWill).brokerId === 'string'
+}
+
+/** aedes refreshes a client's keep-alive timer as it handles each packet (lib/handlers/index.js). */
+function refreshKeepalive(client: Client): void {
+  ;(client as Client & { _keepaliveTimer?: NodeJS.Timeout | null })._keepaliveTimer?.refresh()
 }
 
 /** Bytes a connection has written: a TCP socket counts them; other streams report 0. */
@@ -139,6 +156,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     for (const stream of connections.keys()) total += bytesWritten(stream)
     return total
   })
+  const pacerClock = realClock(now)
   const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
   let connectedCount = 0
   let closing = false
@@ -151,6 +169,28 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     events.emit('dropped', reason, connection.address)
     logger.warn({ address: connection.address, reason, ...detail }, 'dropping MQTT connection')
     connection.stream.destroy()
+  }
+
+  /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
+  const acceptDevicePublish = (client: Client, packet: PublishPacket, done: (error?: Error | null) => void) => {
+    if (packet.retain) {
+      // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
+      // PUBLISH only by closing the connection, and a device whose library sets retain would
+      // then lose every reading. Cleared, the reading is delivered and never stored.
+      packet.retain = false
+      metrics.retainCleared.inc()
+    }
+    metrics.messagesIn.inc()
+    if (options.uplinkJournal && packet.topic.endsWith('/up')) {
+      return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
+        if (error) {
+          metrics.messagesRefused.inc({ reason: 'journal_failed' })
+          logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
+        }
+        done(error)
+      })
+    }
+    done(null)
   }
 
   const aedes = await Aedes.createBroker({
@@ -226,32 +266,23 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (client === null || isWill(client, packet)) return authorizeWill(client, packet, done)
       const connection = connections.get(client.conn as Duplex)
       if (connection?.internal) return done(null)
-      if (connection && !connection.publishes.take(now())) {
-        drop(connection, 'publish_flood', { clientId: client.id })
-        return done(new Error('publish rate exceeded'))
-      }
       if (!policy.mayPublish(client.id, packet.topic)) {
         drop(connection, 'foreign_publish', { clientId: client.id, topic: packet.topic.slice(0, 200) })
         return done(new Error('publish not allowed'))
       }
-      if (packet.retain) {
-        // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
-        // PUBLISH only by closing the connection, and a device whose library sets retain would
-        // then lose every reading. Cleared, the reading is delivered and never stored.
-        packet.retain = false
-        metrics.retainCleared.inc()
+      if (!connection) return acceptDevicePublish(client, packet, done)
+      const admission = connection.publishes.admit(() => {
+        if (connection.dropped) return
+        // Handled later than it arrived: the client is alive, so its keep-alive timer (aedes'
+        // own, refreshed when a packet is handled) must not run out while it is slowed.
+        refreshKeepalive(client)
+        acceptDevicePublish(client, packet, done)
+      })
+      if (admission === 'queued') metrics.publishesSlowed.inc()
+      else if (admission === 'full') {
+        drop(connection, 'publish_flood', { clientId: client.id, queued: limits.maxQueuedPublishes })
+        done(new Error('too many publishes waiting'))
       }
-      metrics.messagesIn.inc()
-      if (options.uplinkJournal && packet.topic.endsWith('/up')) {
-        return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
-          if (error) {
-            metrics.messagesRefused.inc({ reason: 'journal_failed' })
-            logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
-          }
-          done(error)
-        })
-      }
-      done(null)
     },
 
     authorizeSubscribe(client, subscription, done) {
@@ -355,9 +386,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       stream.destroy()
       return
     }
-    const connection = new Connection(stream, address, limits, now())
+    const connection = new Connection(stream, address, limits, now(), pacerClock)
     connections.set(stream, connection)
     stream.once('close', () => {
+      connection.publishes.close()
       connections.delete(stream)
       metrics.bytesOutClosed += bytesWritten(stream)
       if (connection.connected) {
@@ -385,6 +417,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     () => {
       const at = now()
       for (const connection of connections.values()) {
+        // A slowed connection is not being read: its clocks stand still (CONTRACT.md §4).
+        if (connection.publishes.slowed) continue
         const started = connection.framer.startedAt
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
         else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {

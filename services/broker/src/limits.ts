@@ -26,9 +26,19 @@ export interface BrokerLimits {
   /** Connects per second for the whole broker: generous, so a fleet reconnecting after an outage gets in quickly. */
   connectRatePerS: number
   connectBurst: number
-  /** PUBLISH packets per client per second: a device sends one pack a second, a woken one a batch. */
+  /**
+   * PUBLISH packets per client per second: a device sends one pack a second, a woken one a batch.
+   * A client over its rate is slowed (its socket not read until its budget refills), not
+   * disconnected (CONTRACT.md §4): a device flushing an outage's readings gets them all in.
+   */
   publishRatePerS: number
   publishBurst: number
+  /**
+   * Publishes of one client waiting for its budget. aedes reads no more of a socket until these
+   * are handled, so one read's worth waits (at most about 2,000 of a device's own topic); more is
+   * not a client aedes reads from, and is dropped as `publish_flood`.
+   */
+  maxQueuedPublishes: number
   /** SUBSCRIBE filters per client per second before the client counts as flooding. */
   subscribeRatePerS: number
   subscribeBurst: number
@@ -53,6 +63,7 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
   connectBurst: 20_000,
   publishRatePerS: 50,
   publishBurst: 500,
+  maxQueuedPublishes: 10_000,
   subscribeRatePerS: 10,
   subscribeBurst: 50,
   drainTimeoutMs: 5000,

@@ -33,6 +33,8 @@ export class BrokerMetrics {
   readonly messagesIn: Counter
   /** Device publishes whose retain flag was cleared: delivered, never stored (issue 12 finding 14). */
   readonly retainCleared: Counter
+  /** Publishes held back until their client's budget refilled (CONTRACT.md §4). */
+  readonly publishesSlowed: Counter
   /** Wills that broke the device rules when aedes went to publish them (issue 12 finding 1). */
   readonly willsRefused: Counter
   readonly messagesOut: Counter
@@ -83,6 +85,11 @@ export class BrokerMetrics {
     this.retainCleared = new Counter({
       name: 'plantwatt_broker_retain_cleared_total',
       help: 'Device publishes (and wills) whose retain flag the broker cleared: delivered, never stored',
+      registers,
+    })
+    this.publishesSlowed = new Counter({
+      name: 'plantwatt_broker_publishes_slowed_total',
+      help: 'Publishes held back until their client was within its rate again (the client is slowed, not dropped)',
       registers,
     })
     this.willsRefused = new Counter({

@@ -66,6 +66,14 @@ export class PacketFramer {
     return 'ok'
   }
 
+  /**
+   * Moves the start of the packet in progress `ms` later: time its connection spent slowed (not
+   * read, CONTRACT.md §4) does not count towards the incomplete-packet limit.
+   */
+  standStill(ms: number): void {
+    if (this.startedAt !== 0) this.startedAt += ms
+  }
+
   /** True while a packet has begun and not ended. */
   get inPacket(): boolean {
     return this.phase !== Phase.Type

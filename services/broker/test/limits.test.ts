@@ -143,16 +143,6 @@ describe('broker limits', () => {
     await stillServes()
   })
 
-  it('drops a device that floods publishes; the others carry on', async () => {
-    const device = await connect(A)
-    const closed = closeOf(device)
-    for (let i = 0; i < 500 && device.connected; i++) device.publish(`sites/yibin/devices/${A}/up`, '[]', { qos: 0 })
-    await closed
-    expect(await dropped('publish_flood')).toBe(1)
-    await device.endAsync(true)
-    await stillServes()
-  })
-
   it('drops a device that floods subscriptions, after answering 0x80 to foreign filters', async () => {
     const device = await connect(A)
     const closed = closeOf(device)
