@@ -375,7 +375,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const connection = connections.get(client.conn as Duplex)
     // aedes destroys a client that does not drain in time; count it as a slow consumer.
     if (/drain/i.test(error.message)) drop(connection, 'slow_consumer', { clientId: client.id })
-    else logger.debug({ clientId: client.id, err: error.message }, 'client error')
+    // The peer went away (a socket error has a code; aedes' own "connection closed" follows one):
+    // not the broker's doing.
+    else if ((error as NodeJS.ErrnoException).code !== undefined || error.message === 'connection closed') {
+      logger.debug({ clientId: client.id, err: error.message }, 'client went away')
+    } else if (error.message === 'keep alive timeout') drop(connection, 'keepalive_timeout', { clientId: client.id })
+    // Everything else aedes closes a client for is the client's protocol abuse after its CONNECT
+    // (a malformed packet, a second CONNECT, a wildcard in a PUBLISH topic, a full queue…).
+    else drop(connection, 'protocol_error', { clientId: client.id, err: error.message.slice(0, 200) })
   })
   aedes.on('connectionError', (client: Client, error: Error) => {
     drop(connections.get(client.conn as Duplex), 'protocol_error', { err: error.message })
@@ -407,6 +414,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const verdict = connection.framer.push(chunk, at)
       if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
       else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
+      else if (verdict === 'bad_type') drop(connection, 'bad_packet_type')
     })
   }
 

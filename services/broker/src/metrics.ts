@@ -15,6 +15,8 @@ export type RefusalReason =
 export type DropReason =
   | 'packet_too_large'
   | 'bad_packet_length'
+  | 'bad_packet_type'
+  | 'keepalive_timeout'
   | 'incomplete_packet'
   | 'idle'
   | 'foreign_publish'

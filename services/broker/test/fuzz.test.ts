@@ -5,7 +5,6 @@ import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { type Broker, createBroker } from '../src/broker.ts'
-import { metricValue } from './metric-value.ts'
 import { connectPacket, RawClient } from './raw-client.ts'
 
 // A seeded mutation fuzzer for the broker (issue 12): sessions that CONNECT properly, as a device
