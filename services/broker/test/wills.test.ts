@@ -40,11 +40,21 @@ function willConnect(clientId: string, will: { topic: string; payload: string; r
   })
 }
 
+/** Uplinks the broker made durable, as `plantwatt up`'s ingest journal would (the processor reads them there). */
+const journaled: string[] = []
+const uplinkJournal = {
+  append(topic: string, payload: Buffer, done: (error: Error | null) => void) {
+    journaled.push(`${topic} ${payload.toString()}`)
+    done(null)
+  },
+}
+
 async function startBroker(options: { persistence?: unknown; id?: string; heartbeatIntervalMs?: number } = {}) {
   const broker = await createBroker({
     plant: new PlantIndex(examplePlant()),
     deviceSecret: SECRET,
     logger: pino({ level: 'silent' }),
+    uplinkJournal,
     ...options,
   })
   cleanups.push(() => broker.close())
@@ -91,6 +101,7 @@ describe('wills (issue 12 finding 1)', () => {
     raw.destroy()
     await until(() => seen.length > 0, 'the will')
     expect(seen).toEqual([{ topic: up(A), payload: '[{"n":"online","v":0}]' }])
+    expect(journaled).toContain(`${up(A)} [{"n":"online","v":0}]`)
     expect(await metricValue(broker.metrics.retainCleared)).toBe(1)
   })
 
