@@ -172,7 +172,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   }
 
   /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
-  const acceptDevicePublish = (client: Client, packet: PublishPacket, done: (error?: Error | null) => void) => {
+  const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
     if (packet.retain) {
       // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
       // PUBLISH only by closing the connection, and a device whose library sets retain would
@@ -185,7 +185,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
         if (error) {
           metrics.messagesRefused.inc({ reason: 'journal_failed' })
-          logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
+          logger.error({ err: error, clientId }, 'uplink not journaled: refused')
         }
         done(error)
       })
@@ -270,13 +270,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         drop(connection, 'foreign_publish', { clientId: client.id, topic: packet.topic.slice(0, 200) })
         return done(new Error('publish not allowed'))
       }
-      if (!connection) return acceptDevicePublish(client, packet, done)
+      if (!connection) return acceptDevicePublish(client.id, packet, done)
       const admission = connection.publishes.admit(() => {
         if (connection.dropped) return
         // Handled later than it arrived: the client is alive, so its keep-alive timer (aedes'
         // own, refreshed when a packet is handled) must not run out while it is slowed.
         refreshKeepalive(client)
-        acceptDevicePublish(client, packet, done)
+        acceptDevicePublish(client.id, packet, done)
       })
       if (admission === 'queued') metrics.publishesSlowed.inc()
       else if (admission === 'full') {
@@ -335,12 +335,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const authorizeWill = (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) => {
     const will = packet as PublishPacket & StoredWill
     const clientId = will.clientId ?? client?.id
+    // Allowed, a will is a publish of the device's like any other (a reading on `up` is journaled).
     if (clientId !== undefined && policy.mayPublish(clientId, packet.topic)) {
-      if (packet.retain) {
-        packet.retain = false
-        metrics.retainCleared.inc()
-      }
-      return done(null)
+      return acceptDevicePublish(clientId, packet, done)
     }
     metrics.willsRefused.inc()
     logger.warn(
