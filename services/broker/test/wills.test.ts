@@ -10,7 +10,8 @@ import { PlantIndex } from '@plantwatt/plant'
 import pino from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
-import { createLevelPersistence } from '../src/backends.ts'
+import { startRedis } from '../../../test/support/redis-server.ts'
+import { createLevelPersistence, createRedisBackends } from '../src/backends.ts'
 import { type Broker, createBroker } from '../src/broker.ts'
 import { metricValue } from './metric-value.ts'
 import { connectPacket, RawClient } from './raw-client.ts'
@@ -49,7 +50,9 @@ const uplinkJournal = {
   },
 }
 
-async function startBroker(options: { persistence?: unknown; id?: string; heartbeatIntervalMs?: number } = {}) {
+async function startBroker(
+  options: { persistence?: unknown; mq?: unknown; id?: string; heartbeatIntervalMs?: number } = {},
+) {
   const broker = await createBroker({
     plant: new PlantIndex(examplePlant()),
     deviceSecret: SECRET,
@@ -76,6 +79,55 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+const WILLS = [
+  [A, { topic: up(A), payload: '[{"n":"online","v":0}]', retain: false }],
+  [
+    B,
+    { topic: CARBON_TOPIC, payload: '{"site":"yibin","carbon":{"gridGPerKWh":0},"by":"device-will"}', retain: false },
+  ],
+  [C, { topic: down(A), payload: '{"type":"setpoint","id":"forged","name":"fan_hz","value":50}', retain: true }],
+  [
+    D,
+    { topic: ALERTS_TOPIC, payload: '{"events":[{"seq":999999999,"alert":{"severity":"critical"}}]}', retain: false },
+  ],
+] as const
+
+/** Runs the unpatched broker in a child process, gives it the four wills, and SIGKILLs it. */
+async function leaveWills(args: string[]): Promise<void> {
+  const child: ChildProcess = spawn(process.execPath, [UNPATCHED, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string]
+  const { port } = JSON.parse(line) as { port: number }
+  const clients: RawClient[] = []
+  for (const [clientId, will] of WILLS) {
+    const raw = await RawClient.open(port)
+    raw.send(willConnect(clientId, will))
+    // aedes stores the will before it answers the CONNECT.
+    expect(await raw.next('connack')).toMatchObject({ returnCode: 0 })
+    clients.push(raw)
+  }
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  for (const raw of clients) raw.destroy()
+}
+
+/** Wills still stored, whichever broker took them. */
+async function storedWills(persistence: unknown): Promise<string[]> {
+  const store = persistence as { streamWill(brokers: object): AsyncIterable<{ clientId: string }> }
+  const ids: string[] = []
+  for await (const will of store.streamWill({})) ids.push(will.clientId)
+  return ids
+}
+
+async function retainedTopics(persistence: unknown): Promise<string[]> {
+  const store = persistence as { createRetainedStream(pattern: string): AsyncIterable<{ topic: string }> }
+  const topics: string[] = []
+  for await (const packet of store.createRetainedStream('#')) topics.push(packet.topic)
+  return topics
 }
 
 describe('wills (issue 12 finding 1)', () => {
@@ -109,50 +161,12 @@ describe('wills (issue 12 finding 1)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'plantwatt-wills-'))
     cleanups.push(() => rm(dir, { recursive: true, force: true }))
 
-    // The broker before the fix, in a child process, takes four devices' wills…
+    // The broker before the fix, in a child process, takes four devices' wills and is killed:
+    // no clean close, the wills stay on disk under its broker id.
     const old = await createLevelPersistence(dir)
     const oldBrokerId = old.brokerId
     await old.close()
-    const child: ChildProcess = spawn(process.execPath, [UNPATCHED, dir, oldBrokerId], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    cleanups.push(async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    })
-    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string]
-    const { port: oldPort } = JSON.parse(line) as { port: number }
-    const wills = [
-      [A, { topic: up(A), payload: '[{"n":"online","v":0}]', retain: false }],
-      [
-        B,
-        {
-          topic: CARBON_TOPIC,
-          payload: '{"site":"yibin","carbon":{"gridGPerKWh":0},"by":"device-will"}',
-          retain: false,
-        },
-      ],
-      [C, { topic: down(A), payload: '{"type":"setpoint","id":"forged","name":"fan_hz","value":50}', retain: true }],
-      [
-        D,
-        {
-          topic: ALERTS_TOPIC,
-          payload: '{"events":[{"seq":999999999,"alert":{"severity":"critical"}}]}',
-          retain: false,
-        },
-      ],
-    ] as const
-    const clients: RawClient[] = []
-    for (const [clientId, will] of wills) {
-      const raw = await RawClient.open(oldPort)
-      raw.send(willConnect(clientId, will))
-      // aedes stores the will before it answers the CONNECT.
-      expect(await raw.next('connack')).toMatchObject({ returnCode: 0 })
-      clients.push(raw)
-    }
-    // …and is killed: no clean close, the wills stay on disk under its broker id.
-    child.kill('SIGKILL')
-    await once(child, 'exit')
-    for (const raw of clients) raw.destroy()
+    await leaveWills(['level', dir, oldBrokerId])
 
     // plantwatt's broker starts on the same store, with a new broker id (as every start does).
     const level = await createLevelPersistence(dir)
@@ -164,21 +178,35 @@ describe('wills (issue 12 finding 1)', () => {
       heartbeatIntervalMs: 50,
     })
     const seen = await recordBus(broker)
-    const store = level.persistence as unknown as {
-      getWill(client: { id: string }): Promise<unknown>
-      createRetainedStream(pattern: string): AsyncIterable<{ topic: string }>
-    }
     // The old broker is silent: its wills are handled after four heartbeats. Wait until every
     // one has been dealt with (published or refused, and gone from the store).
-    await until(async () => {
-      for (const [clientId] of wills) if ((await store.getWill({ id: clientId })) !== undefined) return false
-      return true
-    }, 'the old broker’s wills to be handled')
+    await until(async () => (await storedWills(level.persistence)).length === 0, 'the old broker’s wills to be handled')
     await until(() => seen.some((message) => message.topic === up(A)), "A's will on its own up topic")
     expect(seen).toEqual([{ topic: up(A), payload: '[{"n":"online","v":0}]' }])
-    const retained: string[] = []
-    for await (const packet of store.createRetainedStream('#')) retained.push(packet.topic)
-    expect(retained).toEqual([])
+    expect(await retainedTopics(level.persistence)).toEqual([])
+    expect(await metricValue(broker.metrics.willsRefused)).toBe(3)
+  })
+
+  it('publishes none of the wills a dead broker of a Redis cluster left but those on devices own topics, on the survivor', async () => {
+    const redis = await startRedis()
+    cleanups.push(() => redis.stop())
+    const backends = await createRedisBackends({ redisUrl: redis.url })
+    cleanups.push(() => backends.close())
+    const { broker } = await startBroker({
+      persistence: backends.persistence,
+      mq: backends.mq,
+      heartbeatIntervalMs: 50,
+    })
+    const seen = await recordBus(broker)
+    // A broker of the cluster from before the fix, on the same Redis, beating at the same pace.
+    await leaveWills(['redis', redis.url, `broker-unpatched-${process.pid}`, '50'])
+    await until(
+      async () => (await storedWills(backends.persistence)).length === 0,
+      'the dead broker’s wills to be handled',
+    )
+    await until(() => seen.some((message) => message.topic === up(A)), "A's will on its own up topic")
+    expect(seen).toEqual([{ topic: up(A), payload: '[{"n":"online","v":0}]' }])
+    expect(await retainedTopics(backends.persistence)).toEqual([])
     expect(await metricValue(broker.metrics.willsRefused)).toBe(3)
   })
 })
