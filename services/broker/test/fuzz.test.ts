@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { deriveDevicePassword } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import mqttPacket, { type Packet } from 'mqtt-packet'
@@ -10,7 +11,7 @@ import { connectPacket, RawClient } from './raw-client.ts'
 // A seeded mutation fuzzer for the broker (issue 12): sessions that CONNECT properly, as a device
 // would, then send mutated PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT and acknowledgement
 // packets (bit flips, truncations, lying remaining lengths, QoS 3, reserved flags and types, random
-// and invalid UTF-8 topic bytes, garbage). Meanwhile a well-behaved device publishes QoS 1 at a
+// and invalid UTF-8 topic bytes, garbage); one session in ten mutates its CONNECT. Meanwhile a well-behaved device publishes QoS 1 at a
 // steady rate. The broker must survive, never disconnect the good device, answer its PUBLISHes
 // within 100 ms at the 99th percentile, and count every connection it closes.
 // Replay a run with PLANTWATT_FUZZ_SEED=<seed printed below>.
@@ -22,6 +23,8 @@ const WORKERS = 3
 const SECRET = 'fuzz-test-secret'
 const GOOD = '860100000000223'
 const FUZZERS = ['860100000000123', '860100000000124', '860100000000001']
+/** Not in the plant model: mutated CONNECTs use it, so their refusals lock no fuzzing device out. */
+const STRANGER = '999999999999999'
 const up = (id: string) => `sites/yibin/devices/${id}/up`
 const down = (id: string) => `sites/yibin/devices/${id}/down`
 
@@ -211,6 +214,10 @@ describe(`broker mutation fuzzer (seed ${SEED})`, () => {
   it('survives mutated packets of authenticated sessions, serves a good device throughout, counts every close', async () => {
     console.log(`fuzz seed ${SEED} (replay: PLANTWATT_FUZZ_SEED=${SEED})`)
     const fuzz = new Fuzz(prng(SEED))
+    // The event loop's own delay, for reading the PUBACK figures: broker, fuzzers and the good
+    // device share this process, so a loaded machine shows in both.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+    loopDelay.enable()
     const dropsBefore = await totalDrops(broker)
 
     // The good device: QoS 1 every 20 ms, each PUBACK timed.
@@ -242,12 +249,16 @@ describe(`broker mutation fuzzer (seed ${SEED})`, () => {
       })
     }, 20)
 
-    const stats = { sessions: 0, packets: 0, serverClosed: 0, closedAfterDisconnect: 0 }
+    const stats = { sessions: 0, packets: 0, serverClosed: 0, closedAfterDisconnect: 0, preAuth: 0, preAuthClosed: 0 }
     const byMutation = new Map<Mutation, number>()
     const started = performance.now()
     const worker = async (deviceId: string) => {
       while (stats.sessions < MAX_SESSIONS && performance.now() - started < TIME_BUDGET_MS) {
         stats.sessions++
+        if (fuzz.int(10) === 0) {
+          await preAuthSession()
+          continue
+        }
         const raw = await RawClient.open(port)
         raw.send(connectPacket(deviceId, deviceId, deriveDevicePassword(SECRET, deviceId)))
         const connack = await Promise.race([raw.next('connack'), raw.whenClosed().then(() => undefined)])
@@ -279,19 +290,55 @@ describe(`broker mutation fuzzer (seed ${SEED})`, () => {
         await raw.whenClosed()
       }
     }
+    // One session in ten mutates its CONNECT instead (before authentication): the broker answers
+    // with a refusal or closes, and counts either.
+    const preAuthSession = async () => {
+      stats.preAuth++
+      const raw = await RawClient.open(port)
+      const connect = mqttPacket.generate(
+        connectPacket(STRANGER, STRANGER, 'not-the-password', {
+          keepalive: fuzz.pick([0, 1, 60, 65_535]),
+          ...(fuzz.int(2) === 0
+            ? { will: { topic: 'plantwatt/v1/alerts', payload: fuzz.bytes(8), qos: 1, retain: true } }
+            : {}),
+        }),
+      )
+      raw.write(mutate(fuzz, connect, fuzz.pick(MUTATIONS), STRANGER))
+      stats.packets++
+      let timer: NodeJS.Timeout | undefined
+      const closed = await Promise.race([
+        raw.whenClosed().then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), 40)
+        }),
+      ])
+      clearTimeout(timer)
+      if (closed) stats.preAuthClosed++
+      expect(
+        raw.packets.some((packet) => packet.cmd === 'connack' && packet.returnCode === 0),
+        `seed ${SEED}: a mutated CONNECT with a wrong password was accepted`,
+      ).toBe(false)
+      raw.destroy()
+      await raw.whenClosed()
+    }
+    const refusalsBefore = await totalRefusals(broker)
     await Promise.all(FUZZERS.slice(0, WORKERS).map(worker))
     clearInterval(publisher)
     // The last PUBACKs of the good device.
     const deadline = Date.now() + 2000
     while (sentAt.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
 
+    loopDelay.disable()
     const drops = (await totalDrops(broker)) - dropsBefore
+    const refusals = (await totalRefusals(broker)) - refusalsBefore
     const p99 = percentile(latencies, 99)
     console.log(
       `fuzz seed ${SEED}: ${stats.sessions} sessions, ${stats.packets} packets in ${Math.round(performance.now() - started)} ms; ` +
         `server closed ${stats.serverClosed} (+${stats.closedAfterDisconnect} after DISCONNECT), drops counted ${drops}; ` +
+        `${stats.preAuth} mutated CONNECTs, ${stats.preAuthClosed} closed, refusals counted ${refusals}; ` +
         `good device ${latencies.length} PUBACKs, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, ` +
-        `max ${Math.max(...latencies).toFixed(1)} ms; mutations ${JSON.stringify(Object.fromEntries(byMutation))}`,
+        `max ${Math.max(...latencies).toFixed(1)} ms; event loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, ` +
+        `max ${(loopDelay.max / 1e6).toFixed(1)} ms; mutations ${JSON.stringify(Object.fromEntries(byMutation))}`,
     )
     expect(good.closed, `seed ${SEED}: the good device was disconnected`).toBe(false)
     expect(sentAt.size, `seed ${SEED}: PUBACKs missing for the good device`).toBe(0)
@@ -300,6 +347,10 @@ describe(`broker mutation fuzzer (seed ${SEED})`, () => {
     expect(drops, `seed ${SEED}: connections the broker closed but did not count`).toBeGreaterThanOrEqual(
       stats.serverClosed,
     )
+    expect(
+      drops + refusals,
+      `seed ${SEED}: connections the broker closed or refused but did not count`,
+    ).toBeGreaterThanOrEqual(stats.serverClosed + stats.preAuthClosed)
     expect(stats.sessions, `seed ${SEED}`).toBeGreaterThan(50)
     good.destroy()
 
@@ -323,5 +374,10 @@ describe(`broker mutation fuzzer (seed ${SEED})`, () => {
 
 async function totalDrops(broker: Broker): Promise<number> {
   const { values } = await broker.metrics.disconnects.get()
+  return values.reduce((sum, entry) => sum + entry.value, 0)
+}
+
+async function totalRefusals(broker: Broker): Promise<number> {
+  const { values } = await broker.metrics.refusals.get()
   return values.reduce((sum, entry) => sum + entry.value, 0)
 }
