@@ -249,8 +249,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
       // A will is a publish made later on the device's behalf (issue 12 finding 1): the rules of
       // CONTRACT.md §4 hold for it too. Refused at CONNECT, so the device learns of it at once.
+      // plantwatt's own clients set none, and a stored will cannot be told apart from a device's
+      // (its client may be long gone when it is published), so theirs are refused as well.
       const willTopic = connection?.willTopic
-      if (!verdict.internal && willTopic !== undefined && !policy.mayPublish(client.id, willTopic)) {
+      if (willTopic !== undefined && !policy.mayPublish(client.id, willTopic)) {
         return refuse('will_not_allowed', 5)
       }
       loginGuard.recordSuccess(client.id)
