@@ -16,7 +16,7 @@ import { type RunningPlantwatt, startPlantwatt } from '../support/plantwatt-proc
 // - a negative `energy` counter and a site meter's absurd power are `out_of_range`;
 // - `to` of 400 nines on GET /api/v1/energy is a 400, not a 500.
 
-const SECRET = 'bad-input-device-secret'
+const SECRET = 'bad-input-device-secret-0123456789abcdef'
 const ADMIN = 'bad-input-admin-token-0123456789'
 const OVEN = '860100000000123'
 const PV = '860100000000001'

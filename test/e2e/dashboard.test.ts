@@ -16,8 +16,8 @@ import { WsTestClient } from '../support/ws-client.ts'
 // The last step takes a screenshot: to the temporary directory, or where
 // PLANTWATT_DASHBOARD_SCREENSHOT says (docs/dashboard.png is made that way).
 
-const SECRET = 'dashboard-e2e-secret'
-const ADMIN = 'dashboard-e2e-admin-token'
+const SECRET = 'dashboard-e2e-device-secret-0123456789'
+const ADMIN = 'dashboard-e2e-admin-token-0123456789'
 const CHROMIUM = process.env.PLANTWATT_CHROMIUM ?? '/usr/bin/chromium'
 const SITE = 'ningde'
 /** 60 s: readings of one minute, published together, are never later than the lateness bound. */

@@ -15,7 +15,7 @@ import { type RunningPlantwatt, startPlantwatt } from '../support/plantwatt-proc
 // forgets a device's names at once. A real `plantwatt up`, a real MQTT device, answers over HTTP,
 // and a restart from the same data directory.
 
-const SECRET = 'names-device-secret'
+const SECRET = 'names-device-secret-0123456789abcdef'
 const ADMIN = 'names-admin-token-0123456789'
 const OVEN = '860100000000123'
 const MAX_AGE_S = 600

@@ -17,7 +17,7 @@ import { WsTestClient } from '../support/ws-client.ts'
 // was PUBACKed is counted. Stale temporaries of writeFileAtomic are removed at start.
 // Mounting needs root (CI has it): without it the test fails with a clear message, it never skips.
 
-const SECRET = 'full-disk-device-secret'
+const SECRET = 'full-disk-device-secret-0123456789abcdef'
 const ADMIN = 'full-disk-admin-token-0123456789'
 const OVEN = '860100000000123'
 const READINGS = 20

@@ -13,8 +13,8 @@ import { WsTestClient } from '../support/ws-client.ts'
 // through the broker; a reading from mosquitto_pub reaches a WebSocket client of the gateway.
 
 const run = promisify(execFile)
-const SECRET = 'roles-secret'
-const ADMIN = 'roles-admin-token'
+const SECRET = 'roles-device-secret-0123456789abcdef'
+const ADMIN = 'roles-admin-token-0123456789'
 const DEVICE = '860100000000123'
 
 describe('plantwatt broker, processor and gateway as separate processes', () => {

@@ -4,7 +4,7 @@ import { WsTestClient } from '../support/ws-client.ts'
 
 // `plantwatt up --demo` on the built-in plant: a newcomer sees a live plant with numbers moving.
 
-const ADMIN = 'e2e-demo-admin-token'
+const ADMIN = 'e2e-demo-admin-token-0123456789'
 
 describe('plantwatt up --demo', () => {
   let system: RunningPlantwatt

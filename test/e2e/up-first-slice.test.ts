@@ -14,7 +14,7 @@ import { type Frame, upgradeStatus, WsTestClient } from '../support/ws-client.ts
 // are refused. The whole system runs as `plantwatt up`, a separate process, on free ports.
 
 const run = promisify(execFile)
-const SECRET = 'e2e-device-secret'
+const SECRET = 'e2e-device-secret-0123456789abcdef'
 const ADMIN = 'e2e-admin-token-0123456789'
 const DEVICE = '860100000000123'
 const OTHER_DEVICE = '860100000000223'

@@ -34,6 +34,38 @@ export async function runCli(args: string[], env: Record<string, string | undefi
   return { code, stdout, stderr }
 }
 
+/**
+ * Runs a plantwatt command that should refuse to start; should it start after all (its
+ * `readyMessage` record appears), it is stopped at once and `started` says so.
+ */
+export async function runCliExpectingRefusal(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  readyMessage = 'listening',
+): Promise<CliResult & { started: boolean }> {
+  const child = spawn(process.execPath, cliArgs(args), { cwd: REPO_ROOT, env: { ...process.env, ...env } })
+  let stdout = ''
+  let stderr = ''
+  let started = false
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    stdout += `${line}\n`
+    if (!line.includes(readyMessage)) return
+    try {
+      if (JSON.parse(line).msg !== readyMessage) return
+    } catch {
+      return
+    }
+    started = true
+    child.kill('SIGTERM')
+  })
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk
+  })
+  // 'close', not 'exit': every line of stdout and stderr has been read by then.
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code, stdout, stderr, started }
+}
+
 export interface RunningPlantwatt {
   child: ChildProcess
   mqttPort: number

@@ -46,7 +46,10 @@ export async function createMqttBus(options: MqttBusOptions): Promise<Bus> {
   // once the broker delivers it.
   const active = new Map<string, Promise<unknown>>()
 
-  client.on('message', (topic, payload) => {
+  client.on('message', (topic, payload, packet) => {
+    // plantwatt publishes nothing retained: a retained message handed over on subscribe is a stale
+    // one somebody else parked (a device's reading would be ingested again at every start).
+    if (packet.retain) return
     for (const [filter, set] of handlers) {
       if (!topicMatches(filter, topic)) continue
       for (const handler of set) callSafely(handler, topic, payload, onError)

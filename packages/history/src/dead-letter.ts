@@ -52,7 +52,7 @@ export class DeadLetter {
   }
 
   private open(): void {
-    this.fd = openSync(this.path, 'a')
+    this.fd = openSync(this.path, 'a', 0o600)
     this.bytes = statSync(this.path).size
   }
 }

@@ -90,7 +90,7 @@ export class SegmentAppender {
   constructor(path: string) {
     this.path = path
     // 'wx': a segment id is never reused, so an existing file means a bug, not something to overwrite.
-    this.fd = openSync(path, 'wx')
+    this.fd = openSync(path, 'wx', 0o600)
     this.writeAll(HEADER_BYTES)
     this.bytes = HEADER_BYTES.length
   }
@@ -131,7 +131,7 @@ export class SegmentAppender {
 /** Writes a whole file in place of another: write a temporary file, fsync it, rename over. */
 export function writeFileAtomic(path: string, data: string): void {
   const tmp = `${path}.tmp`
-  writeFileSync(tmp, data)
+  writeFileSync(tmp, data, { mode: 0o600 })
   const fd = openSync(tmp, 'r+')
   try {
     fsyncSync(fd)

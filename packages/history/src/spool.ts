@@ -104,7 +104,8 @@ export class Spool {
   /** Takes the directory (one writer per directory), reads the cursor and every segment file. */
   async restore(): Promise<RestoreReport> {
     const dir = this.options.directory
-    await mkdir(dir, { recursive: true })
+    // For plantwatt's user only: the plant's figures wait here (issue 12, finding 19).
+    await mkdir(dir, { recursive: true, mode: 0o700 })
     this.lock()
     const cursor = this.readCursor()
     const report: RestoreReport = { segments: 0, points: 0, bytes: 0, corruptRecords: 0, tornBytes: 0 }
@@ -432,7 +433,7 @@ export class Spool {
   private lock(): void {
     const path = join(this.options.directory, LOCK_FILE)
     try {
-      writeFileSync(path, String(process.pid), { flag: 'wx' })
+      writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 })
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       const pid = Number(readFileSync(path, 'utf8'))
@@ -442,7 +443,7 @@ export class Spool {
       if (pid === process.pid && OPEN_DIRECTORIES.has(resolve(this.options.directory))) {
         throw new Error(`history directory ${this.options.directory} is already open in this process`)
       }
-      writeFileSync(path, String(process.pid))
+      writeFileSync(path, String(process.pid), { mode: 0o600 })
     }
     OPEN_DIRECTORIES.add(resolve(this.options.directory))
     this.locked = true

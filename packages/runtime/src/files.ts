@@ -13,7 +13,7 @@ const TEMPORARY = /\.[0-9a-f]{8}\.tmp$/
  * the disk stayed full); one a crash leaves is removed by removeStaleTemporaries at the next start.
  */
 export async function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o600): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`
   try {
     const file = await open(temporary, 'w', mode)

@@ -210,7 +210,8 @@ export interface LevelPersistence {
  * LevelDB locks the directory: a second process on the same data directory is refused here.
  */
 export async function createLevelPersistence(dir: string): Promise<LevelPersistence> {
-  await mkdir(dir, { recursive: true })
+  // 0700: LevelDB makes its files with modes of its own; the directory keeps other users out.
+  await mkdir(dir, { recursive: true, mode: 0o700 })
   const db = new ClassicLevel(dir)
   try {
     await db.open()

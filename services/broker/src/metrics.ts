@@ -10,11 +10,15 @@ export type RefusalReason =
   | 'bad_client_id'
   | 'too_many_connections'
   | 'connect_rate'
+  | 'will_not_allowed'
 
 export type DropReason =
   | 'packet_too_large'
   | 'bad_packet_length'
+  | 'bad_packet_type'
+  | 'keepalive_timeout'
   | 'incomplete_packet'
+  | 'idle'
   | 'foreign_publish'
   | 'publish_flood'
   | 'subscribe_flood'
@@ -29,6 +33,12 @@ export class BrokerMetrics {
   readonly disconnects: Counter<'reason'>
   readonly foreignSubscriptions: Counter
   readonly messagesIn: Counter
+  /** Device publishes whose retain flag was cleared: delivered, never stored (issue 12 finding 14). */
+  readonly retainCleared: Counter
+  /** Publishes held back until their client's budget refilled (CONTRACT.md §4). */
+  readonly publishesSlowed: Counter
+  /** Wills that broke the device rules when aedes went to publish them (issue 12 finding 1). */
+  readonly willsRefused: Counter
   readonly messagesOut: Counter
   /** Publishes refused after authorization (the uplink journal could not make them durable). */
   readonly messagesRefused: Counter<'reason'>
@@ -72,6 +82,21 @@ export class BrokerMetrics {
     this.messagesIn = new Counter({
       name: 'plantwatt_broker_messages_in_total',
       help: 'PUBLISH accepted from clients',
+      registers,
+    })
+    this.retainCleared = new Counter({
+      name: 'plantwatt_broker_retain_cleared_total',
+      help: 'Device publishes (and wills) whose retain flag the broker cleared: delivered, never stored',
+      registers,
+    })
+    this.publishesSlowed = new Counter({
+      name: 'plantwatt_broker_publishes_slowed_total',
+      help: 'Publishes held back until their client was within its rate again (the client is slowed, not dropped)',
+      registers,
+    })
+    this.willsRefused = new Counter({
+      name: 'plantwatt_broker_wills_refused_total',
+      help: "Stored wills refused and deleted at publish time: not on their device's own up or ack topic",
       registers,
     })
     this.messagesOut = new Counter({

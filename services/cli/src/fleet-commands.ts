@@ -17,6 +17,7 @@ import {
 } from '@plantwatt/fleet'
 import { loadDeviceSecret } from '@plantwatt/runtime'
 import { createLogUpdate } from 'log-update'
+import { secretFromEnv } from './option-parsers.ts'
 
 export interface FleetCommandOptions {
   speed: Speed
@@ -87,7 +88,7 @@ async function connection(options: FleetCommandOptions): Promise<FleetConnection
   return {
     brokers: options.broker,
     // The broker's data directory holds the secret the devices' passwords derive from.
-    deviceSecret: await loadDeviceSecret(resolve(options.dataDir), process.env.PLANTWATT_DEVICE_SECRET || undefined),
+    deviceSecret: await loadDeviceSecret(resolve(options.dataDir), secretFromEnv('PLANTWATT_DEVICE_SECRET')),
     connectRatePerS: options.connectRate,
   }
 }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { deriveDevicePassword } from '@plantwatt/contract'
 import { generatePlant, parseDuration, parseSpeed } from '@plantwatt/fleet'
 import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@plantwatt/runtime'
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { demoPlant } from './demo-plant.ts'
 import { replayCommand, simulateCommand } from './fleet-commands.ts'
 import {
@@ -17,6 +17,7 @@ import {
   parsePositiveNumber,
   parseTime,
   parseUrl,
+  secretFromEnv,
 } from './option-parsers.ts'
 import { type RoleContext, type RunningRole, runBroker, runGateway, runProcessor } from './roles.ts'
 import { up } from './up.ts'
@@ -72,13 +73,20 @@ const options = {
     ).argParser(parseFlag),
 }
 
-/** Loads the plant (refusing a bad file before anything is written or bound) and the logger. */
+/**
+ * Loads the plant and the device secret (refusing a bad file or a short secret before anything is
+ * written or bound) and the logger.
+ */
 async function roleContext(opts: { plant?: string; dataDir: string }): Promise<RoleContext> {
+  const deviceSecret = secretFromEnv('PLANTWATT_DEVICE_SECRET')
   const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
+  // A serving role writes only into its data directory, which is for its own user (issue 12,
+  // finding 19): files made without a mode (LevelDB's in the session store) get 0600, not 0644.
+  process.umask(0o077)
   return {
     plant,
     dataDir: resolve(opts.dataDir),
-    deviceSecret: process.env.PLANTWATT_DEVICE_SECRET || undefined,
+    deviceSecret,
     logger: createLogger(),
   }
 }
@@ -116,6 +124,7 @@ program
   .addOption(options.influxToken())
   .addOption(options.acceptOld())
   .action(async (opts) => {
+    const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
     const system = await up(
       {
@@ -125,7 +134,7 @@ program
         host: opts.host,
         mqttPort: opts.mqttPort,
         httpPort: opts.httpPort,
-        adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
+        adminToken,
         deviceSecret: context.deviceSecret,
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
         acceptOld: opts.acceptOld === true,
@@ -192,12 +201,13 @@ program
   .addOption(options.host())
   .addOption(options.httpPort())
   .action(async (opts) => {
+    const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
     const running = await runGateway(context, {
       brokerUrl: opts.broker,
       host: opts.host,
       httpPort: opts.httpPort,
-      adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
+      adminToken,
     })
     stopOnSignals(running, context.logger)
   })
@@ -208,7 +218,7 @@ program
   .argument('<id>', 'device id', parseDeviceId)
   .addOption(dataDirOption())
   .action(async (id: string, opts) => {
-    const secret = await loadDeviceSecret(resolve(opts.dataDir), process.env.PLANTWATT_DEVICE_SECRET || undefined)
+    const secret = await loadDeviceSecret(resolve(opts.dataDir), secretFromEnv('PLANTWATT_DEVICE_SECRET'))
     process.stdout.write(`${deriveDevicePassword(secret, id)}\n`)
   })
 
@@ -290,6 +300,11 @@ process.on('unhandledRejection', (reason) => {
 })
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof InvalidArgumentError) {
+    // A bad value found in an action (a short secret): the message names it; nothing has started.
+    process.stderr.write(`plantwatt: ${error.message}\n`)
+    process.exit(2)
+  }
   if (error instanceof PlantFileError) {
     // Every problem, each with its JSON path, before anything is written or bound (CONTRACT.md §1).
     process.stderr.write(`plantwatt: ${error.message}\n`)

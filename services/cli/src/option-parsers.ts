@@ -98,3 +98,43 @@ export function parsePositiveNumber(value: string): number {
   }
   return number
 }
+
+/**
+ * Minimum lengths of the secrets read from the environment (issue 12, finding 19), in characters.
+ *
+ * - `PLANTWATT_DEVICE_SECRET`: every device password is HMAC-SHA256(secret, device id)
+ *   (CONTRACT.md §4), and a device's password sits in its flash. Whoever reads one can test
+ *   guesses of the secret offline, at GPU speed, and the secret gives every device's password.
+ *   32 random characters (128 bits as hex) are beyond that; the generated secret has 64.
+ * - `PLANTWATT_ADMIN_TOKEN`: guessed online against the API, but also stored as an unsalted
+ *   SHA-256 hash in the data directory, where a copy could be attacked offline. 24 random
+ *   characters are at least 96 bits as hex, 144 as base64url; generated tokens have 36.
+ */
+export const SECRET_MINIMUMS = {
+  PLANTWATT_DEVICE_SECRET: 32,
+  PLANTWATT_ADMIN_TOKEN: 24,
+} as const
+
+export type SecretVariable = keyof typeof SECRET_MINIMUMS
+
+/**
+ * A secret from the environment: undefined when unset or empty (one is then generated into the
+ * data directory, CONTRACT.md §4), refused when shorter than its minimum. The message names the
+ * variable and its length, never its value (secrets are never logged).
+ */
+export function secretFromEnv(
+  name: SecretVariable,
+  env: Record<string, string | undefined> = process.env,
+): string | undefined {
+  const value = env[name]
+  if (!value) return undefined
+  const length = [...value].length
+  const minimum = SECRET_MINIMUMS[name]
+  if (length < minimum) {
+    throw new InvalidArgumentError(
+      `${name} is ${length} characters long; it must be at least ${minimum} characters ` +
+        '(use a random value, e.g. `openssl rand -hex 32`, or unset it to have one generated)',
+    )
+  }
+  return value
+}

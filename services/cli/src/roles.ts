@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { createBroker, createLevelPersistence, createRedisBackends, listenBrokerHttp } from '@plantwatt/broker'
@@ -14,6 +13,7 @@ import {
   type Logger,
   listenOps,
   loadDeviceSecret,
+  prepareDataDirectory,
   removeStaleTemporaries,
   TokenStore,
 } from '@plantwatt/runtime'
@@ -94,7 +94,7 @@ export function metricsRegistry(): Registry {
 }
 
 async function prepare(context: RoleContext) {
-  await mkdir(context.dataDir, { recursive: true, mode: 0o700 })
+  await prepareDataDirectory(context.dataDir, context.logger)
   await cleanDataDir(context.dataDir, context.logger)
   return loadDeviceSecret(context.dataDir, context.deviceSecret)
 }

@@ -1,11 +1,10 @@
-import { mkdir } from 'node:fs/promises'
 import { createBroker, createLevelPersistence } from '@plantwatt/broker'
 import type { PlantModel } from '@plantwatt/contract'
 import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
-import { IngestJournal, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
+import { IngestJournal, type Logger, loadDeviceSecret, prepareDataDirectory } from '@plantwatt/runtime'
 import {
   checkpointPath,
   cleanDataDir,
@@ -44,7 +43,7 @@ export interface RunningSystem {
  */
 export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
   const plant = new PlantIndex(options.plant)
-  await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+  await prepareDataDirectory(options.dataDir, logger)
   await cleanDataDir(options.dataDir, logger)
   const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
   const tokens = await openTokens(options.dataDir, options.adminToken)

@@ -10,18 +10,20 @@ import { runCli } from '../../../test/support/plantwatt-process.ts'
 
 // The plantwatt command as a user runs it (CONTRACT.md §8), in a child process.
 
+const SECRET = 'cli-test-device-secret-0123456789abcdef'
+
 describe('plantwatt device-token', () => {
   it('prints the HMAC-SHA256 of the device id keyed with PLANTWATT_DEVICE_SECRET, as openssl computes it', async () => {
-    const result = await runCli(['device-token', '860100000000123'], { PLANTWATT_DEVICE_SECRET: 's3cret' })
+    const result = await runCli(['device-token', '860100000000123'], { PLANTWATT_DEVICE_SECRET: SECRET })
     expect(result.code).toBe(0)
     // An independent implementation of CONTRACT.md §4's derivation.
-    const openssl = execFileSync('openssl', ['dgst', '-sha256', '-hmac', 's3cret', '-r'], { input: '860100000000123' })
+    const openssl = execFileSync('openssl', ['dgst', '-sha256', '-hmac', SECRET, '-r'], { input: '860100000000123' })
     expect(result.stdout.trim()).toBe(openssl.toString().split(' ')[0])
     expect(result.stdout.trim()).toMatch(/^[0-9a-f]{64}$/)
   })
 
   it('refuses an id that is not a device id', async () => {
-    const result = await runCli(['device-token', 'not a device!'], { PLANTWATT_DEVICE_SECRET: 's3cret' })
+    const result = await runCli(['device-token', 'not a device!'], { PLANTWATT_DEVICE_SECRET: SECRET })
     expect(result.code).not.toBe(0)
     expect(result.stderr).toMatch(/not a device id/)
   })
