@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { appendFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deriveDevicePassword } from '@plantwatt/contract'
@@ -145,5 +145,28 @@ describe('plantwatt up on a full disk (issue 12 finding 12)', () => {
     await once(system.child, 'exit')
     system = await startPlantwatt(['--plant', plantFile, '--data-dir', dataDir], env)
     expect(await until(accepted, (n) => n === 1 + READINGS)).toBe(1 + READINGS)
+  })
+
+  it('logs and counts a damaged journal record at the next start, and replays the records after it', async () => {
+    // Another crash, then one record's bytes damaged on disk (no checkpoint was written: the
+    // restart replays the whole journal).
+    system.child.kill('SIGKILL')
+    await once(system.child, 'exit')
+    const journalDir = join(dataDir, 'ingest-journal')
+    const [segment] = (await readdir(journalDir)).sort()
+    const path = join(journalDir, segment!)
+    const bytes = await readFile(path)
+    const second = 8 + bytes.readUInt32LE(0) // the second record: its length prefix, then its crc
+    bytes.writeUInt8(bytes.readUInt8(second + 40) ^ 0xff, second + 40)
+    await writeFile(path, bytes)
+
+    system = await startPlantwatt(['--plant', plantFile, '--data-dir', dataDir], env)
+    expect(await until(accepted, (n) => n === READINGS)).toBe(READINGS)
+    const metrics = await (await fetch(`http://127.0.0.1:${system.httpPort}/metrics`)).text()
+    expect(metrics).toMatch(/plantwatt_journal_records_skipped_total 1\b/)
+    const logged = system.logs.find((record) =>
+      String(record.msg).startsWith('ingest journal: damaged records skipped'),
+    )
+    expect(logged).toMatchObject({ afterSeq: 1, nextSeq: 3, lostRecords: 1 })
   })
 })
