@@ -156,3 +156,43 @@ describe('process-variable names per device are bounded (issue 12 finding 4)', (
     expect(a.accepted).toBe(restored.accepted + 1)
   })
 })
+
+describe('the bound is an option: --max-process-names / PLANTWATT_MAX_PROCESS_NAMES (CONTRACT.md §2)', () => {
+  it('rejects the third name of a device when started with PLANTWATT_MAX_PROCESS_NAMES=2', async () => {
+    const plantFile = join(tmpdir(), `plantwatt-names-option-plant-${process.pid}.json`)
+    await writeFile(plantFile, JSON.stringify(examplePlant()))
+    const system = await startPlantwatt(['--plant', plantFile], {
+      PLANTWATT_DEVICE_SECRET: SECRET,
+      PLANTWATT_ADMIN_TOKEN: ADMIN,
+      PLANTWATT_MAX_PROCESS_NAMES: '2',
+    })
+    try {
+      const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${system.mqttPort}`, {
+        clientId: OVEN,
+        username: OVEN,
+        password: deriveDevicePassword(SECRET, OVEN),
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      })
+      const pack = [
+        { n: 'a', v: 1 },
+        { n: 'b', v: 2 },
+        { n: 'c', v: 3 },
+        { n: 'fan_hz', v: 40 },
+      ]
+      await device.publishAsync(`sites/yibin/devices/${OVEN}/up`, JSON.stringify(pack), { qos: 1 })
+      await device.endAsync()
+      const read = async () =>
+        (await (
+          await fetch(`http://127.0.0.1:${system.httpPort}/api/v1/devices/${OVEN}`, {
+            headers: { authorization: `Bearer ${ADMIN}` },
+          })
+        ).json()) as DeviceAnswer
+      const a = await until(read, (answer) => answer.accepted + (answer.rejected.too_many_names ?? 0) >= 4)
+      expect(a.accepted).toBe(3)
+      expect(a.rejected.too_many_names).toBe(1)
+    } finally {
+      expect(await system.stop()).toBe(0)
+    }
+  })
+})
