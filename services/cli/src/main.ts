@@ -65,6 +65,15 @@ const options = {
   influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
   influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
   // CONTRACT.md §7: readings more than maxAgeS behind the wall clock are `too_old` unless this is set.
+  // CONTRACT.md §2: distinct process-variable names a device may report (tuning names do not count).
+  maxProcessNames: () =>
+    envOption(
+      '--max-process-names <n>',
+      'distinct process-variable names per device, past which records are rejected too_many_names',
+      'PLANTWATT_MAX_PROCESS_NAMES',
+    )
+      .default(16)
+      .argParser(parseCount(0, 1000)),
   acceptOld: () =>
     envOption(
       '--accept-old [yes]',
@@ -123,6 +132,7 @@ program
   .addOption(options.influxBucket())
   .addOption(options.influxToken())
   .addOption(options.acceptOld())
+  .addOption(options.maxProcessNames())
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
@@ -138,6 +148,7 @@ program
         deviceSecret: context.deviceSecret,
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
         acceptOld: opts.acceptOld === true,
+        maxProcessNames: opts.maxProcessNames,
       },
       context.logger,
     )
@@ -179,6 +190,7 @@ program
   .addOption(options.host())
   .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
   .addOption(options.acceptOld())
+  .addOption(options.maxProcessNames())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
@@ -188,6 +200,7 @@ program
       host: opts.host,
       httpPort: opts.httpPort,
       acceptOld: opts.acceptOld === true,
+      maxProcessNames: opts.maxProcessNames,
     })
     stopOnSignals(running, context.logger)
   })

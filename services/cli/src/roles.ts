@@ -206,7 +206,14 @@ function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: stri
 
 export async function runProcessor(
   context: RoleContext,
-  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number; acceptOld?: boolean },
+  options: {
+    brokerUrl: string
+    influx: InfluxOptions
+    host: string
+    httpPort: number
+    acceptOld?: boolean
+    maxProcessNames?: number
+  },
 ): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
   const history = await openHistory(options.influx, context.dataDir, context.logger)
@@ -217,7 +224,7 @@ export async function runProcessor(
     logger: context.logger.child({ role: 'processor' }),
     checkpointPath: checkpointPath(context.dataDir),
     history,
-    pipeline: { acceptOld: options.acceptOld === true },
+    pipeline: { acceptOld: options.acceptOld === true, maxProcessNames: options.maxProcessNames },
   })
   let ready = false
   const registry = metricsRegistry()

@@ -29,6 +29,8 @@ export interface UpOptions {
   influx: { url?: string; org?: string; bucket?: string; token?: string }
   /** `--accept-old` (CONTRACT.md §7): take readings older than maxAgeS behind the wall clock. */
   acceptOld?: boolean
+  /** `--max-process-names` (CONTRACT.md §2): distinct process-variable names per device, default 16. */
+  maxProcessNames?: number
 }
 
 export interface RunningSystem {
@@ -80,7 +82,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     journal,
     checkpointPath: checkpointPath(options.dataDir),
     history,
-    pipeline: { acceptOld: options.acceptOld === true },
+    pipeline: { acceptOld: options.acceptOld === true, maxProcessNames: options.maxProcessNames },
   })
   const gateway = await createGateway({
     plant,
