@@ -156,13 +156,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (!DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
       if (connectedCount >= limits.maxConnections) return refuse('too_many_connections', 3)
       if (!connectRate.take(at)) return refuse('connect_rate', 3)
-      if (loginGuard.isLocked(client.id, at)) {
+      if (loginGuard.isLocked(client.id, address, at)) {
         return refuse('locked_out', 5, loginGuard.recordFailure(client.id, address, at))
       }
       const verdict = policy.login(client.id, username, password ?? undefined)
       if (!verdict.ok)
         return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
-      loginGuard.recordSuccess(client.id)
+      loginGuard.recordSuccess(client.id, address)
       if (connection) connection.internal = verdict.internal
       done(null, true)
     },

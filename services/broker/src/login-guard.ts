@@ -1,7 +1,10 @@
-// Credential guessing (CONTRACT.md §4): after `maxFailures` failed logins for one device id within
-// `windowMs`, that id is refused for `lockoutMs` even with the right password; failed logins from
-// one source address are slowed (each refusal delayed, up to `maxDelayMs`) but never locked out,
-// because NB-IoT fleets reach the broker from a few operator NAT addresses. Pure: time passed in.
+// Credential guessing (CONTRACT.md §4 v1.1): after `maxFailures` failed logins for one device id
+// from one source address within `windowMs`, that id is refused from that address for `lockoutMs`
+// even with the right password. The lockout is keyed by id *and* address so that a stranger
+// guessing from one address can never lock the device out where it really connects from. Failed
+// logins from one source address are slowed (each refusal delayed, up to `maxDelayMs`) but the
+// address is never locked out, because NB-IoT fleets reach the broker from a few operator NAT
+// addresses. Pure: time passed in.
 
 export interface LoginGuardOptions {
   maxFailures: number
@@ -32,14 +35,15 @@ interface Failures {
 
 export class LoginGuard {
   // Maps iterate in insertion order, so re-inserting on update keeps the oldest first for eviction.
+  /** Keyed by `lockoutKey(deviceId, address)`. */
   private readonly devices = new Map<string, Failures>()
   private readonly addresses = new Map<string, Failures>()
 
   constructor(private readonly options: LoginGuardOptions = DEFAULT_LOGIN_GUARD) {}
 
-  /** True while the device id is locked out. */
-  isLocked(deviceId: string, now: number): boolean {
-    const entry = this.devices.get(deviceId)
+  /** True while the device id is locked out at this source address. */
+  isLocked(deviceId: string, address: string, now: number): boolean {
+    const entry = this.devices.get(lockoutKey(deviceId, address))
     return entry !== undefined && entry.lockedUntil > now
   }
 
@@ -48,17 +52,20 @@ export class LoginGuard {
    * the id is locked counts only against its address, so the lockout is not extended by it.
    */
   recordFailure(deviceId: string, address: string, now: number): number {
-    if (!this.isLocked(deviceId, now)) {
-      const device = this.bump(this.devices, deviceId, now)
+    if (!this.isLocked(deviceId, address, now)) {
+      const device = this.bump(this.devices, lockoutKey(deviceId, address), now)
       if (device.count >= this.options.maxFailures) device.lockedUntil = now + this.options.lockoutMs
     }
     const source = this.bump(this.addresses, address, now)
     return Math.min(this.options.maxDelayMs, (source.count - 1) * this.options.delayStepMs)
   }
 
-  /** A successful login forgets the device's failures (its address keeps its own count). */
-  recordSuccess(deviceId: string): void {
-    this.devices.delete(deviceId)
+  /**
+   * A successful login forgets the failures of the id at that address (the address keeps its own
+   * count; a lockout of the id at other addresses stays).
+   */
+  recordSuccess(deviceId: string, address: string): void {
+    this.devices.delete(lockoutKey(deviceId, address))
   }
 
   get size(): { devices: number; addresses: number } {
@@ -80,4 +87,9 @@ export class LoginGuard {
     }
     return entry
   }
+}
+
+/** Device ids never hold a space (CONTRACT.md §1), so the pair cannot be forged from either half. */
+function lockoutKey(deviceId: string, address: string): string {
+  return `${address} ${deviceId}`
 }
