@@ -13,6 +13,7 @@ import { connectPacket, RawClient } from './raw-client.ts'
 
 const SECRET = 'login-guessing-secret'
 const A = '860100000000123'
+const C = '860100000000223'
 const STRANGER = '127.0.0.1'
 const ELSEWHERE = '127.0.0.2'
 
@@ -60,5 +61,39 @@ describe('credential guessing', () => {
     expect(await connectFrom(port, ELSEWHERE, A, right)).toBe(0)
     // Nor does its success there lift the stranger's lockout.
     expect(await connectFrom(port, STRANGER, A, right)).toBe(5)
+  })
+
+  it('a flood of bad CONNECTs from one address uses no connect budget: good devices still connect, there too', async () => {
+    const port = await start({
+      // A small overall budget: 3,000 failed logins would spend it 150 times over if they counted.
+      connectRatePerS: 5,
+      connectBurst: 20,
+      login: {
+        maxFailures: 5,
+        windowMs: 60_000,
+        lockoutMs: 60_000,
+        delayStepMs: 1,
+        maxDelayMs: 10,
+        addressFailureRatePerS: 10,
+        addressFailureBurst: 50,
+        overBudgetDelayMs: 50,
+        maxEntries: 10_000,
+      },
+    })
+    const answers = new Map<number, number>()
+    const FLOOD = 3000
+    const PARALLEL = 100
+    for (let sent = 0; sent < FLOOD; sent += PARALLEL) {
+      const batch = Array.from({ length: PARALLEL }, (_, i) =>
+        connectFrom(port, STRANGER, `stranger-${sent + i}`, 'guess'),
+      )
+      for (const code of await Promise.all(batch)) answers.set(code, (answers.get(code) ?? 0) + 1)
+    }
+    // Every guess was answered as a failed login (unknown id: CONNACK 5), none as "server busy".
+    expect(answers.get(5)).toBe(FLOOD)
+    expect(await refused('connect_rate')).toBe(0)
+    // A good device elsewhere connects, and so does one behind the guessing address (a shared NAT).
+    expect(await connectFrom(port, ELSEWHERE, A, deriveDevicePassword(SECRET, A))).toBe(0)
+    expect(await connectFrom(port, STRANGER, C, deriveDevicePassword(SECRET, C))).toBe(0)
   })
 })
