@@ -10,16 +10,19 @@ import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
 import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
-import { LoginGuard } from './login-guard.ts'
+import { LoginGuard, type LoginGuardOptions } from './login-guard.ts'
 import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
 import { PacketFramer } from './packet-framer.ts'
 import { TokenBucket } from './token-bucket.ts'
+
+/** Limits to change from their defaults; `login` too may name only some of its options. */
+export type BrokerLimitOptions = Partial<Omit<BrokerLimits, 'login'>> & { login?: Partial<LoginGuardOptions> }
 
 export interface BrokerOptions {
   plant: PlantIndex
   deviceSecret: string
   logger: Logger
-  limits?: Partial<BrokerLimits>
+  limits?: BrokerLimitOptions
   /** Where the metrics go; the gateway serves it at /metrics. */
   registry?: Registry
   /** aedes persistence (sessions, queued QoS 1 downlinks): in memory unless given (Redis, level). */
@@ -95,7 +98,11 @@ function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError 
  */
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { plant, logger } = options
-  const limits: BrokerLimits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+  const limits: BrokerLimits = Object.freeze({
+    ...DEFAULT_BROKER_LIMITS,
+    ...options.limits,
+    login: Object.freeze({ ...DEFAULT_BROKER_LIMITS.login, ...options.limits?.login }),
+  })
   const now = options.now ?? Date.now
   const policy = new DevicePolicy(plant, options.deviceSecret)
   const loginGuard = new LoginGuard(limits.login)
@@ -155,7 +162,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (connection?.rawClientIdEmpty) return refuse('empty_client_id', 2)
       if (!DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
       if (connectedCount >= limits.maxConnections) return refuse('too_many_connections', 3)
-      if (!connectRate.take(at)) return refuse('connect_rate', 3)
+      // An address past its failed-login budget waits longer for every answer, a success included,
+      // but is never refused for it (CONTRACT.md §4: NB-IoT fleets share NAT addresses).
+      const admissionDelayMs = loginGuard.admissionDelay(address, at)
       if (loginGuard.isLocked(client.id, address, at)) {
         return refuse('locked_out', 5, loginGuard.recordFailure(client.id, address, at))
       }
@@ -163,8 +172,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (!verdict.ok)
         return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
       loginGuard.recordSuccess(client.id, address)
+      // The broker-wide connect rate is charged for successful logins only, so failed ones can
+      // never use it up (CONTRACT.md §4); a success past it is still told to come back later.
+      if (!connectRate.take(at)) return refuse('connect_rate', 3, admissionDelayMs)
       if (connection) connection.internal = verdict.internal
-      done(null, true)
+      if (admissionDelayMs <= 0) return done(null, true)
+      setTimeout(() => done(null, true), admissionDelayMs).unref()
     },
 
     authorizePublish(client, packet, done) {

@@ -94,6 +94,17 @@ describe('credential guessing', () => {
     expect(await refused('connect_rate')).toBe(0)
     // A good device elsewhere connects, and so does one behind the guessing address (a shared NAT).
     expect(await connectFrom(port, ELSEWHERE, A, deriveDevicePassword(SECRET, A))).toBe(0)
+    // Behind the guessing address it waits longer for its answer (past the budget), but gets in.
+    const started = Date.now()
     expect(await connectFrom(port, STRANGER, C, deriveDevicePassword(SECRET, C))).toBe(0)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45)
+  })
+
+  it('charges the overall connect rate for successful logins, and refuses one past it with CONNACK 3', async () => {
+    const port = await start({ connectRatePerS: 0.001, connectBurst: 3 })
+    const password = deriveDevicePassword(SECRET, A)
+    for (let i = 0; i < 3; i++) expect(await connectFrom(port, ELSEWHERE, A, password)).toBe(0)
+    expect(await connectFrom(port, ELSEWHERE, A, password)).toBe(3)
+    expect(await refused('connect_rate')).toBe(1)
   })
 })
