@@ -11,8 +11,6 @@ import { writeFileAtomic } from './files.ts'
 
 /** The device secret: device passwords are HMAC-SHA256 of it over the device id. */
 export const DEVICE_SECRET_FILE = 'secrets.json'
-/** The internal secret: plantwatt's own MQTT clients derive their per-role passwords from it. */
-export const INTERNAL_SECRET_FILE = 'internal-secret.json'
 
 /**
  * The device secret of CONTRACT.md §4: from the environment when set, else the one generated at
@@ -20,16 +18,6 @@ export const INTERNAL_SECRET_FILE = 'internal-secret.json'
  */
 export function loadDeviceSecret(dataDir: string, fromEnv: string | undefined): Promise<string> {
   return loadSecret(join(dataDir, DEVICE_SECRET_FILE), 'deviceSecret', fromEnv)
-}
-
-/**
- * The secret of plantwatt's own MQTT clients (processor, gateway; docs/broker.md): from
- * `PLANTWATT_INTERNAL_SECRET` when set, else generated at first start like the device secret. It
- * is a secret of its own rather than one derived from the device secret, because the device
- * secret is shared with fleet provisioning services, which must not become plantwatt's processor.
- */
-export function loadInternalSecret(dataDir: string, fromEnv: string | undefined): Promise<string> {
-  return loadSecret(join(dataDir, INTERNAL_SECRET_FILE), 'internalSecret', fromEnv)
 }
 
 async function loadSecret(file: string, key: string, fromEnv: string | undefined): Promise<string> {

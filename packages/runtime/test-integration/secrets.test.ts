@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { loadDeviceSecret, loadInternalSecret } from '../src/secrets.ts'
+import { loadDeviceSecret } from '../src/secrets.ts'
 
 // Generated secrets on real files (CONTRACT.md §4): however many loads race at first start, one
 // secret is generated, every caller gets it, and it is the one kept in the data directory.
@@ -23,18 +23,6 @@ describe('generated secrets', () => {
     const stored = JSON.parse(await readFile(join(dataDir, 'secrets.json'), 'utf8'))
     expect(stored.deviceSecret).toBe(loaded[0])
     expect(await loadDeviceSecret(dataDir, undefined)).toBe(loaded[0])
-  })
-
-  it('generates the internal secret once too, in a file of its own, beside an existing device secret', async () => {
-    const device = await loadDeviceSecret(dataDir, undefined)
-    const loaded = await Promise.all(Array.from({ length: 50 }, () => loadInternalSecret(dataDir, undefined)))
-    expect(new Set(loaded).size).toBe(1)
-    expect(loaded[0]).not.toBe(device)
-    expect(JSON.parse(await readFile(join(dataDir, 'internal-secret.json'), 'utf8'))).toEqual({
-      internalSecret: loaded[0],
-    })
-    // The device secret is untouched.
-    expect(await loadDeviceSecret(dataDir, undefined)).toBe(device)
   })
 
   it('takes the secret from the environment when it is set, and writes nothing', async () => {

@@ -2,10 +2,17 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { type AddressInfo, createServer, type Server } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import {
+  type Bus,
+  createAedesBus,
+  type InternalRole,
+  internalMayPublish,
+  internalMaySubscribe,
+  internalRoleOf,
+} from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import { Aedes, type AuthenticateError, type Client } from 'aedes'
+import { Aedes, type AuthenticateError, type Client, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
@@ -21,6 +28,11 @@ export type BrokerLimitOptions = Partial<Omit<BrokerLimits, 'login'>> & { login?
 export interface BrokerOptions {
   plant: PlantIndex
   deviceSecret: string
+  /**
+   * PLANTWATT_INTERNAL_SECRET: the key of plantwatt's own MQTT clients (split-mode processor and
+   * gateway, docs/broker.md); unset, it is derived from the device secret.
+   */
+  internalSecret?: string
   logger: Logger
   limits?: BrokerLimitOptions
   /** Where the metrics go; the gateway serves it at /metrics. */
@@ -65,6 +77,8 @@ class Connection {
   readonly subscriptions = new Set<string>()
   rawClientIdEmpty = false
   internal = false
+  /** The role of plantwatt's own client; undefined for a device. */
+  internalRole: InternalRole | undefined = undefined
   connected = false
   dropped = false
 
@@ -104,7 +118,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     login: Object.freeze({ ...DEFAULT_BROKER_LIMITS.login, ...options.limits?.login }),
   })
   const now = options.now ?? Date.now
-  const policy = new DevicePolicy(plant, options.deviceSecret)
+  const policy = new DevicePolicy(plant, options.deviceSecret, options.internalSecret)
   const loginGuard = new LoginGuard(limits.login)
   const connections = new Map<Duplex, Connection>()
   const metrics = new BrokerMetrics(options.registry ?? new Registry(), () => {
@@ -124,6 +138,23 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     events.emit('dropped', reason, connection.address)
     logger.warn({ address: connection.address, reason, ...detail }, 'dropping MQTT connection')
     connection.stream.destroy()
+  }
+
+  // plantwatt's own clients get least privilege per role (docs/broker.md). A publish outside it is
+  // a bug or a stolen credential: it closes the connection, as a device's would; a filter outside
+  // it gets 0x80.
+  const refuseInternalPublish = (connection: Connection, clientId: string, topic: string): Error | null => {
+    if (connection.internalRole !== undefined && internalMayPublish(connection.internalRole, topic)) return null
+    drop(connection, 'foreign_publish', { clientId, topic: topic.slice(0, 200) })
+    return new Error('publish not allowed')
+  }
+  const internalSubscription = (connection: Connection, clientId: string, subscription: Subscription) => {
+    if (connection.internalRole !== undefined && internalMaySubscribe(connection.internalRole, subscription.topic)) {
+      return subscription
+    }
+    metrics.foreignSubscriptions.inc()
+    logger.warn({ clientId, filter: subscription.topic.slice(0, 200) }, 'internal subscription refused')
+    return null
   }
 
   const aedes = await Aedes.createBroker({
@@ -160,22 +191,28 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         setTimeout(() => done(error, false), delayMs).unref()
       }
       if (connection?.rawClientIdEmpty) return refuse('empty_client_id', 2)
-      if (!DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
+      // plantwatt's own clients have their own client-id namespace (host names with dots) and no
+      // id lockout: there is no device to protect, and a stranger must not lock the processor out.
+      const device = internalRoleOf(username) === undefined
+      if (device && !DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
       if (connectedCount >= limits.maxConnections) return refuse('too_many_connections', 3)
       // An address past its failed-login budget waits longer for every answer, a success included,
       // but is never refused for it (CONTRACT.md §4: NB-IoT fleets share NAT addresses).
       const admissionDelayMs = loginGuard.admissionDelay(address, at)
-      if (loginGuard.isLocked(client.id, address, at)) {
+      if (device && loginGuard.isLocked(client.id, address, at)) {
         return refuse('locked_out', 5, loginGuard.recordFailure(client.id, address, at))
       }
       const verdict = policy.login(client.id, username, password ?? undefined)
       if (!verdict.ok)
-        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
-      loginGuard.recordSuccess(client.id, address)
+        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at, device))
+      if (device) loginGuard.recordSuccess(client.id, address)
       // The broker-wide connect rate is charged for successful logins only, so failed ones can
       // never use it up (CONTRACT.md §4); a success past it is still told to come back later.
       if (!connectRate.take(at)) return refuse('connect_rate', 3, admissionDelayMs)
-      if (connection) connection.internal = verdict.internal
+      if (connection) {
+        connection.internal = verdict.role !== undefined
+        connection.internalRole = verdict.role
+      }
       if (admissionDelayMs <= 0) return done(null, true)
       setTimeout(() => done(null, true), admissionDelayMs).unref()
     },
@@ -184,7 +221,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       // client is null for messages published by plantwatt itself (processor downlinks).
       if (client === null) return done(null)
       const connection = connections.get(client.conn as Duplex)
-      if (connection?.internal) return done(null)
+      if (connection?.internal) return done(refuseInternalPublish(connection, client.id, packet.topic))
       if (connection && !connection.publishes.take(now())) {
         drop(connection, 'publish_flood', { clientId: client.id })
         return done(new Error('publish rate exceeded'))
@@ -208,7 +245,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
     authorizeSubscribe(client, subscription, done) {
       const connection = connections.get(client.conn as Duplex)
-      if (connection?.internal) return done(null, subscription)
+      if (connection?.internal) return done(null, internalSubscription(connection, client.id, subscription))
       if (connection && !connection.subscribeRequests.take(now())) {
         drop(connection, 'subscribe_flood', { clientId: client.id })
         return done(new Error('subscription rate exceeded'))

@@ -7,7 +7,8 @@ import { TokenBucket } from './token-bucket.ts'
 //
 // Failed logins from one source address are slowed (each refusal delayed, up to `maxDelayMs`) and
 // have a budget of their own (`addressFailureRatePerS`, `addressFailureBurst`): past it, every
-// connection attempt from that address waits `overBudgetDelayMs` before its answer. The address is
+// connection attempt from that address waits `overBudgetDelayMs` before its answer, until half the
+// budget has come back. The address is
 // never refused for it, because NB-IoT fleets reach the broker from a few operator NAT addresses:
 // a right password behind a guessing neighbour still gets in, only later. Failed logins never
 // touch the broker-wide connect rate (broker.ts charges that for successful logins only), so a
@@ -53,7 +54,7 @@ interface Failures {
 
 interface AddressFailures extends Failures {
   budget: TokenBucket
-  /** True once a failure found the budget empty; until the budget refills. */
+  /** True once a failure found the budget empty; until half of it has come back. */
   overBudget: boolean
 }
 
@@ -78,8 +79,9 @@ export class LoginGuard {
   admissionDelay(address: string, now: number): number {
     const source = this.addresses.get(address)
     if (source === undefined || !source.overBudget) return 0
-    // Refilled to at least one token: the address is back within its budget.
-    if (source.budget.available(now) >= 1) source.overBudget = false
+    // Half the burst back (e.g. 10 s without failures at the defaults): the address is welcome
+    // again. Sooner, and a steady guesser would be slowed only every other try.
+    if (source.budget.available(now) >= this.options.addressFailureBurst / 2) source.overBudget = false
     return source.overBudget ? this.options.overBudgetDelayMs : 0
   }
 

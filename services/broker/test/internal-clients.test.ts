@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, hkdfSync } from 'node:crypto'
 import { PlantIndex } from '@plantwatt/plant'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import pino from 'pino'
@@ -19,6 +19,21 @@ const DEVICE = '860100000000123'
 /** The documented per-role password: HMAC-SHA256(internal secret, `plantwatt-internal/v2/{role}`), hex. */
 function rolePassword(role: string, secret = INTERNAL_SECRET): string {
   return createHmac('sha256', secret).update(`plantwatt-internal/v2/${role}`, 'utf8').digest('hex')
+}
+
+/** The SUBACK return code for each filter, subscribed one at a time (0x80 = refused). */
+async function grants(client: MqttClient, filters: string[]): Promise<number[]> {
+  const codes: number[] = []
+  for (const filter of filters) {
+    try {
+      const [granted] = await client.subscribeAsync(filter, { qos: 1 })
+      codes.push(granted!.qos)
+    } catch (error) {
+      // mqtt.js rejects a SUBACK holding 0x80, with the packet.
+      codes.push((error as { packet: { granted: number[] } }).packet.granted[0]!)
+    }
+  }
+  return codes
 }
 
 describe('internal clients', () => {
@@ -92,16 +107,16 @@ describe('internal clients', () => {
 
   it('gives the processor what it needs: device uplinks and acks, downlinks, figures to the gateway', async () => {
     const processor = await connect('processor', 'acl')
-    const granted = await processor.subscribeAsync(
-      ['sites/+/devices/+/up', 'sites/+/devices/+/ack', 'plantwatt/v1/live-sync', 'plantwatt/v1/query'],
-      { qos: 1 },
-    )
-    expect(granted.map((grant) => grant.qos)).toEqual([1, 1, 1, 1])
-    // Figures the gateway reads; refused filters get 0x80.
-    const denied = await processor.subscribeAsync(['#', 'plantwatt/v1/live/+', 'sites/yibin/devices/+/down'], {
-      qos: 1,
-    })
-    expect(denied.map((grant) => grant.qos)).toEqual([128, 128, 128])
+    expect(
+      await grants(processor, [
+        'sites/+/devices/+/up',
+        'sites/+/devices/+/ack',
+        'plantwatt/v1/live-sync',
+        'plantwatt/v1/query',
+      ]),
+    ).toEqual([1, 1, 1, 1])
+    // Not the figures it sends the gateway, not device commands, not everything: 0x80.
+    expect(await grants(processor, ['#', 'plantwatt/v1/live/+', 'sites/yibin/devices/+/down'])).toEqual([128, 128, 128])
     await processor.publishAsync(`sites/yibin/devices/${DEVICE}/down`, '{"id":"c1"}', { qos: 1 })
     await processor.publishAsync('plantwatt/v1/live/yibin', '{}', { qos: 1 })
     expect(processor.connected).toBe(true)
@@ -109,18 +124,55 @@ describe('internal clients', () => {
 
   it('gives the gateway only the gateway side of the internal bus', async () => {
     const gateway = await connect('gateway', 'acl')
-    const granted = await gateway.subscribeAsync(
-      ['plantwatt/v1/live/+', 'plantwatt/v1/buckets/+', 'plantwatt/v1/alerts', 'plantwatt/v1/query-reply/abc'],
-      { qos: 1 },
-    )
-    expect(granted.map((grant) => grant.qos)).toEqual([1, 1, 1, 1])
-    const denied = await gateway.subscribeAsync(['sites/+/devices/+/up', 'plantwatt/v1/query', '#'], { qos: 1 })
-    expect(denied.map((grant) => grant.qos)).toEqual([128, 128, 128])
+    expect(
+      await grants(gateway, [
+        'plantwatt/v1/live/+',
+        'plantwatt/v1/buckets/+',
+        'plantwatt/v1/alerts',
+        'plantwatt/v1/query-reply/abc',
+      ]),
+    ).toEqual([1, 1, 1, 1])
+    expect(await grants(gateway, ['sites/+/devices/+/up', 'plantwatt/v1/query', '#'])).toEqual([128, 128, 128])
     await gateway.publishAsync('plantwatt/v1/alerts-sync', '{"after":0}', { qos: 1 })
     // A command to a device is the processor's to send: the gateway is disconnected for it.
     const closed = new Promise<void>((resolve) => gateway.once('close', () => resolve()))
     gateway.publish(`sites/yibin/devices/${DEVICE}/down`, '{"id":"c2"}', { qos: 1 })
     await closed
     expect(await metricValue(broker.metrics.disconnects, { reason: 'foreign_publish' })).toBe(1)
+  })
+
+  it('without PLANTWATT_INTERNAL_SECRET derives the key from the device secret by HKDF, never the old way', async () => {
+    const derived = await createBroker({
+      plant: new PlantIndex(examplePlant()),
+      deviceSecret: DEVICE_SECRET,
+      logger: pino({ level: 'silent' }),
+    })
+    try {
+      const derivedPort = await derived.listen({ host: '127.0.0.1', port: 0 })
+      const key = Buffer.from(
+        hkdfSync('sha256', DEVICE_SECRET, 'plantwatt', 'plantwatt internal-client key v2', 32),
+      ).toString('hex')
+      const gateway = await mqtt.connectAsync(`mqtt://127.0.0.1:${derivedPort}`, {
+        clientId: 'plantwatt-gateway-host.example',
+        username: 'plantwatt-gateway',
+        password: rolePassword('gateway', key),
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      })
+      expect(gateway.connected).toBe(true)
+      await gateway.endAsync()
+      // The explicit internal secret of the other broker is no key here.
+      await expect(
+        mqtt.connectAsync(`mqtt://127.0.0.1:${derivedPort}`, {
+          clientId: 'plantwatt-gateway-other',
+          username: 'plantwatt-gateway',
+          password: rolePassword('gateway'),
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        }),
+      ).rejects.toMatchObject({ code: 4 })
+    } finally {
+      await derived.close()
+    }
   })
 })

@@ -72,6 +72,7 @@ async function roleContext(opts: { plant?: string; dataDir: string }): Promise<R
     plant,
     dataDir: resolve(opts.dataDir),
     deviceSecret: process.env.PLANTWATT_DEVICE_SECRET || undefined,
+    internalSecret: process.env.PLANTWATT_INTERNAL_SECRET || undefined,
     logger: createLogger(),
   }
 }

@@ -2,7 +2,14 @@ import { mkdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { createBroker, createLevelPersistence, createRedisBackends, listenBrokerHttp } from '@plantwatt/broker'
-import { createMqttBus, INTERNAL_USERNAME, internalClientId, internalPassword } from '@plantwatt/bus'
+import {
+  createMqttBus,
+  type InternalRole,
+  internalClientId,
+  internalKey,
+  internalPassword,
+  internalUsername,
+} from '@plantwatt/bus'
 import type { PlantModel } from '@plantwatt/contract'
 import { createGateway } from '@plantwatt/gateway'
 import { HistoryWriter } from '@plantwatt/history'
@@ -18,6 +25,8 @@ export interface RoleContext {
   plant: PlantModel
   dataDir: string
   deviceSecret: string | undefined
+  /** PLANTWATT_INTERNAL_SECRET: the credentials of the processor and gateway (docs/broker.md). */
+  internalSecret: string | undefined
   logger: Logger
 }
 
@@ -108,6 +117,7 @@ export async function runBroker(
   const broker = await createBroker({
     plant,
     deviceSecret,
+    internalSecret: context.internalSecret,
     registry,
     logger,
     persistence: backends.persistence,
@@ -137,12 +147,21 @@ export async function runBroker(
   }
 }
 
-function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: string, role: string) {
+/**
+ * The role's MQTT client of the broker, with its own credentials (docs/broker.md): the internal
+ * key is PLANTWATT_INTERNAL_SECRET, or derived from the device secret every role already shares.
+ */
+function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: string, role: InternalRole) {
+  const key = internalKey(deviceSecret, context.internalSecret)
+  // Host names may hold dots: internal client ids have their own namespace (docs/broker.md).
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .slice(0, 31)
   return createMqttBus({
     url: brokerUrl,
-    clientId: internalClientId(role, `${hostname()}-${process.pid}`),
-    username: INTERNAL_USERNAME,
-    password: internalPassword(deviceSecret),
+    clientId: internalClientId(role, `${host}-${process.pid}`),
+    username: internalUsername(role),
+    password: internalPassword(key, role),
     onError: (error) => context.logger.warn({ err: error, role }, 'bus connection error'),
   })
 }
