@@ -95,7 +95,13 @@ describe('a split-mode processor killed and started again', () => {
     await send(DEVICES[0]!, 300)
     expect(await reach(accepted, DEVICES.length + 1)).toBe(DEVICES.length + 1)
 
-    // The broker holds one persistent session for the processor, not one per start.
+    // The broker holds one persistent session for the processor, not one per start; a gateway
+    // connects with a clean session and adds none.
+    const gateway = await startRole(['gateway', ...common, '--http-port', '0', '--broker', brokerUrl], {
+      ...env,
+      PLANTWATT_ADMIN_TOKEN: 'role-restart-admin-token',
+    })
+    roles.push(gateway)
     expect(await metric(broker.httpPort, 'plantwatt_broker_persistent_sessions')).toBe(1)
   })
 })

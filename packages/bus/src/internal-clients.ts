@@ -73,6 +73,11 @@ export function isInternalClientId(role: InternalRole, clientId: string): boolea
   return clientId.startsWith(prefix) && INTERNAL_INSTANCE_PATTERN.test(clientId.slice(prefix.length))
 }
 
+/** The role whose namespace `clientId` is in, or undefined (a device). */
+export function internalRoleOfClientId(clientId: string): InternalRole | undefined {
+  return INTERNAL_ROLES.find((role) => isInternalClientId(role, clientId))
+}
+
 const REPLY_FILTER = queryReplyTopic('+')
 const UPLINKS = 'sites/+/devices/+/up'
 const ACKS = 'sites/+/devices/+/ack'

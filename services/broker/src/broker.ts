@@ -16,6 +16,7 @@ import { Aedes, type AuthenticateError, type Client, type Subscription } from 'a
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
+import { InternalSessionBound, type QueueSubscriber } from './internal-sessions.ts'
 import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
 import { LoginGuard, type LoginGuardOptions } from './login-guard.ts'
 import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
@@ -121,11 +122,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const policy = new DevicePolicy(plant, options.deviceSecret, options.internalSecret)
   const loginGuard = new LoginGuard(limits.login)
   const connections = new Map<Duplex, Connection>()
-  const metrics = new BrokerMetrics(options.registry ?? new Registry(), () => {
-    let total = 0
-    for (const stream of connections.keys()) total += bytesWritten(stream)
-    return total
-  })
+  let storedSessions = async () => 0
+  const metrics = new BrokerMetrics(
+    options.registry ?? new Registry(),
+    () => {
+      let total = 0
+      for (const stream of connections.keys()) total += bytesWritten(stream)
+      return total
+    },
+    () => storedSessions(),
+  )
   const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
   let connectedCount = 0
   let closing = false
@@ -338,6 +344,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   )
   sweep.unref()
 
+  await boundInternalSessions(aedes as unknown as AedesInternals, limits.maxQueuedPerInternalSession, metrics, logger)
+  storedSessions = async () => {
+    const counts = await (aedes as unknown as AedesInternals).persistence.countOffline()
+    return counts.clientsCount
+  }
+
   const bus = createAedesBus(aedes, (error) => logger.error({ err: error }, 'bus handler failed'))
   const servers: Server[] = []
 
@@ -374,4 +386,52 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await Promise.all(closed)
     },
   }
+}
+
+/** What boundInternalSessions reaches into: the persistence aedes uses, and its emitter. */
+interface AedesInternals {
+  persistence: {
+    outgoingEnqueueCombi(subscribers: QueueSubscriber[], packet: unknown): Promise<void>
+    countOffline(): Promise<{ clientsCount: number; subsCount: number }>
+  }
+  subscribe(topic: string, listener: (packet: { payload: Buffer }, done: () => void) => void, done: () => void): void
+}
+
+/**
+ * Bounds what is queued for offline internal sessions (internal-sessions.ts, issue 12 finding 15).
+ * aedes has no hook there: it hands every QoS 1 message with its persistent subscribers to
+ * `persistence.outgoingEnqueueCombi`, so that one method of the persistence instance is wrapped.
+ * Presence comes from aedes' own `$SYS/{broker}/new/clients` and `…/disconnect/clients`
+ * announcements, which every broker of a cluster hears.
+ */
+async function boundInternalSessions(
+  aedes: AedesInternals,
+  maxQueued: number,
+  metrics: BrokerMetrics,
+  logger: Logger,
+): Promise<void> {
+  const bound = new InternalSessionBound(maxQueued)
+  const persistence = aedes.persistence
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  persistence.outgoingEnqueueCombi = (subscribers, packet) => {
+    const { admitted, dropped, full } = bound.admit(subscribers)
+    if (dropped > 0) metrics.internalQueueDropped.inc(dropped)
+    for (const clientId of full) {
+      logger.warn({ clientId, limit: maxQueued }, 'offline internal session holds its limit: further messages dropped')
+    }
+    return admitted.length === 0 ? Promise.resolve() : enqueue(admitted, packet)
+  }
+  const listen = (topic: string, onClient: (clientId: string) => void) =>
+    new Promise<void>((resolve) =>
+      aedes.subscribe(
+        topic,
+        (packet, done) => {
+          onClient(packet.payload.toString('utf8'))
+          done()
+        },
+        resolve,
+      ),
+    )
+  await listen('$SYS/+/new/clients', (clientId) => bound.connected(clientId))
+  await listen('$SYS/+/disconnect/clients', (clientId) => bound.disconnected(clientId))
 }

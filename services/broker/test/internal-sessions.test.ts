@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { createLevelPersistence } from '../src/backends.ts'
 import { type Broker, createBroker } from '../src/broker.ts'
+import { metricValue } from './metric-value.ts'
 
 // Issue 12 finding 15 on real sockets and the real session store (LevelDB files, as a lone
 // `plantwatt broker` keeps them): a persistent session of plantwatt's own processor that goes away
@@ -96,6 +97,7 @@ describe('persistent sessions of internal clients', () => {
     // Away: 300 QoS 1 readings, every one acknowledged to the device.
     for (let i = 0; i < 300; i++) await device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })
     await device.endAsync()
+    expect(await metricValue(broker.metrics.internalQueueDropped)).toBe(300 - LIMIT)
     await broker.close()
     await closeStore()
     expect(await storedFor(dir, PROCESSOR)).toBe(LIMIT)

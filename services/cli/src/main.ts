@@ -13,6 +13,7 @@ import {
   parseDeviceId,
   parseFlag,
   parseHost,
+  parseInstanceId,
   parsePort,
   parsePositiveNumber,
   parseTime,
@@ -63,6 +64,12 @@ const options = {
   influxOrg: () => envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'),
   influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
   influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
+  instanceId: () =>
+    envOption(
+      '--instance-id <id>',
+      "instance part of this role's MQTT client id plantwatt-{role}-{id} (default: from the host name and data directory)",
+      'PLANTWATT_INSTANCE_ID',
+    ).argParser(parseInstanceId),
 }
 
 /** Loads the plant (refusing a bad file before anything is written or bound) and the logger. */
@@ -161,6 +168,7 @@ program
   .addOption(options.influxToken())
   .addOption(options.host())
   .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
+  .addOption(options.instanceId())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
@@ -169,6 +177,7 @@ program
       influx,
       host: opts.host,
       httpPort: opts.httpPort,
+      instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)
   })
@@ -181,6 +190,7 @@ program
   .addOption(options.broker())
   .addOption(options.host())
   .addOption(options.httpPort())
+  .addOption(options.instanceId())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const running = await runGateway(context, {
@@ -188,6 +198,7 @@ program
       host: opts.host,
       httpPort: opts.httpPort,
       adminToken: process.env.PLANTWATT_ADMIN_TOKEN || undefined,
+      instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)
   })

@@ -1,3 +1,4 @@
+import { INTERNAL_INSTANCE_PATTERN } from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN } from '@plantwatt/contract'
 import { InvalidArgumentError } from 'commander'
 
@@ -40,6 +41,14 @@ export function parseUrl(value: string): string {
 export function parseDeviceId(value: string): string {
   if (!DEVICE_ID_PATTERN.test(value)) {
     throw new InvalidArgumentError(`"${value}" is not a device id (${DEVICE_ID_PATTERN.source})`)
+  }
+  return value
+}
+
+/** The instance part of a role's MQTT client id (`plantwatt-{role}-{instance}`, docs/broker.md). */
+export function parseInstanceId(value: string): string {
+  if (!INTERNAL_INSTANCE_PATTERN.test(value)) {
+    throw new InvalidArgumentError(`"${value}" is not an instance id (${INTERNAL_INSTANCE_PATTERN.source})`)
   }
   return value
 }
