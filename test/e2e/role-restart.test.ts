@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deriveDevicePassword } from '@plantwatt/contract'
@@ -35,6 +35,7 @@ async function reach(read: () => Promise<number | undefined>, wanted: number, ti
 
 describe('a split-mode processor killed and started again', () => {
   const roles: RunningPlantwatt[] = []
+  const scratch: string[] = []
   let broker: RunningPlantwatt
   let brokerUrl: string
   let common: string[]
@@ -67,6 +68,7 @@ describe('a split-mode processor killed and started again', () => {
   beforeAll(async () => {
     const plantFile = join(tmpdir(), `plantwatt-role-restart-plant-${process.pid}.json`)
     await writeFile(plantFile, JSON.stringify(examplePlant()))
+    scratch.push(plantFile)
     common = ['--plant', plantFile, '--host', '127.0.0.1']
     broker = await startRole(['broker', ...common, '--mqtt-port', '0', '--http-port', '0'], env)
     roles.push(broker)
@@ -75,6 +77,8 @@ describe('a split-mode processor killed and started again', () => {
 
   afterAll(async () => {
     for (const role of roles.reverse()) await role.stop()
+    for (const path of [...scratch, ...roles.map((role) => role.dataDir)])
+      await rm(path, { recursive: true, force: true })
   })
 
   it('resumes its one session: readings sent while it was down are processed once', async () => {
