@@ -80,6 +80,8 @@ class Connection {
   internal = false
   /** The role of plantwatt's own client; undefined for a device. */
   internalRole: InternalRole | undefined = undefined
+  /** Its client id once authenticated, counted in the broker's local internal presence. */
+  internalClientId: string | undefined = undefined
   connected = false
   dropped = false
 
@@ -133,6 +135,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     () => storedSessions(),
   )
   const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
+  // plantwatt's own clients on this broker, from authentication to the socket's close (a takeover
+  // briefly counts two): at most one entry per internal client id, a handful.
+  const localInternal = new Map<string, number>()
   let connectedCount = 0
   let closing = false
   const events = new EventEmitter()
@@ -218,6 +223,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (connection) {
         connection.internal = verdict.role !== undefined
         connection.internalRole = verdict.role
+        if (verdict.role !== undefined) {
+          // Present from here, before aedes restores the session's subscriptions.
+          connection.internalClientId = client.id
+          localInternal.set(client.id, (localInternal.get(client.id) ?? 0) + 1)
+        }
       }
       if (admissionDelayMs <= 0) return done(null, true)
       setTimeout(() => done(null, true), admissionDelayMs).unref()
@@ -313,6 +323,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connections.set(stream, connection)
     stream.once('close', () => {
       connections.delete(stream)
+      const internalId = connection.internalClientId
+      if (internalId !== undefined) {
+        const count = localInternal.get(internalId) ?? 0
+        if (count > 1) localInternal.set(internalId, count - 1)
+        else localInternal.delete(internalId)
+      }
       metrics.bytesOutClosed += bytesWritten(stream)
       if (connection.connected) {
         connectedCount--
@@ -344,7 +360,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   )
   sweep.unref()
 
-  await boundInternalSessions(aedes as unknown as AedesInternals, limits.maxQueuedPerInternalSession, metrics, logger)
+  const sessionBound = await boundInternalSessions(aedes as unknown as AedesInternals, {
+    maxQueued: limits.maxQueuedPerInternalSession,
+    isLocal: (clientId) => localInternal.has(clientId),
+    localClients: () => [...localInternal.keys()],
+    metrics,
+    logger,
+  })
+  aedes.on('client', (client: Client) => sessionBound.localConnected(client.id))
   storedSessions = async () => {
     const counts = await (aedes as unknown as AedesInternals).persistence.countOffline()
     return counts.clientsCount
@@ -388,50 +411,90 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   }
 }
 
-/** What boundInternalSessions reaches into: the persistence aedes uses, and its emitter. */
+/** What boundInternalSessions reaches into: aedes' id, the persistence it uses, and its emitter. */
 interface AedesInternals {
+  id: string
   persistence: {
     outgoingEnqueueCombi(subscribers: QueueSubscriber[], packet: unknown): Promise<void>
+    cleanSubscriptions(client: { id: string }): Promise<unknown>
     countOffline(): Promise<{ clientsCount: number; subsCount: number }>
   }
-  subscribe(topic: string, listener: (packet: { payload: Buffer }, done: () => void) => void, done: () => void): void
+  subscribe(
+    topic: string,
+    listener: (packet: { topic: string; payload: Buffer }, done: () => void) => void,
+    done: () => void,
+  ): void
+  publish(packet: { topic: string; payload: Buffer }, done: (error?: Error) => void): void
 }
 
+const PRESENCE_REQUEST = 'plantwatt/presence-request'
+const PRESENCE = 'plantwatt/presence'
+
 /**
- * Bounds what is queued for offline internal sessions (internal-sessions.ts, issue 12 finding 15).
+ * Bounds plantwatt's own offline persistent sessions (internal-sessions.ts, issue 12 finding 15).
  * aedes has no hook there: it hands every QoS 1 message with its persistent subscribers to
- * `persistence.outgoingEnqueueCombi`, so that one method of the persistence instance is wrapped.
- * Presence comes from aedes' own `$SYS/{broker}/new/clients` and `…/disconnect/clients`
- * announcements, which every broker of a cluster hears.
+ * `persistence.outgoingEnqueueCombi`, so that one method of the persistence instance is wrapped to
+ * count, and a session at its limit expires (its subscriptions are removed) before the next
+ * message is taken. Presence: exact for this broker (`isLocal`, from authentication to the
+ * socket's close); for the others of a cluster, from aedes' `$SYS/{broker}/new/clients` and
+ * `…/disconnect/clients` announcements, and, at start, from each broker's answer to a presence
+ * request (clients that connected before this broker started). `$SYS` topics are out of every
+ * client's reach (aedes refuses client publishes there; the ACLs give no client a `$SYS` filter).
  */
 async function boundInternalSessions(
   aedes: AedesInternals,
-  maxQueued: number,
-  metrics: BrokerMetrics,
-  logger: Logger,
-): Promise<void> {
-  const bound = new InternalSessionBound(maxQueued)
-  const persistence = aedes.persistence
-  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
-  persistence.outgoingEnqueueCombi = (subscribers, packet) => {
-    const { admitted, dropped, full } = bound.admit(subscribers)
-    if (dropped > 0) metrics.internalQueueDropped.inc(dropped)
-    for (const clientId of full) {
-      logger.warn({ clientId, limit: maxQueued }, 'offline internal session holds its limit: further messages dropped')
-    }
-    return admitted.length === 0 ? Promise.resolve() : enqueue(admitted, packet)
+  options: {
+    maxQueued: number
+    isLocal: (clientId: string) => boolean
+    localClients: () => string[]
+    metrics: BrokerMetrics
+    logger: Logger
+  },
+): Promise<InternalSessionBound> {
+  const { persistence, id: brokerId } = aedes
+  const bound = new InternalSessionBound(options.maxQueued, options.isLocal)
+  const expire = async (clientId: string) => {
+    options.metrics.internalSessionsExpired.inc()
+    options.logger.warn(
+      { clientId, limit: options.maxQueued },
+      'offline internal session reached its queue limit: expired (its subscriptions removed)',
+    )
+    await persistence.cleanSubscriptions({ id: clientId })
   }
-  const listen = (topic: string, onClient: (clientId: string) => void) =>
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
+    await enqueue(subscribers, packet)
+    const expired = bound.count(subscribers)
+    if (expired.length > 0) await Promise.all(expired.map(expire))
+  }
+
+  const listen = (topic: string, onMessage: (from: string, payload: Buffer) => void) =>
     new Promise<void>((resolve) =>
       aedes.subscribe(
         topic,
         (packet, done) => {
-          onClient(packet.payload.toString('utf8'))
+          const from = packet.topic.split('/')[1] ?? ''
+          if (from !== brokerId) onMessage(from, packet.payload)
           done()
         },
         resolve,
       ),
     )
-  await listen('$SYS/+/new/clients', (clientId) => bound.connected(clientId))
-  await listen('$SYS/+/disconnect/clients', (clientId) => bound.disconnected(clientId))
+  const say = (topic: string, payload: string) =>
+    aedes.publish({ topic: `$SYS/${brokerId}/${topic}`, payload: Buffer.from(payload) }, () => {})
+  await listen('$SYS/+/new/clients', (from, payload) => bound.remoteConnected(from, payload.toString('utf8')))
+  await listen('$SYS/+/disconnect/clients', (from, payload) => bound.remoteDisconnected(from, payload.toString('utf8')))
+  await listen(`$SYS/+/${PRESENCE_REQUEST}`, () => say(PRESENCE, JSON.stringify(options.localClients())))
+  await listen(`$SYS/+/${PRESENCE}`, (from, payload) => {
+    let clients: unknown
+    try {
+      clients = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return
+    }
+    if (!Array.isArray(clients)) return
+    for (const clientId of clients) if (typeof clientId === 'string') bound.remoteConnected(from, clientId)
+  })
+  say(PRESENCE_REQUEST, '{}')
+  return bound
 }

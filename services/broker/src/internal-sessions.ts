@@ -1,86 +1,96 @@
 import { internalRoleOfClientId } from '@plantwatt/bus'
 
-// A bound on what the broker queues for plantwatt's own persistent sessions while nobody reads
-// them (issue 12 finding 15). The processor keeps a persistent session under a stable client id so
-// that a restart resumes it and loses no reading; but a session whose owner never comes back (a
-// renamed instance, a role moved to another host) would otherwise collect every QoS 1 reading of
-// the plant for ever. Devices' sessions are not bounded here: each holds only its own commands.
+// A bound on plantwatt's own persistent sessions while nobody reads them (issue 12 finding 15).
+// The processor keeps a persistent session under a stable client id so that a restart resumes
+// it and loses no reading; but a session whose owner never comes back (a renamed instance, a role
+// moved to another host) would otherwise collect every QoS 1 reading of the plant for ever.
+// Devices' sessions are not bounded here: each holds only its own commands.
 //
-// The broker asks `admit` which subscribers of a message may have it queued; an offline internal
-// session past `maxQueued` since it went away is left out (the message is dropped for it, and
-// counted). Presence comes from connect and disconnect events of every broker of a cluster, so a
-// processor connected to another broker is not taken for gone. Pure: no clock, no I/O.
+// The broker counts the messages it queues for each offline internal session; at `maxQueued` the
+// session expires: its subscriptions are removed, so nothing more is queued for it, and what it
+// holds stays for its owner if it ever returns (it then subscribes afresh). Expiring, rather than
+// refusing single messages, keeps aedes' rule that a message for a persistent subscriber is in
+// the store before it is delivered: a session that reconnects as the limit is reached may be
+// disconnected once, never lose messages one by one. Pure: no clock, no I/O.
 
 export interface QueueSubscriber {
   clientId: string
 }
 
 export class InternalSessionBound {
-  /** Connections per internal client id, across the cluster (a takeover briefly counts two). */
-  private readonly online = new Map<string, number>()
+  /** Internal client ids connected to another broker of the cluster, by broker id. */
+  private readonly remote = new Map<string, Set<string>>()
   /** Offline internal sessions: messages queued since each went away, or since this broker started. */
-  private readonly queuedWhileAway = new Map<string, number>()
+  private readonly queued = new Map<string, number>()
 
   /**
-   * @param maxQueued messages queued for one offline internal session at most
-   * @param maxTracked internal sessions counted at most (the oldest go first): far more than any
-   *   installation has roles; one forgotten restarts its count at 0, so it stays bounded by a
-   *   multiple of `maxQueued`.
+   * @param maxQueued messages queued for one offline internal session before it expires
+   * @param isLocal whether the client id is connected (or connecting) to this broker: exact, so
+   *   a processor that reconnects here is never taken for gone
+   * @param maxTracked offline sessions counted at most (the oldest go first): far more than any
+   *   installation has roles; one forgotten restarts its count at 0
    */
   constructor(
     private readonly maxQueued: number,
+    private readonly isLocal: (clientId: string) => boolean,
     private readonly maxTracked = 10_000,
   ) {}
 
-  connected(clientId: string): void {
+  /** Another broker announced that `clientId` connected to it. */
+  remoteConnected(brokerId: string, clientId: string): void {
     if (internalRoleOfClientId(clientId) === undefined) return
-    this.online.set(clientId, (this.online.get(clientId) ?? 0) + 1)
-    this.queuedWhileAway.delete(clientId)
+    let clients = this.remote.get(brokerId)
+    if (clients === undefined) {
+      clients = new Set()
+      this.remote.set(brokerId, clients)
+    }
+    clients.add(clientId)
+    this.queued.delete(clientId)
   }
 
-  disconnected(clientId: string): void {
-    const count = this.online.get(clientId)
-    if (count === undefined) return
-    if (count > 1) this.online.set(clientId, count - 1)
-    else this.online.delete(clientId)
+  /** Another broker announced that `clientId` left it. */
+  remoteDisconnected(brokerId: string, clientId: string): void {
+    this.remote.get(brokerId)?.delete(clientId)
+  }
+
+  /** This broker's client connected: its count starts afresh when it leaves. */
+  localConnected(clientId: string): void {
+    this.queued.delete(clientId)
   }
 
   /**
-   * The subscribers that may have this message queued; `dropped` lists the offline internal
-   * sessions it is refused to, `full` those for which this is the first refusal since they left.
+   * Counts one message queued for `subscribers`; returns the internal sessions that reached the
+   * limit with it and are to expire now (each once).
    */
-  admit<T extends QueueSubscriber>(subscribers: T[]): { admitted: T[]; dropped: number; full: string[] } {
-    let admitted: T[] | undefined
-    let dropped = 0
-    const full: string[] = []
-    for (let i = 0; i < subscribers.length; i++) {
-      const { clientId } = subscribers[i]!
-      if (this.online.has(clientId) || internalRoleOfClientId(clientId) === undefined) {
-        admitted?.push(subscribers[i]!)
-        continue
-      }
-      const queued = this.queuedWhileAway.get(clientId) ?? 0
+  count(subscribers: readonly QueueSubscriber[]): string[] {
+    let expire: string[] | undefined
+    for (const { clientId } of subscribers) {
+      if (internalRoleOfClientId(clientId) === undefined || this.isOnline(clientId)) continue
+      const queued = (this.queued.get(clientId) ?? 0) + 1
       if (queued < this.maxQueued) {
-        this.track(clientId, queued + 1)
-        admitted?.push(subscribers[i]!)
+        this.track(clientId, queued)
         continue
       }
-      // The first refusal: copy what was admitted so far (most messages refuse no one, and allocate nothing).
-      admitted ??= subscribers.slice(0, i)
-      if (queued === this.maxQueued) {
-        full.push(clientId)
-        this.track(clientId, queued + 1)
-      }
-      dropped++
+      this.queued.delete(clientId)
+      expire ??= []
+      expire.push(clientId)
     }
-    return { admitted: admitted ?? subscribers, dropped, full }
+    return expire ?? NONE
+  }
+
+  private isOnline(clientId: string): boolean {
+    if (this.isLocal(clientId)) return true
+    for (const clients of this.remote.values()) if (clients.has(clientId)) return true
+    return false
   }
 
   private track(clientId: string, queued: number): void {
-    this.queuedWhileAway.set(clientId, queued)
-    if (this.queuedWhileAway.size > this.maxTracked) {
-      const oldest = this.queuedWhileAway.keys().next().value
-      if (oldest !== undefined) this.queuedWhileAway.delete(oldest)
+    this.queued.set(clientId, queued)
+    if (this.queued.size > this.maxTracked) {
+      const oldest = this.queued.keys().next().value
+      if (oldest !== undefined) this.queued.delete(oldest)
     }
   }
 }
+
+const NONE: string[] = []

@@ -34,8 +34,8 @@ export class BrokerMetrics {
   readonly messagesRefused: Counter<'reason'>
   readonly bytesIn: Counter
   readonly bytesOut: Counter
-  /** Messages not queued for an offline internal session past its bound (internal-sessions.ts). */
-  readonly internalQueueDropped: Counter
+  /** Offline internal sessions expired at their queue limit (internal-sessions.ts). */
+  readonly internalSessionsExpired: Counter
   /** Sessions the session store holds subscriptions for, online or not: read at scrape time. */
   readonly persistentSessions: Gauge
   /** Bytes written to connections that closed; live ones are read at scrape time. */
@@ -48,9 +48,9 @@ export class BrokerMetrics {
     storedSessions: () => Promise<number> = async () => 0,
   ) {
     const registers = [registry]
-    this.internalQueueDropped = new Counter({
-      name: 'plantwatt_broker_internal_queue_dropped_total',
-      help: 'QoS 1 messages not queued for an offline internal session that already holds its limit',
+    this.internalSessionsExpired = new Counter({
+      name: 'plantwatt_broker_internal_sessions_expired_total',
+      help: 'Offline persistent sessions of plantwatt roles expired on reaching their queue limit',
       registers,
     })
     this.persistentSessions = new Gauge({

@@ -5,24 +5,28 @@ const PROCESSOR = { clientId: 'plantwatt-processor-host-1a2b3c4d' }
 const DEVICE = { clientId: '860100000000123' }
 
 describe('InternalSessionBound', () => {
-  it('admits up to the limit for an offline internal session, then drops and reports it once', () => {
-    const bound = new InternalSessionBound(2)
-    expect(bound.admit([PROCESSOR, DEVICE]).admitted).toEqual([PROCESSOR, DEVICE])
-    expect(bound.admit([PROCESSOR]).dropped).toBe(0)
-    expect(bound.admit([DEVICE, PROCESSOR])).toEqual({ admitted: [DEVICE], dropped: 1, full: [PROCESSOR.clientId] })
-    expect(bound.admit([PROCESSOR, DEVICE])).toEqual({ admitted: [DEVICE], dropped: 1, full: [] })
+  it('expires an offline internal session once, at the limit; devices are never counted', () => {
+    const bound = new InternalSessionBound(3, () => false)
+    expect(bound.count([PROCESSOR, DEVICE])).toEqual([])
+    expect(bound.count([PROCESSOR])).toEqual([])
+    expect(bound.count([DEVICE, PROCESSOR])).toEqual([PROCESSOR.clientId])
+    // Expired, it no longer matches messages; were it counted again, it would start afresh.
+    expect(bound.count([PROCESSOR])).toEqual([])
+    for (let i = 0; i < 10; i++) expect(bound.count([DEVICE])).toEqual([])
   })
 
-  it('never bounds a connected session, and starts counting afresh when it leaves again', () => {
-    const bound = new InternalSessionBound(1)
-    bound.connected(PROCESSOR.clientId)
-    for (let i = 0; i < 5; i++) expect(bound.admit([PROCESSOR]).dropped).toBe(0)
-    // A takeover: the new connection is announced before the old one's end.
-    bound.connected(PROCESSOR.clientId)
-    bound.disconnected(PROCESSOR.clientId)
-    expect(bound.admit([PROCESSOR]).dropped).toBe(0)
-    bound.disconnected(PROCESSOR.clientId)
-    expect(bound.admit([PROCESSOR]).dropped).toBe(0)
-    expect(bound.admit([PROCESSOR]).dropped).toBe(1)
+  it('never counts a session connected here or at another broker, and starts afresh when it connects', () => {
+    let local = true
+    const bound = new InternalSessionBound(2, () => local)
+    for (let i = 0; i < 5; i++) expect(bound.count([PROCESSOR])).toEqual([])
+    local = false
+    expect(bound.count([PROCESSOR])).toEqual([])
+    bound.localConnected(PROCESSOR.clientId)
+    expect(bound.count([PROCESSOR])).toEqual([])
+    bound.remoteConnected('broker-b', PROCESSOR.clientId)
+    for (let i = 0; i < 5; i++) expect(bound.count([PROCESSOR])).toEqual([])
+    bound.remoteDisconnected('broker-b', PROCESSOR.clientId)
+    expect(bound.count([PROCESSOR])).toEqual([])
+    expect(bound.count([PROCESSOR])).toEqual([PROCESSOR.clientId])
   })
 })
