@@ -18,7 +18,12 @@ export interface QueueSubscriber {
 }
 
 export class InternalSessionBound {
-  /** Internal client ids connected to another broker of the cluster, by broker id. */
+  /**
+   * Internal client ids connected to another broker of the cluster, by broker id. Only
+   * authenticated internal clients are ever announced (a handful per broker); a broker's entry
+   * goes when its last client leaves (one that crashed keeps its few until then, which only
+   * ever spares sessions from the bound, never cuts one short).
+   */
   private readonly remote = new Map<string, Set<string>>()
   /** Offline internal sessions: messages queued since each went away, or since this broker started. */
   private readonly queued = new Map<string, number>()
@@ -50,7 +55,8 @@ export class InternalSessionBound {
 
   /** Another broker announced that `clientId` left it. */
   remoteDisconnected(brokerId: string, clientId: string): void {
-    this.remote.get(brokerId)?.delete(clientId)
+    const clients = this.remote.get(brokerId)
+    if (clients?.delete(clientId) && clients.size === 0) this.remote.delete(brokerId)
   }
 
   /** This broker's client connected: its count starts afresh when it leaves. */
