@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -108,5 +109,38 @@ describe('persistent sessions of internal clients', () => {
     const stored = await storedFor(dir, PROCESSOR)
     expect(stored).toBeGreaterThanOrEqual(LIMIT)
     expect(stored).toBeLessThanOrEqual(LIMIT + 2)
+
+    // Its owner returns (to a restarted broker on the same store): it gets what was kept, and,
+    // its subscriptions gone, is told there is no session to resume.
+    const store = await createLevelPersistence(dir)
+    const restarted = await createBroker({
+      plant: new PlantIndex(examplePlant()),
+      deviceSecret: SECRET,
+      logger: pino({ level: 'silent' }),
+      persistence: store.persistence,
+      id: store.brokerId,
+    })
+    try {
+      const port = await restarted.listen({ host: '127.0.0.1', port: 0 })
+      let kept = 0
+      const back = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
+        clientId: PROCESSOR,
+        username: 'plantwatt-processor',
+        password: internalPassword(internalKey(SECRET), 'processor'),
+        protocolVersion: 4,
+        clean: false,
+        reconnectPeriod: 0,
+      })
+      back.on('message', () => kept++)
+      const [connack] = (await once(back, 'connect')) as [{ sessionPresent: boolean }]
+      expect(connack.sessionPresent).toBe(false)
+      const deadline = Date.now() + 5000
+      while (kept < stored && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(kept).toBe(stored)
+      await back.endAsync()
+    } finally {
+      await restarted.close()
+      await store.close()
+    }
   })
 })
