@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -132,7 +131,7 @@ describe('persistent sessions of internal clients', () => {
         reconnectPeriod: 0,
       })
       back.on('message', () => kept++)
-      const [connack] = (await once(back, 'connect')) as [{ sessionPresent: boolean }]
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => back.once('connect', resolve))
       expect(connack.sessionPresent).toBe(false)
       const deadline = Date.now() + 5000
       while (kept < stored && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
