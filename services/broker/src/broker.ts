@@ -2,26 +2,42 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { type AddressInfo, createServer, type Server } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import {
+  type Bus,
+  createAedesBus,
+  type InternalRole,
+  internalMayPublish,
+  internalMaySubscribe,
+  internalRoleOf,
+} from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
+import { InternalSessionBound, type QueueSubscriber } from './internal-sessions.ts'
 import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
-import { LoginGuard } from './login-guard.ts'
+import { LoginGuard, type LoginGuardOptions } from './login-guard.ts'
 import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
 import { PacketFramer } from './packet-framer.ts'
 import { type PacerClock, PublishPacer, realClock } from './publish-pacer.ts'
 import { purgeRetained, type RetainedStore } from './retained.ts'
 import { TokenBucket } from './token-bucket.ts'
 
+/** Limits to change from their defaults; `login` too may name only some of its options. */
+export type BrokerLimitOptions = Partial<Omit<BrokerLimits, 'login'>> & { login?: Partial<LoginGuardOptions> }
+
 export interface BrokerOptions {
   plant: PlantIndex
   deviceSecret: string
+  /**
+   * PLANTWATT_INTERNAL_SECRET: the key of plantwatt's own MQTT clients (split-mode processor and
+   * gateway, docs/broker.md); unset, it is derived from the device secret.
+   */
+  internalSecret?: string
   logger: Logger
-  limits?: Partial<BrokerLimits>
+  limits?: BrokerLimitOptions
   /** Where the metrics go; the gateway serves it at /metrics. */
   registry?: Registry
   /** aedes persistence (sessions, queued QoS 1 downlinks): in memory unless given (Redis, level). */
@@ -76,6 +92,10 @@ class Connection {
   /** When bytes last arrived (ms): the idle limit's clock. */
   lastReadAt: number
   internal = false
+  /** The role of plantwatt's own client; undefined for a device. */
+  internalRole: InternalRole | undefined = undefined
+  /** Its client id once authenticated, counted in the broker's local internal presence. */
+  internalClientId: string | undefined = undefined
   connected = false
   dropped = false
 
@@ -146,18 +166,30 @@ function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError 
  */
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { plant, logger } = options
-  const limits: BrokerLimits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+  const limits: BrokerLimits = Object.freeze({
+    ...DEFAULT_BROKER_LIMITS,
+    ...options.limits,
+    login: Object.freeze({ ...DEFAULT_BROKER_LIMITS.login, ...options.limits?.login }),
+  })
   const now = options.now ?? Date.now
-  const policy = new DevicePolicy(plant, options.deviceSecret)
+  const policy = new DevicePolicy(plant, options.deviceSecret, options.internalSecret)
   const loginGuard = new LoginGuard(limits.login)
   const connections = new Map<Duplex, Connection>()
-  const metrics = new BrokerMetrics(options.registry ?? new Registry(), () => {
-    let total = 0
-    for (const stream of connections.keys()) total += bytesWritten(stream)
-    return total
-  })
+  let storedSessions = async () => 0
+  const metrics = new BrokerMetrics(
+    options.registry ?? new Registry(),
+    () => {
+      let total = 0
+      for (const stream of connections.keys()) total += bytesWritten(stream)
+      return total
+    },
+    () => storedSessions(),
+  )
   const pacerClock = realClock(now)
   const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
+  // plantwatt's own clients on this broker, from authentication to the socket's close (a takeover
+  // briefly counts two): at most one entry per internal client id, a handful.
+  const localInternal = new Map<string, number>()
   let connectedCount = 0
   let closing = false
   const events = new EventEmitter()
@@ -191,6 +223,23 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       })
     }
     done(null)
+  }
+
+  // plantwatt's own clients get least privilege per role (docs/broker.md). A publish outside it is
+  // a bug or a stolen credential: it closes the connection, as a device's would; a filter outside
+  // it gets 0x80.
+  const refuseInternalPublish = (connection: Connection, clientId: string, topic: string): Error | null => {
+    if (connection.internalRole !== undefined && internalMayPublish(connection.internalRole, topic)) return null
+    drop(connection, 'foreign_publish', { clientId, topic: topic.slice(0, 200) })
+    return new Error('publish not allowed')
+  }
+  const internalSubscription = (connection: Connection, clientId: string, subscription: Subscription) => {
+    if (connection.internalRole !== undefined && internalMaySubscribe(connection.internalRole, subscription.topic)) {
+      return subscription
+    }
+    metrics.foreignSubscriptions.inc()
+    logger.warn({ clientId, filter: subscription.topic.slice(0, 200) }, 'internal subscription refused')
+    return null
   }
 
   const aedes = await Aedes.createBroker({
@@ -238,15 +287,20 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         setTimeout(() => done(error, false), delayMs).unref()
       }
       if (connection?.rawClientIdEmpty) return refuse('empty_client_id', 2)
-      if (!DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
+      // plantwatt's own clients have their own client-id namespace (host names with dots) and no
+      // id lockout: there is no device to protect, and a stranger must not lock the processor out.
+      const device = internalRoleOf(username) === undefined
+      if (device && !DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
       if (connectedCount >= limits.maxConnections) return refuse('too_many_connections', 3)
-      if (!connectRate.take(at)) return refuse('connect_rate', 3)
-      if (loginGuard.isLocked(client.id, at)) {
+      // An address past its failed-login budget waits longer for every answer, a success included,
+      // but is never refused for it (CONTRACT.md §4: NB-IoT fleets share NAT addresses).
+      const admissionDelayMs = loginGuard.admissionDelay(address, at)
+      if (device && loginGuard.isLocked(client.id, address, at)) {
         return refuse('locked_out', 5, loginGuard.recordFailure(client.id, address, at))
       }
       const verdict = policy.login(client.id, username, password ?? undefined)
       if (!verdict.ok)
-        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
+        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at, device))
       // A will is a publish made later on the device's behalf (issue 12 finding 1): the rules of
       // CONTRACT.md §4 hold for it too. Refused at CONNECT, so the device learns of it at once.
       // plantwatt's own clients set none, and a stored will cannot be told apart from a device's
@@ -255,9 +309,21 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (willTopic !== undefined && !policy.mayPublish(client.id, willTopic)) {
         return refuse('will_not_allowed', 5)
       }
-      loginGuard.recordSuccess(client.id)
-      if (connection) connection.internal = verdict.internal
-      done(null, true)
+      if (device) loginGuard.recordSuccess(client.id, address)
+      // The broker-wide connect rate is charged for successful logins only, so failed ones can
+      // never use it up (CONTRACT.md §4); a success past it is still told to come back later.
+      if (!connectRate.take(at)) return refuse('connect_rate', 3, admissionDelayMs)
+      if (connection) {
+        connection.internal = verdict.role !== undefined
+        connection.internalRole = verdict.role
+        if (verdict.role !== undefined) {
+          // Present from here, before aedes restores the session's subscriptions.
+          connection.internalClientId = client.id
+          localInternal.set(client.id, (localInternal.get(client.id) ?? 0) + 1)
+        }
+      }
+      if (admissionDelayMs <= 0) return done(null, true)
+      setTimeout(() => done(null, true), admissionDelayMs).unref()
     },
 
     authorizePublish(client, packet, done) {
@@ -267,7 +333,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       // reconnected here: every will is held to the device rules, never trusted.
       if (client === null || isWill(client, packet)) return authorizeWill(client, packet, done)
       const connection = connections.get(client.conn as Duplex)
-      if (connection?.internal) return done(null)
+      if (connection?.internal) return done(refuseInternalPublish(connection, client.id, packet.topic))
       if (!policy.mayPublish(client.id, packet.topic)) {
         drop(connection, 'foreign_publish', { clientId: client.id, topic: packet.topic.slice(0, 200) })
         return done(new Error('publish not allowed'))
@@ -289,7 +355,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
     authorizeSubscribe(client, subscription, done) {
       const connection = connections.get(client.conn as Duplex)
-      if (connection?.internal) return done(null, subscription)
+      if (connection?.internal) return done(null, internalSubscription(connection, client.id, subscription))
       if (connection && !connection.subscribeRequests.take(now())) {
         drop(connection, 'subscribe_flood', { clientId: client.id })
         return done(new Error('subscription rate exceeded'))
@@ -397,6 +463,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     stream.once('close', () => {
       connection.publishes.close()
       connections.delete(stream)
+      const internalId = connection.internalClientId
+      if (internalId !== undefined) {
+        const count = localInternal.get(internalId) ?? 0
+        if (count > 1) localInternal.set(internalId, count - 1)
+        else localInternal.delete(internalId)
+      }
       metrics.bytesOutClosed += bytesWritten(stream)
       if (connection.connected) {
         connectedCount--
@@ -436,6 +508,19 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     Math.min(1000, limits.packetTimeoutMs, limits.idleLimitMs),
   )
   sweep.unref()
+
+  const sessionBound = await boundInternalSessions(aedes as unknown as AedesInternals, {
+    maxQueued: limits.maxQueuedPerInternalSession,
+    isLocal: (clientId) => localInternal.has(clientId),
+    localClients: () => [...localInternal.keys()],
+    metrics,
+    logger,
+  })
+  aedes.on('client', (client: Client) => sessionBound.localConnected(client.id))
+  storedSessions = async () => {
+    const counts = await (aedes as unknown as AedesInternals).persistence.countOffline()
+    return counts.clientsCount
+  }
 
   const bus = createAedesBus(aedes, (error) => logger.error({ err: error }, 'bus handler failed'))
   const servers: Server[] = []
@@ -478,4 +563,92 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await Promise.all(closed)
     },
   }
+}
+
+/** What boundInternalSessions reaches into: aedes' id, the persistence it uses, and its emitter. */
+interface AedesInternals {
+  id: string
+  persistence: {
+    outgoingEnqueueCombi(subscribers: QueueSubscriber[], packet: unknown): Promise<void>
+    cleanSubscriptions(client: { id: string }): Promise<unknown>
+    countOffline(): Promise<{ clientsCount: number; subsCount: number }>
+  }
+  subscribe(
+    topic: string,
+    listener: (packet: { topic: string; payload: Buffer }, done: () => void) => void,
+    done: () => void,
+  ): void
+  publish(packet: { topic: string; payload: Buffer }, done: (error?: Error) => void): void
+}
+
+const PRESENCE_REQUEST = 'plantwatt/presence-request'
+const PRESENCE = 'plantwatt/presence'
+
+/**
+ * Bounds plantwatt's own offline persistent sessions (internal-sessions.ts, issue 12 finding 15).
+ * aedes has no hook there: it hands every QoS 1 message with its persistent subscribers to
+ * `persistence.outgoingEnqueueCombi`, so that one method of the persistence instance is wrapped to
+ * count, and a session at its limit expires (its subscriptions are removed) before the next
+ * message is taken. Presence: exact for this broker (`isLocal`, from authentication to the
+ * socket's close); for the others of a cluster, from aedes' `$SYS/{broker}/new/clients` and
+ * `…/disconnect/clients` announcements, and, at start, from each broker's answer to a presence
+ * request (clients that connected before this broker started). `$SYS` topics are out of every
+ * client's reach (aedes refuses client publishes there; the ACLs give no client a `$SYS` filter).
+ */
+async function boundInternalSessions(
+  aedes: AedesInternals,
+  options: {
+    maxQueued: number
+    isLocal: (clientId: string) => boolean
+    localClients: () => string[]
+    metrics: BrokerMetrics
+    logger: Logger
+  },
+): Promise<InternalSessionBound> {
+  const { persistence, id: brokerId } = aedes
+  const bound = new InternalSessionBound(options.maxQueued, options.isLocal)
+  const expire = async (clientId: string) => {
+    options.metrics.internalSessionsExpired.inc()
+    options.logger.warn(
+      { clientId, limit: options.maxQueued },
+      'offline internal session reached its queue limit: expired (its subscriptions removed)',
+    )
+    await persistence.cleanSubscriptions({ id: clientId })
+  }
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
+    await enqueue(subscribers, packet)
+    const expired = bound.count(subscribers)
+    if (expired.length > 0) await Promise.all(expired.map(expire))
+  }
+
+  const listen = (topic: string, onMessage: (from: string, payload: Buffer) => void) =>
+    new Promise<void>((resolve) =>
+      aedes.subscribe(
+        topic,
+        (packet, done) => {
+          const from = packet.topic.split('/')[1] ?? ''
+          if (from !== brokerId) onMessage(from, packet.payload)
+          done()
+        },
+        resolve,
+      ),
+    )
+  const say = (topic: string, payload: string) =>
+    aedes.publish({ topic: `$SYS/${brokerId}/${topic}`, payload: Buffer.from(payload) }, () => {})
+  await listen('$SYS/+/new/clients', (from, payload) => bound.remoteConnected(from, payload.toString('utf8')))
+  await listen('$SYS/+/disconnect/clients', (from, payload) => bound.remoteDisconnected(from, payload.toString('utf8')))
+  await listen(`$SYS/+/${PRESENCE_REQUEST}`, () => say(PRESENCE, JSON.stringify(options.localClients())))
+  await listen(`$SYS/+/${PRESENCE}`, (from, payload) => {
+    let clients: unknown
+    try {
+      clients = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return
+    }
+    if (!Array.isArray(clients)) return
+    for (const clientId of clients) if (typeof clientId === 'string') bound.remoteConnected(from, clientId)
+  })
+  say(PRESENCE_REQUEST, '{}')
+  return bound
 }

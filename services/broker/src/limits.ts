@@ -48,6 +48,12 @@ export interface BrokerLimits {
   maxInflightInbound: number
   /** Packets queued from a client before its CONNECT is processed. */
   queueLimit: number
+  /**
+   * QoS 1 messages queued at most for one offline persistent session of plantwatt's own clients
+   * (the processor's). 200,000 is minutes of a 40,000-device plant's readings: a processor
+   * restart loses nothing; a session whose owner never comes back stops growing.
+   */
+  maxQueuedPerInternalSession: number
   login: LoginGuardOptions
 }
 
@@ -69,5 +75,6 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
   drainTimeoutMs: 5000,
   maxInflightInbound: 100,
   queueLimit: 42,
+  maxQueuedPerInternalSession: 200_000,
   login: DEFAULT_LOGIN_GUARD,
 })

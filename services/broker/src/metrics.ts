@@ -44,12 +44,33 @@ export class BrokerMetrics {
   readonly messagesRefused: Counter<'reason'>
   readonly bytesIn: Counter
   readonly bytesOut: Counter
+  /** Offline internal sessions expired at their queue limit (internal-sessions.ts). */
+  readonly internalSessionsExpired: Counter
+  /** Sessions the session store holds subscriptions for, online or not: read at scrape time. */
+  readonly persistentSessions: Gauge
   /** Bytes written to connections that closed; live ones are read at scrape time. */
   bytesOutClosed = 0
   private bytesOutReported = 0
 
-  constructor(registry: Registry, liveBytesOut: () => number = () => 0) {
+  constructor(
+    registry: Registry,
+    liveBytesOut: () => number = () => 0,
+    storedSessions: () => Promise<number> = async () => 0,
+  ) {
     const registers = [registry]
+    this.internalSessionsExpired = new Counter({
+      name: 'plantwatt_broker_internal_sessions_expired_total',
+      help: 'Offline persistent sessions of plantwatt roles expired on reaching their queue limit',
+      registers,
+    })
+    this.persistentSessions = new Gauge({
+      name: 'plantwatt_broker_persistent_sessions',
+      help: 'Persistent sessions with subscriptions in the session store, connected or not',
+      registers,
+      async collect() {
+        this.set(await storedSessions())
+      },
+    })
     this.connected = new Gauge({
       name: 'plantwatt_broker_connected_clients',
       help: 'MQTT sessions connected now',

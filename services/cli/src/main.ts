@@ -13,6 +13,7 @@ import {
   parseDeviceId,
   parseFlag,
   parseHost,
+  parseInstanceId,
   parsePort,
   parsePositiveNumber,
   parseTime,
@@ -64,7 +65,6 @@ const options = {
   influxOrg: () => envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'),
   influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
   influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
-  // CONTRACT.md §7: readings more than maxAgeS behind the wall clock are `too_old` unless this is set.
   // CONTRACT.md §2: distinct process-variable names a device may report (tuning names do not count).
   maxProcessNames: () =>
     envOption(
@@ -74,12 +74,19 @@ const options = {
     )
       .default(16)
       .argParser(parseCount(0, 1000)),
+  // CONTRACT.md §7: readings more than maxAgeS behind the wall clock are `too_old` unless this is set.
   acceptOld: () =>
     envOption(
       '--accept-old [yes]',
       'accept readings older than maxAgeS behind the wall clock (replaying old recordings)',
       'PLANTWATT_ACCEPT_OLD',
     ).argParser(parseFlag),
+  instanceId: () =>
+    envOption(
+      '--instance-id <id>',
+      "instance part of this role's MQTT client id plantwatt-{role}-{id} (default: from the host name and data directory)",
+      'PLANTWATT_INSTANCE_ID',
+    ).argParser(parseInstanceId),
 }
 
 /**
@@ -96,6 +103,7 @@ async function roleContext(opts: { plant?: string; dataDir: string }): Promise<R
     plant,
     dataDir: resolve(opts.dataDir),
     deviceSecret,
+    internalSecret: secretFromEnv('PLANTWATT_INTERNAL_SECRET'),
     logger: createLogger(),
   }
 }
@@ -191,6 +199,7 @@ program
   .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
   .addOption(options.acceptOld())
   .addOption(options.maxProcessNames())
+  .addOption(options.instanceId())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
@@ -201,6 +210,7 @@ program
       httpPort: opts.httpPort,
       acceptOld: opts.acceptOld === true,
       maxProcessNames: opts.maxProcessNames,
+      instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)
   })
@@ -213,6 +223,7 @@ program
   .addOption(options.broker())
   .addOption(options.host())
   .addOption(options.httpPort())
+  .addOption(options.instanceId())
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
@@ -221,6 +232,7 @@ program
       host: opts.host,
       httpPort: opts.httpPort,
       adminToken,
+      instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)
   })
