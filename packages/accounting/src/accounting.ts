@@ -100,6 +100,25 @@ export function powerInRange(ratedPowerW: number, watts: number): boolean {
   return watts >= -0.01 * ratedPowerW && watts <= 10 * ratedPowerW
 }
 
+/** The floor of a site meter's range (issue 12 finding 13): a site without equipment still meters. */
+const MIN_METER_LIMIT_W = 1_000_000
+
+/**
+ * Range of a site meter's power (issue 12 finding 13, docs/data-limits.md): a PV or grid meter
+ * reads at most 10 × the site's whole rated load (the sum of its equipment's ratedPowerW, at least
+ * 1 MW) either way — PV generated, grid imported or exported. A counter step implying more is out
+ * of range too.
+ */
+export function meterLimitW(site: { equipment: readonly { spec: { ratedPowerW: number } }[] }): number {
+  let rated = 0
+  for (const equipment of site.equipment) rated += equipment.spec.ratedPowerW
+  return Math.max(MIN_METER_LIMIT_W, 10 * rated)
+}
+
+function meterPowerInRange(limitW: number, watts: number): boolean {
+  return watts >= -limitW && watts <= limitW
+}
+
 interface Figures {
   energy: number
   idle: number
@@ -174,7 +193,7 @@ export class Accounting {
     this.context.maxPowerGapS = options.maxPowerGapS ?? DEFAULT_MAX_POWER_GAP_S
     this.maxRetained = options.maxRetained ?? 65_536
     for (const [id, info] of plant.sites) {
-      const site = new SiteState(info, history, options.retentionS)
+      const site = new SiteState(info, history, options.retentionS, meterLimitW(info))
       this.sites.set(id, site)
       for (const ref of site.refs) this.scopes.set(ref.scope, ref)
     }
@@ -211,6 +230,12 @@ export class Accounting {
     }
     const beyond = pos === 0 && series.evicted
     const equipment = device.role === 'equipment' ? device.equipment : undefined
+    // Cumulative counters (§2 `energy`, `output`) count up from zero: a negative value is no
+    // reading of one (a reset restarts at zero), whoever reports it.
+    if ((name === 'energy' || name === 'output') && reading.value < 0) {
+      this.counters.out_of_range++
+      return 'out_of_range'
+    }
     if (equipment !== undefined) {
       const rated = equipment.spec.ratedPowerW
       if (name === 'power' && !powerInRange(rated, reading.value)) {
@@ -221,6 +246,20 @@ export class Accounting {
         const dt = t - series.time(pos - 1)
         const implied = (counterIncrement(series.value(pos - 1), reading.value) * 3600) / dt
         if (!powerInRange(rated, implied)) {
+          this.counters.out_of_range++
+          return 'out_of_range'
+        }
+      }
+    } else {
+      const limit = site.meterLimitW
+      if (name === 'power' && !meterPowerInRange(limit, reading.value)) {
+        this.counters.out_of_range++
+        return 'out_of_range'
+      }
+      if (name === 'energy' && pos > 0) {
+        const dt = t - series.time(pos - 1)
+        const implied = (counterIncrement(series.value(pos - 1), reading.value) * 3600) / dt
+        if (!meterPowerInRange(limit, implied)) {
           this.counters.out_of_range++
           return 'out_of_range'
         }
@@ -249,6 +288,21 @@ export class Accounting {
     this.flush(site, sink)
     series.evictBefore(series.lastEver - site.retentionS, this.maxRetained)
     return 'accepted'
+  }
+
+  /** The names of a device's other measurements (§2 process variables) held for ordering and dedup. */
+  otherMeasurements(deviceId: string): string[] {
+    const dev = this.devices.get(deviceId)
+    return dev === undefined ? [] : [...dev.others.keys()]
+  }
+
+  /**
+   * Drops a device's series of one other measurement (the caller bounds the names a device holds,
+   * CONTRACT.md §2). Such series carry no energy, only ordering and dedup: a repeat of a reading
+   * of a forgotten name is taken as new. False when there was none (power and energy never go).
+   */
+  forgetMeasurement(deviceId: string, name: string): boolean {
+    return this.devices.get(deviceId)?.others.delete(name) ?? false
   }
 
   private deviceOf(device: DeviceInfo): DeviceEnergy {

@@ -31,6 +31,8 @@ export class SiteState {
   readonly spans: (Span[] | undefined)[]
   readonly hasGridMeters: boolean
   readonly retentionS: number
+  /** The range of this site's PV and grid meters' power, ±W (accounting.ts meterLimitW). */
+  readonly meterLimitW: number
   carbon: CarbonVersion[]
   /** Site clock (§7), epoch seconds. */
   clock: number | undefined = undefined
@@ -58,7 +60,9 @@ export class SiteState {
     readonly info: SiteInfo,
     historyMinutes: number,
     retentionS: number | undefined,
+    meterLimitW: number,
   ) {
+    this.meterLimitW = meterLimitW
     this.calendar = new LocalCalendar(info.spec.timezone)
     this.hasGridMeters = (info.spec.meters?.grid?.length ?? 0) > 0
     this.retentionS = retentionS ?? Math.max(300, 3 * info.latenessS)

@@ -16,6 +16,12 @@
 //   u16 topic length | topic (UTF-8) | payload
 // all little-endian. A torn record at the end of the last segment (a crash mid-write) fails its
 // length or crc check; it was never acknowledged, and is cut off when the journal opens.
+//
+// Sequence numbers have no holes: a failed write gives its numbers to the records after it. So a
+// damaged record in the middle of a segment (a bad length or crc followed by valid records) is
+// found by scanning forward for the next record whose length, crc and sequence number hold, and
+// the hole in the numbers says exactly how many records were lost; each such skip is reported
+// (onSkip: the caller logs it) and counted (stats), never silent (issue 12 finding 12).
 
 import { type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -33,6 +39,22 @@ export interface IngestJournalOptions {
   segmentBytes?: number
   /** Wall clock, ms (tests inject it). */
   now?: () => number
+  /** Told of every damaged stretch skipped (once per journal instance and place). */
+  onSkip?: (skip: JournalSkip) => void
+}
+
+/** A damaged stretch of a segment, skipped to the next valid record. */
+export interface JournalSkip {
+  segment: string
+  /** Where the damage starts, bytes into the segment. */
+  offset: number
+  bytes: number
+  /** The last valid record before it (0 at the start of the journal). */
+  afterSeq: number
+  /** The first valid record after it. */
+  nextSeq: number
+  /** Records lost in it: the hole in the sequence numbers. */
+  lostRecords: number
 }
 
 export type AppendCallback = (error: Error | null) => void
@@ -59,28 +81,68 @@ function encodeRecord(seq: number, receivedAtMs: number, topic: string, payload:
   return record
 }
 
-/** The whole records of one segment's bytes, and where the last whole one ends. */
-function decodeRecords(bytes: Buffer): { records: JournalRecord[]; validBytes: number } {
-  const records: JournalRecord[] = []
-  let offset = 0
-  while (offset + HEADER_BYTES <= bytes.length) {
-    const bodyLength = bytes.readUInt32LE(offset)
-    const end = offset + HEADER_BYTES + bodyLength
-    if (bodyLength < FIXED_BYTES || end > bytes.length) break
-    const body = bytes.subarray(offset + HEADER_BYTES, end)
-    if (crc32(body) !== bytes.readUInt32LE(offset + 4)) break
-    const topicBytes = body.readUInt16LE(16)
-    if (FIXED_BYTES + topicBytes > bodyLength) break
-    records.push({
-      seq: body.readDoubleLE(0),
+/** The record at `offset` if its length, crc, topic length and sequence number (> afterSeq) hold. */
+function recordAt(bytes: Buffer, offset: number, afterSeq: number): { record: JournalRecord; end: number } | undefined {
+  if (offset + HEADER_BYTES > bytes.length) return undefined
+  const bodyLength = bytes.readUInt32LE(offset)
+  const end = offset + HEADER_BYTES + bodyLength
+  if (bodyLength < FIXED_BYTES || end > bytes.length) return undefined
+  const body = bytes.subarray(offset + HEADER_BYTES, end)
+  if (crc32(body) !== bytes.readUInt32LE(offset + 4)) return undefined
+  const topicBytes = body.readUInt16LE(16)
+  if (FIXED_BYTES + topicBytes > bodyLength) return undefined
+  const seq = body.readDoubleLE(0)
+  if (!Number.isSafeInteger(seq) || seq <= afterSeq) return undefined
+  return {
+    record: {
+      seq,
       receivedAtMs: body.readDoubleLE(8),
       topic: body.toString('utf8', FIXED_BYTES, FIXED_BYTES + topicBytes),
       // A copy: the segment's buffer is dropped after the replay.
       payload: Buffer.from(body.subarray(FIXED_BYTES + topicBytes)),
-    })
-    offset = end
+    },
+    end,
   }
-  return { records, validBytes: offset }
+}
+
+/**
+ * The valid records of one segment's bytes, the damaged stretches skipped between them, and where
+ * the last valid one ends (what follows it, with no valid record after, is a torn tail).
+ */
+function decodeRecords(
+  bytes: Buffer,
+  firstSeq: number,
+): { records: JournalRecord[]; skips: Omit<JournalSkip, 'segment'>[]; validBytes: number } {
+  const records: JournalRecord[] = []
+  const skips: Omit<JournalSkip, 'segment'>[] = []
+  let offset = 0
+  let lastSeq = firstSeq - 1
+  while (offset + HEADER_BYTES <= bytes.length) {
+    const found = recordAt(bytes, offset, lastSeq)
+    if (found) {
+      records.push(found.record)
+      lastSeq = found.record.seq
+      offset = found.end
+      continue
+    }
+    // Damage (or a torn tail): the next offset where a whole valid record starts, if any.
+    let next = offset + 1
+    let resync: { record: JournalRecord; end: number } | undefined
+    for (; next + HEADER_BYTES <= bytes.length; next++) {
+      resync = recordAt(bytes, next, lastSeq)
+      if (resync) break
+    }
+    if (!resync) break
+    skips.push({
+      offset,
+      bytes: next - offset,
+      afterSeq: lastSeq,
+      nextSeq: resync.record.seq,
+      lostRecords: resync.record.seq - lastSeq - 1,
+    })
+    offset = next
+  }
+  return { records, skips, validBytes: offset }
 }
 
 interface Pending {
@@ -97,15 +159,32 @@ export class IngestJournal {
   /** Called for each record once it is on disk, in sequence order. */
   onDurable: (record: JournalRecord) => void = () => {}
 
-  readonly stats = { appended: 0, writes: 0, bytes: 0, failures: 0, readerErrors: 0 }
+  readonly stats = {
+    appended: 0,
+    writes: 0,
+    bytes: 0,
+    failures: 0,
+    readerErrors: 0,
+    /** Records lost in damaged stretches that were skipped (the holes in the sequence numbers). */
+    skippedRecords: 0,
+    /** Bytes of damaged stretches skipped. */
+    skippedBytes: 0,
+    /** Bytes of a torn last record cut off at open (a crash mid-write: never acknowledged). */
+    tornTailBytes: 0,
+  }
 
   private pending: Pending[] = []
   private pendingRecords: JournalRecord[] = []
   private writing = false
   private closed = false
   private segmentSize = 0
+  /** The current segment may end in bytes of a failed write that could not be cut off. */
+  private mustRoll = false
   private readonly segmentBytes: number
   private readonly now: () => number
+  private readonly onSkip: (skip: JournalSkip) => void
+  /** Skips already reported (segment and offset), so a replay after open does not report twice. */
+  private readonly reported = new Set<string>()
 
   private constructor(
     private readonly dir: string,
@@ -118,6 +197,7 @@ export class IngestJournal {
     this.segmentSize = segmentSize
     this.segmentBytes = options.segmentBytes ?? 64 * 2 ** 20
     this.now = options.now ?? Date.now
+    this.onSkip = options.onSkip ?? (() => {})
   }
 
   /** Opens (or creates) the journal in `dir`, cutting off a torn record at the end. */
@@ -130,13 +210,17 @@ export class IngestJournal {
       .sort((a, b) => a.firstSeq - b.firstSeq)
     let nextSeq = 1
     let size = 0
+    let tornTail = 0
+    let decoded: ReturnType<typeof decodeRecords> | undefined
     const last = segments.at(-1)
     if (last) {
       const bytes = await readFile(last.path)
-      const { records, validBytes } = decodeRecords(bytes)
+      decoded = decodeRecords(bytes, last.firstSeq)
+      const { records, validBytes } = decoded
       nextSeq = records.length > 0 ? records.at(-1)!.seq + 1 : last.firstSeq
       size = validBytes
       if (validBytes < bytes.length) {
+        tornTail = bytes.length - validBytes
         const file = await open(last.path, 'r+')
         await file.truncate(validBytes)
         await file.sync()
@@ -146,7 +230,10 @@ export class IngestJournal {
       segments.push({ firstSeq: 1, path: join(dir, segmentName(1)) })
     }
     const handle = await open(segments.at(-1)!.path, 'a', 0o600)
-    return new IngestJournal(dir, segments, handle, nextSeq, size, options)
+    const journal = new IngestJournal(dir, segments, handle, nextSeq, size, options)
+    journal.stats.tornTailBytes = tornTail
+    if (last && decoded) journal.report(last.path, decoded.skips)
+    return journal
   }
 
   /**
@@ -167,7 +254,22 @@ export class IngestJournal {
     for (let k = 0; k < this.segments.length; k++) {
       const next = this.segments[k + 1]
       if (next && next.firstSeq <= afterSeq + 1) continue
-      const { records } = decodeRecords(await readFile(this.segments[k]!.path))
+      const segment = this.segments[k]!
+      const bytes = await readFile(segment.path)
+      const { records, skips, validBytes } = decodeRecords(bytes, segment.firstSeq)
+      // Damage at the end of a segment that another follows is no torn tail (the segment was
+      // finished before the next began): what the next segment's first number skips was lost.
+      if (next && validBytes < bytes.length) {
+        const afterSeq = records.at(-1)?.seq ?? segment.firstSeq - 1
+        skips.push({
+          offset: validBytes,
+          bytes: bytes.length - validBytes,
+          afterSeq,
+          nextSeq: next.firstSeq,
+          lostRecords: Math.max(0, next.firstSeq - afterSeq - 1),
+        })
+      }
+      this.report(segment.path, skips)
       for (const record of records) if (record.seq > afterSeq) yield record
     }
   }
@@ -191,6 +293,18 @@ export class IngestJournal {
     await this.handle.close()
   }
 
+  /** Counts and reports the skips of one segment, each place once. */
+  private report(segment: string, skips: Omit<JournalSkip, 'segment'>[]): void {
+    for (const skip of skips) {
+      const key = `${segment}:${skip.offset}`
+      if (this.reported.has(key)) continue
+      this.reported.add(key)
+      this.stats.skippedRecords += skip.lostRecords
+      this.stats.skippedBytes += skip.bytes
+      this.onSkip({ segment, ...skip })
+    }
+  }
+
   private async writeBatch(): Promise<void> {
     this.writing = true
     while (this.pending.length > 0) {
@@ -201,9 +315,11 @@ export class IngestJournal {
       const bytes = Buffer.concat(batch.map((item) => item.record))
       let failure: Error | null = null
       try {
-        if (this.segmentSize > 0 && this.segmentSize + bytes.length > this.segmentBytes)
+        if (this.mustRoll || (this.segmentSize > 0 && this.segmentSize + bytes.length > this.segmentBytes)) {
           await this.roll(records[0]!.seq)
-        await this.handle.write(bytes)
+          this.mustRoll = false
+        }
+        await this.writeFully(bytes)
         await this.handle.datasync()
         this.segmentSize += bytes.length
         this.stats.writes++
@@ -213,8 +329,12 @@ export class IngestJournal {
         failure = error as Error
         this.stats.failures++
         // Cut off what part of the batch reached the file, so that the next records follow whole
-        // ones; these records were not acknowledged and their devices will send them again.
-        await this.handle.truncate(this.segmentSize).catch(() => {})
+        // ones; these records were not acknowledged and their devices will send them again. If
+        // that fails too, the next batch starts a new segment (and a reader skips the remains).
+        await this.handle.truncate(this.segmentSize).catch(() => {
+          this.mustRoll = true
+        })
+        this.renumberPending(records[0]!.seq)
       }
       for (const item of batch) item.callback(failure)
       if (failure) continue
@@ -230,11 +350,41 @@ export class IngestJournal {
     this.writing = false
   }
 
+  /**
+   * Writes all of `bytes`: one write(2) may write part of them (a disk that fills up mid-write
+   * does), and a part acknowledged as the whole would be lost at the next open.
+   */
+  private async writeFully(bytes: Buffer): Promise<void> {
+    let offset = 0
+    while (offset < bytes.length) {
+      const { bytesWritten } = await this.handle.write(bytes, offset, bytes.length - offset)
+      if (bytesWritten <= 0) throw Object.assign(new Error('the ingest journal wrote nothing'), { code: 'EIO' })
+      offset += bytesWritten
+    }
+  }
+
+  /**
+   * A failed batch gives its sequence numbers to the records appended since, so that the journal
+   * has no holes and a hole always means records lost to damage.
+   */
+  private renumberPending(firstSeq: number): void {
+    for (let k = 0; k < this.pending.length; k++) {
+      const record = this.pendingRecords[k]!
+      record.seq = firstSeq + k
+      this.pending[k]!.record = encodeRecord(record.seq, record.receivedAtMs, record.topic, record.payload)
+    }
+    this.nextSeq = firstSeq + this.pending.length
+  }
+
   private async roll(firstSeq: number): Promise<void> {
-    await this.handle.close()
     const path = join(this.dir, segmentName(firstSeq))
-    this.handle = await open(path, 'a', 0o600)
-    this.segments.push({ firstSeq, path })
-    this.segmentSize = 0
+    // The new file first: on a full disk the open fails and the current segment stays usable.
+    const handle = await open(path, 'a', 0o600)
+    await this.handle.close().catch(() => {})
+    this.handle = handle
+    // Rolling to the name of the current segment (it holds only the remains of a failed write)
+    // keeps appending to that file.
+    if (this.segments.at(-1)?.path !== path) this.segments.push({ firstSeq, path })
+    this.segmentSize = (await handle.stat()).size
   }
 }

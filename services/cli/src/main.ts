@@ -65,6 +65,22 @@ const options = {
   influxOrg: () => envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'),
   influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
   influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
+  // CONTRACT.md §2: distinct process-variable names a device may report (tuning names do not count).
+  maxProcessNames: () =>
+    envOption(
+      '--max-process-names <n>',
+      'distinct process-variable names per device, past which records are rejected too_many_names',
+      'PLANTWATT_MAX_PROCESS_NAMES',
+    )
+      .default(16)
+      .argParser(parseCount(0, 1000)),
+  // CONTRACT.md §7: readings more than maxAgeS behind the wall clock are `too_old` unless this is set.
+  acceptOld: () =>
+    envOption(
+      '--accept-old [yes]',
+      'accept readings older than maxAgeS behind the wall clock (replaying old recordings)',
+      'PLANTWATT_ACCEPT_OLD',
+    ).argParser(parseFlag),
   instanceId: () =>
     envOption(
       '--instance-id <id>',
@@ -123,6 +139,8 @@ program
   .addOption(options.influxOrg())
   .addOption(options.influxBucket())
   .addOption(options.influxToken())
+  .addOption(options.acceptOld())
+  .addOption(options.maxProcessNames())
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
@@ -137,6 +155,8 @@ program
         adminToken,
         deviceSecret: context.deviceSecret,
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
+        acceptOld: opts.acceptOld === true,
+        maxProcessNames: opts.maxProcessNames,
       },
       context.logger,
     )
@@ -177,6 +197,8 @@ program
   .addOption(options.influxToken())
   .addOption(options.host())
   .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
+  .addOption(options.acceptOld())
+  .addOption(options.maxProcessNames())
   .addOption(options.instanceId())
   .action(async (opts) => {
     const context = await roleContext(opts)
@@ -186,6 +208,8 @@ program
       influx,
       host: opts.host,
       httpPort: opts.httpPort,
+      acceptOld: opts.acceptOld === true,
+      maxProcessNames: opts.maxProcessNames,
       instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)

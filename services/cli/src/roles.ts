@@ -15,8 +15,17 @@ import { createGateway } from '@plantwatt/gateway'
 import { HistoryWriter } from '@plantwatt/history'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
-import { type Logger, listenOps, loadDeviceSecret, prepareDataDirectory, TokenStore } from '@plantwatt/runtime'
-import { collectDefaultMetrics, Registry } from 'prom-client'
+import {
+  type IngestJournal,
+  type JournalSkip,
+  type Logger,
+  listenOps,
+  loadDeviceSecret,
+  prepareDataDirectory,
+  removeStaleTemporaries,
+  TokenStore,
+} from '@plantwatt/runtime'
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client'
 
 // The roles of CONTRACT.md §8 run one per process, joined through an MQTT broker: the aedes
 // broker role (alone or clustered on Redis), or any external broker.
@@ -96,7 +105,56 @@ export function metricsRegistry(): Registry {
 
 async function prepare(context: RoleContext) {
   await prepareDataDirectory(context.dataDir, context.logger)
+  await cleanDataDir(context.dataDir, context.logger)
   return loadDeviceSecret(context.dataDir, context.deviceSecret)
+}
+
+/**
+ * At start, before anything writes: removes the temporaries a crash left between create and
+ * rename (issue 12 finding 12), so that a full disk does not stay full of them.
+ */
+export async function cleanDataDir(dataDir: string, logger: Logger): Promise<void> {
+  const removed = await removeStaleTemporaries(dataDir)
+  if (removed.length > 0) logger.warn({ removed }, 'stale temporary files removed from the data directory')
+}
+
+/** Logs a damaged stretch of the ingest journal that was skipped (issue 12 finding 12). */
+export function logJournalSkip(logger: Logger, skip: JournalSkip): void {
+  logger.error(
+    { ...skip },
+    skip.lostRecords > 0
+      ? 'ingest journal: damaged records skipped; acknowledged readings were lost'
+      : 'ingest journal: damaged bytes skipped (remains of a failed write, no record lost)',
+  )
+}
+
+/** The ingest journal's health on /metrics: failed writes, records lost to damage, torn tails. */
+export function registerJournalMetrics(registry: Registry, journal: IngestJournal): void {
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(read())
+      },
+    })
+  counter(
+    'plantwatt_journal_records_skipped_total',
+    'Journal records lost to damage and skipped at open or replay (each also logged)',
+    () => journal.stats.skippedRecords,
+  )
+  counter(
+    'plantwatt_journal_bytes_skipped_total',
+    'Damaged journal bytes skipped at open or replay',
+    () => journal.stats.skippedBytes,
+  )
+  counter(
+    'plantwatt_journal_write_failures_total',
+    'Journal writes that failed (their uplinks were refused, not acknowledged)',
+    () => journal.stats.failures,
+  )
 }
 
 export async function runBroker(
@@ -194,7 +252,15 @@ function internalBus(
 
 export async function runProcessor(
   context: RoleContext,
-  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number; instanceId?: string },
+  options: {
+    brokerUrl: string
+    influx: InfluxOptions
+    host: string
+    httpPort: number
+    instanceId?: string
+    acceptOld?: boolean
+    maxProcessNames?: number
+  },
 ): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
   const history = await openHistory(options.influx, context.dataDir, context.logger)
@@ -205,6 +271,7 @@ export async function runProcessor(
     logger: context.logger.child({ role: 'processor' }),
     checkpointPath: checkpointPath(context.dataDir),
     history,
+    pipeline: { acceptOld: options.acceptOld === true, maxProcessNames: options.maxProcessNames },
   })
   let ready = false
   const registry = metricsRegistry()

@@ -5,7 +5,17 @@ import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret, prepareDataDirectory } from '@plantwatt/runtime'
-import { checkpointPath, journalDir, metricsRegistry, openHistory, openTokens, sessionsDir } from './roles.ts'
+import {
+  checkpointPath,
+  cleanDataDir,
+  journalDir,
+  logJournalSkip,
+  metricsRegistry,
+  openHistory,
+  openTokens,
+  registerJournalMetrics,
+  sessionsDir,
+} from './roles.ts'
 
 export interface UpOptions {
   plant: PlantModel
@@ -17,6 +27,10 @@ export interface UpOptions {
   adminToken: string | undefined
   deviceSecret: string | undefined
   influx: { url?: string; org?: string; bucket?: string; token?: string }
+  /** `--accept-old` (CONTRACT.md §7): take readings older than maxAgeS behind the wall clock. */
+  acceptOld?: boolean
+  /** `--max-process-names` (CONTRACT.md §2): distinct process-variable names per device, default 16. */
+  maxProcessNames?: number
 }
 
 export interface RunningSystem {
@@ -32,6 +46,7 @@ export interface RunningSystem {
 export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
   const plant = new PlantIndex(options.plant)
   await prepareDataDirectory(options.dataDir, logger)
+  await cleanDataDir(options.dataDir, logger)
   const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
   const tokens = await openTokens(options.dataDir, options.adminToken)
   const history = await openHistory(options.influx, options.dataDir, logger)
@@ -41,7 +56,16 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
   // Sessions and downlinks queued for sleeping devices survive a restart (DESIGN.md).
   const sessions = await createLevelPersistence(sessionsDir(options.dataDir))
   // Every uplink is on disk before the broker acknowledges it; the processor reads it from there.
-  const journal = await IngestJournal.open(journalDir(options.dataDir))
+  const journal = await IngestJournal.open(journalDir(options.dataDir), {
+    onSkip: (skip) => logJournalSkip(logger, skip),
+  })
+  if (journal.stats.tornTailBytes > 0) {
+    logger.warn(
+      { bytes: journal.stats.tornTailBytes },
+      'ingest journal: a torn last record (never acknowledged) cut off',
+    )
+  }
+  registerJournalMetrics(registry, journal)
   const broker = await createBroker({
     plant,
     deviceSecret,
@@ -58,6 +82,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     journal,
     checkpointPath: checkpointPath(options.dataDir),
     history,
+    pipeline: { acceptOld: options.acceptOld === true, maxProcessNames: options.maxProcessNames },
   })
   const gateway = await createGateway({
     plant,

@@ -44,6 +44,7 @@ import { registerGatewayMetrics } from './gateway-metrics.ts'
 import { LiveHub } from './live-hub.ts'
 import { registerAdminRoutes } from './routes-admin.ts'
 import { registerDataRoutes } from './routes-data.ts'
+import { registerDeviceNameRoutes } from './routes-device-names.ts'
 import { registerEventRoutes } from './routes-events.ts'
 import { WsAdmission } from './ws-admission.ts'
 import { DEFAULT_WS_LIMITS, WsConnection, type WsLimits } from './ws-connection.ts'
@@ -273,6 +274,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   registerDataRoutes(app, context, guards.viewer)
   registerEventRoutes(app, context, guards)
   registerAdminRoutes(app, context, guards.admin)
+  registerDeviceNameRoutes(app, context, guards.admin)
 
   // Past a token's or an address's connection limit the upgrade is refused with 429 (issue 12
   // finding 16); admit() checks again once upgraded, as upgrades run concurrently.

@@ -11,6 +11,8 @@
 # of the same recording), starts `plantwatt up` on free ports with a fresh data directory, replays,
 # then waits until the processor has taken every message (plantwatt_ingest_messages_total on
 # /metrics). Prints wall seconds, packs/s and the CPU seconds of `up`.
+# The recording starts in 2025 (replay-day.ts's default), older than maxAgeS behind the wall
+# clock: `up --accept-old` takes it (CONTRACT.md §7).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 devices=${1:-10000}
@@ -24,7 +26,7 @@ node --expose-gc --import tsx services/processor/bench/replay-day.ts --devices "
 dir=$(ls -d .bench-data/replay-day/"${devices}dev-$((hours * 3600))s-"*nbiot-seed1-* | head -1)
 messages=$(node -e 'console.log(require(process.argv[1]).messages)' "$PWD/$dir/meta.json")
 
-node --import tsx services/cli/src/main.ts up --plant "$dir/plant.json" --data-dir "$work/data" \
+node --import tsx services/cli/src/main.ts up --accept-old --plant "$dir/plant.json" --data-dir "$work/data" \
   --mqtt-port 0 --http-port 0 > "$work/up.log" 2>&1 &
 up_pid=$!
 until grep -q '"msg":"listening"' "$work/up.log" 2>/dev/null; do

@@ -14,9 +14,11 @@ import {
 import type { Alert, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
 import { decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
 import { Detection, type DetectionCheckpoint, type DetectionOptions, type Sequenced } from '@plantwatt/detection'
-import { isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
+import { type DeviceInfo, isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
+import { DEFAULT_MAX_PROCESS_NAMES, isCountedName, namesToForget } from './device-names.ts'
 
-export type RejectionReason = RejectReason | 'wrong_site'
+/** The decoder's reasons, a device under the wrong site, and a name past the bound (§2). */
+export type RejectionReason = RejectReason | 'wrong_site' | 'too_many_names'
 
 export interface DeviceCounters {
   /** Wall clock (ms) of the device's latest message. */
@@ -27,9 +29,16 @@ export interface DeviceCounters {
   rejected: Partial<Record<RejectionReason, number>>
   /**
    * The newest accepted reading of each measurement by event time: [epoch s, value]
-   * (GET /api/v1/devices/{id}). Absent in checkpoints written before it was kept.
+   * (GET /api/v1/devices/{id}). A Map: names come from devices (`a:__proto__` is a valid one).
+   * Absent in checkpoints written before it was kept, a plain object in those before issue 12.
+   * Bounded by the names a device may hold (device-names.ts).
    */
-  last?: Record<string, [number, number]>
+  last?: Map<string, [number, number]>
+  /**
+   * The counted process-variable names the device holds (device-names.ts), each with the event
+   * time of its newest accepted reading: at most `maxProcessNames`.
+   */
+  names?: Map<string, number>
 }
 
 export interface PipelineStats {
@@ -45,7 +54,17 @@ export interface PipelineStats {
 export interface PipelineOptions {
   accounting?: AccountingOptions
   detection?: Partial<DetectionOptions>
+  /**
+   * `plantwatt up --accept-old` (CONTRACT.md §7): drops the wall-clock `too_old` rule, for replaying
+   * recordings older than `maxAgeS`. Times before 2^28 s (1978, RFC 8428 §4.5.3) stay refused.
+   */
+  acceptOld?: boolean
+  /** Most distinct process-variable names per device (CONTRACT.md §2, default 16). */
+  maxProcessNames?: number
 }
+
+/** RFC 8428 §4.5.3: absolute times start at 2^28 s; a resolved time before it is nobody's reading. */
+const EARLIEST_ABSOLUTE_S = 2 ** 28
 
 /** Everything the pipeline must carry over a restart (see checkpoint-file.ts). */
 export interface PipelineCheckpoint {
@@ -66,16 +85,24 @@ export class ReadingPipeline {
     rejectedByReason: {},
     unknownDeviceMessages: 0,
   }
+  /** Per device of the plant (never for unknown ids), so bounded by the plant model. */
   readonly devices = new Map<string, DeviceCounters>()
   readonly accounting: Accounting
   readonly detection: Detection
   private readonly live: LiveState
+  private readonly acceptOld: boolean
+  private readonly maxProcessNames: number
 
   constructor(
     readonly plant: PlantIndex,
     options: PipelineOptions = {},
     restored?: PipelineCheckpoint,
   ) {
+    this.acceptOld = options.acceptOld === true
+    this.maxProcessNames = options.maxProcessNames ?? DEFAULT_MAX_PROCESS_NAMES
+    if (!Number.isInteger(this.maxProcessNames) || this.maxProcessNames < 0) {
+      throw new RangeError('maxProcessNames must be a non-negative integer')
+    }
     this.live = new LiveState(plant)
     this.accounting = restored
       ? Accounting.restore(plant, restored.accounting, options.accounting)
@@ -96,7 +123,12 @@ export class ReadingPipeline {
       ? Detection.restore(plant, ports, restored.detection, options.detection)
       : new Detection(plant, ports, options.detection)
     if (restored) {
-      for (const [deviceId, counters] of restored.devices) this.devices.set(deviceId, counters)
+      for (const [deviceId, counters] of restored.devices) {
+        const device = plant.device(deviceId)
+        if (device === undefined) continue
+        this.devices.set(deviceId, counters)
+        this.restoreNameBound(device, counters)
+      }
       Object.assign(this.stats, restored.stats)
       for (const site of plant.sites.keys()) {
         const clock = this.accounting.siteClock(site)
@@ -126,9 +158,14 @@ export class ReadingPipeline {
 
     const site = this.plant.sites.get(device.siteId)!
     const siteClock = this.accounting.siteClock(device.siteId)
+    const receivedAt = nowMs / 1000
+    // CONTRACT.md §2 and §7 `too_old`: behind the site clock by more than maxAgeS, or behind the
+    // wall clock at receipt by more than maxAgeS (so that one device with a reset clock cannot set
+    // a fresh site's clock decades back), unless --accept-old.
+    const wallFloor = this.acceptOld ? EARLIEST_ABSOLUTE_S : receivedAt - site.maxAgeS
     const decoded = decodeSenml(payload, {
-      receivedAt: nowMs / 1000,
-      notBefore: siteClock === undefined ? undefined : siteClock - site.maxAgeS,
+      receivedAt,
+      notBefore: siteClock === undefined ? wallFloor : Math.max(wallFloor, siteClock - site.maxAgeS),
     })
     for (const rejection of decoded.rejections) this.reject(counters, rejection.reason)
     const equipment = device.equipment
@@ -138,6 +175,11 @@ export class ReadingPipeline {
       // Counter steps are judged by accounting, which knows the reading before in time.
       if (reading.name === 'power' && equipment && !powerInRange(equipment.spec.ratedPowerW, reading.value)) {
         this.reject(counters, 'out_of_range')
+        continue
+      }
+      const counted = isCountedName(reading.name, equipment)
+      if (counted && !counters.names?.has(reading.name) && !this.roomForName(device, counters, site.maxAgeS)) {
+        this.reject(counters, 'too_many_names')
         continue
       }
       const result: AcceptResult = this.accounting.accept(device, reading)
@@ -153,10 +195,15 @@ export class ReadingPipeline {
       counters.accepted++
       this.stats.readingsAccepted++
       accepted.push(reading)
-      counters.last ??= {}
-      const last = counters.last
-      const previous = last[reading.name]
-      if (previous === undefined || reading.time >= previous[0]) last[reading.name] = [reading.time, reading.value]
+      counters.last ??= new Map()
+      const previous = counters.last.get(reading.name)
+      if (previous === undefined || reading.time >= previous[0])
+        counters.last.set(reading.name, [reading.time, reading.value])
+      if (counted) {
+        counters.names ??= new Map()
+        const seen = counters.names.get(reading.name)
+        if (seen === undefined || reading.time > seen) counters.names.set(reading.name, reading.time)
+      }
     }
     // Detection after accounting has the whole message: a reading that moves the site clock may
     // release an idle clear whose figures accounting computes, and they must not depend on where in
@@ -225,6 +272,69 @@ export class ReadingPipeline {
       detection: this.detection.checkpoint(),
       devices: [...this.devices],
       stats: structuredClone(this.stats),
+    }
+  }
+
+  /**
+   * DELETE /api/v1/devices/{id}/names (CONTRACT.md §2): forgets the device's counted names at once
+   * (their newest readings and accounting's series). The number forgotten; undefined for an id
+   * that is not a device of the plant.
+   */
+  forgetNames(deviceId: string): number | undefined {
+    const device = this.plant.device(deviceId)
+    if (device === undefined) return undefined
+    const counters = this.devices.get(deviceId)
+    const names = counters?.names
+    if (counters === undefined || names === undefined) return 0
+    const forgotten = [...names.keys()]
+    for (const name of forgotten) this.forgetName(device, counters, name)
+    return forgotten.length
+  }
+
+  /**
+   * Whether a device may take one more counted name: yes below the bound; at it, names unseen for
+   * `maxAgeS` of site clock are forgotten first (CONTRACT.md §2) and then maybe there is room.
+   */
+  private roomForName(device: DeviceInfo, counters: DeviceCounters, maxAgeS: number): boolean {
+    const names = counters.names
+    if (names === undefined || names.size < this.maxProcessNames) return true
+    const clock = this.accounting.siteClock(device.siteId)
+    if (clock === undefined) return false
+    for (const name of namesToForget(names, this.maxProcessNames, clock - maxAgeS)) {
+      this.forgetName(device, counters, name)
+    }
+    return names.size < this.maxProcessNames
+  }
+
+  private forgetName(device: DeviceInfo, counters: DeviceCounters, name: string): void {
+    counters.names?.delete(name)
+    counters.last?.delete(name)
+    this.accounting.forgetMeasurement(device.deviceId, name)
+  }
+
+  /**
+   * A restored device keeps the bound (issue 12 finding 4: a checkpoint written before it could
+   * hold thousands of names, and a restart kept them): `last` becomes a Map, the counted names are
+   * rebuilt from it when the checkpoint has none, the newest `maxProcessNames` are kept, and every
+   * other counted name is dropped from `last` and from accounting.
+   */
+  private restoreNameBound(device: DeviceInfo, counters: DeviceCounters): void {
+    const equipment = device.equipment
+    const saved = counters.last as unknown
+    if (saved !== undefined && !(saved instanceof Map)) {
+      counters.last = new Map(Object.entries(saved as Record<string, [number, number]>))
+    }
+    if (counters.names === undefined) {
+      counters.names = new Map()
+      for (const [name, [t]] of counters.last ?? []) if (isCountedName(name, equipment)) counters.names.set(name, t)
+    }
+    const names = counters.names
+    for (const name of namesToForget(names, this.maxProcessNames, Number.NEGATIVE_INFINITY)) names.delete(name)
+    for (const name of [...(counters.last?.keys() ?? [])]) {
+      if (isCountedName(name, equipment) && !names.has(name)) counters.last!.delete(name)
+    }
+    for (const name of this.accounting.otherMeasurements(device.deviceId)) {
+      if (isCountedName(name, equipment) && !names.has(name)) this.accounting.forgetMeasurement(device.deviceId, name)
     }
   }
 

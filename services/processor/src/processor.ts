@@ -138,7 +138,11 @@ export class Processor {
     this.unsubscribes.push(
       await serveQueries(
         bus,
-        { energy: (params) => this.energyQuery(params), device: (params) => this.deviceQuery(params) },
+        {
+          energy: (params) => this.energyQuery(params),
+          device: (params) => this.deviceQuery(params),
+          forgetNames: (params) => this.forgetNamesQuery(params),
+        },
         (error) => logger.warn({ err: error }, 'bad query on the bus'),
       ),
     )
@@ -276,7 +280,7 @@ export class Processor {
     if (typeof id !== 'string') throw new Error('bad device query')
     const counters = this.pipeline.devices.get(id)
     if (!counters) return null
-    const last = Object.entries(counters.last ?? {}).map(([name, [t, value]]) => ({ name, t: t * 1000, value }))
+    const last = [...(counters.last ?? [])].map(([name, [t, value]]) => ({ name, t: t * 1000, value }))
     return {
       lastSeenMs: counters.lastSeenMs,
       accepted: counters.accepted,
@@ -284,6 +288,16 @@ export class Processor {
       rejected: counters.rejected,
       last,
     }
+  }
+
+  /** DELETE /api/v1/devices/{id}/names through the gateway: how many names were forgotten, null when no device. */
+  private forgetNamesQuery(params: unknown) {
+    const id = (params as { id?: unknown } | null)?.id
+    if (typeof id !== 'string') throw new Error('bad forgetNames query')
+    const forgotten = this.pipeline.forgetNames(id)
+    if (forgotten === undefined) return null
+    this.options.logger.info({ deviceId: id, forgotten }, 'device names forgotten')
+    return { forgotten }
   }
 
   private publishChanges(): void {

@@ -79,7 +79,8 @@ describe('a recording replayed at 1× and at full speed', () => {
     const plant = new PlantIndex(model)
     const journal = await IngestJournal.open(join(dir, name, 'journal'))
     const broker = await createBroker({ plant, deviceSecret: SECRET, logger, uplinkJournal: journal })
-    const processor = new Processor({ plant, bus: broker.bus, logger, journal })
+    // The recording is from 2025, older than maxAgeS: replayed as `plantwatt up --accept-old` does (§7).
+    const processor = new Processor({ plant, bus: broker.bus, logger, journal, pipeline: { acceptOld: true } })
     await processor.start()
     const port = await broker.listen({ host: '127.0.0.1', port: 0 })
     try {

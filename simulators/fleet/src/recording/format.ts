@@ -77,8 +77,47 @@ export function decodeHeader(text: string): RecordingHeader {
       `version ${header.version} is not supported (this reader knows ${RECORDING_VERSION})`,
     )
   }
-  if (typeof header.startS !== 'number') throw new RecordingFormatError(1, 'the header has no startS')
+  if (typeof header.startS !== 'number' || !Number.isFinite(header.startS)) {
+    throw new RecordingFormatError(1, 'the header has no startS')
+  }
+  validateDevices(header)
   return header as RecordingHeader
+}
+
+/**
+ * Most devices a recording may name (issue 12 finding 17): a replay plans its worker processes and
+ * sessions from the header, so an absurd count must stop at the door. Twenty-five times the largest
+ * fleet plantwatt is measured with (40,000 devices).
+ */
+export const MAX_RECORDING_DEVICES = 1_000_000
+/** CONTRACT.md §1 id patterns: a site id and a device id. */
+const SITE_ID = /^[a-z0-9][a-z0-9-]{0,47}$/
+const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/
+
+function validateDevices(header: Partial<RecordingHeader>): void {
+  const devices: unknown = header.devices
+  if (typeof devices !== 'number' || !Number.isInteger(devices) || devices < 0 || devices > MAX_RECORDING_DEVICES) {
+    throw new RecordingFormatError(1, `"devices" must be an integer from 0 to ${MAX_RECORDING_DEVICES}`)
+  }
+  const sites: unknown = header.sites
+  if (sites === undefined) return
+  if (typeof sites !== 'object' || sites === null || Array.isArray(sites)) {
+    throw new RecordingFormatError(1, '"sites" must map site ids to arrays of device ids')
+  }
+  let count = 0
+  for (const [site, ids] of Object.entries(sites)) {
+    if (!SITE_ID.test(site)) throw new RecordingFormatError(1, `"sites" has an invalid site id ${JSON.stringify(site)}`)
+    if (!Array.isArray(ids)) throw new RecordingFormatError(1, `"sites.${site}" must be an array of device ids`)
+    count += ids.length
+    if (count > devices) {
+      throw new RecordingFormatError(1, `"sites" names more devices than "devices" (${devices})`)
+    }
+    for (const id of ids) {
+      if (typeof id !== 'string' || !DEVICE_ID.test(id)) {
+        throw new RecordingFormatError(1, `"sites.${site}" has an invalid device id ${JSON.stringify(id)}`)
+      }
+    }
+  }
 }
 
 /**

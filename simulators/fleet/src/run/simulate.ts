@@ -2,9 +2,16 @@
 // (coordinator.ts), then put the parts back together (recording, truth) and sum up the run.
 
 import { rename, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import type { PlantModel } from '@plantwatt/contract'
 import { type FaultOptions, partitionFleet, type TruthJson } from '../model/index.ts'
-import { mergeRecordings, openRecordingLines, RECORDING_FORMAT, RECORDING_VERSION } from '../recording/index.ts'
+import {
+  mergeRecordings,
+  openRecordingLines,
+  RECORDING_FORMAT,
+  RECORDING_VERSION,
+  recordingSites,
+} from '../recording/index.ts'
 import { fleetDevicesOf } from '../sessions/devices.ts'
 import type { BrokerAddress } from '../sessions/types.ts'
 import { type Speed, simulatedStartS } from './clock.ts'
@@ -159,8 +166,11 @@ export async function simulate(options: SimulateOptions): Promise<RunSummary> {
 export async function replay(options: ReplayOptions): Promise<RunSummary> {
   const { header, lines } = await openRecordingLines(options.file)
   await lines.return(undefined)
-  const devices = header.sites ? Object.values(header.sites).reduce((n, ids) => n + ids.length, 0) : header.devices
-  const workerCount = chooseWorkers(options.workers, devices)
+  // The devices actually in the file (issue 12 finding 17): a header without `sites` only claims a
+  // count, so the lines are read once instead of trusting it (the workers read them anyway).
+  const sites = header.sites ?? (await recordingSites(options.file))
+  const devices = Object.values(sites).reduce((n, ids) => n + ids.length, 0)
+  const workerCount = chooseWorkers(options.workers, devices, availableParallelism())
   const sessions = sessionsSpec(options.connection, devices, workerCount)
   const jobs: ReplayJob[] = Array.from({ length: workerCount }, (_, part) => ({
     kind: 'replay',
@@ -188,10 +198,16 @@ export async function replay(options: ReplayOptions): Promise<RunSummary> {
   })
 }
 
-function chooseWorkers(requested: number | undefined, devices: number): number {
+/**
+ * Worker processes for `devices` devices: one per 10,000 unless asked, never more than the devices
+ * nor `cap`. A replay caps them at the cores (issue 12 finding 17: its device count comes from a
+ * file, and a process beyond the cores only adds memory and contention); a simulation's fleet comes
+ * from a validated plant model and keeps one worker per 10,000 sessions (descriptors).
+ */
+function chooseWorkers(requested: number | undefined, devices: number, cap = Number.POSITIVE_INFINITY): number {
   const count = requested ?? Math.ceil(devices / SESSIONS_PER_WORKER)
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`workers must be a positive integer, got ${count}`)
-  return Math.max(1, Math.min(count, devices))
+  return Math.max(1, Math.min(count, devices, cap))
 }
 
 /** The sessions of one of `workers` workers: the fleet's connect rate and window are shared out. */
