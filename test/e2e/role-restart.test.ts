@@ -12,7 +12,7 @@ import { type RunningPlantwatt, startRole } from '../support/plantwatt-process.t
 // started again resumes its one persistent session on the broker: readings sent while it was
 // down are processed once, after the restart, and no dead session is left queueing behind it.
 
-const SECRET = 'role-restart-secret'
+const SECRET = 'role-restart-secret-of-at-least-32-chars'
 const DEVICES = ['860100000000123', '860100000000124', '860100000000223']
 const SITE = 'yibin'
 
