@@ -74,7 +74,7 @@ describe('the AsyncAPI document served by the gateway, and real frames against i
     const served = await response.json()
     expect(served).toEqual(asyncApiDocument())
     expect(await asyncApiProblems(served)).toEqual([])
-    const openapi = await (await fetch(`http://${base}/api/v1/openapi.json`)).json()
+    const openapi = (await (await fetch(`http://${base}/api/v1/openapi.json`)).json()) as { paths: object }
     expect(Object.keys(openapi.paths)).toContain('/api/v1/asyncapi.json')
   })
 

@@ -1,6 +1,6 @@
 import { Parser } from '@asyncapi/parser'
 import { Ajv, type ValidateFunction } from 'ajv'
-import addFormats from 'ajv-formats'
+import ajvFormats from 'ajv-formats'
 
 // Validators for the AsyncAPI document as a client would use it: the document is checked by the
 // AsyncAPI parser, and each message's payload schema (with its $refs, as written in the document)
@@ -39,7 +39,8 @@ function closeObjects(schema: unknown): unknown {
 /** Payload validators of the document's messages, by message name (components/messages). */
 export function payloadValidators(document: Json, options: { closed?: boolean } = {}): Map<string, ValidateFunction> {
   const ajv = new Ajv({ strict: true, allErrors: true })
-  addFormats(ajv)
+  // ajv-formats is CommonJS: its plugin is the module's `default` export.
+  ajvFormats.default(ajv)
   const schemas = options.closed ? (closeObjects(document.components.schemas) as Json) : document.components.schemas
   // The payloads refer to #/components/schemas/…; give ajv that one part of the document.
   ajv.addVocabulary(['components'])

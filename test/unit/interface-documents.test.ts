@@ -70,7 +70,8 @@ describe('AsyncAPI document', () => {
   it('is a valid AsyncAPI 3 document, without errors or warnings from the AsyncAPI parser', async () => {
     expect(document.asyncapi).toMatch(/^3\./)
     expect(await asyncApiProblems(document)).toEqual([])
-  })
+    // The parser loads its rule sets on first use: seconds on a busy machine.
+  }, 30_000)
 
   it('describes the device topics and the WebSocket channel of the contract', () => {
     const addresses = Object.values<{ address: string }>(document.channels).map((c) => c.address)

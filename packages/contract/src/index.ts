@@ -1,3 +1,4 @@
+export * from './asyncapi.ts'
 export * from './device-auth.ts'
 export * from './plant-model.ts'
 export * from './senml.ts'
