@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { validatePlant } from '@plantwatt/contract'
+import { plantJsonSchema, validatePlant } from '@plantwatt/contract'
 import { describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { runCli } from '../../../test/support/plantwatt-process.ts'
@@ -106,5 +106,16 @@ describe('plantwatt simulate', () => {
     const badFaults = await runCli(['simulate', '--faults', 'sometimes', '--duration', '1m', '--broker', 'none'])
     expect(badFaults.code).not.toBe(0)
     expect(badFaults.stderr).toMatch(/sometimes/)
+  })
+})
+
+describe('plantwatt plant schema', () => {
+  it('prints the JSON Schema of plant.json that generated plants validate against', async () => {
+    const result = await runCli(['plant', 'schema'])
+    expect(result.code).toBe(0)
+    const schema = JSON.parse(result.stdout)
+    expect(schema).toEqual(plantJsonSchema())
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema')
+    expect(schema.properties.sites.items.properties.areas).toBeDefined()
   })
 })
