@@ -119,3 +119,35 @@ describe('plantwatt plant schema', () => {
     expect(schema.properties.sites.items.properties.areas).toBeDefined()
   })
 })
+
+// CONTRACT.md §8: every option also reads an environment variable.
+describe('plantwatt simulate and plant generate: options from the environment', () => {
+  it('plant generate reads --devices and --seed from PLANTWATT_DEVICES and PLANTWATT_SEED', async () => {
+    const byFlag = await runCli(['plant', 'generate', '--devices', '60', '--seed', '9'])
+    const byEnv = await runCli(['plant', 'generate'], { PLANTWATT_DEVICES: '60', PLANTWATT_SEED: '9' })
+    expect(byEnv.stderr).toBe('')
+    expect(byEnv.code).toBe(0)
+    expect(byEnv.stdout).toBe(byFlag.stdout)
+    const bad = await runCli(['plant', 'generate'], { PLANTWATT_DEVICES: 'many' })
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toMatch(/"many" is not a whole number/)
+  })
+
+  it('simulate reads --record, --duration and --faults from the environment', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plantwatt-simulate-env-'))
+    const record = join(dir, 'run.ndjson.gz')
+    const result = await runCli(['simulate', '--broker', 'none', '--speed', 'max', '--devices', '10'], {
+      PLANTWATT_RECORD: record,
+      PLANTWATT_DURATION: '2m',
+      PLANTWATT_FAULTS: 'none',
+      PLANTWATT_DATA_DIR: join(dir, 'data'),
+    })
+    expect(result.stderr).not.toMatch(/error/i)
+    expect(result.code).toBe(0)
+    expect(existsSync(record)).toBe(true)
+    const summary = JSON.parse(result.stdout)
+    expect(summary.simulated.seconds).toBe(120)
+    // The default preset is nbiot; PLANTWATT_FAULTS=none leaves every fault off.
+    expect(summary.faults).toEqual({})
+  })
+})
