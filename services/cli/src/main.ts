@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path'
-import { deriveDevicePassword } from '@plantwatt/contract'
+import { deriveDevicePassword, plantJsonSchema } from '@plantwatt/contract'
 import { generatePlant, parseDuration, parseSpeed } from '@plantwatt/fleet'
 import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@plantwatt/runtime'
 import { Command, InvalidArgumentError, Option } from 'commander'
@@ -280,6 +280,13 @@ plantCommand
   .option('--seed <s>', 'random seed: the same seed gives the same plant', parseCount(0, 2 ** 32 - 1), 1)
   .action((opts) => {
     process.stdout.write(`${JSON.stringify(generatePlant({ devices: opts.devices, seed: opts.seed }), null, 2)}\n`)
+  })
+
+plantCommand
+  .command('schema')
+  .description('print the JSON Schema of plant.json, for editors ("$schema") and checks of plant files')
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(plantJsonSchema(), null, 2)}\n`)
   })
 
 // A service keeps running through a stray rejection in a library (one was seen in a Redis
