@@ -151,3 +151,33 @@ describe('plantwatt simulate and plant generate: options from the environment', 
     expect(summary.faults).toEqual({})
   })
 })
+
+describe('plantwatt: every option of every command names its environment variable', () => {
+  it('shows an env: PLANTWATT_* for each option in each command help', async () => {
+    const commands = [
+      ['up'],
+      ['broker'],
+      ['processor'],
+      ['gateway'],
+      ['simulate'],
+      ['replay'],
+      ['device-token'],
+      ['plant', 'generate'],
+    ]
+    for (const command of commands) {
+      const help = await runCli([...command, '--help'])
+      expect(help.code, command.join(' ')).toBe(0)
+      // One entry per option: its first line starts with the flag, continuation lines are indented further.
+      const entries = help.stdout
+        .split('\n')
+        .reduce<string[]>((list, line) => {
+          if (/^ {2}-/.test(line)) list.push(line)
+          else if (/^ {3,}\S/.test(line) && list.length > 0) list[list.length - 1] += ` ${line.trim()}`
+          return list
+        }, [])
+        .filter((entry) => !entry.includes('--help'))
+      expect(entries.length, command.join(' ')).toBeGreaterThan(0)
+      for (const entry of entries) expect(entry, command.join(' ')).toMatch(/env:\s+PLANTWATT_[A-Z_]+/)
+    }
+  })
+})
