@@ -454,9 +454,9 @@ export function asyncApiDocument(options: AsyncApiOptions = {}): Record<string, 
         description: [
           'The MQTT broker for devices (MQTT 3.1.1). The client id must equal the device id; clean and persistent',
           'sessions are both accepted (sleeping devices use a persistent session, so commands wait for them).',
-          'Every keep-alive from 0 to 65535 s is accepted; a connection silent for 1.5 × its keep-alive is closed.',
+          'Keep-alive: this release accepts 1 to 7200 s (interface v1.1: 0 to 65535 s); a connection silent for 1.5 × its keep-alive is closed.',
           'Default limits: packets up to 256 KiB, a packet completed within 10 s, 8 subscriptions, topics up to 8',
-          'levels. A device publishing faster than its rate is slowed, not disconnected. The same broker is',
+          'levels, 50 messages a second with a burst of 500 (this release disconnects a faster publisher; interface v1.1 slows it). The same broker is',
           `reachable as MQTT over WebSocket at ws://${httpHost}/mqtt (subprotocol "mqtt").`,
         ].join(' '),
         security: [ref('#/components/securitySchemes/deviceCredentials')],
@@ -479,7 +479,7 @@ export function asyncApiDocument(options: AsyncApiOptions = {}): Record<string, 
         address: 'sites/{site}/devices/{deviceId}/up',
         title: 'Readings',
         description:
-          'A device publishes its readings here, QoS 0 or 1. One message may carry many records and many timestamps (a batch of buffered readings). Each bad record is rejected on its own with a reason (malformed, non_finite, unit_mismatch, future, too_old, out_of_range, too_many_names); the rest of the pack is kept.',
+          'A device publishes its readings here, QoS 0 or 1. One message may carry many records and many timestamps (a batch of buffered readings). Each bad record is rejected on its own with a reason (malformed, non_finite, unit_mismatch, future, too_old, out_of_range, wrong_site; interface v1.1 adds too_many_names); the rest of the pack is kept. Refusals are counted per device and reason: GET /api/v1/devices/{deviceId}.',
         servers: [ref('#/servers/mqtt')],
         parameters: deviceTopicParameters,
         messages: {
@@ -553,7 +553,7 @@ export function asyncApiDocument(options: AsyncApiOptions = {}): Record<string, 
         deviceCredentials: {
           type: 'userPassword',
           description:
-            'Username = the device id; password = lowercase hex of HMAC-SHA256 keyed with the device secret (PLANTWATT_DEVICE_SECRET, UTF-8) over the device id. `plantwatt device-token ID` prints it. A device not in the plant model or with a wrong password gets CONNACK 4 or 5; 5 failed logins of one id from one address within 60 s lock that id out from that address for 60 s.',
+            'Username = the device id; password = lowercase hex of HMAC-SHA256 keyed with the device secret (PLANTWATT_DEVICE_SECRET, UTF-8) over the device id. `plantwatt device-token ID` prints it. A device not in the plant model or with a wrong password gets CONNACK 4 or 5; after 5 failed logins of one id within 60 s that id is refused for 60 s, even with the right password.',
         },
         bearer: {
           type: 'http',
