@@ -1,3 +1,4 @@
+import { demoPlant } from '@plantwatt/cli/demo-plant'
 import {
   asyncApiDocument,
   decodeSenml,
@@ -9,7 +10,6 @@ import {
 import { generatePlant, type OutgoingMessage, PlantSimulation } from '@plantwatt/fleet'
 import { Decoder } from 'cbor-x'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { demoPlant } from '../../services/cli/src/demo-plant.ts'
 import { asyncApiProblems, payloadErrors, payloadValidators } from '../support/interface-documents.ts'
 
 // The AsyncAPI document of the MQTT topics and WebSocket channels (CONTRACT.md §2–§5), checked

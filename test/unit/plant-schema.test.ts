@@ -1,9 +1,9 @@
+import { demoPlant } from '@plantwatt/cli/demo-plant'
 import { type PlantModel, plantJsonSchema, validatePlant } from '@plantwatt/contract'
 import { generatePlant } from '@plantwatt/fleet'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import ajvFormats from 'ajv-formats'
 import { describe, expect, it } from 'vitest'
-import { demoPlant } from '../../services/cli/src/demo-plant.ts'
 import { examplePlant } from '../support/example-plant.ts'
 
 // The JSON Schema of plant.json (CONTRACT.md §1) that `plantwatt plant schema` prints, for editors
