@@ -103,6 +103,15 @@ describe('AsyncAPI document', () => {
     ])
   })
 
+  it('gives every message an example, and every example is valid against its own payload schema', () => {
+    for (const [name, message] of Object.entries<{ examples?: { payload: unknown }[] }>(document.components.messages)) {
+      expect(message.examples?.length ?? 0, `${name} has an example`).toBeGreaterThan(0)
+      for (const example of message.examples ?? []) {
+        expect(payloadErrors(validators, name, example.payload), name).toEqual([])
+      }
+    }
+  })
+
   it('refuses a payload that breaks it (the validators are not vacuous)', () => {
     expect(payloadErrors(validators, 'senmlJson', [])).not.toEqual([])
     expect(payloadErrors(validators, 'senmlJson', [{ n: 'power', v: 'high' }])).not.toEqual([])
