@@ -398,6 +398,190 @@ const MESSAGES: Record<string, { schema: keyof typeof SCHEMAS; title: string; su
     bucket: { schema: 'Bucket', title: 'bucket', summary: 'A closed energy bucket, or a revision of one.' },
   }
 
+// ---------------------------------------------------------------------------------------------
+// Examples, one or more per message (the test checks each against its payload schema).
+
+const T = 1_732_250_000
+const T_MS = T * 1000
+const OVEN = 'yibin/electrode/coating-1/coater-1-oven'
+
+const EXAMPLES: Record<string, { name: string; summary: string; payload: unknown }[]> = {
+  senmlJson: [
+    {
+      name: 'batch',
+      summary: 'Two minutes of buffered readings sent at once, absolute times',
+      payload: [
+        { bn: 'urn:dev:imei:860100000000123:', bt: T, n: 'power', u: 'W', v: 41250, t: 0 },
+        { n: 'energy', u: 'Wh', s: 8123456.5, t: 0 },
+        { n: 'power', u: 'W', v: 40980, t: 60 },
+        { n: 'energy', u: 'Wh', s: 8124141, t: 60 },
+        { n: 'solvent_ppm', v: 362.5, t: 60 },
+        { n: 'fan_hz', u: 'Hz', v: 42, t: 60 },
+      ],
+    },
+    { name: 'now', summary: 'One reading measured at receipt (no time)', payload: [{ n: 'power', u: 'W', v: 1500 }] },
+  ],
+  senmlCbor: [
+    {
+      name: 'one record',
+      summary: 'CBOR map keys are the integer labels of RFC 8428 Table 4',
+      payload: [{ '-2': 'urn:dev:imei:860100000000123:', '-3': T, '0': 'power', '1': 'W', '2': 41250 }],
+    },
+  ],
+  setpointCommand: [
+    {
+      name: 'fan speed',
+      summary: 'Set fan_hz to 42',
+      payload: { type: 'setpoint', id: '7f0c2a91', name: 'fan_hz', value: 42, issuedAt: T },
+    },
+  ],
+  setpointAck: [
+    { name: 'applied', summary: 'Applied', payload: { id: '7f0c2a91', status: 'applied', t: T + 30 } },
+    {
+      name: 'rejected',
+      summary: 'Refused by the device',
+      payload: { id: '7f0c2a91', status: 'rejected', reason: '52 is outside the range 30–50 Hz', t: T + 30 },
+    },
+  ],
+  subscribe: [
+    {
+      name: 'live',
+      summary: 'Live figures of a line',
+      payload: { op: 'subscribe', id: 'a', channel: 'live', scope: 'yibin/electrode/coating-1' },
+    },
+    {
+      name: 'alerts since',
+      summary: 'Alerts after seq 120',
+      payload: { op: 'subscribe', id: 'b', channel: 'alerts', scope: 'yibin', since: 120 },
+    },
+    {
+      name: 'buckets',
+      summary: 'Quarter-hour buckets',
+      payload: { op: 'subscribe', id: 'd', channel: 'buckets', scope: 'yibin', step: '15m' },
+    },
+  ],
+  unsubscribe: [{ name: 'unsubscribe', summary: 'End subscription a', payload: { op: 'unsubscribe', id: 'a' } }],
+  subscribed: [{ name: 'subscribed', summary: 'Subscription a started', payload: { type: 'subscribed', id: 'a' } }],
+  unsubscribed: [{ name: 'unsubscribed', summary: 'Subscription a ended', payload: { type: 'unsubscribed', id: 'a' } }],
+  error: [
+    {
+      name: 'unknown scope',
+      summary: 'A scope that is not in the plant',
+      payload: { type: 'error', id: 'a', code: 'unknown_scope', message: 'no scope yibin/nowhere in the plant' },
+    },
+  ],
+  live: [
+    {
+      name: 'line',
+      summary: 'Figures of a line',
+      payload: {
+        type: 'live',
+        sub: 'a',
+        scope: 'yibin/electrode/coating-1',
+        at: T_MS,
+        powerW: 1532000,
+        energyTodayWh: 8123000,
+        co2TodayG: 3960000,
+        co2MarketTodayG: 3120000,
+        gridGPerKWh: 470,
+        pvShare: 0.18,
+        idle: { count: 2, powerW: 41000 },
+        demand: { intervalStart: T_MS - 200_000, kW: 1490.2, forecastKW: 1522, monthPeakKW: 1710.5 },
+      },
+    },
+  ],
+  alert: [
+    {
+      name: 'idle raised',
+      summary: 'An oven idle for more than afterS',
+      payload: {
+        type: 'alert',
+        sub: 'b',
+        seq: 121,
+        alert: {
+          id: 'idle-3f9a',
+          kind: 'idle',
+          state: 'raised',
+          severity: 'warning',
+          scope: OVEN,
+          at: T_MS,
+          since: T_MS - 300_000,
+          message: 'coater-1-oven idle for 5 min at 30 kW',
+          data: { powerW: 30000 },
+        },
+      },
+    },
+    {
+      name: 'idle cleared',
+      summary: 'The same alert when the episode ended',
+      payload: {
+        type: 'alert',
+        sub: 'b',
+        seq: 140,
+        alert: {
+          id: 'idle-3f9a',
+          kind: 'idle',
+          state: 'cleared',
+          severity: 'warning',
+          scope: OVEN,
+          at: T_MS + 900_000,
+          since: T_MS - 300_000,
+          message: 'coater-1-oven running again after 20 min idle',
+          data: { durationS: 1200, wastedWh: 10000, wastedCo2G: 4700 },
+        },
+      },
+    },
+  ],
+  setpoint: [
+    {
+      name: 'proposed',
+      summary: 'A proposal waiting for an operator',
+      payload: {
+        type: 'setpoint',
+        sub: 'c',
+        seq: 37,
+        event: {
+          id: 'sp-7f0c2a91',
+          scope: OVEN,
+          name: 'fan_hz',
+          from: 45,
+          to: 43,
+          mode: 'advise',
+          status: 'proposed',
+          reason: 'solvent_ppm below its limit by more than the margin',
+          at: T_MS,
+        },
+      },
+    },
+  ],
+  gap: [
+    {
+      name: 'gap',
+      summary: 'Events 121 to 180 were discarded',
+      payload: { type: 'gap', sub: 'b', from: 121, to: 180 },
+    },
+  ],
+  bucket: [
+    {
+      name: 'quarter hour',
+      summary: 'A closed 15-minute bucket of a site',
+      payload: {
+        type: 'bucket',
+        sub: 'd',
+        scope: 'yibin',
+        step: '15m',
+        t: T_MS - 200_000,
+        energyWh: 372550,
+        co2G: 175100,
+        co2MarketG: 138300,
+        idleWh: 9100,
+        peakW: 1530000,
+        revision: 0,
+      },
+    },
+  ],
+}
+
 const CLIENT_FRAMES = ['subscribe', 'unsubscribe'] as const
 const SERVER_FRAMES = ['subscribed', 'unsubscribed', 'error', 'live', 'alert', 'setpoint', 'gap', 'bucket'] as const
 
@@ -576,6 +760,7 @@ export function asyncApiDocument(options: AsyncApiOptions = {}): Record<string, 
             summary: message.summary,
             ...(message.contentType === undefined ? {} : { contentType: message.contentType }),
             payload: ref(`#/components/schemas/${message.schema}`),
+            examples: EXAMPLES[name] ?? [],
           },
         ]),
       ),
