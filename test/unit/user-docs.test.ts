@@ -59,3 +59,17 @@ describe('README and the device and integrator pages', () => {
     expect(readme).toContain('plantwatt plant schema')
   })
 })
+
+describe('README: what the tests install', () => {
+  it('names every Debian package test/install-deps.sh installs', () => {
+    const script = read('test/install-deps.sh')
+    const packages =
+      script
+        .match(/^packages=\(([^)]*)\)/m)?.[1]
+        ?.trim()
+        .split(/\s+/) ?? []
+    expect(packages.length).toBeGreaterThan(0)
+    const readme = read('README.md')
+    for (const name of packages) expect(readme, name).toContain(`\`${name}\``)
+  })
+})
