@@ -133,7 +133,8 @@ export async function startRole(
     dataDir,
     logs,
     async stop() {
-      if (child.exitCode !== null) return child.exitCode
+      // Already gone (a test may kill -9 it): 'exit' has fired and will not again.
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
       child.kill('SIGTERM')
       const [code] = (await once(child, 'exit')) as [number | null]
       return code

@@ -1,5 +1,6 @@
 export * from './aedes-bus.ts'
 export * from './bus.ts'
+export * from './internal-clients.ts'
 export * from './internal-topics.ts'
 export * from './mqtt-bus.ts'
 export * from './queries.ts'

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto'
 import type { Alert, BucketFigures, BucketStep, LiveFigures, SetpointEvent, SiteCarbon } from '@plantwatt/contract'
 
 // Topics and messages between plantwatt's own roles (CONTRACT.md §9 leaves them to us;
@@ -141,19 +140,4 @@ export function encodeMessage(message: unknown): Buffer {
 
 export function decodeMessage<T>(payload: Buffer): T {
   return JSON.parse(payload.toString('utf8')) as T
-}
-
-/**
- * Credentials of plantwatt's own MQTT clients (processor, gateway) when the roles run as separate
- * processes: one user name, and a password derived from the device secret that every role of one
- * installation already shares, so there is no second secret to distribute.
- */
-export const INTERNAL_USERNAME = 'plantwatt-internal'
-
-export function internalPassword(deviceSecret: string): string {
-  return createHmac('sha256', deviceSecret).update('plantwatt-internal-client/v1', 'utf8').digest('hex')
-}
-
-export function internalClientId(role: string, instance: string): string {
-  return `plantwatt-${role}-${instance}`
 }

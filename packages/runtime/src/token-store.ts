@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { join } from 'node:path'
 import { readJsonFile, writeFileAtomic } from './files.ts'
+import { SerialQueue } from './serial-queue.ts'
 
 // Bearer tokens of CONTRACT.md §4: roles viewer < operator < admin, optionally limited to
 // scopes. Only SHA-256 hashes are stored; the clear token is shown once, when it is issued.
@@ -34,6 +35,8 @@ export function roleAtLeast(role: Role, needed: Role): boolean {
 export class TokenStore {
   private records: TokenRecord[] = []
   private hashes: Buffer[] = []
+  /** Every change is computed from the records as they stand inside this queue, then saved. */
+  private readonly changes = new SerialQueue()
 
   private constructor(private readonly file: string) {}
 
@@ -57,6 +60,11 @@ export class TokenStore {
     return found
   }
 
+  /** Whether a token with this id is (still) stored: false once it is revoked. */
+  has(id: string): boolean {
+    return this.records.some((record) => record.id === id)
+  }
+
   list(): PublicTokenRecord[] {
     return this.records.map(({ hash: _hash, ...rest }) => rest)
   }
@@ -75,15 +83,18 @@ export class TokenStore {
       createdAt: new Date().toISOString(),
       hash: hashToken(token).toString('hex'),
     }
-    await this.save([...this.records, record])
+    await this.change((records) => [...records, record])
     return { token, record }
   }
 
   async revoke(id: string): Promise<boolean> {
-    const remaining = this.records.filter((record) => record.id !== id)
-    if (remaining.length === this.records.length) return false
-    await this.save(remaining)
-    return true
+    let found = false
+    await this.change((records) => {
+      const remaining = records.filter((record) => record.id !== id)
+      found = remaining.length < records.length
+      return found ? remaining : undefined
+    })
+    return found
   }
 
   /**
@@ -92,17 +103,22 @@ export class TokenStore {
    * that the caller prints it once; undefined when nothing new was generated.
    */
   async ensureBootstrapAdmin(fromEnv: string | undefined): Promise<string | undefined> {
-    const existing = this.records.find((record) => record.id === BOOTSTRAP_ID)
     if (fromEnv) {
       const hash = hashToken(fromEnv).toString('hex')
-      if (existing?.hash === hash) return undefined
-      await this.save([...this.records.filter((r) => r.id !== BOOTSTRAP_ID), this.bootstrapRecord(hash)])
+      await this.change((records) => {
+        if (records.find((record) => record.id === BOOTSTRAP_ID)?.hash === hash) return undefined
+        return [...records.filter((r) => r.id !== BOOTSTRAP_ID), this.bootstrapRecord(hash)]
+      })
       return undefined
     }
-    if (this.records.some((record) => record.role === 'admin')) return undefined
     const token = `pwt_${randomBytes(24).toString('base64url')}`
-    await this.save([...this.records, this.bootstrapRecord(hashToken(token).toString('hex'))])
-    return token
+    let generated = false
+    await this.change((records) => {
+      if (records.some((record) => record.role === 'admin')) return undefined
+      generated = true
+      return [...records, this.bootstrapRecord(hashToken(token).toString('hex'))]
+    })
+    return generated ? token : undefined
   }
 
   private bootstrapRecord(hash: string): TokenRecord {
@@ -116,9 +132,19 @@ export class TokenStore {
     }
   }
 
-  private async save(records: TokenRecord[]): Promise<void> {
-    await writeFileAtomic(this.file, `${JSON.stringify({ tokens: records }, null, 2)}\n`)
-    this.replace(records)
+  /**
+   * Applies one change against the records as they stand once every earlier change is saved (so
+   * two concurrent issues, or a revoke beside an issue, never overwrite each other), then saves
+   * it; the new records are in force only once they are on disk. `next` returns undefined for
+   * "nothing to change".
+   */
+  private change(next: (records: readonly TokenRecord[]) => TokenRecord[] | undefined): Promise<void> {
+    return this.changes.run(async () => {
+      const records = next(this.records)
+      if (records === undefined) return
+      await writeFileAtomic(this.file, `${JSON.stringify({ tokens: records }, null, 2)}\n`)
+      this.replace(records)
+    })
   }
 
   private replace(records: TokenRecord[]): void {

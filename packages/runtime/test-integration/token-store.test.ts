@@ -26,6 +26,23 @@ describe('TokenStore (CONTRACT.md §4)', () => {
     expect(await reopened.revoke(record.id)).toBe(false)
   })
 
+  it('applies 50 concurrent issues and revokes one at a time: every issued token verifies, every revoked one not', async () => {
+    const dir = await dataDir()
+    const store = await TokenStore.open(dir)
+    const doomed = []
+    for (let i = 0; i < 25; i++) doomed.push(await store.issue({ name: `doomed ${i}`, role: 'viewer' }))
+    const [issued, revoked] = await Promise.all([
+      Promise.all(Array.from({ length: 50 }, (_, i) => store.issue({ name: `new ${i}`, role: 'viewer' }))),
+      Promise.all(doomed.map(({ record }) => store.revoke(record.id))),
+    ])
+    expect(revoked).toEqual(Array(25).fill(true))
+    for (const reader of [store, await TokenStore.open(dir)]) {
+      for (const { token, record } of issued) expect(reader.verify(token)?.id).toBe(record.id)
+      for (const { token } of doomed) expect(reader.verify(token)).toBeUndefined()
+      expect(reader.list()).toHaveLength(50)
+    }
+  })
+
   it('generates a bootstrap admin token once, and only when no admin exists', async () => {
     const dir = await dataDir()
     const store = await TokenStore.open(dir)

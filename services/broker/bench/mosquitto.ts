@@ -5,11 +5,12 @@ import { type AddressInfo, connect, createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { deriveDevicePassword } from '@plantwatt/contract'
+import { mosquittoAclLines, mosquittoPasswordLines } from '../src/mosquitto-files.ts'
 
 // Debian's Mosquitto holding the same fleet as the plantwatt broker: every device its own user
-// with the same derived password (hashed by mosquitto_passwd), and an ACL that, like
-// plantwatt's, confines a device to its own topics.
+// with the same derived password (hashed by mosquitto_passwd), plantwatt's processor and gateway
+// with their own, and the ACL plantwatt generates (src/mosquitto-files.ts): a device confined to
+// its own topics, each role to its side of the internal bus.
 
 export interface RunningMosquitto {
   port: number
@@ -50,11 +51,13 @@ async function accepting(port: number, timeoutMs: number, child: ChildProcess): 
 export async function startMosquitto(options: {
   devices: readonly { id: string }[]
   deviceSecret: string
+  /** PLANTWATT_INTERNAL_SECRET; unset, the internal key is derived from the device secret. */
+  internalSecret?: string
 }): Promise<RunningMosquitto> {
   const dir = await mkdtemp(join(tmpdir(), 'plantwatt-mosquitto-'))
   await chmod(dir, 0o700)
   const passwordFile = join(dir, 'passwd')
-  const lines = options.devices.map((device) => `${device.id}:${deriveDevicePassword(options.deviceSecret, device.id)}`)
+  const lines = mosquittoPasswordLines(options.devices, options.deviceSecret, options.internalSecret)
   await writeFile(passwordFile, `${lines.join('\n')}\n`, { mode: 0o600 })
   try {
     // -U hashes a file of plain `user:password` lines in place.
@@ -64,13 +67,7 @@ export async function startMosquitto(options: {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(MISSING)
     throw error
   }
-  // CONTRACT.md §4: a device publishes its own `up` and `ack`, and reads only its own `down`.
-  const acl = [
-    'pattern write sites/+/devices/%c/up',
-    'pattern write sites/+/devices/%c/ack',
-    'pattern read sites/+/devices/%c/down',
-  ]
-  await writeFile(join(dir, 'acl'), `${acl.join('\n')}\n`)
+  await writeFile(join(dir, 'acl'), `${mosquittoAclLines().join('\n')}\n`)
   const port = await freePort()
   const config = [
     'per_listener_settings false',

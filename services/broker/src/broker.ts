@@ -2,24 +2,42 @@ import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { type AddressInfo, createServer, type Server } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import {
+  type Bus,
+  createAedesBus,
+  type InternalRole,
+  internalMayPublish,
+  internalMaySubscribe,
+  internalRoleOf,
+} from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import { Aedes, type AuthenticateError, type Client } from 'aedes'
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
+import { InternalSessionBound, type QueueSubscriber } from './internal-sessions.ts'
 import { type BrokerLimits, DEFAULT_BROKER_LIMITS } from './limits.ts'
-import { LoginGuard } from './login-guard.ts'
+import { LoginGuard, type LoginGuardOptions } from './login-guard.ts'
 import { BrokerMetrics, type DropReason, type RefusalReason } from './metrics.ts'
 import { PacketFramer } from './packet-framer.ts'
+import { type PacerClock, PublishPacer, realClock } from './publish-pacer.ts'
+import { purgeRetained, type RetainedStore } from './retained.ts'
 import { TokenBucket } from './token-bucket.ts'
+
+/** Limits to change from their defaults; `login` too may name only some of its options. */
+export type BrokerLimitOptions = Partial<Omit<BrokerLimits, 'login'>> & { login?: Partial<LoginGuardOptions> }
 
 export interface BrokerOptions {
   plant: PlantIndex
   deviceSecret: string
+  /**
+   * PLANTWATT_INTERNAL_SECRET: the key of plantwatt's own MQTT clients (split-mode processor and
+   * gateway, docs/broker.md); unset, it is derived from the device secret.
+   */
+  internalSecret?: string
   logger: Logger
-  limits?: Partial<BrokerLimits>
+  limits?: BrokerLimitOptions
   /** Where the metrics go; the gateway serves it at /metrics. */
   registry?: Registry
   /** aedes persistence (sessions, queued QoS 1 downlinks): in memory unless given (Redis, level). */
@@ -28,6 +46,12 @@ export interface BrokerOptions {
   mq?: unknown
   /** A stable broker id, for a cluster. */
   id?: string
+  /**
+   * aedes' heartbeat, ms (default 60 s): brokers of a cluster announce themselves this often, and
+   * the wills a broker left behind are published once it has been silent for three heartbeats
+   * (checked every four). Tests shorten it.
+   */
+  heartbeatIntervalMs?: number
   /** Wall clock, ms. */
   now?: () => number
   /**
@@ -57,11 +81,21 @@ export interface Broker {
 /** What the broker keeps per connection, beside aedes' own client. */
 class Connection {
   readonly framer: PacketFramer
-  readonly publishes: TokenBucket
+  readonly publishes: PublishPacer
   readonly subscribeRequests: TokenBucket
   readonly subscriptions = new Set<string>()
   rawClientIdEmpty = false
+  /** The will of the CONNECT, checked against the device rules once the client is known. */
+  willTopic: string | undefined
+  /** The keep-alive of the CONNECT, seconds; 0 means none, and the broker's idle limit applies. */
+  keepaliveS = -1
+  /** When bytes last arrived (ms): the idle limit's clock. */
+  lastReadAt: number
   internal = false
+  /** The role of plantwatt's own client; undefined for a device. */
+  internalRole: InternalRole | undefined = undefined
+  /** Its client id once authenticated, counted in the broker's local internal presence. */
+  internalClientId: string | undefined = undefined
   connected = false
   dropped = false
 
@@ -70,11 +104,48 @@ class Connection {
     readonly address: string,
     limits: BrokerLimits,
     now: number,
+    clock: PacerClock,
   ) {
+    this.lastReadAt = now
     this.framer = new PacketFramer(limits.maxPacketBytes)
-    this.publishes = new TokenBucket(limits.publishRatePerS, limits.publishBurst, now)
+    this.publishes = new PublishPacer(
+      limits.publishRatePerS,
+      limits.publishBurst,
+      limits.maxQueuedPublishes,
+      clock,
+      (slowedMs) => {
+        // Slowed time is not the client's: its packet timer and idle clock stand still.
+        this.framer.standStill(slowedMs)
+        this.lastReadAt += slowedMs
+      },
+    )
     this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
   }
+}
+
+const WILL_REFUSED = 'will not allowed by the device rules'
+
+/** What the persistences store on a will (aedes-persistence putWill): who set it, on which broker. */
+interface StoredWill {
+  clientId?: string
+  brokerId?: string
+}
+
+interface WillStore {
+  delWill(client: { id: string; brokerId?: string }): Promise<unknown>
+}
+
+/**
+ * A will, rather than a PUBLISH read from the device: the client's own will at an unclean close,
+ * or one read back from the store (the persistences stamp those with the broker that took them).
+ */
+function isWill(client: Client, packet: PublishPacket): boolean {
+  return packet === (client as Client & { will?: unknown }).will || typeof (packet as StoredWill).brokerId === 'string'
+}
+
+/** aedes refreshes a client's keep-alive timer as it handles each packet (lib/handlers/index.js). */
+function refreshKeepalive(client: Client): void {
+  ;(client as Client & { _keepaliveTimer?: NodeJS.Timeout | null })._keepaliveTimer?.refresh()
 }
 
 /** Bytes a connection has written: a TCP socket counts them; other streams report 0. */
@@ -95,17 +166,30 @@ function refusal(message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError 
  */
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const { plant, logger } = options
-  const limits: BrokerLimits = Object.freeze({ ...DEFAULT_BROKER_LIMITS, ...options.limits })
+  const limits: BrokerLimits = Object.freeze({
+    ...DEFAULT_BROKER_LIMITS,
+    ...options.limits,
+    login: Object.freeze({ ...DEFAULT_BROKER_LIMITS.login, ...options.limits?.login }),
+  })
   const now = options.now ?? Date.now
-  const policy = new DevicePolicy(plant, options.deviceSecret)
+  const policy = new DevicePolicy(plant, options.deviceSecret, options.internalSecret)
   const loginGuard = new LoginGuard(limits.login)
   const connections = new Map<Duplex, Connection>()
-  const metrics = new BrokerMetrics(options.registry ?? new Registry(), () => {
-    let total = 0
-    for (const stream of connections.keys()) total += bytesWritten(stream)
-    return total
-  })
+  let storedSessions = async () => 0
+  const metrics = new BrokerMetrics(
+    options.registry ?? new Registry(),
+    () => {
+      let total = 0
+      for (const stream of connections.keys()) total += bytesWritten(stream)
+      return total
+    },
+    () => storedSessions(),
+  )
+  const pacerClock = realClock(now)
   const connectRate = new TokenBucket(limits.connectRatePerS, limits.connectBurst, now())
+  // plantwatt's own clients on this broker, from authentication to the socket's close (a takeover
+  // briefly counts two): at most one entry per internal client id, a handful.
+  const localInternal = new Map<string, number>()
   let connectedCount = 0
   let closing = false
   const events = new EventEmitter()
@@ -119,12 +203,53 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connection.stream.destroy()
   }
 
+  /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
+  const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
+    if (packet.retain) {
+      // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
+      // PUBLISH only by closing the connection, and a device whose library sets retain would
+      // then lose every reading. Cleared, the reading is delivered and never stored.
+      packet.retain = false
+      metrics.retainCleared.inc()
+    }
+    metrics.messagesIn.inc()
+    if (options.uplinkJournal && packet.topic.endsWith('/up')) {
+      return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
+        if (error) {
+          metrics.messagesRefused.inc({ reason: 'journal_failed' })
+          logger.error({ err: error, clientId }, 'uplink not journaled: refused')
+        }
+        done(error)
+      })
+    }
+    done(null)
+  }
+
+  // plantwatt's own clients get least privilege per role (docs/broker.md). A publish outside it is
+  // a bug or a stolen credential: it closes the connection, as a device's would; a filter outside
+  // it gets 0x80.
+  const refuseInternalPublish = (connection: Connection, clientId: string, topic: string): Error | null => {
+    if (connection.internalRole !== undefined && internalMayPublish(connection.internalRole, topic)) return null
+    drop(connection, 'foreign_publish', { clientId, topic: topic.slice(0, 200) })
+    return new Error('publish not allowed')
+  }
+  const internalSubscription = (connection: Connection, clientId: string, subscription: Subscription) => {
+    if (connection.internalRole !== undefined && internalMaySubscribe(connection.internalRole, subscription.topic)) {
+      return subscription
+    }
+    metrics.foreignSubscriptions.inc()
+    logger.warn({ clientId, filter: subscription.topic.slice(0, 200) }, 'internal subscription refused')
+    return null
+  }
+
   const aedes = await Aedes.createBroker({
     id: options.id,
+    ...(options.heartbeatIntervalMs === undefined ? {} : { heartbeatInterval: options.heartbeatIntervalMs }),
     persistence: options.persistence,
     mq: options.mq,
     connectTimeout: limits.packetTimeoutMs,
-    keepaliveLimit: limits.maxKeepaliveS,
+    // No keepaliveLimit: aedes answers a keep-alive above it, and 0, with CONNACK 6, a code MQTT
+    // 3.1.1 reserves. Every legal value is accepted; the idle limit ends keep-alive-0 sessions.
     maxTopicLevels: limits.maxTopicLevels,
     drainTimeout: limits.drainTimeoutMs,
     maxInflightInbound: limits.maxInflightInbound,
@@ -136,7 +261,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       // aedes replaces an empty client id with a random one before authenticate sees it;
       // MQTT-3.1.3-8 and CONTRACT.md §4 say refuse it, so remember it here.
       const connection = connections.get(client.conn as Duplex)
-      if (connection) connection.rawClientIdEmpty = packet.clientId === ''
+      if (connection) {
+        connection.rawClientIdEmpty = packet.clientId === ''
+        connection.keepaliveS = packet.keepalive ?? 0
+        connection.willTopic = packet.will?.topic
+      }
+      // plantwatt retains nothing (issue 12 finding 14): a will is never stored as retained either.
+      if (packet.will?.retain) {
+        packet.will.retain = false
+        metrics.retainCleared.inc()
+      }
       done(null, true)
     },
 
@@ -153,49 +287,75 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         setTimeout(() => done(error, false), delayMs).unref()
       }
       if (connection?.rawClientIdEmpty) return refuse('empty_client_id', 2)
-      if (!DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
+      // plantwatt's own clients have their own client-id namespace (host names with dots) and no
+      // id lockout: there is no device to protect, and a stranger must not lock the processor out.
+      const device = internalRoleOf(username) === undefined
+      if (device && !DEVICE_ID_PATTERN.test(client.id)) return refuse('bad_client_id', 2)
       if (connectedCount >= limits.maxConnections) return refuse('too_many_connections', 3)
-      if (!connectRate.take(at)) return refuse('connect_rate', 3)
-      if (loginGuard.isLocked(client.id, at)) {
+      // An address past its failed-login budget waits longer for every answer, a success included,
+      // but is never refused for it (CONTRACT.md §4: NB-IoT fleets share NAT addresses).
+      const admissionDelayMs = loginGuard.admissionDelay(address, at)
+      if (device && loginGuard.isLocked(client.id, address, at)) {
         return refuse('locked_out', 5, loginGuard.recordFailure(client.id, address, at))
       }
       const verdict = policy.login(client.id, username, password ?? undefined)
       if (!verdict.ok)
-        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at))
-      loginGuard.recordSuccess(client.id)
-      if (connection) connection.internal = verdict.internal
-      done(null, true)
+        return refuse(verdict.reason, verdict.returnCode, loginGuard.recordFailure(client.id, address, at, device))
+      // A will is a publish made later on the device's behalf (issue 12 finding 1): the rules of
+      // CONTRACT.md §4 hold for it too. Refused at CONNECT, so the device learns of it at once.
+      // plantwatt's own clients set none, and a stored will cannot be told apart from a device's
+      // (its client may be long gone when it is published), so theirs are refused as well.
+      const willTopic = connection?.willTopic
+      if (willTopic !== undefined && !policy.mayPublish(client.id, willTopic)) {
+        return refuse('will_not_allowed', 5)
+      }
+      if (device) loginGuard.recordSuccess(client.id, address)
+      // The broker-wide connect rate is charged for successful logins only, so failed ones can
+      // never use it up (CONTRACT.md §4); a success past it is still told to come back later.
+      if (!connectRate.take(at)) return refuse('connect_rate', 3, admissionDelayMs)
+      if (connection) {
+        connection.internal = verdict.role !== undefined
+        connection.internalRole = verdict.role
+        if (verdict.role !== undefined) {
+          // Present from here, before aedes restores the session's subscriptions.
+          connection.internalClientId = client.id
+          localInternal.set(client.id, (localInternal.get(client.id) ?? 0) + 1)
+        }
+      }
+      if (admissionDelayMs <= 0) return done(null, true)
+      setTimeout(() => done(null, true), admissionDelayMs).unref()
     },
 
     authorizePublish(client, packet, done) {
-      // client is null for messages published by plantwatt itself (processor downlinks).
-      if (client === null) return done(null)
+      // plantwatt's own publishes (the bus) go straight to aedes.publish and are never asked here.
+      // aedes asks with client null for a will left by a broker that stopped uncleanly, and with a
+      // client for its will at an unclean close or for a stored will of a device that has since
+      // reconnected here: every will is held to the device rules, never trusted.
+      if (client === null || isWill(client, packet)) return authorizeWill(client, packet, done)
       const connection = connections.get(client.conn as Duplex)
-      if (connection?.internal) return done(null)
-      if (connection && !connection.publishes.take(now())) {
-        drop(connection, 'publish_flood', { clientId: client.id })
-        return done(new Error('publish rate exceeded'))
-      }
+      if (connection?.internal) return done(refuseInternalPublish(connection, client.id, packet.topic))
       if (!policy.mayPublish(client.id, packet.topic)) {
         drop(connection, 'foreign_publish', { clientId: client.id, topic: packet.topic.slice(0, 200) })
         return done(new Error('publish not allowed'))
       }
-      metrics.messagesIn.inc()
-      if (options.uplinkJournal && packet.topic.endsWith('/up')) {
-        return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
-          if (error) {
-            metrics.messagesRefused.inc({ reason: 'journal_failed' })
-            logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
-          }
-          done(error)
-        })
+      if (!connection) return acceptDevicePublish(client.id, packet, done)
+      const admission = connection.publishes.admit(() => {
+        if (connection.dropped) return
+        // Handled later than it arrived: the client is alive, so its keep-alive timer (aedes'
+        // own, refreshed when a packet is handled) must not run out while it is slowed.
+        refreshKeepalive(client)
+        acceptDevicePublish(client.id, packet, done)
+      })
+      if (admission === 'queued') metrics.publishesSlowed.inc()
+      else if (admission === 'full') {
+        drop(connection, 'publish_flood', { clientId: client.id, queued: limits.maxQueuedPublishes })
+        done(new Error('too many publishes waiting'))
       }
-      done(null)
     },
 
     authorizeSubscribe(client, subscription, done) {
       const connection = connections.get(client.conn as Duplex)
-      if (connection?.internal) return done(null, subscription)
+      if (connection?.internal) return done(null, internalSubscription(connection, client.id, subscription))
       if (connection && !connection.subscribeRequests.take(now())) {
         drop(connection, 'subscribe_flood', { clientId: client.id })
         return done(new Error('subscription rate exceeded'))
@@ -231,6 +391,44 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   })
 
+  const purged = await purgeRetained((aedes as unknown as { persistence: RetainedStore }).persistence, 'sites/#')
+  if (purged.length > 0) {
+    logger.warn(
+      { count: purged.length, topics: purged.slice(0, 20) },
+      'purged retained messages under sites/# (devices may not retain; see issue 12)',
+    )
+  }
+
+  const store = (aedes as unknown as { persistence: WillStore }).persistence
+  const authorizeWill = (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) => {
+    const will = packet as PublishPacket & StoredWill
+    const clientId = will.clientId ?? client?.id
+    // Allowed, a will is a publish of the device's like any other (a reading on `up` is journaled).
+    if (clientId !== undefined && policy.mayPublish(clientId, packet.topic)) {
+      return acceptDevicePublish(clientId, packet, done)
+    }
+    metrics.willsRefused.inc()
+    logger.warn(
+      { clientId: clientId?.slice(0, 64), topic: packet.topic.slice(0, 200), brokerId: will.brokerId },
+      'will refused: not on the device’s own up or ack topic',
+    )
+    // Deleted here: aedes deletes a will only once published, and would offer a refused one again
+    // at every sweep. (On LevelDB wills are keyed by client id alone; a device that reconnected
+    // here in the same instant has its fresh will checked at its own CONNECT.)
+    const forget = clientId === undefined ? Promise.resolve() : store.delWill({ id: clientId, brokerId: will.brokerId })
+    forget.then(
+      () => done(new Error(WILL_REFUSED)),
+      () => done(new Error(WILL_REFUSED)),
+    )
+  }
+  // aedes reports a will it could not publish (or a failed sweep) as a broker 'error'; without a
+  // listener the process would crash.
+  const aedesEvents: EventEmitter = aedes
+  aedesEvents.on('error', (error: Error) => {
+    if (error.message === WILL_REFUSED) logger.debug('a stored will was refused and deleted')
+    else logger.error({ err: error }, 'aedes error')
+  })
+
   aedes.on('clientReady', (client: Client) => {
     const connection = connections.get(client.conn as Duplex)
     if (connection) connection.connected = true
@@ -242,7 +440,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const connection = connections.get(client.conn as Duplex)
     // aedes destroys a client that does not drain in time; count it as a slow consumer.
     if (/drain/i.test(error.message)) drop(connection, 'slow_consumer', { clientId: client.id })
-    else logger.debug({ clientId: client.id, err: error.message }, 'client error')
+    // The peer went away (a socket error has a code; aedes' own "connection closed" follows one):
+    // not the broker's doing.
+    else if ((error as NodeJS.ErrnoException).code !== undefined || error.message === 'connection closed') {
+      logger.debug({ clientId: client.id, err: error.message }, 'client went away')
+    } else if (error.message === 'keep alive timeout') drop(connection, 'keepalive_timeout', { clientId: client.id })
+    // Everything else aedes closes a client for is the client's protocol abuse after its CONNECT
+    // (a malformed packet, a second CONNECT, a wildcard in a PUBLISH topic, a full queue…).
+    else drop(connection, 'protocol_error', { clientId: client.id, err: error.message.slice(0, 200) })
   })
   aedes.on('connectionError', (client: Client, error: Error) => {
     drop(connections.get(client.conn as Duplex), 'protocol_error', { err: error.message })
@@ -253,10 +458,17 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       stream.destroy()
       return
     }
-    const connection = new Connection(stream, address, limits, now())
+    const connection = new Connection(stream, address, limits, now(), pacerClock)
     connections.set(stream, connection)
     stream.once('close', () => {
+      connection.publishes.close()
       connections.delete(stream)
+      const internalId = connection.internalClientId
+      if (internalId !== undefined) {
+        const count = localInternal.get(internalId) ?? 0
+        if (count > 1) localInternal.set(internalId, count - 1)
+        else localInternal.delete(internalId)
+      }
       metrics.bytesOutClosed += bytesWritten(stream)
       if (connection.connected) {
         connectedCount--
@@ -268,25 +480,47 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // changing how the stream flows; it runs before aedes parses the chunk.
     stream.on('data', (chunk: Buffer) => {
       metrics.bytesIn.inc(chunk.length)
-      const verdict = connection.framer.push(chunk, now())
+      const at = now()
+      connection.lastReadAt = at
+      const verdict = connection.framer.push(chunk, at)
       if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
       else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
+      else if (verdict === 'bad_type') drop(connection, 'bad_packet_type')
     })
   }
 
   // One sweep for every connection, rather than a timer per packet: drop those whose current
-  // packet has been arriving for longer than the limit (a trickled packet ties up a session).
+  // packet has been arriving for longer than the limit (a trickled packet ties up a session), and
+  // keep-alive-0 sessions silent for the idle limit (CONTRACT.md §4).
   const sweep = setInterval(
     () => {
       const at = now()
       for (const connection of connections.values()) {
+        // A slowed connection is not being read: its clocks stand still (CONTRACT.md §4).
+        if (connection.publishes.slowed) continue
         const started = connection.framer.startedAt
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
+        else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {
+          drop(connection, 'idle', { idleLimitMs: limits.idleLimitMs })
+        }
       }
     },
-    Math.min(1000, limits.packetTimeoutMs),
+    Math.min(1000, limits.packetTimeoutMs, limits.idleLimitMs),
   )
   sweep.unref()
+
+  const sessionBound = await boundInternalSessions(aedes as unknown as AedesInternals, {
+    maxQueued: limits.maxQueuedPerInternalSession,
+    isLocal: (clientId) => localInternal.has(clientId),
+    localClients: () => [...localInternal.keys()],
+    metrics,
+    logger,
+  })
+  aedes.on('client', (client: Client) => sessionBound.localConnected(client.id))
+  storedSessions = async () => {
+    const counts = await (aedes as unknown as AedesInternals).persistence.countOffline()
+    return counts.clientsCount
+  }
 
   const bus = createAedesBus(aedes, (error) => logger.error({ err: error }, 'bus handler failed'))
   const servers: Server[] = []
@@ -299,7 +533,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connectedCount: () => connectedCount,
     handleStream,
     async listen({ host, port }) {
-      const server = createServer((socket) => handleStream(socket, socket.remoteAddress ?? 'unknown'))
+      const server = createServer((socket) => {
+        // TCP keep-alive finds a peer that vanished (NB-IoT modules in power saving use long MQTT
+        // keep-alives, or none) without any traffic of the device's own.
+        socket.setKeepAlive(true, limits.tcpKeepAliveMs)
+        handleStream(socket, socket.remoteAddress ?? 'unknown')
+      })
       // A hard stop above the polite CONNACK refusal, so a flood of raw sockets cannot exhaust
       // the process's descriptors.
       server.maxConnections = limits.maxConnections + 1000
@@ -324,4 +563,92 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await Promise.all(closed)
     },
   }
+}
+
+/** What boundInternalSessions reaches into: aedes' id, the persistence it uses, and its emitter. */
+interface AedesInternals {
+  id: string
+  persistence: {
+    outgoingEnqueueCombi(subscribers: QueueSubscriber[], packet: unknown): Promise<void>
+    cleanSubscriptions(client: { id: string }): Promise<unknown>
+    countOffline(): Promise<{ clientsCount: number; subsCount: number }>
+  }
+  subscribe(
+    topic: string,
+    listener: (packet: { topic: string; payload: Buffer }, done: () => void) => void,
+    done: () => void,
+  ): void
+  publish(packet: { topic: string; payload: Buffer }, done: (error?: Error) => void): void
+}
+
+const PRESENCE_REQUEST = 'plantwatt/presence-request'
+const PRESENCE = 'plantwatt/presence'
+
+/**
+ * Bounds plantwatt's own offline persistent sessions (internal-sessions.ts, issue 12 finding 15).
+ * aedes has no hook there: it hands every QoS 1 message with its persistent subscribers to
+ * `persistence.outgoingEnqueueCombi`, so that one method of the persistence instance is wrapped to
+ * count, and a session at its limit expires (its subscriptions are removed) before the next
+ * message is taken. Presence: exact for this broker (`isLocal`, from authentication to the
+ * socket's close); for the others of a cluster, from aedes' `$SYS/{broker}/new/clients` and
+ * `…/disconnect/clients` announcements, and, at start, from each broker's answer to a presence
+ * request (clients that connected before this broker started). `$SYS` topics are out of every
+ * client's reach (aedes refuses client publishes there; the ACLs give no client a `$SYS` filter).
+ */
+async function boundInternalSessions(
+  aedes: AedesInternals,
+  options: {
+    maxQueued: number
+    isLocal: (clientId: string) => boolean
+    localClients: () => string[]
+    metrics: BrokerMetrics
+    logger: Logger
+  },
+): Promise<InternalSessionBound> {
+  const { persistence, id: brokerId } = aedes
+  const bound = new InternalSessionBound(options.maxQueued, options.isLocal)
+  const expire = async (clientId: string) => {
+    options.metrics.internalSessionsExpired.inc()
+    options.logger.warn(
+      { clientId, limit: options.maxQueued },
+      'offline internal session reached its queue limit: expired (its subscriptions removed)',
+    )
+    await persistence.cleanSubscriptions({ id: clientId })
+  }
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
+    await enqueue(subscribers, packet)
+    const expired = bound.count(subscribers)
+    if (expired.length > 0) await Promise.all(expired.map(expire))
+  }
+
+  const listen = (topic: string, onMessage: (from: string, payload: Buffer) => void) =>
+    new Promise<void>((resolve) =>
+      aedes.subscribe(
+        topic,
+        (packet, done) => {
+          const from = packet.topic.split('/')[1] ?? ''
+          if (from !== brokerId) onMessage(from, packet.payload)
+          done()
+        },
+        resolve,
+      ),
+    )
+  const say = (topic: string, payload: string) =>
+    aedes.publish({ topic: `$SYS/${brokerId}/${topic}`, payload: Buffer.from(payload) }, () => {})
+  await listen('$SYS/+/new/clients', (from, payload) => bound.remoteConnected(from, payload.toString('utf8')))
+  await listen('$SYS/+/disconnect/clients', (from, payload) => bound.remoteDisconnected(from, payload.toString('utf8')))
+  await listen(`$SYS/+/${PRESENCE_REQUEST}`, () => say(PRESENCE, JSON.stringify(options.localClients())))
+  await listen(`$SYS/+/${PRESENCE}`, (from, payload) => {
+    let clients: unknown
+    try {
+      clients = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return
+    }
+    if (!Array.isArray(clients)) return
+    for (const clientId of clients) if (typeof clientId === 'string') bound.remoteConnected(from, clientId)
+  })
+  say(PRESENCE_REQUEST, '{}')
+  return bound
 }

@@ -1,13 +1,23 @@
 import { timingSafeEqual } from 'node:crypto'
-import { INTERNAL_USERNAME, internalPassword } from '@plantwatt/bus'
+import {
+  INTERNAL_ROLES,
+  type InternalRole,
+  internalKey,
+  internalPassword,
+  internalRoleOf,
+  isInternalClientId,
+} from '@plantwatt/bus'
 import { deriveDevicePassword, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 
 // Device authentication and authority of CONTRACT.md §4, as plain functions so that the rules
 // read in one place and are tested without a socket.
 
-export type LoginVerdict = { ok: true; internal: boolean } | { ok: false; returnCode: 4 | 5; reason: LoginRefusal }
-export type LoginRefusal = 'unknown_device' | 'bad_username' | 'bad_password' | 'missing_password'
+/** `role` is set for plantwatt's own clients, undefined for a device. */
+export type LoginVerdict =
+  | { ok: true; role: InternalRole | undefined }
+  | { ok: false; returnCode: 2 | 4 | 5; reason: LoginRefusal }
+export type LoginRefusal = 'unknown_device' | 'bad_username' | 'bad_password' | 'missing_password' | 'bad_client_id'
 
 function samePassword(given: Buffer, expected: string): boolean {
   const wanted = Buffer.from(expected, 'utf8')
@@ -16,31 +26,43 @@ function samePassword(given: Buffer, expected: string): boolean {
 }
 
 export class DevicePolicy {
-  private readonly internalPassword: string
+  /** Per-role passwords of plantwatt's own clients. */
+  private readonly internalPasswords: ReadonlyMap<InternalRole, string>
 
+  /** `internalSecret`: PLANTWATT_INTERNAL_SECRET; unset, the internal key is derived from the device secret. */
   constructor(
     private readonly plant: PlantIndex,
     private readonly deviceSecret: string,
+    internalSecret?: string,
   ) {
-    this.internalPassword = internalPassword(deviceSecret)
+    const key = internalKey(deviceSecret, internalSecret)
+    this.internalPasswords = new Map(INTERNAL_ROLES.map((role) => [role, internalPassword(key, role)]))
   }
 
   /**
    * CONNECT: client id = device id = username, and the derived password, compared in constant
-   * time; or plantwatt's own processor and gateway with the internal credentials (docs/internal-bus.md).
+   * time; or plantwatt's own processor or gateway: user name `plantwatt-{role}`, client id
+   * `plantwatt-{role}-{instance}` and the role's password from the internal secret (docs/broker.md).
    */
   login(clientId: string, username: string | undefined, password: Buffer | undefined): LoginVerdict {
-    if (username === INTERNAL_USERNAME && clientId.startsWith('plantwatt-')) {
-      if (password && samePassword(password, this.internalPassword)) return { ok: true, internal: true }
-      return { ok: false, returnCode: 4, reason: password ? 'bad_password' : 'missing_password' }
-    }
+    const role = internalRoleOf(username)
+    if (role !== undefined) return this.internalLogin(role, clientId, password)
     if (!this.plant.device(clientId)) return { ok: false, returnCode: 5, reason: 'unknown_device' }
     if (username !== clientId) return { ok: false, returnCode: 4, reason: 'bad_username' }
     if (!password) return { ok: false, returnCode: 4, reason: 'missing_password' }
     if (!samePassword(password, deriveDevicePassword(this.deviceSecret, clientId))) {
       return { ok: false, returnCode: 4, reason: 'bad_password' }
     }
-    return { ok: true, internal: false }
+    return { ok: true, role: undefined }
+  }
+
+  private internalLogin(role: InternalRole, clientId: string, password: Buffer | undefined): LoginVerdict {
+    // A role's credentials open only that role's client ids, so one role cannot take over another's session.
+    if (!isInternalClientId(role, clientId)) return { ok: false, returnCode: 2, reason: 'bad_client_id' }
+    const expected = this.internalPasswords.get(role)!
+    if (!password) return { ok: false, returnCode: 4, reason: 'missing_password' }
+    if (!samePassword(password, expected)) return { ok: false, returnCode: 4, reason: 'bad_password' }
+    return { ok: true, role }
   }
 
   /** A device may publish only to its own `up` and `ack` topics. */

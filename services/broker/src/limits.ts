@@ -13,16 +13,32 @@ export interface BrokerLimits {
   maxSubscriptionsPerClient: number
   /** Topic levels: device topics have five. */
   maxTopicLevels: number
-  /** Keep-alive the broker accepts, seconds: NB-IoT modules use long ones; 0 (none) is refused, dead sessions would never end. */
-  maxKeepaliveS: number
+  /**
+   * A connection with keep-alive 0 (legal in MQTT 3.1.1: "no keep-alive") silent for this many ms
+   * is closed, so that the session of a dead device still ends (CONTRACT.md §4). Every keep-alive
+   * 0–65,535 s is accepted; a nonzero one is enforced by aedes at 1.5 × its value.
+   */
+  idleLimitMs: number
+  /** TCP keep-alive probes on device sockets start after this many ms of silence: finds peers that vanished. */
+  tcpKeepAliveMs: number
   /** Sessions this process holds; more are refused with CONNACK 3 so devices retry elsewhere or later. */
   maxConnections: number
   /** Connects per second for the whole broker: generous, so a fleet reconnecting after an outage gets in quickly. */
   connectRatePerS: number
   connectBurst: number
-  /** PUBLISH packets per client per second: a device sends one pack a second, a woken one a batch. */
+  /**
+   * PUBLISH packets per client per second: a device sends one pack a second, a woken one a batch.
+   * A client over its rate is slowed (its socket not read until its budget refills), not
+   * disconnected (CONTRACT.md §4): a device flushing an outage's readings gets them all in.
+   */
   publishRatePerS: number
   publishBurst: number
+  /**
+   * Publishes of one client waiting for its budget. aedes reads no more of a socket until these
+   * are handled, so one read's worth waits (at most about 2,000 of a device's own topic); more is
+   * not a client aedes reads from, and is dropped as `publish_flood`.
+   */
+  maxQueuedPublishes: number
   /** SUBSCRIBE filters per client per second before the client counts as flooding. */
   subscribeRatePerS: number
   subscribeBurst: number
@@ -32,6 +48,12 @@ export interface BrokerLimits {
   maxInflightInbound: number
   /** Packets queued from a client before its CONNECT is processed. */
   queueLimit: number
+  /**
+   * QoS 1 messages queued at most for one offline persistent session of plantwatt's own clients
+   * (the processor's). 200,000 is minutes of a 40,000-device plant's readings: a processor
+   * restart loses nothing; a session whose owner never comes back stops growing.
+   */
+  maxQueuedPerInternalSession: number
   login: LoginGuardOptions
 }
 
@@ -40,16 +62,19 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
   packetTimeoutMs: 10_000,
   maxSubscriptionsPerClient: 8,
   maxTopicLevels: 8,
-  maxKeepaliveS: 7200,
+  idleLimitMs: 24 * 3600 * 1000,
+  tcpKeepAliveMs: 5 * 60 * 1000,
   maxConnections: 50_000,
   connectRatePerS: 2000,
   connectBurst: 20_000,
   publishRatePerS: 50,
   publishBurst: 500,
+  maxQueuedPublishes: 10_000,
   subscribeRatePerS: 10,
   subscribeBurst: 50,
   drainTimeoutMs: 5000,
   maxInflightInbound: 100,
   queueLimit: 42,
+  maxQueuedPerInternalSession: 200_000,
   login: DEFAULT_LOGIN_GUARD,
 })

@@ -10,11 +10,15 @@ export type RefusalReason =
   | 'bad_client_id'
   | 'too_many_connections'
   | 'connect_rate'
+  | 'will_not_allowed'
 
 export type DropReason =
   | 'packet_too_large'
   | 'bad_packet_length'
+  | 'bad_packet_type'
+  | 'keepalive_timeout'
   | 'incomplete_packet'
+  | 'idle'
   | 'foreign_publish'
   | 'publish_flood'
   | 'subscribe_flood'
@@ -29,17 +33,44 @@ export class BrokerMetrics {
   readonly disconnects: Counter<'reason'>
   readonly foreignSubscriptions: Counter
   readonly messagesIn: Counter
+  /** Device publishes whose retain flag was cleared: delivered, never stored (issue 12 finding 14). */
+  readonly retainCleared: Counter
+  /** Publishes held back until their client's budget refilled (CONTRACT.md §4). */
+  readonly publishesSlowed: Counter
+  /** Wills that broke the device rules when aedes went to publish them (issue 12 finding 1). */
+  readonly willsRefused: Counter
   readonly messagesOut: Counter
   /** Publishes refused after authorization (the uplink journal could not make them durable). */
   readonly messagesRefused: Counter<'reason'>
   readonly bytesIn: Counter
   readonly bytesOut: Counter
+  /** Offline internal sessions expired at their queue limit (internal-sessions.ts). */
+  readonly internalSessionsExpired: Counter
+  /** Sessions the session store holds subscriptions for, online or not: read at scrape time. */
+  readonly persistentSessions: Gauge
   /** Bytes written to connections that closed; live ones are read at scrape time. */
   bytesOutClosed = 0
   private bytesOutReported = 0
 
-  constructor(registry: Registry, liveBytesOut: () => number = () => 0) {
+  constructor(
+    registry: Registry,
+    liveBytesOut: () => number = () => 0,
+    storedSessions: () => Promise<number> = async () => 0,
+  ) {
     const registers = [registry]
+    this.internalSessionsExpired = new Counter({
+      name: 'plantwatt_broker_internal_sessions_expired_total',
+      help: 'Offline persistent sessions of plantwatt roles expired on reaching their queue limit',
+      registers,
+    })
+    this.persistentSessions = new Gauge({
+      name: 'plantwatt_broker_persistent_sessions',
+      help: 'Persistent sessions with subscriptions in the session store, connected or not',
+      registers,
+      async collect() {
+        this.set(await storedSessions())
+      },
+    })
     this.connected = new Gauge({
       name: 'plantwatt_broker_connected_clients',
       help: 'MQTT sessions connected now',
@@ -72,6 +103,21 @@ export class BrokerMetrics {
     this.messagesIn = new Counter({
       name: 'plantwatt_broker_messages_in_total',
       help: 'PUBLISH accepted from clients',
+      registers,
+    })
+    this.retainCleared = new Counter({
+      name: 'plantwatt_broker_retain_cleared_total',
+      help: 'Device publishes (and wills) whose retain flag the broker cleared: delivered, never stored',
+      registers,
+    })
+    this.publishesSlowed = new Counter({
+      name: 'plantwatt_broker_publishes_slowed_total',
+      help: 'Publishes held back until their client was within its rate again (the client is slowed, not dropped)',
+      registers,
+    })
+    this.willsRefused = new Counter({
+      name: 'plantwatt_broker_wills_refused_total',
+      help: "Stored wills refused and deleted at publish time: not on their device's own up or ack topic",
       registers,
     })
     this.messagesOut = new Counter({

@@ -4,7 +4,14 @@
 // arrives — aedes 1.x has no maximum packet size and buffers whatever is announced — and can see
 // a packet that was started but not finished.
 
-export type FramerVerdict = 'ok' | 'too_large' | 'bad_length'
+export type FramerVerdict = 'ok' | 'too_large' | 'bad_length' | 'bad_type'
+
+/**
+ * Packet types a client may send (MQTT 3.1.1 §2.2.1): CONNECT, PUBLISH, PUBACK, PUBREC, PUBREL,
+ * PUBCOMP, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT. The others (0 and 15 reserved; CONNACK,
+ * SUBACK, UNSUBACK, PINGRESP go to clients) aedes would close without a word: caught here, counted.
+ */
+const CLIENT_PACKET_TYPES = new Set([1, 3, 4, 5, 6, 7, 8, 10, 12, 14])
 
 enum Phase {
   Type = 0,
@@ -31,6 +38,7 @@ export class PacketFramer {
     while (i < end) {
       switch (this.phase) {
         case Phase.Type:
+          if (!CLIENT_PACKET_TYPES.has(chunk[i]! >> 4)) return 'bad_type'
           this.startedAt = now
           this.length = 0
           this.multiplier = 1
@@ -64,6 +72,14 @@ export class PacketFramer {
       }
     }
     return 'ok'
+  }
+
+  /**
+   * Moves the start of the packet in progress `ms` later: time its connection spent slowed (not
+   * read, CONTRACT.md §4) does not count towards the incomplete-packet limit.
+   */
+  standStill(ms: number): void {
+    if (this.startedAt !== 0) this.startedAt += ms
   }
 
   /** True while a packet has begun and not ended. */

@@ -10,7 +10,7 @@ const DEVICE = '860100000000123'
 describe('DevicePolicy', () => {
   it('accepts only the derived password for a known device', () => {
     const password = Buffer.from(deriveDevicePassword('s3cret', DEVICE))
-    expect(policy.login(DEVICE, DEVICE, password)).toEqual({ ok: true, internal: false })
+    expect(policy.login(DEVICE, DEVICE, password)).toEqual({ ok: true, role: undefined })
     expect(policy.login(DEVICE, DEVICE, Buffer.from(deriveDevicePassword('other', DEVICE)))).toMatchObject({
       ok: false,
       returnCode: 4,

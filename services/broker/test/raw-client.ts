@@ -42,6 +42,13 @@ export class RawClient {
     return new RawClient(socket, protocolVersion)
   }
 
+  /** Opens a connection from a given local address (127.0.0.2…): another source address on loopback. */
+  static async openFrom(port: number, localAddress: string): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port, localAddress })
+    await once(socket, 'connect')
+    return new RawClient(socket, 4)
+  }
+
   send(packet: Packet, protocolVersion: 4 | 5 = 4): void {
     this.socket.write(mqttPacket.generate(packet, { protocolVersion }))
   }

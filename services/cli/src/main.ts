@@ -13,6 +13,7 @@ import {
   parseDeviceId,
   parseFlag,
   parseHost,
+  parseInstanceId,
   parsePort,
   parsePositiveNumber,
   parseTime,
@@ -64,6 +65,12 @@ const options = {
   influxOrg: () => envOption('--influx-org <org>', 'InfluxDB organisation', 'PLANTWATT_INFLUX_ORG'),
   influxBucket: () => envOption('--influx-bucket <bucket>', 'InfluxDB bucket', 'PLANTWATT_INFLUX_BUCKET'),
   influxToken: () => envOption('--influx-token <token>', 'InfluxDB token', 'PLANTWATT_INFLUX_TOKEN'),
+  instanceId: () =>
+    envOption(
+      '--instance-id <id>',
+      "instance part of this role's MQTT client id plantwatt-{role}-{id} (default: from the host name and data directory)",
+      'PLANTWATT_INSTANCE_ID',
+    ).argParser(parseInstanceId),
   // simulate and plant generate: the same meaning, so the same variables.
   devices: (what: string) => envOption('--devices <n>', what, 'PLANTWATT_DEVICES').argParser(parseCount(1, 100_000)),
   seed: (what: string) =>
@@ -86,6 +93,7 @@ async function roleContext(opts: { plant?: string; dataDir: string }): Promise<R
     plant,
     dataDir: resolve(opts.dataDir),
     deviceSecret,
+    internalSecret: secretFromEnv('PLANTWATT_INTERNAL_SECRET'),
     logger: createLogger(),
   }
 }
@@ -175,6 +183,7 @@ program
   .addOption(options.influxToken())
   .addOption(options.host())
   .addOption(options.httpPort('HTTP port for /healthz, /readyz and /metrics', 8082))
+  .addOption(options.instanceId())
   .action(async (opts) => {
     const context = await roleContext(opts)
     const influx = { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken }
@@ -183,6 +192,7 @@ program
       influx,
       host: opts.host,
       httpPort: opts.httpPort,
+      instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)
   })
@@ -195,6 +205,7 @@ program
   .addOption(options.broker())
   .addOption(options.host())
   .addOption(options.httpPort())
+  .addOption(options.instanceId())
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
@@ -203,6 +214,7 @@ program
       host: opts.host,
       httpPort: opts.httpPort,
       adminToken,
+      instanceId: opts.instanceId,
     })
     stopOnSignals(running, context.logger)
   })

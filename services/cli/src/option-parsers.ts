@@ -1,3 +1,4 @@
+import { INTERNAL_INSTANCE_PATTERN } from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN } from '@plantwatt/contract'
 import { InvalidArgumentError } from 'commander'
 
@@ -40,6 +41,14 @@ export function parseUrl(value: string): string {
 export function parseDeviceId(value: string): string {
   if (!DEVICE_ID_PATTERN.test(value)) {
     throw new InvalidArgumentError(`"${value}" is not a device id (${DEVICE_ID_PATTERN.source})`)
+  }
+  return value
+}
+
+/** The instance part of a role's MQTT client id (`plantwatt-{role}-{instance}`, docs/broker.md). */
+export function parseInstanceId(value: string): string {
+  if (!INTERNAL_INSTANCE_PATTERN.test(value)) {
+    throw new InvalidArgumentError(`"${value}" is not an instance id (${INTERNAL_INSTANCE_PATTERN.source})`)
   }
   return value
 }
@@ -109,10 +118,13 @@ export function parsePositiveNumber(value: string): number {
  * - `PLANTWATT_ADMIN_TOKEN`: guessed online against the API, but also stored as an unsalted
  *   SHA-256 hash in the data directory, where a copy could be attacked offline. 24 random
  *   characters are at least 96 bits as hex, 144 as base64url; generated tokens have 36.
+ * - `PLANTWATT_INTERNAL_SECRET`: the key of the processor's and gateway's broker credentials, which
+ *   may publish commands to every device: as strong as the device secret.
  */
 export const SECRET_MINIMUMS = {
   PLANTWATT_DEVICE_SECRET: 32,
   PLANTWATT_ADMIN_TOKEN: 24,
+  PLANTWATT_INTERNAL_SECRET: 32,
 } as const
 
 export type SecretVariable = keyof typeof SECRET_MINIMUMS

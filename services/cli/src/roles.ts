@@ -1,7 +1,15 @@
+import { createHash } from 'node:crypto'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createBroker, createLevelPersistence, createRedisBackends, listenBrokerHttp } from '@plantwatt/broker'
-import { createMqttBus, INTERNAL_USERNAME, internalClientId, internalPassword } from '@plantwatt/bus'
+import {
+  createMqttBus,
+  type InternalRole,
+  internalClientId,
+  internalKey,
+  internalPassword,
+  internalUsername,
+} from '@plantwatt/bus'
 import type { PlantModel } from '@plantwatt/contract'
 import { createGateway } from '@plantwatt/gateway'
 import { HistoryWriter } from '@plantwatt/history'
@@ -17,6 +25,8 @@ export interface RoleContext {
   plant: PlantModel
   dataDir: string
   deviceSecret: string | undefined
+  /** PLANTWATT_INTERNAL_SECRET: the credentials of the processor and gateway (docs/broker.md). */
+  internalSecret: string | undefined
   logger: Logger
 }
 
@@ -107,6 +117,7 @@ export async function runBroker(
   const broker = await createBroker({
     plant,
     deviceSecret,
+    internalSecret: context.internalSecret,
     registry,
     logger,
     persistence: backends.persistence,
@@ -136,23 +147,58 @@ export async function runBroker(
   }
 }
 
-function internalBus(context: RoleContext, deviceSecret: string, brokerUrl: string, role: string) {
+/**
+ * The default instance id of a role's MQTT client (client id `plantwatt-{role}-{instance}`): the
+ * host name (dots allowed: internal client ids have their own namespace, docs/broker.md) and a hash
+ * of the data directory, at most 40 characters. It is the same at every start of the role on that
+ * host and data directory, so a restarted processor resumes its persistent session instead of
+ * leaving a dead one queueing behind it (issue 12 finding 15). `perProcess` adds the pid, for
+ * clean sessions that several processes may share a host and data directory with.
+ */
+export function defaultInstanceId(dataDir: string, perProcess = false, host = hostname()): string {
+  const directory = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 8)
+  const suffix = perProcess ? `-${directory}-${process.pid}` : `-${directory}`
+  return `${host.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40 - suffix.length)}${suffix}`
+}
+
+/**
+ * The role's MQTT client of the broker, with its own credentials (docs/broker.md): the internal
+ * key is PLANTWATT_INTERNAL_SECRET, or derived from the device secret every role already shares.
+ *
+ * Sessions (issue 12 finding 15): the processor keeps a persistent session under a stable client
+ * id, so readings published while it restarts wait for it (the broker bounds that queue, see
+ * services/broker/src/internal-sessions.ts). The gateway needs no queued history: at start it asks
+ * the processor for every figure and for the alert and setpoint events it missed (sync topics of
+ * docs/internal-bus.md), so it connects with a clean session and leaves nothing behind; several
+ * gateways may share a host and data directory (the token store), hence a pid in its default id.
+ */
+function internalBus(
+  context: RoleContext,
+  deviceSecret: string,
+  brokerUrl: string,
+  role: InternalRole,
+  instanceId: string | undefined,
+) {
+  const key = internalKey(deviceSecret, context.internalSecret)
+  const persistent = role === 'processor'
+  const instance = instanceId ?? defaultInstanceId(context.dataDir, !persistent)
   return createMqttBus({
     url: brokerUrl,
-    clientId: internalClientId(role, `${hostname()}-${process.pid}`),
-    username: INTERNAL_USERNAME,
-    password: internalPassword(deviceSecret),
+    clientId: internalClientId(role, instance),
+    username: internalUsername(role),
+    password: internalPassword(key, role),
+    clean: !persistent,
     onError: (error) => context.logger.warn({ err: error, role }, 'bus connection error'),
   })
 }
 
 export async function runProcessor(
   context: RoleContext,
-  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number },
+  options: { brokerUrl: string; influx: InfluxOptions; host: string; httpPort: number; instanceId?: string },
 ): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
   const history = await openHistory(options.influx, context.dataDir, context.logger)
-  const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'processor')
+  const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'processor', options.instanceId)
   const processor = new Processor({
     plant: new PlantIndex(context.plant),
     bus,
@@ -181,11 +227,17 @@ export async function runProcessor(
 
 export async function runGateway(
   context: RoleContext,
-  options: { brokerUrl: string; host: string; httpPort: number; adminToken: string | undefined },
+  options: {
+    brokerUrl: string
+    host: string
+    httpPort: number
+    adminToken: string | undefined
+    instanceId?: string
+  },
 ): Promise<RunningRole> {
   const deviceSecret = await prepare(context)
   const tokens = await openTokens(context.dataDir, options.adminToken)
-  const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'gateway')
+  const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'gateway', options.instanceId)
   let ready = false
   const gateway = await createGateway({
     plant: new PlantIndex(context.plant),

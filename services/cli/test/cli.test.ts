@@ -59,6 +59,15 @@ describe('plantwatt up: refusing bad start-up input', () => {
     expect(env.code).not.toBe(0)
     expect(env.stderr).toMatch(/"abc" is not a port/)
   })
+
+  it('refuses an instance id that cannot be part of an MQTT client id, from the flag and the environment', async () => {
+    const flag = await runCli(['processor', '--instance-id', 'a/b', '--broker', 'mqtt://127.0.0.1:1'])
+    expect(flag.code).not.toBe(0)
+    expect(flag.stderr).toMatch(/"a\/b" is not an instance id/)
+    const env = await runCli(['gateway', '--broker', 'mqtt://127.0.0.1:1'], { PLANTWATT_INSTANCE_ID: 'x'.repeat(41) })
+    expect(env.code).not.toBe(0)
+    expect(env.stderr).toMatch(/is not an instance id/)
+  })
 })
 
 describe('plantwatt plant generate', () => {

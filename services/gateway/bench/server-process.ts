@@ -106,6 +106,14 @@ async function start(config: ServerConfig): Promise<ServerReady> {
     isReady: () => true,
     registry,
     heartbeatIntervalMs: config.heartbeatMs,
+    // Thousands of wall screens share one token and one address here: the per-token and
+    // per-address limits (issue 12) would refuse all but the first few.
+    httpRequestsPerMinute: Number.MAX_SAFE_INTEGER,
+    ws: {
+      maxConnectionsPerToken: Number.MAX_SAFE_INTEGER,
+      maxConnectionsPerAddress: Number.MAX_SAFE_INTEGER,
+      maxSubscriptionsPerToken: Number.MAX_SAFE_INTEGER,
+    },
     // The experiment replaces the 100 ms rounds: a round then only ever sends the newest figures.
     ...(config.flushOnUpdate ? { liveFlushIntervalMs: 2 ** 31 - 1 } : {}),
   })

@@ -30,6 +30,30 @@ export function mayAccessScope(principal: TokenRecord, scope: string): boolean {
   return principal.scopes.length === 0 || principal.scopes.some((allowed) => isWithinScope(scope, allowed))
 }
 
+/**
+ * Scopes `inner` lie within `outer` (CONTRACT.md §4 token scopes; empty means the whole plant):
+ * every inner scope inside one of the outer ones. The whole plant lies within the whole plant only.
+ */
+function scopesWithin(inner: readonly string[], outer: readonly string[]): boolean {
+  if (outer.length === 0) return true
+  if (inner.length === 0) return false
+  return inner.every((scope) => outer.some((allowed) => isWithinScope(scope, allowed)))
+}
+
+/**
+ * Whether `issuer` may issue a token with this role and these scopes (issue 12 finding 3): no
+ * role above its own and no scope outside its own, so a scoped admin cannot make itself a
+ * plant-wide one.
+ */
+export function mayGrant(issuer: TokenRecord, request: { role: Role; scopes: readonly string[] }): boolean {
+  return roleAtLeast(issuer.role, request.role) && scopesWithin(request.scopes, issuer.scopes)
+}
+
+/** Whether `manager` may see (list) and revoke `token`: all its scopes lie within the manager's. */
+export function mayManage(manager: TokenRecord, token: { scopes: readonly string[] }): boolean {
+  return scopesWithin(token.scopes, manager.scopes)
+}
+
 /** A tree node stays visible when it leads to, or lies within, one of the token's scopes. */
 export function mayViewNode(principal: TokenRecord, scope: string): boolean {
   return (

@@ -9,6 +9,8 @@ import type { LiveHub } from './live-hub.ts'
 
 /** Token administration (CONTRACT.md §6 /api/v1/tokens); the runtime's TokenStore is one. */
 export interface TokenAdmin extends TokenVerifier {
+  /** Whether the token with this id is still stored (false once revoked). */
+  has(id: string): boolean
   list(): PublicTokenRecord[]
   issue(request: { name: string; role: Role; scopes?: string[] }): Promise<{ token: string; record: TokenRecord }>
   revoke(id: string): Promise<boolean>
@@ -26,6 +28,8 @@ export interface GatewayContext {
   logger: Logger
   /** Wall clock, ms. */
   now: () => number
+  /** Closes every /ws connection opened with this token (it was just revoked). */
+  closeConnectionsOf(tokenId: string): void
   /** How long an acknowledgement waits for the processor's `acked` event before answering 202. */
   ackWaitMs: number
 }

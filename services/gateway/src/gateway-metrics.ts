@@ -30,7 +30,12 @@ function countedElsewhere(registry: Registry, name: string, help: string, read: 
   })
 }
 
-export function registerGatewayMetrics(registry: Registry, sources: GatewayMetricSources): WsCounters {
+export interface GatewayCounters extends WsCounters {
+  /** An HTTP request or upgrade refused with 429. */
+  httpRateLimited(): void
+}
+
+export function registerGatewayMetrics(registry: Registry, sources: GatewayMetricSources): GatewayCounters {
   const registers = [registry]
   new Gauge({
     name: 'plantwatt_ws_clients',
@@ -96,7 +101,7 @@ export function registerGatewayMetrics(registry: Registry, sources: GatewayMetri
   })
   const lagClosed = new Counter({
     name: 'plantwatt_ws_closed_lagging_total',
-    help: 'Clients closed with 1013 because they fell behind reliable events',
+    help: 'Clients closed with 1013 because they fell behind reliable events or left too many control frames unread',
     registers,
   })
   const rateLimited = new Counter({
@@ -109,8 +114,20 @@ export function registerGatewayMetrics(registry: Registry, sources: GatewayMetri
     help: 'Client frames refused as malformed',
     registers,
   })
+  const floodClosed = new Counter({
+    name: 'plantwatt_ws_closed_flooding_total',
+    help: 'Clients closed with 1008 because they sent frames faster than the frame rate limit',
+    registers,
+  })
+  const httpRateLimited = new Counter({
+    name: 'plantwatt_http_rate_limited_total',
+    help: 'HTTP requests and WebSocket upgrades refused with 429',
+    registers,
+  })
   return {
+    httpRateLimited: () => httpRateLimited.inc(),
     lagClosed: () => lagClosed.inc(),
+    floodClosed: () => floodClosed.inc(),
     rateLimited: () => rateLimited.inc(),
     badFrame: () => badFrames.inc(),
   }

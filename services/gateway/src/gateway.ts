@@ -24,7 +24,13 @@ import {
 } from '@plantwatt/bus'
 import type { Alert, SetpointEvent } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { createWebSocketStream } from 'ws'
@@ -40,6 +46,7 @@ import { registerAdminRoutes } from './routes-admin.ts'
 import { registerAsyncApiRoute } from './routes-asyncapi.ts'
 import { registerDataRoutes } from './routes-data.ts'
 import { registerEventRoutes } from './routes-events.ts'
+import { WsAdmission } from './ws-admission.ts'
 import { DEFAULT_WS_LIMITS, WsConnection, type WsLimits } from './ws-connection.ts'
 
 export interface GatewayOptions {
@@ -59,8 +66,13 @@ export interface GatewayOptions {
   ws?: Partial<WsLimits>
   /** Alert and setpoint events held for `since` (CONTRACT.md §5: at least 10,000; tests use fewer). */
   eventCapacity?: number
-  /** HTTP requests per minute per token (or per address without one). */
+  /**
+   * HTTP requests (and /ws upgrades) per minute per verified token, or per address without a valid
+   * one (default 1200).
+   */
   httpRequestsPerMinute?: number
+  /** /mqtt upgrades per minute per address (default 6000). */
+  mqttUpgradesPerMinute?: number
   heartbeatIntervalMs?: number
   liveFlushIntervalMs?: number
   ackWaitMs?: number
@@ -113,6 +125,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const buckets = new BucketHub()
   const queries = await QueryClient.open(bus)
   const connections = new Set<WsConnection>()
+  const admission = new WsAdmission(limits)
   const counters = registerGatewayMetrics(options.registry, {
     clients: () => connections.size,
     bufferedBytes: () => {
@@ -135,6 +148,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     now,
     ackWaitMs: options.ackWaitMs ?? 5000,
+    closeConnectionsOf(tokenId) {
+      for (const connection of connections) {
+        if (connection.tokenId === tokenId) connection.close(1008, 'token revoked')
+      }
+    },
   }
 
   const app = Fastify({
@@ -156,17 +174,37 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       security: [{ bearer: [] }],
     },
   })
+  // The rate limits run as the first onRequest hook of every route (issue 12 finding 6): before
+  // the token check, so a flood of bad tokens is refused with 429 like any other, and on the
+  // upgrade requests of /ws and /mqtt. @fastify/rate-limit keeps its keys in an LRU of 5,000.
   await app.register(rateLimit, {
-    global: true,
-    max: options.httpRequestsPerMinute ?? 1200,
-    timeWindow: 60_000,
-    // Per token where there is one (many operators may share one NAT address), else per address.
-    keyGenerator: (request) => presentedToken(request, true) ?? request.ip,
-    allowList: (request) => !request.url.startsWith('/api/'),
+    global: false,
     errorResponseBuilder: (_request, context) => ({
       statusCode: 429,
       message: `too many requests: at most ${context.max} a minute, retry in ${context.after}`,
     }),
+    onExceeded: (request, key) => {
+      counters.httpRateLimited()
+      logger.debug({ key: key.split(':')[0], ip: request.ip, url: request.url.split('?')[0] }, 'rate limited')
+    },
+  })
+  const apiLimit = app.rateLimit({
+    max: options.httpRequestsPerMinute ?? 1200,
+    timeWindow: 60_000,
+    // Per verified token (many operators may share one NAT address); everything else per address,
+    // so that each random guess does not get an allowance of its own.
+    keyGenerator: (request) => {
+      const token = presentedToken(request, true)
+      const principal = token === undefined ? undefined : tokens.verify(token)
+      return principal ? `token:${principal.id}` : `address:${request.ip}`
+    },
+  })
+  // MQTT over WebSocket has no token: devices are limited per address, with an allowance of their
+  // own (NB-IoT fleets share operator NAT addresses; authentication is the broker's, §4).
+  const mqttLimit = app.rateLimit({
+    max: options.mqttUpgradesPerMinute ?? 6000,
+    timeWindow: 60_000,
+    keyGenerator: (request) => `mqtt:${request.ip}`,
   })
   await app.register(websocket, {
     options: {
@@ -177,6 +215,19 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
   })
   app.decorateRequest('principal', undefined)
+  // After @fastify/websocket's own onRequest hook, which marks upgrades so that a refused one has
+  // its socket destroyed once answered.
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?', 1)[0]!
+    if (path === '/mqtt') return mqttLimit.call(app, request, reply)
+    if ((path.startsWith('/api/') && path !== '/api/v1/openapi.json') || path === '/ws')
+      return apiLimit.call(app, request, reply)
+  })
+  // API answers are per token and some carry secrets (the 201 with a new token): no browser or
+  // proxy cache may keep them (issue 12 finding 18). onSend sees every answer, errors and 429s too.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.url.startsWith('/api/')) reply.header('cache-control', 'no-store')
+  })
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`))
@@ -203,7 +254,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     reply.header('content-type', options.registry.contentType)
     return options.registry.metrics()
   })
-  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   registerAsyncApiRoute(app)
 
   const mqttOverWebSocket = options.mqttOverWebSocket
@@ -225,13 +276,32 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   registerEventRoutes(app, context, guards)
   registerAdminRoutes(app, context, guards.admin)
 
+  // Past a token's or an address's connection limit the upgrade is refused with 429 (issue 12
+  // finding 16); admit() checks again once upgraded, as upgrades run concurrently.
+  const refuseOverLimit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const refused = admission.refusal(request.principal!.id, request.ip)
+    if (refused === undefined) return
+    counters.httpRateLimited()
+    logger.info({ tokenId: request.principal!.id, ip: request.ip }, 'websocket refused: connection limit')
+    return reply.code(429).send(errorBody('rate_limited', refused))
+  }
   app.get(
     '/ws',
-    { websocket: true, onRequest: requireRole(tokens, 'viewer', true), schema: { hide: true } },
+    { websocket: true, onRequest: [requireRole(tokens, 'viewer', true), refuseOverLimit], schema: { hide: true } },
     (socket, request) => {
+      const principal = request.principal!
+      // The token may have been revoked while the upgrade was under way (after its check).
+      if (!tokens.has(principal.id)) return socket.close(1008, 'token revoked')
+      const place = admission.admit(principal.id, request.ip)
+      if ('refused' in place) {
+        counters.httpRateLimited()
+        return socket.close(1008, place.refused)
+      }
+      socket.on('close', place.release)
       const connection = new WsConnection({
         socket,
-        principal: request.principal!,
+        principal,
+        quota: admission.quota(principal.id),
         plant,
         live,
         alerts,

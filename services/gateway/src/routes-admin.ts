@@ -2,7 +2,7 @@ import { CARBON_TOPIC, type CarbonRequest, encodeMessage } from '@plantwatt/bus'
 import { type SiteCarbon, SiteCarbonSchema } from '@plantwatt/contract'
 import { ROLES, type Role } from '@plantwatt/runtime'
 import type { FastifyInstance } from 'fastify'
-import type { requireRole } from './access.ts'
+import { mayGrant, mayManage, type requireRole } from './access.ts'
 import { errorBody } from './errors.ts'
 import type { GatewayContext } from './gateway-context.ts'
 import { errorResponses, TokenSchema } from './schemas.ts'
@@ -43,6 +43,11 @@ export function registerAdminRoutes(app: FastifyInstance, context: GatewayContex
       if (unknown.length > 0) {
         return reply.code(400).send(errorBody('bad_request', `unknown scopes: ${unknown.join(', ')}`))
       }
+      if (!mayGrant(request.principal!, { role: body.role, scopes: body.scopes ?? [] })) {
+        return reply
+          .code(403)
+          .send(errorBody('forbidden', 'a token may be issued only with a role and scopes within the issuer’s'))
+      }
       const { token, record } = await tokens.issue(body)
       const { hash: _hash, ...visible } = record
       request.log.info({ tokenId: record.id, role: record.role, by: request.principal!.name }, 'token issued')
@@ -62,7 +67,8 @@ export function registerAdminRoutes(app: FastifyInstance, context: GatewayContex
         },
       },
     },
-    async () => ({ tokens: tokens.list() }),
+    // A scoped admin sees only the tokens it could have issued itself.
+    async (request) => ({ tokens: tokens.list().filter((token) => mayManage(request.principal!, token)) }),
   )
 
   app.delete(
@@ -77,7 +83,13 @@ export function registerAdminRoutes(app: FastifyInstance, context: GatewayContex
     },
     async (request, reply) => {
       const { id } = request.params as { id: string }
+      const target = tokens.list().find((token) => token.id === id)
+      if (target && !mayManage(request.principal!, target)) {
+        return reply.code(403).send(errorBody('forbidden', 'this token may revoke only tokens within its scopes'))
+      }
       if (!(await tokens.revoke(id))) return reply.code(404).send(errorBody('not_found', `no token ${id}`))
+      // A revoked token ends its live connections too, not only its next HTTP request.
+      context.closeConnectionsOf(id)
       request.log.info({ tokenId: id, by: request.principal!.name }, 'token revoked')
       return reply.code(204).send()
     },

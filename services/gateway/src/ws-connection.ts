@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Alert, ErrorCode, ErrorFrame, SetpointEvent, SubscribeRequest } from '@plantwatt/contract'
 import { parseClientFrame } from '@plantwatt/contract'
 import { isWithinScope, type PlantIndex } from '@plantwatt/plant'
@@ -10,8 +11,9 @@ import type { EventReplica, HeldEvent } from './event-replica.ts'
 import type { LiveHub, LiveSubscription } from './live-hub.ts'
 import { EventSubscription, QueueSubscription, type ReliableSource } from './reliable-sources.ts'
 import { TokenBucket } from './token-bucket.ts'
+import type { SubscriptionQuota, WsAdmissionLimits } from './ws-admission.ts'
 
-export interface WsLimits {
+export interface WsLimits extends WsAdmissionLimits {
   /** Bytes buffered for a client above which no more reliable frames are written until it drains. */
   highWaterBytes: number
   /** Bytes buffered above which live frames are skipped (the newest wins in a later round). */
@@ -24,6 +26,18 @@ export interface WsLimits {
   subscribePerSecond: number
   /** A client closed with 1013 that does not finish the close handshake is cut after this. */
   closeTimeoutMs: number
+  /**
+   * Every incoming frame (text, binary, ping, pong): a burst, then so many per second; past it the
+   * connection is closed with 1008 (issue 12 finding 7). Above the subscribe limit, so that a
+   * client refused for subscribing too fast gets its rate_limited errors first.
+   */
+  frameBurst: number
+  framesPerSecond: number
+  /**
+   * Control frames (subscribed, unsubscribed, errors) waiting while the client's buffer is above
+   * the high-water mark; one more closes the connection with 1013.
+   */
+  maxQueuedControlFrames: number
 }
 
 export const DEFAULT_WS_LIMITS: WsLimits = {
@@ -34,10 +48,18 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
   subscribeBurst: 50,
   subscribePerSecond: 10,
   closeTimeoutMs: 5000,
+  frameBurst: 200,
+  framesPerSecond: 50,
+  maxQueuedControlFrames: 64,
+  // One operator's screens share a token; a control room shares an address (issue 12 finding 16).
+  maxConnectionsPerToken: 20,
+  maxConnectionsPerAddress: 100,
+  maxSubscriptionsPerToken: 500,
 }
 
 export interface WsCounters {
   lagClosed(): void
+  floodClosed(): void
   rateLimited(): void
   badFrame(): void
 }
@@ -45,6 +67,8 @@ export interface WsCounters {
 export interface WsConnectionOptions {
   socket: WebSocket
   principal: TokenRecord
+  /** The token's subscription places, shared with its other connections. */
+  quota: SubscriptionQuota
   plant: PlantIndex
   live: LiveHub
   alerts: EventReplica<Alert>
@@ -81,7 +105,12 @@ export class WsConnection {
   private readonly subscriptions = new Map<string, Subscription>()
   private readonly reliable = new Set<ReliableSource>()
   private readonly subscribeRate: TokenBucket
+  private readonly frameRate: TokenBucket
+  /** Control frames waiting for the client's buffer to fall below the high-water mark. */
+  private readonly control: string[] = []
   private alive = true
+  /** The payload of the last heartbeat ping: only a pong echoing it shows the client reads. */
+  private pingPayload: Buffer | undefined
   private pumping = false
   private pumpScheduled = false
   private waitingForDrain = false
@@ -90,12 +119,24 @@ export class WsConnection {
   constructor(private readonly options: WsConnectionOptions) {
     const { socket, limits } = options
     this.subscribeRate = new TokenBucket(limits.subscribeBurst, limits.subscribePerSecond, options.now ?? Date.now)
-    socket.on('message', (data, isBinary) => this.onMessage(isBinary ? undefined : data.toString()))
-    socket.on('pong', () => {
-      this.alive = true
+    this.frameRate = new TokenBucket(limits.frameBurst, limits.framesPerSecond, options.now ?? Date.now)
+    socket.on('message', (data, isBinary) => {
+      if (this.admitFrame()) this.onMessage(isBinary ? undefined : data.toString())
+    })
+    socket.on('ping', () => this.admitFrame())
+    socket.on('pong', (data) => {
+      if (!this.admitFrame()) return
+      // A pong nobody asked for proves nothing: the ping sits behind everything queued for the
+      // client, so only a client that read all of it can echo its payload.
+      if (this.pingPayload?.equals(data)) this.alive = true
     })
     socket.on('close', () => this.dispose())
     socket.on('error', (error) => options.logger.debug({ err: error }, 'websocket error'))
+  }
+
+  /** The id of the token the connection was opened with. */
+  get tokenId(): string {
+    return this.options.principal.id
   }
 
   /** Bytes written to this client and not yet taken by it (its queue depth). */
@@ -110,12 +151,23 @@ export class WsConnection {
       return
     }
     this.alive = false
-    this.options.socket.ping()
+    this.pingPayload = randomBytes(8)
+    this.options.socket.ping(this.pingPayload)
   }
 
   /** Closes the connection, e.g. when the server shuts down (1001 going away). */
   close(code: number, reason: string): void {
     this.closeWith(code, reason)
+  }
+
+  /** Counts an incoming frame; false (and the connection closing with 1008) past the frame rate. */
+  private admitFrame(): boolean {
+    if (this.closing) return false
+    if (this.frameRate.take()) return true
+    this.options.counters.floodClosed()
+    this.options.logger.info({ tokenId: this.tokenId }, 'websocket closed: too many frames')
+    this.closeWith(1008, 'too many frames')
+    return false
   }
 
   private onMessage(text: string | undefined): void {
@@ -154,6 +206,10 @@ export class WsConnection {
     }
     if (!mayAccessScope(principal, request.scope)) {
       return this.sendError(request.id, 'forbidden', `this token may not see "${request.scope}"`)
+    }
+    if (!this.options.quota.take()) {
+      this.options.counters.rateLimited()
+      return this.sendError(request.id, 'rate_limited', `at most ${this.options.quota.limit} subscriptions per token`)
     }
     this.send({ type: 'subscribed', id: request.id })
     switch (request.channel) {
@@ -217,6 +273,7 @@ export class WsConnection {
 
   private remove(id: string, subscription: Subscription): void {
     this.subscriptions.delete(id)
+    this.options.quota.release()
     if (subscription.kind === 'live') this.options.live.unsubscribe(subscription.live)
     else {
       subscription.source.dispose()
@@ -245,6 +302,12 @@ export class WsConnection {
       let progress = true
       while (progress && socket.readyState === socket.OPEN) {
         progress = false
+        // Control frames first, in order, under the same high-water mark as the rest.
+        while (this.control.length > 0) {
+          if (socket.bufferedAmount >= limits.highWaterBytes) return this.waitForDrain()
+          socket.send(this.control.shift()!)
+          sent++
+        }
         for (const source of this.reliable) {
           if (socket.bufferedAmount >= limits.highWaterBytes) return this.waitForDrain()
           if (sent >= FRAMES_PER_TURN) return this.schedulePump()
@@ -277,7 +340,7 @@ export class WsConnection {
 
   private waitForDrain(): void {
     const net = (this.options.socket as unknown as WithNetSocket)._socket
-    if (!net) return
+    if (!net || this.waitingForDrain) return
     this.waitingForDrain = true
     net.once('drain', () => {
       this.waitingForDrain = false
@@ -294,10 +357,18 @@ export class WsConnection {
     setTimeout(() => socket.terminate(), limits.closeTimeoutMs).unref()
   }
 
-  /** Live frames only while the client's buffer is small: behind, it gets the newest later. */
+  /**
+   * Live frames only while the client's buffer is small: behind, it gets the newest later. Never
+   * ahead of a waiting control frame (a `subscribed` comes before its first live frame).
+   */
   private mayTakeLive(): boolean {
     const { socket, limits } = this.options
-    return !this.closing && socket.readyState === socket.OPEN && socket.bufferedAmount <= limits.liveHighWaterBytes
+    return (
+      !this.closing &&
+      this.control.length === 0 &&
+      socket.readyState === socket.OPEN &&
+      socket.bufferedAmount <= limits.liveHighWaterBytes
+    )
   }
 
   private sendError(id: string | undefined, code: ErrorCode, message: string): void {
@@ -306,10 +377,17 @@ export class WsConnection {
     this.send(frame)
   }
 
-  /** Control frames (subscribed, errors): small and one per request, the request rate bounds them. */
+  /**
+   * Control frames (subscribed, unsubscribed, errors): at most one per admitted client frame, and
+   * written by pump under the high-water mark like reliable frames (issue 12 finding 7). A client
+   * that lets more than maxQueuedControlFrames wait is not reading: closed with 1013.
+   */
   private send(frame: object): void {
-    const { socket } = this.options
-    if (!this.closing && socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame))
+    const { socket, limits } = this.options
+    if (this.closing || socket.readyState !== socket.OPEN) return
+    if (this.control.length >= limits.maxQueuedControlFrames) return this.closeLagging()
+    this.control.push(JSON.stringify(frame))
+    this.pump()
   }
 
   private dispose(): void {

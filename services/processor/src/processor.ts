@@ -80,6 +80,7 @@ export class Processor {
   /** The last journal record applied to the pipeline. */
   private journalSeq = 0
   private checkpointing: Promise<void> | undefined
+  private nextCheckpoint: Promise<void> | undefined
   private started = false
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
@@ -170,10 +171,22 @@ export class Processor {
     return this.pipeline.figures(scope)
   }
 
-  /** Writes the checkpoint now (one at a time); the journal then drops what it covers. */
+  /**
+   * Writes the checkpoint now (one at a time); the journal then drops what it covers. Asked while
+   * one is being written (from an older snapshot), it writes another once that one is done, from
+   * the state as it is then, so stop() never settles for a snapshot older than its call (issue 12
+   * finding 2); callers meanwhile share that one.
+   */
   checkpoint(): Promise<void> {
     if (!this.checkpointFile) return Promise.resolve()
-    this.checkpointing ??= (async () => {
+    if (this.checkpointing) {
+      this.nextCheckpoint ??= this.checkpointing.then(() => {
+        this.nextCheckpoint = undefined
+        return this.checkpoint()
+      })
+      return this.nextCheckpoint
+    }
+    this.checkpointing = (async () => {
       const journalSeq = this.journalSeq
       try {
         const started = this.now()

@@ -1,0 +1,102 @@
+import { internalRoleOfClientId } from '@plantwatt/bus'
+
+// A bound on plantwatt's own persistent sessions while nobody reads them (issue 12 finding 15).
+// The processor keeps a persistent session under a stable client id so that a restart resumes
+// it and loses no reading; but a session whose owner never comes back (a renamed instance, a role
+// moved to another host) would otherwise collect every QoS 1 reading of the plant for ever.
+// Devices' sessions are not bounded here: each holds only its own commands.
+//
+// The broker counts the messages it queues for each offline internal session; at `maxQueued` the
+// session expires: its subscriptions are removed, so nothing more is queued for it, and what it
+// holds stays for its owner if it ever returns (it then subscribes afresh). Expiring, rather than
+// refusing single messages, keeps aedes' rule that a message for a persistent subscriber is in
+// the store before it is delivered: a session that reconnects as the limit is reached may be
+// disconnected once, never lose messages one by one. Pure: no clock, no I/O.
+
+export interface QueueSubscriber {
+  clientId: string
+}
+
+export class InternalSessionBound {
+  /**
+   * Internal client ids connected to another broker of the cluster, by broker id. Only
+   * authenticated internal clients are ever announced (a handful per broker); a broker's entry
+   * goes when its last client leaves (one that crashed keeps its few until then, which only
+   * ever spares sessions from the bound, never cuts one short).
+   */
+  private readonly remote = new Map<string, Set<string>>()
+  /** Offline internal sessions: messages queued since each went away, or since this broker started. */
+  private readonly queued = new Map<string, number>()
+
+  /**
+   * @param maxQueued messages queued for one offline internal session before it expires
+   * @param isLocal whether the client id is connected (or connecting) to this broker: exact, so
+   *   a processor that reconnects here is never taken for gone
+   * @param maxTracked offline sessions counted at most (the oldest go first): far more than any
+   *   installation has roles; one forgotten restarts its count at 0
+   */
+  constructor(
+    private readonly maxQueued: number,
+    private readonly isLocal: (clientId: string) => boolean,
+    private readonly maxTracked = 10_000,
+  ) {}
+
+  /** Another broker announced that `clientId` connected to it. */
+  remoteConnected(brokerId: string, clientId: string): void {
+    if (internalRoleOfClientId(clientId) === undefined) return
+    let clients = this.remote.get(brokerId)
+    if (clients === undefined) {
+      clients = new Set()
+      this.remote.set(brokerId, clients)
+    }
+    clients.add(clientId)
+    this.queued.delete(clientId)
+  }
+
+  /** Another broker announced that `clientId` left it. */
+  remoteDisconnected(brokerId: string, clientId: string): void {
+    const clients = this.remote.get(brokerId)
+    if (clients?.delete(clientId) && clients.size === 0) this.remote.delete(brokerId)
+  }
+
+  /** This broker's client connected: its count starts afresh when it leaves. */
+  localConnected(clientId: string): void {
+    this.queued.delete(clientId)
+  }
+
+  /**
+   * Counts one message queued for `subscribers`; returns the internal sessions that reached the
+   * limit with it and are to expire now (each once).
+   */
+  count(subscribers: readonly QueueSubscriber[]): string[] {
+    let expire: string[] | undefined
+    for (const { clientId } of subscribers) {
+      if (internalRoleOfClientId(clientId) === undefined || this.isOnline(clientId)) continue
+      const queued = (this.queued.get(clientId) ?? 0) + 1
+      if (queued < this.maxQueued) {
+        this.track(clientId, queued)
+        continue
+      }
+      this.queued.delete(clientId)
+      expire ??= []
+      expire.push(clientId)
+    }
+    return expire ?? NONE
+  }
+
+  private isOnline(clientId: string): boolean {
+    if (this.isLocal(clientId)) return true
+    for (const clients of this.remote.values()) if (clients.has(clientId)) return true
+    return false
+  }
+
+  private track(clientId: string, queued: number): void {
+    this.queued.set(clientId, queued)
+    if (this.queued.size > this.maxTracked) {
+      const oldest = this.queued.keys().next().value
+      if (oldest !== undefined) this.queued.delete(oldest)
+    }
+  }
+}
+
+const NONE: string[] = []

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest'
+import { InternalSessionBound } from '../src/internal-sessions.ts'
+
+const PROCESSOR = { clientId: 'plantwatt-processor-host-1a2b3c4d' }
+const DEVICE = { clientId: '860100000000123' }
+
+describe('InternalSessionBound', () => {
+  it('expires an offline internal session once, at the limit; devices are never counted', () => {
+    const bound = new InternalSessionBound(3, () => false)
+    expect(bound.count([PROCESSOR, DEVICE])).toEqual([])
+    expect(bound.count([PROCESSOR])).toEqual([])
+    expect(bound.count([DEVICE, PROCESSOR])).toEqual([PROCESSOR.clientId])
+    // Expired, it no longer matches messages; were it counted again, it would start afresh.
+    expect(bound.count([PROCESSOR])).toEqual([])
+    for (let i = 0; i < 10; i++) expect(bound.count([DEVICE])).toEqual([])
+  })
+
+  it('never counts a session connected here or at another broker, and starts afresh when it connects', () => {
+    let local = true
+    const bound = new InternalSessionBound(2, () => local)
+    for (let i = 0; i < 5; i++) expect(bound.count([PROCESSOR])).toEqual([])
+    local = false
+    expect(bound.count([PROCESSOR])).toEqual([])
+    bound.localConnected(PROCESSOR.clientId)
+    expect(bound.count([PROCESSOR])).toEqual([])
+    bound.remoteConnected('broker-b', PROCESSOR.clientId)
+    for (let i = 0; i < 5; i++) expect(bound.count([PROCESSOR])).toEqual([])
+    bound.remoteDisconnected('broker-b', PROCESSOR.clientId)
+    expect(bound.count([PROCESSOR])).toEqual([])
+    expect(bound.count([PROCESSOR])).toEqual([PROCESSOR.clientId])
+  })
+})

@@ -1,0 +1,145 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { internalKey, internalPassword } from '@plantwatt/bus'
+import { deriveDevicePassword } from '@plantwatt/contract'
+import { PlantIndex } from '@plantwatt/plant'
+import mqtt, { type MqttClient } from 'mqtt'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { examplePlant } from '../../../test/support/example-plant.ts'
+import { createLevelPersistence } from '../src/backends.ts'
+import { type Broker, createBroker } from '../src/broker.ts'
+import { metricValue } from './metric-value.ts'
+
+// Issue 12 finding 15 on real sockets and the real session store (LevelDB files, as a lone
+// `plantwatt broker` keeps them): a persistent session of plantwatt's own processor that goes away
+// (a crash, a renamed instance) must not queue every QoS 1 reading without bound.
+
+const SECRET = 'internal-sessions-secret'
+const DEVICE = '860100000000123'
+const UP = `sites/yibin/devices/${DEVICE}/up`
+const PROCESSOR = 'plantwatt-processor-host.example'
+const LIMIT = 50
+
+/** Packets the session store holds for `clientId`, read from its files with the broker closed. */
+async function storedFor(dir: string, clientId: string): Promise<number> {
+  const level = await createLevelPersistence(dir)
+  try {
+    const persistence = level.persistence as unknown as {
+      outgoingStream(client: { id: string }): AsyncIterable<unknown>
+    }
+    let count = 0
+    for await (const _packet of persistence.outgoingStream({ id: clientId })) count++
+    return count
+  } finally {
+    await level.close()
+  }
+}
+
+describe('persistent sessions of internal clients', () => {
+  let dir: string
+  let broker: Broker
+  let closeStore: () => Promise<void>
+  let url: string
+  let device: MqttClient
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'plantwatt-internal-sessions-'))
+    const store = await createLevelPersistence(dir)
+    closeStore = () => store.close()
+    broker = await createBroker({
+      plant: new PlantIndex(examplePlant()),
+      deviceSecret: SECRET,
+      logger: pino({ level: 'silent' }),
+      persistence: store.persistence,
+      id: store.brokerId,
+      // The device here sends 600 readings at once: far past a device's publish rate.
+      limits: { maxQueuedPerInternalSession: LIMIT, publishRatePerS: 10_000, publishBurst: 10_000 },
+    })
+    url = `mqtt://127.0.0.1:${await broker.listen({ host: '127.0.0.1', port: 0 })}`
+    device = await mqtt.connectAsync(url, {
+      clientId: DEVICE,
+      username: DEVICE,
+      password: deriveDevicePassword(SECRET, DEVICE),
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    })
+  })
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('delivers everything to a connected processor, and keeps at most the limit for it while it is away', async () => {
+    const processor = await mqtt.connectAsync(url, {
+      clientId: PROCESSOR,
+      username: 'plantwatt-processor',
+      password: internalPassword(internalKey(SECRET), 'processor'),
+      protocolVersion: 4,
+      clean: false,
+      reconnectPeriod: 0,
+    })
+    await processor.subscribeAsync('sites/+/devices/+/up', { qos: 1 })
+    // Connected, it is sent every reading: the bound is for sessions nobody reads.
+    const online = new Promise<number>((resolve) => {
+      let count = 0
+      processor.on('message', (_topic, payload) => {
+        if (payload.toString() === 'marker') resolve(count)
+        else count++
+      })
+    })
+    for (let i = 0; i < 300; i++) await device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })
+    await device.publishAsync(UP, 'marker', { qos: 1 })
+    expect(await online).toBe(300)
+    await processor.endAsync()
+    // The broker has seen it go (only the device is left connected).
+    const deadline = Date.now() + 5000
+    while (broker.connectedCount() > 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+
+    // Away: 300 QoS 1 readings, every one acknowledged to the device.
+    for (let i = 0; i < 300; i++) await device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })
+    await device.endAsync()
+    // At the limit the session expired: nothing more was queued for it.
+    expect(await metricValue(broker.metrics.internalSessionsExpired)).toBe(1)
+    await broker.close()
+    await closeStore()
+    // The limit, and at most a message already on its way as the session expired.
+    const stored = await storedFor(dir, PROCESSOR)
+    expect(stored).toBeGreaterThanOrEqual(LIMIT)
+    expect(stored).toBeLessThanOrEqual(LIMIT + 2)
+
+    // Its owner returns (to a restarted broker on the same store): it gets what was kept, and,
+    // its subscriptions gone, is told there is no session to resume.
+    const store = await createLevelPersistence(dir)
+    const restarted = await createBroker({
+      plant: new PlantIndex(examplePlant()),
+      deviceSecret: SECRET,
+      logger: pino({ level: 'silent' }),
+      persistence: store.persistence,
+      id: store.brokerId,
+    })
+    try {
+      const port = await restarted.listen({ host: '127.0.0.1', port: 0 })
+      let kept = 0
+      const back = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
+        clientId: PROCESSOR,
+        username: 'plantwatt-processor',
+        password: internalPassword(internalKey(SECRET), 'processor'),
+        protocolVersion: 4,
+        clean: false,
+        reconnectPeriod: 0,
+      })
+      back.on('message', () => kept++)
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => back.once('connect', resolve))
+      expect(connack.sessionPresent).toBe(false)
+      const deadline = Date.now() + 5000
+      while (kept < stored && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(kept).toBe(stored)
+      await back.endAsync()
+    } finally {
+      await restarted.close()
+      await store.close()
+    }
+  })
+})
