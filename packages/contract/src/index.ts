@@ -1,5 +1,7 @@
+export * from './asyncapi.ts'
 export * from './device-auth.ts'
 export * from './plant-model.ts'
+export * from './plant-schema.ts'
 export * from './senml.ts'
 export * from './setpoint.ts'
 export * from './topics.ts'

@@ -2,6 +2,8 @@
 // The schema and validation that refuse a bad file live in validate-plant.ts.
 
 export interface PlantModel {
+  /** Where editors find the JSON Schema (`plantwatt plant schema`); ignored by plantwatt. */
+  $schema?: string
   version: 1
   sites: Site[]
 }

@@ -130,6 +130,9 @@ const SiteSchema = Type.Object(
 /** JSON Schema of `plant.json` (CONTRACT.md §1), for the OpenAPI document. */
 export const PlantModelSchema = Type.Object(
   {
+    // Editors find the schema of a file through its own `$schema` (e.g. the output of `plantwatt
+    // plant schema` saved beside it); the only key outside CONTRACT.md §1 that a plant may carry.
+    $schema: Type.Optional(Type.String({ description: 'Where editors find this schema; plantwatt ignores it.' })),
     version: Type.Literal(1),
     // A file without any site has nothing to monitor and no device could connect: surely a mistake.
     sites: Type.Array(SiteSchema, { minItems: 1 }),

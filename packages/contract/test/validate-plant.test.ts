@@ -605,7 +605,7 @@ describe('validatePlant: the rules of CONTRACT.md §1', () => {
       { path: 'sites[0].meters.export', message: `unknown property 'export' (allowed here: pv, grid)` },
       { path: `${E}.tuning.constraint.Margin`, message: `unknown property 'Margin': did you mean 'margin'?` },
       { path: `${E}.ratedPowerKW`, message: `unknown property 'ratedPowerKW': did you mean 'ratedPowerW'?` },
-      { path: '$comment', message: `unknown property '$comment' (allowed here: version, sites)` },
+      { path: '$comment', message: `unknown property '$comment' (allowed here: $schema, version, sites)` },
     ])
   })
 

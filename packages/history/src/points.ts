@@ -19,7 +19,16 @@ export interface BucketRecord {
   idleWh: number
   peakW: number
   revision: number
+  // Optional figures of CONTRACT.md §5, present where they apply.
+  outputUnits?: number
+  idleCo2G?: number
+  pvWh?: number
+  savedWh?: number
+  savedCo2G?: number
 }
+
+/** The optional bucket fields of CONTRACT.md §5: written where a bucket has them, never as 0 for "absent". */
+const OPTIONAL_BUCKET_FIELDS = ['outputUnits', 'idleCo2G', 'pvWh', 'savedWh', 'savedCo2G'] as const
 
 /** An alert state change (CONTRACT.md §5 alert shape) with its channel sequence number. */
 export interface AlertRecord {
@@ -62,19 +71,19 @@ export function scopeTags(scope: string): Record<string, string> {
 export function bucketPoint(bucket: BucketRecord): HistoryPoint {
   const tags = scopeTags(bucket.scope)
   tags.step = bucket.step
-  return {
-    measurement: BUCKET_MEASUREMENT,
-    tags,
-    fields: {
-      energyWh: bucket.energyWh,
-      co2G: bucket.co2G,
-      co2MarketG: bucket.co2MarketG,
-      idleWh: bucket.idleWh,
-      peakW: bucket.peakW,
-      revision: bucket.revision,
-    },
-    timeMs: bucket.t,
+  const fields: Record<string, number> = {
+    energyWh: bucket.energyWh,
+    co2G: bucket.co2G,
+    co2MarketG: bucket.co2MarketG,
+    idleWh: bucket.idleWh,
+    peakW: bucket.peakW,
+    revision: bucket.revision,
   }
+  for (const name of OPTIONAL_BUCKET_FIELDS) {
+    const value = bucket[name]
+    if (value !== undefined) fields[name] = value
+  }
+  return { measurement: BUCKET_MEASUREMENT, tags, fields, timeMs: bucket.t }
 }
 
 const NEWLINES = /[\r\n]+/g

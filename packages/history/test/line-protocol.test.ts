@@ -94,6 +94,21 @@ describe('points from the processor', () => {
     expect(revised).toContain('revision=1')
   })
 
+  it('writes the optional bucket fields of CONTRACT.md §5 where a bucket has them, and only then', () => {
+    const full = bucketPoint({
+      ...bucket,
+      outputUnits: 120,
+      idleCo2G: 4300,
+      pvWh: 91000,
+      savedWh: 2100,
+      savedCo2G: 990,
+    })
+    expect(full.fields).toMatchObject({ outputUnits: 120, idleCo2G: 4300, pvWh: 91000, savedWh: 2100, savedCo2G: 990 })
+    expect(Object.keys(bucketPoint(bucket).fields).sort()).toEqual(
+      ['co2G', 'co2MarketG', 'energyWh', 'idleWh', 'peakW', 'revision'].sort(),
+    )
+  })
+
   it('turns an alert event into a point at its event time with numeric data as fields', () => {
     const point = alertPoint({
       id: 'a-17',

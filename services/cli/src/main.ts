@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path'
-import { deriveDevicePassword } from '@plantwatt/contract'
+import { deriveDevicePassword, plantJsonSchema } from '@plantwatt/contract'
 import { generatePlant, parseDuration, parseSpeed } from '@plantwatt/fleet'
 import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@plantwatt/runtime'
 import { Command, InvalidArgumentError, Option } from 'commander'
@@ -87,6 +87,12 @@ const options = {
       "instance part of this role's MQTT client id plantwatt-{role}-{id} (default: from the host name and data directory)",
       'PLANTWATT_INSTANCE_ID',
     ).argParser(parseInstanceId),
+  // simulate and plant generate: the same meaning, so the same variables.
+  devices: (what: string) => envOption('--devices <n>', what, 'PLANTWATT_DEVICES').argParser(parseCount(1, 100_000)),
+  seed: (what: string) =>
+    envOption('--seed <s>', what, 'PLANTWATT_SEED')
+      .default(1)
+      .argParser(parseCount(0, 2 ** 32 - 1)),
 }
 
 /**
@@ -269,8 +275,18 @@ function fleetOptions(command: Command): Command {
         .argParser(parseBrokerList),
     )
     .addOption(dataDirOption().default(DEFAULT_DATA_DIR, `${DEFAULT_DATA_DIR} (the broker's, for the device secret)`))
-    .option('--workers <n>', 'worker processes (default: one per 10,000 devices)', parseCount(1, 64))
-    .option('--connect-rate <n>', 'new connections per second over the fleet (default 2000)', parseCount(1, 100_000))
+    .addOption(
+      envOption('--workers <n>', 'worker processes (default: one per 10,000 devices)', 'PLANTWATT_WORKERS').argParser(
+        parseCount(1, 64),
+      ),
+    )
+    .addOption(
+      envOption(
+        '--connect-rate <n>',
+        'new connections per second over the fleet (default 2000)',
+        'PLANTWATT_CONNECT_RATE',
+      ).argParser(parseCount(1, 100_000)),
+    )
 }
 
 fleetOptions(
@@ -278,22 +294,48 @@ fleetOptions(
     .command('simulate')
     .description('the NB-IoT fleet simulator: every device its own MQTT session, a JSON summary at the end')
     .addOption(options.plant())
-    .option('--devices <n>', 'simulate about N devices of the plant (whole lines)', parseCount(1, 100_000))
-    .option('--seed <s>', 'random seed: the same seed gives the same run', parseCount(0, 2 ** 32 - 1), 1)
-    .option(
-      '--duration <d>',
-      'simulated time to run: 600, 10m, 24h (default: until Ctrl-C at speed ≤ 1, else 1h)',
-      asOption(parseDuration),
+    .addOption(options.devices('simulate about N devices of the plant (whole lines)'))
+    .addOption(options.seed('random seed: the same seed gives the same run'))
+    .addOption(
+      envOption(
+        '--duration <d>',
+        'simulated time to run: 600, 10m, 24h (default: until Ctrl-C at speed ≤ 1, else 1h)',
+        'PLANTWATT_DURATION',
+      ).argParser(asOption(parseDuration)),
     )
-    .option(
-      '--start <time>',
-      'simulated start, ISO 8601 or epoch seconds (default: so that no reading lies in the future)',
-      parseTime,
+    .addOption(
+      envOption(
+        '--start <time>',
+        'simulated start, ISO 8601 or epoch seconds (default: so that no reading lies in the future)',
+        'PLANTWATT_START',
+      ).argParser(parseTime),
     )
-    .option('--interval <s>', "seconds between a device's readings", parsePositiveNumber, 1)
-    .option('--faults <preset|file>', 'NB-IoT behaviour: none, nbiot, or a JSON file of fault options', 'nbiot')
-    .option('--record <file>', 'write every message as sent (gzip NDJSON, docs/recording-format.md)')
-    .option('--truth <file>', 'write the ground truth (JSON): energy per minute, idle episodes, feasible setpoints'),
+    .addOption(
+      envOption('--interval <s>', "seconds between a device's readings", 'PLANTWATT_INTERVAL')
+        .default(1)
+        .argParser(parsePositiveNumber),
+    )
+    .addOption(
+      envOption(
+        '--faults <preset|file>',
+        'NB-IoT behaviour: none, nbiot, or a JSON file of fault options',
+        'PLANTWATT_FAULTS',
+      ).default('nbiot'),
+    )
+    .addOption(
+      envOption(
+        '--record <file>',
+        'write every message as sent (gzip NDJSON, docs/recording-format.md)',
+        'PLANTWATT_RECORD',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--truth <file>',
+        'write the ground truth (JSON): energy per minute, idle episodes, feasible setpoints',
+        'PLANTWATT_TRUTH',
+      ),
+    ),
 ).action(async (opts) => {
   const plant = opts.plant ? await loadPlantFile(resolve(opts.plant)) : demoPlant()
   await simulateCommand({ ...opts, plant })
@@ -312,10 +354,17 @@ const plantCommand = program.command('plant').description('plant model tools')
 plantCommand
   .command('generate')
   .description('print a realistic plant model')
-  .requiredOption('--devices <n>', 'number of devices', parseCount(1, 100_000))
-  .option('--seed <s>', 'random seed: the same seed gives the same plant', parseCount(0, 2 ** 32 - 1), 1)
+  .addOption(options.devices('number of devices').makeOptionMandatory())
+  .addOption(options.seed('random seed: the same seed gives the same plant'))
   .action((opts) => {
     process.stdout.write(`${JSON.stringify(generatePlant({ devices: opts.devices, seed: opts.seed }), null, 2)}\n`)
+  })
+
+plantCommand
+  .command('schema')
+  .description('print the JSON Schema of plant.json, for editors ("$schema") and checks of plant files')
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(plantJsonSchema(), null, 2)}\n`)
   })
 
 // A service keeps running through a stray rejection in a library (one was seen in a Redis

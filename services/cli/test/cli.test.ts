@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { validatePlant } from '@plantwatt/contract'
+import { plantJsonSchema, validatePlant } from '@plantwatt/contract'
 import { describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { runCli } from '../../../test/support/plantwatt-process.ts'
@@ -115,5 +115,78 @@ describe('plantwatt simulate', () => {
     const badFaults = await runCli(['simulate', '--faults', 'sometimes', '--duration', '1m', '--broker', 'none'])
     expect(badFaults.code).not.toBe(0)
     expect(badFaults.stderr).toMatch(/sometimes/)
+  })
+})
+
+describe('plantwatt plant schema', () => {
+  it('prints the JSON Schema of plant.json that generated plants validate against', async () => {
+    const result = await runCli(['plant', 'schema'])
+    expect(result.code).toBe(0)
+    const schema = JSON.parse(result.stdout)
+    expect(schema).toEqual(plantJsonSchema())
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema')
+    expect(schema.properties.sites.items.properties.areas).toBeDefined()
+  })
+})
+
+// CONTRACT.md §8: every option also reads an environment variable.
+describe('plantwatt simulate and plant generate: options from the environment', () => {
+  it('plant generate reads --devices and --seed from PLANTWATT_DEVICES and PLANTWATT_SEED', async () => {
+    const byFlag = await runCli(['plant', 'generate', '--devices', '60', '--seed', '9'])
+    const byEnv = await runCli(['plant', 'generate'], { PLANTWATT_DEVICES: '60', PLANTWATT_SEED: '9' })
+    expect(byEnv.stderr).toBe('')
+    expect(byEnv.code).toBe(0)
+    expect(byEnv.stdout).toBe(byFlag.stdout)
+    const bad = await runCli(['plant', 'generate'], { PLANTWATT_DEVICES: 'many' })
+    expect(bad.code).not.toBe(0)
+    expect(bad.stderr).toMatch(/"many" is not a whole number/)
+  })
+
+  it('simulate reads --record, --duration and --faults from the environment', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plantwatt-simulate-env-'))
+    const record = join(dir, 'run.ndjson.gz')
+    const result = await runCli(['simulate', '--broker', 'none', '--speed', 'max', '--devices', '10'], {
+      PLANTWATT_RECORD: record,
+      PLANTWATT_DURATION: '2m',
+      PLANTWATT_FAULTS: 'none',
+      PLANTWATT_DATA_DIR: join(dir, 'data'),
+    })
+    expect(result.stderr).not.toMatch(/error/i)
+    expect(result.code).toBe(0)
+    expect(existsSync(record)).toBe(true)
+    const summary = JSON.parse(result.stdout)
+    expect(summary.simulated.seconds).toBe(120)
+    // The default preset is nbiot; PLANTWATT_FAULTS=none leaves every fault off.
+    expect(summary.faults).toEqual({})
+  })
+})
+
+describe('plantwatt: every option of every command names its environment variable', () => {
+  it('shows an env: PLANTWATT_* for each option in each command help', async () => {
+    const commands = [
+      ['up'],
+      ['broker'],
+      ['processor'],
+      ['gateway'],
+      ['simulate'],
+      ['replay'],
+      ['device-token'],
+      ['plant', 'generate'],
+    ]
+    for (const command of commands) {
+      const help = await runCli([...command, '--help'])
+      expect(help.code, command.join(' ')).toBe(0)
+      // One entry per option: its first line starts with the flag, continuation lines are indented further.
+      const entries = help.stdout
+        .split('\n')
+        .reduce<string[]>((list, line) => {
+          if (/^ {2}-/.test(line)) list.push(line)
+          else if (/^ {3,}\S/.test(line) && list.length > 0) list[list.length - 1] += ` ${line.trim()}`
+          return list
+        }, [])
+        .filter((entry) => !entry.includes('--help'))
+      expect(entries.length, command.join(' ')).toBeGreaterThan(0)
+      for (const entry of entries) expect(entry, command.join(' ')).toMatch(/env:\s+PLANTWATT_[A-Z_]+/)
+    }
   })
 })

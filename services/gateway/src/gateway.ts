@@ -43,6 +43,7 @@ import type { GatewayContext, TokenAdmin } from './gateway-context.ts'
 import { registerGatewayMetrics } from './gateway-metrics.ts'
 import { LiveHub } from './live-hub.ts'
 import { registerAdminRoutes } from './routes-admin.ts'
+import { registerAsyncApiRoute } from './routes-asyncapi.ts'
 import { registerDataRoutes } from './routes-data.ts'
 import { registerDeviceNameRoutes } from './routes-device-names.ts'
 import { registerEventRoutes } from './routes-events.ts'
@@ -255,6 +256,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     return options.registry.metrics()
   })
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  registerAsyncApiRoute(app)
 
   const mqttOverWebSocket = options.mqttOverWebSocket
   if (mqttOverWebSocket) {
