@@ -665,7 +665,7 @@ export function asyncApiDocument(options: AsyncApiOptions = {}): Record<string, 
         address: 'sites/{site}/devices/{deviceId}/up',
         title: 'Readings',
         description:
-          'A device publishes its readings here, QoS 0 or 1. One message may carry many records and many timestamps (a batch of buffered readings). Each bad record is rejected on its own with a reason (malformed, non_finite, unit_mismatch, future, too_old, out_of_range, wrong_site; interface v1.1 adds too_many_names, not yet counted by this release); the rest of the pack is kept. Refusals are counted per device and reason: GET /api/v1/devices/{deviceId}.',
+          'A device publishes its readings here, QoS 0 or 1. One message may carry many records and many timestamps (a batch of buffered readings). Each bad record is rejected on its own with a reason (malformed, non_finite, unit_mismatch, future, too_old, out_of_range, wrong_site, too_many_names); the rest of the pack is kept. Refusals are counted per device and reason: GET /api/v1/devices/{deviceId}.',
         servers: [ref('#/servers/mqtt')],
         parameters: deviceTopicParameters,
         messages: {
