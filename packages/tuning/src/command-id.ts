@@ -12,6 +12,8 @@ function fnv1a(text: string, offset: number): number {
 export function decisionId(scope: string, atMs: number, seq: number, kind = 'move'): string {
   const key = `${scope}|${atMs}|${seq}|${kind}`
   const hi = fnv1a(key, 2166136261).toString(16).padStart(8, '0')
-  const lo = fnv1a(key, 0x811c9dc5 ^ 0x5bd1e995).toString(16).padStart(8, '0')
+  const lo = fnv1a(key, 0x811c9dc5 ^ 0x5bd1e995)
+    .toString(16)
+    .padStart(8, '0')
   return hi + lo
 }

@@ -1,52 +1,89 @@
 // Savings: the energy the equipment would have drawn at its starting setpoint under the same
-// production, minus what it drew. The tuner has no model of the machine, so the power it would have
-// drawn is estimated from what it saw: every move is a small experiment (the mean power of the
-// steady window after it minus the one before it, over the setpoint change) giving the slope
-// dP/dsetpoint at the middle of the two setpoints. A line through those slopes (robust: samples
-// more than 3 MADs from the median are dropped, production changes during a window make a few
-// wild ones) is dP/dsetpoint as a function of the setpoint; its integral from the current
-// setpoint to the starting one is the power saved now. Nothing is claimed before a slope is seen,
-// and nothing while the setpoint does not act on the process (see tuner.ts `active`).
+// production, minus what it drew. The tuner has no model of the machine, so the power it would
+// have drawn is estimated from what it saw: every move is a small experiment, the median power of
+// the settled window after it minus the one before it (same production, a few minutes apart).
+// Those differences are fitted, by least squares through the origin, to
+//   ΔP = a × Δs + b × Δ(s³)      (s: the setpoint)
+// — a part linear in the setpoint (heat carried off by the air) and the fan affinity law's cube,
+// each kept only if the data give it a positive weight (b = 0 when the moves do not show a cube).
+// Moves of the line's production between the two windows make a few wild differences: samples
+// further than 3 MADs of the residuals from the first fit are dropped and the fit repeated.
+// Nothing is claimed before a move has been seen, and nothing while the setpoint does not act on
+// the process (tuner.ts `savedPowerW`).
 
-import { linearRegression, median, medianAbsoluteDeviation } from 'simple-statistics'
+import { median, medianAbsoluteDeviation } from 'simple-statistics'
 
-/** Bound on the slope samples kept per equipment (the newest win). */
-export const MAX_SLOPE_SAMPLES = 48
+/** Bound on the move samples kept per equipment; when full, the smallest move goes first. */
+export const MAX_SLOPE_SAMPLES = 64
 
 export interface SlopeSample {
-  /** Middle of the two setpoints. */
-  at: number
-  /** dP/dsetpoint, W per setpoint unit. */
-  slope: number
+  from: number
+  to: number
+  /** Power after minus power before (W). */
+  dP: number
 }
 
 export interface PowerCurve {
-  /** dP/dsetpoint = a + b × setpoint. */
+  /** P(s) = const + a s + b s³. */
   a: number
   b: number
 }
 
-export function fitPowerCurve(samples: readonly SlopeSample[]): PowerCurve | undefined {
-  if (samples.length === 0) return undefined
-  const slopes = samples.map((s) => s.slope)
-  const mid = median(slopes)
-  const mad = slopes.length >= 3 ? medianAbsoluteDeviation(slopes) : 0
-  const kept = mad > 0 ? samples.filter((s) => Math.abs(s.slope - mid) <= 3 * 1.4826 * mad) : samples
-  const distinct = new Set(kept.map((s) => Math.round(s.at * 100))).size
-  if (kept.length < 4 || distinct < 3) return { a: median(kept.map((s) => s.slope)), b: 0 }
-  const { m, b } = linearRegression(kept.map((s) => [s.at, s.slope]))
-  return { a: b, b: m }
+function fit(samples: readonly SlopeSample[]): PowerCurve | undefined {
+  let xx = 0
+  let xy = 0
+  let yy = 0
+  let xr = 0
+  let yr = 0
+  for (const s of samples) {
+    const x = s.to - s.from
+    const y = s.to ** 3 - s.from ** 3
+    xx += x * x
+    xy += x * y
+    yy += y * y
+    xr += x * s.dP
+    yr += y * s.dP
+  }
+  if (xx === 0) return undefined
+  const det = xx * yy - xy * xy
+  if (det > 1e-9 * xx * yy) {
+    const a = (xr * yy - yr * xy) / det
+    const b = (yr * xx - xr * xy) / det
+    if (a >= 0 && b >= 0) return { a, b }
+  }
+  const a = xr / xx
+  const b = yy > 0 ? yr / yy : 0
+  // One term only: the one that explains more.
+  const residualA = samples.reduce((acc, s) => acc + (s.dP - a * (s.to - s.from)) ** 2, 0)
+  const residualB = samples.reduce((acc, s) => acc + (s.dP - b * (s.to ** 3 - s.from ** 3)) ** 2, 0)
+  if (b > 0 && (residualB < residualA || a <= 0)) return { a: 0, b }
+  return a > 0 ? { a, b: 0 } : { a: 0, b: 0 }
 }
 
-/** Power (W) the equipment would draw more at `from` than at `to` (positive when from > to). */
-export function powerDifferenceW(curve: PowerCurve, to: number, from: number): number {
-  // ∫_to^from (a + b x) dx, with the slope never taken below 0 (fan power does not fall with speed).
-  const steps = 8
-  const h = (from - to) / steps
-  let sum = 0
-  for (let i = 0; i < steps; i++) {
-    const x = to + (i + 0.5) * h
-    sum += Math.max(0, curve.a + curve.b * x) * h
+export function fitPowerCurve(samples: readonly SlopeSample[]): PowerCurve | undefined {
+  const first = fit(samples)
+  if (first === undefined || samples.length < 4) return first
+  const residuals = samples.map((s) => s.dP - powerDifferenceW(first, s.from, s.to))
+  const mid = median(residuals)
+  const mad = medianAbsoluteDeviation(residuals)
+  if (mad === 0) return first
+  const kept = samples.filter((_, i) => Math.abs(residuals[i]! - mid) <= 3 * 1.4826 * mad)
+  return fit(kept) ?? first
+}
+
+/** Power (W) drawn more at `to` than at `from` (positive when to > from). */
+export function powerDifferenceW(curve: PowerCurve, from: number, to: number): number {
+  return curve.a * (to - from) + curve.b * (to ** 3 - from ** 3)
+}
+
+/** Adds a sample within the bound: when full, the sample of the smallest move is dropped. */
+export function addSample(samples: SlopeSample[], sample: SlopeSample): void {
+  samples.push(sample)
+  if (samples.length <= MAX_SLOPE_SAMPLES) return
+  let smallest = 0
+  for (let i = 1; i < samples.length; i++) {
+    if (Math.abs(samples[i]!.to - samples[i]!.from) < Math.abs(samples[smallest]!.to - samples[smallest]!.from))
+      smallest = i
   }
-  return sum
+  samples.splice(smallest, 1)
 }

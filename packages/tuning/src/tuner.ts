@@ -1,7 +1,7 @@
 // The setpoint tuner of one tuned equipment (CONTRACT.md §1 `tuning`, §3, §5 `setpoints`, §7).
 //
 // It has no model of the machine; it learns from the responses it sees. Each decision judges a
-// window of constraint readings taken once the last move has had time to act (the second half of
+// window of constraint readings taken once the last move has had time to act (the last 40 % of
 // the dwell after a reading shows the new value):
 // - the mean above the limit L = max × (1 − margin): step up, sized by the learned sensitivity;
 // - the mean below L − σ (σ: the readings' noise, learned) by more than a dead band: step down,
@@ -32,7 +32,7 @@
 import type { SetpointCommand, SetpointEvent, SetpointStatus, Tuning, TuningMode } from '@plantwatt/contract'
 import { median, medianAbsoluteDeviation } from 'simple-statistics'
 import { decisionId } from './command-id.ts'
-import { fitPowerCurve, MAX_SLOPE_SAMPLES, type PowerCurve, powerDifferenceW, type SlopeSample } from './savings.ts'
+import { addSample, fitPowerCurve, type PowerCurve, powerDifferenceW, type SlopeSample } from './savings.ts'
 import type { AlertRequest, EquipmentState, TunerAck, TunerOptions, TunerOutput, TunerReading } from './types.ts'
 
 const DEFAULTS: Required<TunerOptions> = {
@@ -61,6 +61,8 @@ interface Window {
 }
 
 interface Judged {
+  /** The first window after a hold or a start: the process may still be settling (heaters ramping). */
+  fresh: boolean
   setpoint: number
   mean: number
   n: number
@@ -381,7 +383,7 @@ export class Tuner {
       this.curve = fitPowerCurve(s.slopes)
       this.curveSamples = s.slopes.length
     }
-    return this.curve === undefined ? 0 : powerDifferenceW(this.curve, s.current, s.startSetpoint)
+    return this.curve === undefined ? 0 : Math.max(0, powerDifferenceW(this.curve, s.current, s.startSetpoint))
   }
 
   private onConstraint(t: number, c: number): void {
@@ -486,11 +488,10 @@ export class Tuner {
         if (s.sensitivity.length > MAX_SENSITIVITY_SAMPLES) s.sensitivity.shift()
         const low = Math.min(mean, prev.mean)
         s.activeFloor = s.activeFloor === null ? low : Math.min(s.activeFloor, low)
-        if (powerMean !== null && prev.powerMean !== null) {
-          s.slopes.push({ at: (current + prev.setpoint) / 2, slope: (powerMean - prev.powerMean) / dsp })
-          if (s.slopes.length > MAX_SLOPE_SAMPLES) s.slopes.shift()
+        if (powerMean !== null && prev.powerMean !== null && !prev.fresh && Math.abs(dsp) >= tuning.maxStep / 2) {
+          addSample(s.slopes, { from: prev.setpoint, to: current, dP: powerMean - prev.powerMean })
         }
-      } else if (dsp < 0 && Math.abs(dc) < needed) {
+      } else if (dsp < 0 && Math.abs(dc) < needed && this.expectedResponse(dsp) > 3 * needed) {
         // No response to a move down: the setpoint does not act on the process now.
         s.prev = null
         const back = s.lastGood !== null && s.lastGood > current + EPS ? s.lastGood : undefined
@@ -505,7 +506,7 @@ export class Tuner {
 
     const limit = this.limit
     if (mean <= limit && w.max <= tuning.constraint.max) s.lastGood = current
-    s.prev = { setpoint: current, mean, n, powerMean }
+    s.prev = { fresh: prev === null, setpoint: current, mean, n, powerMean }
 
     const sensitivity = s.sensitivity.length > 0 ? median(s.sensitivity) : undefined
     const aim = limit - sigma
@@ -538,10 +539,20 @@ export class Tuner {
     this.send(id, current, to, t, 'sent', reason)
   }
 
+  /** How much the constraint should have moved for a setpoint change, by what was learned (or maxStep's worth of noise-free certainty when nothing is yet). */
+  private expectedResponse(dsp: number): number {
+    const learned = this.s.sensitivity
+    if (learned.length === 0) return Math.abs(dsp) >= this.tuning.maxStep / 2 ? Number.POSITIVE_INFINITY : 0
+    return Math.abs(median(learned) * dsp)
+  }
+
   private send(id: string, from: number, to: number, t: number, status: SetpointStatus, reason: string): void {
     const tuning = this.tuning
     // Guardrails, whatever asked for the move: within [min, max] and at most maxStep.
-    const bounded = Math.min(tuning.max, Math.max(tuning.min, Math.min(from + tuning.maxStep, Math.max(from - tuning.maxStep, to))))
+    const bounded = Math.min(
+      tuning.max,
+      Math.max(tuning.min, Math.min(from + tuning.maxStep, Math.max(from - tuning.maxStep, to))),
+    )
     const value = round3(bounded)
     const command: SetpointCommand = { type: 'setpoint', id, name: tuning.setpoint, value, issuedAt: t / 1000 }
     this.out.commands.push(command)
@@ -565,7 +576,7 @@ export class Tuner {
       })
       s.inFlight = null
       this.backoff(now, 'the last command failed (no answer)')
-    } else if (f !== null && f.acked && !f.confirmed && now >= f.issuedMs + timeoutMs) {
+    } else if (f?.acked && !f.confirmed && now >= f.issuedMs + timeoutMs) {
       // Applied by the ack but no reading ever showed it: judge from what the readings say.
       s.inFlight = null
     }
@@ -615,7 +626,7 @@ export class Tuner {
   private openWindow(t: number, settle: boolean): void {
     const dwell = this.options.dwellS * 1000
     this.s.window = {
-      startMs: settle ? t + dwell / 2 : t,
+      startMs: settle ? t + 0.6 * dwell : t,
       decideMs: t + dwell,
       values: [],
       max: Number.NEGATIVE_INFINITY,
@@ -634,7 +645,17 @@ export class Tuner {
   }
 
   private event(id: string, from: number, to: number, status: SetpointStatus, reason: string, at: number): void {
-    const e: SetpointEvent = { id, scope: this.scope, name: this.tuning.setpoint, from, to, mode: this.mode, status, reason, at }
+    const e: SetpointEvent = {
+      id,
+      scope: this.scope,
+      name: this.tuning.setpoint,
+      from,
+      to,
+      mode: this.mode,
+      status,
+      reason,
+      at,
+    }
     this.out.events.push(e)
   }
 

@@ -59,7 +59,7 @@ export interface TunerOutput {
 export interface TunerOptions {
   /**
    * Least time between a move taking effect (a reading shows the new value) and the next decision,
-   * long enough to see the effect: the constraint is judged on readings from its second half only.
+   * long enough to see the effect: the constraint is judged on readings from its last 40 % only.
    * Default 240 s.
    */
   dwellS?: number

@@ -59,6 +59,7 @@ export interface LoopResult {
   events: SetpointEvent[]
   commands: SetpointCommand[]
   alerts: number
+  tuners: Map<string, Tuner>
   /** Wall-clock ms the run took (for the benchmark). */
   wallMs: number
 }
@@ -263,6 +264,7 @@ export function runClosedLoop(o: LoopOptions): LoopResult {
     events,
     commands,
     alerts,
+    tuners,
     wallMs: performance.now() - wallStart,
   }
 }
