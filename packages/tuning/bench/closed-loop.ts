@@ -47,7 +47,7 @@ console.log(
         ratio: savedReported / savedTrue,
         perEquipmentRatio: { min: ratios[0], p50: pct(ratios, 0.5), max: ratios.at(-1) },
       },
-      equipmentOver3Pct: eqs.filter((e) => e.excess > 0.03).length,
+      equipmentOver3Pct: eqs.filter((e) => e.excess > 0.03).map((e) => `${e.scope} ${(e.excess * 100).toFixed(2)} %`),
       equipmentOver1PctAboveMax: eqs.filter((e) => e.aboveMaxS / r.durationS > 0.01).length,
     },
     null,

@@ -66,6 +66,7 @@ interface Judged {
   setpoint: number
   mean: number
   n: number
+  /** Median power of the window, or null when it did not hold still (see steadyPower). */
   powerMean: number | null
 }
 
@@ -476,7 +477,7 @@ export class Tuner {
     const floor = 0.001 * tuning.constraint.max
     s.sigma = Math.max(floor, s.sigma === null ? sd : 0.8 * s.sigma + 0.2 * sd)
     const sigma = s.sigma
-    const powerMean = w.power.length > 0 ? median(w.power) : null
+    const powerMean = steadyPower(w.power)
     const prev = s.prev
 
     if (prev !== null && Math.abs(prev.setpoint - current) > EPS) {
@@ -488,7 +489,7 @@ export class Tuner {
         if (s.sensitivity.length > MAX_SENSITIVITY_SAMPLES) s.sensitivity.shift()
         const low = Math.min(mean, prev.mean)
         s.activeFloor = s.activeFloor === null ? low : Math.min(s.activeFloor, low)
-        if (powerMean !== null && prev.powerMean !== null && !prev.fresh && Math.abs(dsp) >= tuning.maxStep / 2) {
+        if (powerMean !== null && prev.powerMean !== null && !prev.fresh) {
           addSample(s.slopes, { from: prev.setpoint, to: current, dP: powerMean - prev.powerMean })
         }
       } else if (dsp < 0 && Math.abs(dc) < needed && this.expectedResponse(dsp) > 3 * needed) {
@@ -696,6 +697,25 @@ export class Tuner {
     this.out = emptyOutput()
     return out
   }
+}
+
+/**
+ * The median power of a window, or null when the power did not hold still over it: a window that
+ * holds the tail of a line stop (the heaters coming back take minutes) or a production change
+ * would make the move's power difference mostly about something else. Steady: every reading
+ * within 3 % of the window's range (an oven's readings carry ±1 % noise). Equipment noisier
+ * than that gives no power samples, and so claims no savings: the tuner cannot tell.
+ */
+export function steadyPower(power: readonly number[]): number | null {
+  if (power.length < 3) return null
+  const level = median(power)
+  let lo = Number.POSITIVE_INFINITY
+  let hi = Number.NEGATIVE_INFINITY
+  for (const p of power) {
+    if (p < lo) lo = p
+    if (p > hi) hi = p
+  }
+  return hi - lo <= 0.03 * Math.abs(level) ? level : null
 }
 
 export function emptyOutput(): TunerOutput {
