@@ -3,7 +3,7 @@
 // (test/sim-loop.ts), 3 simulated days from the rated setpoint, readings every 10 s. Prints the
 // issue 15 figures on the simulator's truth as JSON.
 //
-//   pnpm bench:tuning [--devices 9000] [--hours 72] [--interval 10]
+//   pnpm bench:tuning [--devices 9000] [--hours 72] [--interval 10] [--psm 0.3 --batch-s 120]
 
 import { parseArgs } from 'node:util'
 import { runClosedLoop } from '../test/sim-loop.ts'
@@ -13,12 +13,17 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '9000' },
     hours: { type: 'string', default: '72' },
     interval: { type: 'string', default: '10' },
+    /** Share of devices in NB-IoT power-saving mode (they upload and take commands only when awake). */
+    psm: { type: 'string', default: '0' },
+    'batch-s': { type: 'string', default: '120' },
   },
 })
+const psm = Number(values.psm)
 const r = runClosedLoop({
   devices: Number(values.devices),
   hours: Number(values.hours),
   reportIntervalS: Number(values.interval),
+  faults: psm > 0 ? { psm: { share: psm, batchIntervalS: Number(values['batch-s']) } } : undefined,
 })
 const eqs = r.equipment
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
@@ -35,6 +40,7 @@ console.log(
       tunedEquipment: eqs.length,
       hours: Number(values.hours),
       intervalS: Number(values.interval),
+      psm: psm > 0 ? { share: psm, batchIntervalS: Number(values['batch-s']) } : undefined,
       wallS: Math.round(r.wallMs / 100) / 10,
       moves: eqs.reduce((a, e) => a + e.moves, 0),
       productionChanges: eqs.reduce((a, e) => a + e.productionChanges, 0),

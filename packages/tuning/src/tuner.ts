@@ -609,7 +609,8 @@ export class Tuner {
     s.held = reason
     s.window = null
     s.prev = null
-    const current = s.current ?? s.startSetpoint ?? Number.NaN
+    // Before the device ever reported the setpoint, the range's top stands in (the rated value).
+    const current = s.current ?? s.startSetpoint ?? this.tuning.max
     this.event(this.nextId(t, 'held'), current, current, 'held', reason, t)
   }
 

@@ -239,3 +239,59 @@ describe('Tuner state', () => {
     expect(new Set(one).size).toBe(one.length)
   })
 })
+
+describe('Tuner advise mode on a breach', () => {
+  it('steps back at once even in advise mode (a proven setpoint), withdrawing an open proposal', () => {
+    const { tuner, toy, at } = settled()
+    tuner.setMode('advise', at)
+    toy.rate = 1.12
+    const log = drive(tuner, toy, at, 20 * 60)
+    const reverted = log.outputs.events.find((e) => e.status === 'reverted')
+    expect(reverted?.mode).toBe('advise')
+    expect(log.outputs.commands.some((c) => c.id === reverted!.id)).toBe(true)
+  })
+})
+
+describe('Tuners: one per tuned equipment of a plant', () => {
+  it('switches every tuner at once and resumes from a checkpoint', async () => {
+    const { Tuners } = await import('../src/index.ts')
+    const equipment = (id: string, mode: 'auto' | 'advise') => ({
+      id,
+      type: 'oven',
+      ratedPowerW: 250_000,
+      devices: [`${id}-p`, `${id}-s`],
+      tuning: { ...TUNING, mode },
+    })
+    const plant = {
+      version: 1 as const,
+      sites: [
+        {
+          id: 'yibin',
+          name: 'Y',
+          timezone: 'Asia/Shanghai',
+          carbon: { gridGPerKWh: 600 },
+          areas: [
+            {
+              id: 'a',
+              name: 'A',
+              lines: [{ id: 'l', name: 'L', equipment: [equipment('o1', 'auto'), equipment('o2', 'advise')] }],
+            },
+          ],
+        },
+      ],
+    }
+    const tuners = new Tuners(plant as never)
+    expect([...tuners.byScope.keys()]).toEqual(['yibin/a/l/o1', 'yibin/a/l/o2'])
+    tuners.setMode('off', () => T0)
+    expect([...tuners.byScope.values()].map((t) => t.mode)).toEqual(['off', 'off'])
+    tuners.setMode(null, () => T0)
+    expect([...tuners.byScope.values()].map((t) => t.mode)).toEqual(['auto', 'advise'])
+    const o2 = tuners.get('yibin/a/l/o2')!
+    o2.equipmentState('running', T0)
+    drive(o2, new Toy(), T0, 3600)
+    const id = o2.proposed!.id
+    expect(tuners.findProposal(id)).toBe(o2)
+    const again = new Tuners(plant as never, {}, JSON.parse(JSON.stringify(tuners.toJSON())))
+    expect(again.get('yibin/a/l/o2')!.proposed).toEqual(o2.proposed)
+  })
+})
