@@ -30,7 +30,7 @@
 // (toJSON / Tuner.fromJSON) for the processor's checkpoint.
 
 import type { SetpointCommand, SetpointEvent, SetpointStatus, Tuning, TuningMode } from '@plantwatt/contract'
-import { median, medianAbsoluteDeviation } from 'simple-statistics'
+import { median, medianAbsoluteDeviation, quantile } from 'simple-statistics'
 import { decisionId } from './command-id.ts'
 import { addSample, fitPowerCurve, type PowerCurve, powerDifferenceW, type SlopeSample } from './savings.ts'
 import type { AlertRequest, EquipmentState, TunerAck, TunerOptions, TunerOutput, TunerReading } from './types.ts'
@@ -66,6 +66,8 @@ interface Judged {
   setpoint: number
   mean: number
   n: number
+  /** The constraint held still over the window (no production change or stop inside it). */
+  steady: boolean
   /** Median power of the window, or null when it did not hold still (see steadyPower). */
   powerMean: number | null
 }
@@ -478,6 +480,9 @@ export class Tuner {
     s.sigma = Math.max(floor, s.sigma === null ? sd : 0.8 * s.sigma + 0.2 * sd)
     const sigma = s.sigma
     const powerMean = steadyPower(w.power)
+    let lo = Number.POSITIVE_INFINITY
+    for (const v of w.values) if (v < lo) lo = v
+    const steady = w.max - lo <= Math.max(8 * sigma, 0.04 * this.limit)
     const prev = s.prev
 
     if (prev !== null && Math.abs(prev.setpoint - current) > EPS) {
@@ -485,8 +490,12 @@ export class Tuner {
       const dc = mean - prev.mean
       const needed = 3 * sigma * Math.sqrt(1 / n + 1 / prev.n)
       if (dc * dsp < 0 && Math.abs(dc) >= needed) {
-        s.sensitivity.push(dc / dsp)
-        if (s.sensitivity.length > MAX_SENSITIVITY_SAMPLES) s.sensitivity.shift()
+        // Small moves amplify whatever else moved the constraint between the windows (production):
+        // only moves of at least a quarter of maxStep teach the sensitivity.
+        if (Math.abs(dsp) >= tuning.maxStep / 4 && steady && prev.steady) {
+          s.sensitivity.push(dc / dsp)
+          if (s.sensitivity.length > MAX_SENSITIVITY_SAMPLES) s.sensitivity.shift()
+        }
         const low = Math.min(mean, prev.mean)
         s.activeFloor = s.activeFloor === null ? low : Math.min(s.activeFloor, low)
         if (powerMean !== null && prev.powerMean !== null && !prev.fresh) {
@@ -507,9 +516,11 @@ export class Tuner {
 
     const limit = this.limit
     if (mean <= limit && w.max <= tuning.constraint.max) s.lastGood = current
-    s.prev = { fresh: prev === null, setpoint: current, mean, n, powerMean }
+    s.prev = { fresh: prev === null, setpoint: current, mean, n, steady, powerMean }
 
-    const sensitivity = s.sensitivity.length > 0 ? median(s.sensitivity) : undefined
+    // The lower quartile of the learned magnitudes, not the median: a production rise between two
+    // windows inflates a sample, and an inflated sensitivity makes steps too small to follow.
+    const sensitivity = s.sensitivity.length > 0 ? -quantile(s.sensitivity.map(Math.abs), 0.25) : undefined
     const aim = limit - sigma
     const deadband = Math.max(sigma, 0.0025 * tuning.constraint.max)
     const minStep = 0.01 * (tuning.max - tuning.min)
@@ -540,11 +551,19 @@ export class Tuner {
     this.send(id, current, to, t, 'sent', reason)
   }
 
-  /** How much the constraint should have moved for a setpoint change, by what was learned (or maxStep's worth of noise-free certainty when nothing is yet). */
+  /**
+   * The least the constraint should have moved for a setpoint change, by what was learned: the
+   * smallest learned sensitivity (a production change between two windows makes samples too big,
+   * rarely too small). Moves under half a maxStep prove nothing either way; with nothing learned
+   * yet, a move of half a maxStep or more must show a response.
+   */
   private expectedResponse(dsp: number): number {
+    if (Math.abs(dsp) < this.tuning.maxStep / 2) return 0
     const learned = this.s.sensitivity
-    if (learned.length === 0) return Math.abs(dsp) >= this.tuning.maxStep / 2 ? Number.POSITIVE_INFINITY : 0
-    return Math.abs(median(learned) * dsp)
+    if (learned.length === 0) return Number.POSITIVE_INFINITY
+    let least = Number.POSITIVE_INFINITY
+    for (const x of learned) least = Math.min(least, Math.abs(x))
+    return least * Math.abs(dsp)
   }
 
   private send(id: string, from: number, to: number, t: number, status: SetpointStatus, reason: string): void {
