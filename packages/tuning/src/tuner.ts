@@ -3,15 +3,17 @@
 // It has no model of the machine; it learns from the responses it sees. Each decision judges a
 // window of constraint readings taken once the last move has had time to act (the last 40 % of
 // the dwell after a reading shows the new value):
-// - the mean above the limit L = max × (1 − margin): step up, sized by the learned sensitivity;
-// - the mean below L − σ (σ: the readings' noise, learned) by more than a dead band: step down,
+// - the median above the limit L = max × (1 − margin): step up, sized by the learned sensitivity;
+// - the median below L − σ (σ: the readings' noise, learned) by more than a dead band: step down,
 //   sized to 80 % of the headroom over the learned sensitivity (maxStep while none is known yet);
 // - otherwise settled: the window is judged again every dwell, so when production changes and the
 //   optimum moves the tuner follows it — that is its "probing again now and then".
-// The sensitivity dC/dsetpoint is the median of the last moves' responses (window mean after minus
-// before, over the setpoint change). A move down that draws no response beyond the noise means
-// the setpoint does not act on the process at the moment (an oven warming up, the web stopped):
-// the tuner goes back to the last good setpoint and holds for `backoffS`.
+// The sensitivity dC/dsetpoint is learned from the moves' responses (window median after minus
+// before, over the setpoint change), from moves of at least maxStep/4 between windows whose
+// constraint held still; steps use the lower quartile of its magnitudes (production rises between
+// windows inflate samples). A move down that draws no response where the smallest learned
+// sensitivity says one should show means the setpoint does not act on the process at the moment
+// (an oven warming up, the web stopped): back to the last good setpoint, hold for `backoffS`.
 //
 // Guardrails: setpoints only within [min, max]; no move larger than maxStep; a dwell between moves;
 // a reading above `max` steps back at once towards the last good setpoint (at most maxStep, again
@@ -529,12 +531,12 @@ export class Tuner {
     if (mean > limit) {
       const wanted = sensitivity === undefined ? tuning.maxStep : (mean - aim) / -sensitivity
       to = Math.min(tuning.max, current + Math.min(tuning.maxStep, Math.max(minStep, wanted)))
-      reason = `${tuning.constraint.measure} mean ${mean.toFixed(1)} above the limit ${limit}: back off`
+      reason = `${tuning.constraint.measure} median ${mean.toFixed(1)} above the limit ${limit}: back off`
     } else if (mean < aim - deadband) {
       const wanted = sensitivity === undefined ? tuning.maxStep : (0.8 * (aim - mean)) / -sensitivity
       const step = Math.min(tuning.maxStep, wanted)
       if (step >= minStep) to = Math.max(tuning.min, current - step)
-      reason = `${tuning.constraint.measure} mean ${mean.toFixed(1)} below the limit ${limit} by ${(limit - mean).toFixed(1)}: step down`
+      reason = `${tuning.constraint.measure} median ${mean.toFixed(1)} below the limit ${limit} by ${(limit - mean).toFixed(1)}: step down`
     }
     to = round3(to)
     if (Math.abs(to - current) <= EPS || (to < current && current <= tuning.min + EPS)) {
