@@ -49,6 +49,8 @@ const MAX_SENSITIVITY_SAMPLES = 8
 /** Power readings further apart than this are not integrated (as CONTRACT.md §7 does for power). */
 const MAX_POWER_GAP_MS = 900_000
 const EPS = 1e-9
+/** Half of the margin learned from breaches is forgotten after this long without one. */
+const GUARD_HALF_LIFE_MS = 12 * 3_600_000
 
 /** Readings kept per judged window (the first ones; one a second over a 360 s dwell is 180). */
 export const MAX_WINDOW_READINGS = 2048
@@ -115,6 +117,9 @@ export interface TunerState {
   backoffReason: string | null
   lastStepUpMs: number | null
   breachSinceMs: number | null
+  /** Extra distance below the limit learned from breaches (constraint units), and when it was last decayed. */
+  guard: number
+  guardAtMs: number | null
   commandAlertSinceMs: number | null
   held: string | null
   lastIdMs: number | null
@@ -149,6 +154,8 @@ function freshState(): TunerState {
     backoffReason: null,
     lastStepUpMs: null,
     breachSinceMs: null,
+    guard: 0,
+    guardAtMs: null,
     commandAlertSinceMs: null,
     held: null,
     lastIdMs: null,
@@ -431,6 +438,7 @@ export class Tuner {
     const measure = tuning.constraint.measure
     if (s.breachSinceMs === null) {
       s.breachSinceMs = t
+      this.learnFromBreach(t)
       this.alert('constraint', 'raised', t, t, `${measure} ${c} above its max ${tuning.constraint.max}`, {
         value: c,
         max: tuning.constraint.max,
@@ -523,7 +531,7 @@ export class Tuner {
     // The lower quartile of the learned magnitudes, not the median: a production rise between two
     // windows inflates a sample, and an inflated sensitivity makes steps too small to follow.
     const sensitivity = s.sensitivity.length > 0 ? -quantile(s.sensitivity.map(Math.abs), 0.25) : undefined
-    const aim = limit - sigma
+    const aim = limit - sigma - this.decayedGuard(t)
     const deadband = Math.max(sigma, 0.0025 * tuning.constraint.max)
     const minStep = 0.01 * (tuning.max - tuning.min)
     let to = current
@@ -551,6 +559,27 @@ export class Tuner {
       return
     }
     this.send(id, current, to, t, 'sent', reason)
+  }
+
+  /**
+   * A breach says the margin was not enough for how fast the process moves against how fast this
+   * tuner can answer (a device that sleeps answers at its next wake): each breach adds a quarter of
+   * the margin below the limit to where the tuner aims, up to the whole margin, and half of it is
+   * forgotten every GUARD_HALF_LIFE_MS without one.
+   */
+  private learnFromBreach(t: number): void {
+    const margin = this.tuning.constraint.max - this.limit
+    this.s.guard = Math.min(margin, this.decayedGuard(t) + margin / 4)
+  }
+
+  private decayedGuard(t: number): number {
+    const s = this.s
+    if (s.guard > 0 && s.guardAtMs !== null && t > s.guardAtMs) {
+      s.guard *= 0.5 ** ((t - s.guardAtMs) / GUARD_HALF_LIFE_MS)
+      if (s.guard < 1e-6) s.guard = 0
+    }
+    s.guardAtMs = t
+    return s.guard
   }
 
   /**

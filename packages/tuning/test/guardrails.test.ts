@@ -295,3 +295,17 @@ describe('Tuners: one per tuned equipment of a plant', () => {
     expect(again.get('yibin/a/l/o2')!.proposed).toEqual(o2.proposed)
   })
 })
+
+describe('Tuner learns caution from breaches', () => {
+  it('after a breach it settles further below the limit than before', () => {
+    const { tuner, toy, at } = settled()
+    const before = toy.steadyPpm()
+    toy.rate = 1.12
+    drive(tuner, toy, at, 30 * 60)
+    toy.rate = 1
+    drive(tuner, toy, at + 30 * 60_000, 3 * H)
+    expect(before).toBeGreaterThan(375)
+    expect(toy.steadyPpm()).toBeLessThan(before - 3)
+    expect(toy.steadyPpm()).toBeLessThanOrEqual(380)
+  })
+})
