@@ -1,6 +1,7 @@
 import { Encoder } from 'cbor-x'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { examplePlant } from '../../../test/support/example-plant.ts'
 import { type DecodedPack, decodeSenml, encodeSenmlCbor, type RejectReason } from '../src/senml.ts'
 import { validatePlant } from '../src/validate-plant.ts'
 
@@ -193,56 +194,6 @@ describe('SenML decoder: any input gives readings or counted rejections, never a
     )
   })
 })
-
-// The plant of CONTRACT.md §1's example.
-function examplePlant() {
-  return {
-    version: 1,
-    sites: [
-      {
-        id: 'yibin',
-        name: 'Yibin cell plant',
-        timezone: 'Asia/Shanghai',
-        latenessS: 120,
-        offlineAfterS: 900,
-        maxAgeS: 604800,
-        carbon: { gridGPerKWh: 600, residualMixGPerKWh: 680, greenShare: 0.266 },
-        meters: { pv: ['860100000000001'], grid: [] },
-        areas: [
-          {
-            id: 'electrode',
-            name: 'Electrode workshop',
-            lines: [
-              {
-                id: 'coating-1',
-                name: 'Coating line 1',
-                equipment: [
-                  {
-                    id: 'coater-1-oven',
-                    type: 'oven',
-                    ratedPowerW: 250000,
-                    devices: ['860100000000123', '860100000000124'],
-                    idle: { offBelowW: 2000, runAboveW: 60000, afterS: 300 },
-                    tuning: {
-                      setpoint: 'fan_hz',
-                      unit: 'Hz',
-                      min: 30,
-                      max: 50,
-                      maxStep: 2,
-                      constraint: { measure: 'solvent_ppm', max: 400, margin: 0.05 },
-                      mode: 'auto',
-                      commandTimeoutS: 600,
-                    },
-                  },
-                ],
-              },
-            ],
-          },
-        ],
-      },
-    ],
-  }
-}
 
 /** Every path (as keys) to a value inside `root`. */
 function pathsOf(root: unknown): (string | number)[][] {
