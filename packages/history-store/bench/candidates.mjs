@@ -7,7 +7,7 @@
 // Not part of the workspace: run it where the three candidates are installed, e.g.
 //   mkdir /tmp/c && cd /tmp/c && npm init -y && npm i lmdb@3.5.6 classic-level@3.0.0 @duckdb/node-api@1.5.6-r.1
 //   cp <repo>/packages/history-store/bench/candidates.mjs . && node candidates.mjs [hours]
-import { rmSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
@@ -16,7 +16,6 @@ const HOURS = Number(process.argv[2] ?? 2)
 const WHICH = (process.argv[3] ?? 'lmdb,level,duckdb').split(',')
 const DIR = '/tmp/hs-cand/data'
 const T0 = Math.floor(Date.UTC(2026, 0, 1) / 60_000) // minutes
-const STEP = { '1m': 0, '15m': 1, '1h': 2, '1d': 3 }
 
 function key(scope, step, minute) {
   const k = Buffer.allocUnsafe(9)
@@ -164,6 +163,58 @@ const stores = {
         const st = db.getStats()
         usedBytes = (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages) * st.pageSize
         await db.close()
+      },
+    }
+  },
+  // LMDB with the 1-minute tier time-major: key (minute, scope), so a minute's batch appends to
+  // the end of the tree instead of touching one page per scope; the 15m/1h/1d keys stay
+  // scope-major for range reads.
+  'lmdb-tm': async () => {
+    const { open } = await import('lmdb')
+    let root
+    let db
+    let minutes
+    const mkey = (s, m) => {
+      const k = Buffer.allocUnsafe(8)
+      k.writeUInt32BE(m, 0)
+      k.writeUInt32BE(s, 4)
+      return k
+    }
+    return {
+      async open(path) {
+        root = open({ path, maxDbs: 2, compression: false })
+        db = root.openDB({ name: 'rows', keyEncoding: 'binary', encoding: 'binary' })
+        minutes = root.openDB({ name: 'minutes', keyEncoding: 'binary', encoding: 'binary' })
+      },
+      async write(rows) {
+        let last
+        for (let i = 0; i < rows.length; i++) {
+          const [s, st, m, rev, e] = rows[i]
+          const target = st === 0 ? minutes : db
+          const k = st === 0 ? mkey(s, m) : key(s, st, m)
+          const old = target.getBinaryFast(k)
+          if (old !== undefined && old.readUInt32LE(0) >= rev) continue
+          last = target.put(k, value(rev, e))
+          if (i % 1000 === 999) await new Promise((r) => setImmediate(r))
+        }
+        await last
+      },
+      async range(s, st, from, to) {
+        const out = []
+        for (const { value: v } of db.getRange({ start: key(s, st, from), end: key(s, st, to) }))
+          out.push(v.readDoubleLE(4))
+        return out
+      },
+      async close() {
+        let pages = 0
+        let ps = 4096
+        for (const d of [db, minutes]) {
+          const st = d.getStats()
+          pages += st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages
+          ps = st.pageSize
+        }
+        usedBytes = pages * ps
+        await root.close()
       },
     }
   },

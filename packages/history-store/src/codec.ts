@@ -1,11 +1,17 @@
 // Keys and values of the history store, as bytes.
 //
-// Key (9 bytes, big-endian so that LMDB's byte order is the query order):
-//   scope id (u32) | kind (u8: 1m, 15m, 1h, 1d, demand) | bucket start in UTC minutes (u32)
-// All buckets of one scope and step are one contiguous run ordered by time, so `range` is a seek
-// and a sequential read of exactly the rows it answers: no scan, whatever the store holds. Scope
-// names go through a dictionary (scope-ids.ts) so that keys stay 9 bytes and "a/b" never prefixes
-// "a/b2". u32 minutes reach the year 10136.
+// Keys are big-endian so that LMDB's byte order is the query order. Two layouts, measured
+// (docs/decisions.md "History store"):
+// - 15m, 1h, 1d and demand, scope-major (9 bytes):
+//     scope id (u32) | kind (u8: 15m, 1h, 1d, demand) | bucket start in UTC minutes (u32)
+//   All buckets of one scope and step are one contiguous run ordered by time, so `range` is a
+//   seek and a sequential read of exactly the rows it answers, whatever the store holds.
+// - 1m, time-major (8 bytes): minute (u32) | scope id (u32). Every minute brings a row for every
+//   scope; scope-major, that batch would touch (and LMDB copy and write) one page per scope — 110 MB
+//   a minute for 27,636 scopes, measured — while time-major it appends a few hundred pages at the
+//   tree's end. A 1-minute range reads one key per minute instead (at most 10,080 in 7 days).
+// Scope names go through a dictionary (history-store.ts) so that keys stay short and "a/b" never
+// prefixes "a/b2". u32 minutes reach the year 10136.
 //
 // Value: format byte, revision (varint), presence mask of the optional figures, float mask, then
 // each figure. Every figure is either a whole number of thousandths (energy in Wh from whole mWh,
@@ -13,8 +19,8 @@
 // both give back the very number written (§5: the history API answers exactly the figures sent),
 // and a typical minute row takes about 30 bytes instead of 80.
 
-import type { BucketRecord, DemandRecord } from './types.ts'
 import type { Kind } from './retention.ts'
+import type { BucketRecord, DemandRecord } from './types.ts'
 
 export const KEY_BYTES = 9
 export const KIND_CODE: Record<Kind, number> = { '1m': 0, '15m': 1, '1h': 2, '1d': 3, demand: 4 }
@@ -34,6 +40,20 @@ export function encodeKey(scopeId: number, kind: Kind, minute: number): Buffer {
 
 export function minuteOfKey(key: Uint8Array): number {
   return ((key[5]! << 24) >>> 0) + (key[6]! << 16) + (key[7]! << 8) + key[8]!
+}
+
+export const MINUTE_KEY_BYTES = 8
+
+/** Key of a 1-minute bucket: time-major (see above). */
+export function encodeMinuteKey(scopeId: number, minute: number): Buffer {
+  const key = Buffer.allocUnsafe(MINUTE_KEY_BYTES)
+  key.writeUInt32BE(minute, 0)
+  key.writeUInt32BE(scopeId, 4)
+  return key
+}
+
+export function minuteOfMinuteKey(key: Uint8Array): number {
+  return ((key[0]! << 24) >>> 0) + (key[1]! << 16) + (key[2]! << 8) + key[3]!
 }
 
 /** Figures in value order; the optional ones have a presence bit each. */

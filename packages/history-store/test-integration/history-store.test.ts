@@ -146,10 +146,13 @@ describe('history store: retention', () => {
     rows.push(bucket('s', '1d', T0 - 5000 * DAY, 0, -5000))
     await store.write(rows)
     await store.writeDemand([{ scope: 's', t: T0 - 500 * DAY, kW: 1, revision: 0 }])
+    // Over one read slice of 1-minute rows to prune: the pruning pass reads them a slice at a time.
+    for (let i = 1; i <= 1_400; i++) rows.push(bucket('s', '1m', T0 + 2 * DAY + i * MINUTE, 0, 2))
+    await store.write(rows)
     const now = T0 + 10 * DAY
     // 1m keeps 7 days: days 0-2 go, 3-9 stay. 15m keeps 400 days: all stay. 1h and demand at
     // -500 days go; 1d stays for good.
-    expect(await store.prune(now)).toBe(3 + 1 + 1)
+    expect(await store.prune(now)).toBe(3 + 1_400 + 1 + 1)
     expect((await store.range('s', '1m', 0, now, 100)).map((r) => r.energyWh)).toEqual([3, 4, 5, 6, 7, 8, 9])
     expect(await store.range('s', '15m', 0, now, 100)).toHaveLength(10)
     expect(await store.range('s', '1h', 0, now, 100)).toEqual([])
