@@ -78,6 +78,9 @@ export interface HistoryStoreStats {
   fileBytes: number
   /** Rows held, buckets and demand intervals. */
   entries: number
+  /** Bytes of pages in use by the 1-minute tier and by the 15m/1h/1d/demand tiers. */
+  minuteTierBytes: number
+  coarseTierBytes: number
   scopes: number
 }
 
@@ -195,6 +198,7 @@ export class HistoryStore {
     const s = this.root.getStats() as { pageSize: number; lastPageNumber: number }
     let usedPages = 0
     let entries = 0
+    const tierPages = new Map<unknown, number>()
     for (const db of [this.rows, this.minutes, this.scopeIds, this.meta]) {
       const d = db.getStats() as {
         treeBranchPageCount: number
@@ -202,13 +206,17 @@ export class HistoryStore {
         overflowPages: number
         entryCount: number
       }
-      usedPages += d.treeBranchPageCount + d.treeLeafPageCount + d.overflowPages
+      const pages = d.treeBranchPageCount + d.treeLeafPageCount + d.overflowPages
+      usedPages += pages
+      tierPages.set(db, pages)
       if (db === this.rows || db === this.minutes) entries += d.entryCount
     }
     return {
       usedBytes: usedPages * s.pageSize,
       fileBytes: (s.lastPageNumber + 1) * s.pageSize,
       entries,
+      minuteTierBytes: (tierPages.get(this.minutes) ?? 0) * s.pageSize,
+      coarseTierBytes: (tierPages.get(this.rows) ?? 0) * s.pageSize,
       scopes: this.ids.size,
     }
   }
