@@ -19,7 +19,7 @@
 // journal replayed after a restore therefore never lowers a bucket. Rows older than a kind's
 // retention are refused once pruned past (`expired`), so a replay cannot bring pruned rows back.
 //
-// One writer: one process opens the store for writing (docs/state-ownership.md). LMDB lets other
+// One writer: one process opens the store for writing (the processor that owns the buckets). LMDB lets other
 // processes read the same files.
 
 import type { BucketStep } from '@plantwatt/contract'
@@ -285,7 +285,9 @@ export class HistoryStore {
   private async writeBuckets(batch: readonly StoredBucket[]): Promise<WriteResult> {
     const result: WriteResult = { written: 0, stale: 0, rejected: {} }
     const pending = new Map<string, Pending>()
+    let n = 0
     for (const row of batch) {
+      if (++n % CHUNK === 0) await yieldToLoop()
       if (!BUCKET_STEPS.includes(row.step)) {
         this.reject(result, 'bad_step')
         continue
@@ -305,7 +307,9 @@ export class HistoryStore {
   private async writeDemandNow(batch: readonly DemandInterval[]): Promise<WriteResult> {
     const result: WriteResult = { written: 0, stale: 0, rejected: {} }
     const pending = new Map<string, Pending>()
+    let n = 0
     for (const row of batch) {
+      if (++n % CHUNK === 0) await yieldToLoop()
       const minute = this.checkCommon(row, 'demand', result)
       if (minute === undefined) continue
       if (typeof row.kW !== 'number' || !Number.isFinite(row.kW)) {
