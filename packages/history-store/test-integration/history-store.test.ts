@@ -38,6 +38,26 @@ describe('history store: revisions only go up', () => {
     expect((await store.range(scope, '15m', T0, T0 + DAY, 10)).map((r) => [r.revision, r.energyWh])).toEqual([[3, 120]])
   })
 
+  it('names the rows refused whose figures differ from the stored ones (a replay that must re-send)', async () => {
+    // After a restore the processor's revision counters restart from its checkpoint, behind the
+    // store: a bucket it re-emits with other figures at a revision the store already holds must be
+    // sent again above the stored revision, or the newest figures would never reach the store.
+    const { store } = openStore()
+    await store.write([bucket('s', '15m', T0, 2, 100), bucket('s', '15m', T0 + 15 * MINUTE, 0, 5)])
+    const result = await store.write([
+      bucket('s', '15m', T0, 2, 100), // the same bucket again: nothing to do
+      bucket('s', '15m', T0, 1, 100), // older revision, same figures: nothing to do
+      bucket('s', '15m', T0, 2, 101), // same revision, other figures: conflict
+      bucket('s', '15m', T0 + 15 * MINUTE, 0, 6), // conflict with revision 0
+    ])
+    expect(result.written).toBe(0)
+    expect(result.conflicts).toEqual([
+      { scope: 's', step: '15m', t: T0, storedRevision: 2 },
+      { scope: 's', step: '15m', t: T0 + 15 * MINUTE, storedRevision: 0 },
+    ])
+    expect((await store.write([bucket('s', '15m', T0, 3, 101)])).conflicts).toEqual([])
+  })
+
   it('within one batch the highest revision wins, in any order', async () => {
     const { store } = openStore()
     await store.write([bucket('s', '1m', T0, 4, 40), bucket('s', '1m', T0, 6, 60), bucket('s', '1m', T0, 5, 50)])
@@ -120,6 +140,7 @@ describe('history store: bad rows', () => {
       written: 1,
       stale: 0,
       rejected: { bad_scope: 1, bad_step: 1, bad_time: 2, bad_revision: 2, bad_figure: 2 },
+      conflicts: [],
     })
     expect(store.counters.rejected.bad_time).toBe(2)
     expect((await store.range('s', '1m', T0, T0 + MINUTE, 10)).map((r) => r.energyWh)).toEqual([42])
