@@ -166,6 +166,23 @@ export function revisionOf(value: Uint8Array): number {
   return reader.varint()
 }
 
+/**
+ * Whether two encoded values hold the same figures, whatever their revisions: the encoding is
+ * deterministic, so the bytes after the revision decide.
+ */
+export function sameFigures(a: Uint8Array, b: Uint8Array): boolean {
+  if (a[0] !== b[0]) return false
+  const ra = new Reader(a)
+  ra.pos = 1
+  ra.varint()
+  const rb = new Reader(b)
+  rb.pos = 1
+  rb.varint()
+  if (a.length - ra.pos !== b.length - rb.pos) return false
+  for (let i = 0; i < a.length - ra.pos; i++) if (a[ra.pos + i] !== b[rb.pos + i]) return false
+  return true
+}
+
 export function decodeBucket(t: number, value: Uint8Array): BucketRecord {
   const reader = new Reader(value)
   if (value[0] !== FORMAT_BUCKET) throw new RangeError(`not a bucket value (format ${value[0]})`)

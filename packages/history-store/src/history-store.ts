@@ -39,6 +39,7 @@ import {
   minuteOfKey,
   minuteOfMinuteKey,
   revisionOf,
+  sameFigures,
 } from './codec.ts'
 import { KINDS, type Kind, keptFromMinute, type Retention, resolveRetention } from './retention.ts'
 import type { BucketRecord, DemandInterval, DemandRecord, RejectReason, StoredBucket, WriteResult } from './types.ts'
@@ -96,6 +97,9 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 interface Pending {
   db: Database<Buffer, Buffer>
   key: Buffer
+  scope: string
+  kind: Kind
+  t: number
   revision: number
   value: () => Buffer
 }
@@ -283,7 +287,7 @@ export class HistoryStore {
   }
 
   private async writeBuckets(batch: readonly StoredBucket[]): Promise<WriteResult> {
-    const result: WriteResult = { written: 0, stale: 0, rejected: {} }
+    const result: WriteResult = { written: 0, stale: 0, rejected: {}, conflicts: [] }
     const pending = new Map<string, Pending>()
     let n = 0
     for (const row of batch) {
@@ -305,7 +309,7 @@ export class HistoryStore {
   }
 
   private async writeDemandNow(batch: readonly DemandInterval[]): Promise<WriteResult> {
-    const result: WriteResult = { written: 0, stale: 0, rejected: {} }
+    const result: WriteResult = { written: 0, stale: 0, rejected: {}, conflicts: [] }
     const pending = new Map<string, Pending>()
     let n = 0
     for (const row of batch) {
@@ -323,7 +327,7 @@ export class HistoryStore {
     return result
   }
 
-  /** Keeps the highest revision of each key in the batch (the first of equal ones). */
+  /** Keeps the highest revision of each key in the batch (the last of equal ones: later is newer). */
   private collect(
     pending: Map<string, Pending>,
     scope: string,
@@ -339,10 +343,18 @@ export class HistoryStore {
     if (earlier !== undefined) {
       result.stale++
       this.counters.stale++
-      if (revision <= earlier.revision) return
+      if (revision < earlier.revision) return
     }
     const key = kind === '1m' ? encodeMinuteKey(id, minute) : encodeKey(id, kind, minute)
-    pending.set(name, { db: kind === '1m' ? this.minutes : this.rows, key, revision, value })
+    pending.set(name, {
+      db: kind === '1m' ? this.minutes : this.rows,
+      key,
+      scope,
+      kind,
+      t: minute * 60_000,
+      revision,
+      value,
+    })
   }
 
   /** Compares each row with the stored revision and queues the puts; resolves once flushed. */
@@ -351,9 +363,13 @@ export class HistoryStore {
     let n = 0
     for (const row of pending.values()) {
       const stored = row.db.getBinaryFast(row.key)
-      if (stored !== undefined && revisionOf(stored) >= row.revision) {
+      const storedRevision = stored === undefined ? -1 : revisionOf(stored)
+      if (stored !== undefined && storedRevision >= row.revision) {
         result.stale++
         this.counters.stale++
+        if (!sameFigures(stored, row.value())) {
+          result.conflicts.push({ scope: row.scope, step: row.kind, t: row.t, storedRevision })
+        }
       } else {
         last = row.db.put(row.key, row.value())
         result.written++

@@ -51,4 +51,18 @@ export interface WriteResult {
   stale: number
   /** Rows refused, by reason. */
   rejected: Partial<Record<RejectReason, number>>
+  /**
+   * Stale rows whose figures differ from the stored ones (at most one per key of the batch). The
+   * store holds other figures at this or a higher revision: the writer must send the bucket again
+   * with `storedRevision + 1` (on the `buckets` channel too), else its newest figures never land.
+   * This happens after a restore, when revisions counted from a checkpoint are behind the store.
+   */
+  conflicts: Conflict[]
+}
+
+export interface Conflict {
+  scope: string
+  step: BucketStep | 'demand'
+  t: number
+  storedRevision: number
 }
