@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { HistoryStore, type StoredBucket } from '../src/index.ts'
 import { bucket, DAY, MINUTE, T0, tempDir } from './helpers.ts'
@@ -185,6 +187,18 @@ describe('history store: retention', () => {
     const again = openStore(path).store
     expect((await again.write([bucket('s', '1m', T0 + DAY, 9, 1)])).rejected).toEqual({ expired: 1 })
     expect((await again.write([bucket('s', '1m', T0 + 4 * DAY, 9, 1)])).written).toBe(1)
+  })
+})
+
+describe('history store: files', () => {
+  it('creates its directory, with data.mdb and lock.mdb inside', async () => {
+    const temp = tempDir()
+    cleanups.push(temp.remove)
+    const path = join(temp.path, 'data-dir', 'history')
+    const store = new HistoryStore({ path, maxAgeS: MAX_AGE_S })
+    await store.write([bucket('s', '1d', T0, 0)])
+    await store.close()
+    expect(readdirSync(path).sort()).toEqual(['data.mdb', 'lock.mdb'])
   })
 })
 
