@@ -38,6 +38,7 @@ export async function waitFor(condition: () => boolean, timeoutMs = 20_000): Pro
   const started = Date.now()
   while (!condition()) {
     if (Date.now() - started > timeoutMs) throw new Error('condition not met in time')
-    await new Promise((resolve) => setImmediate(resolve))
+    // A poll every few ms, not a spin: the child being waited for needs the CPU.
+    await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
