@@ -98,6 +98,21 @@ describe('history store: ranges', () => {
     expect(await store.range('yibin/a/unknown', '1m', T0, T0 + 60 * MINUTE, 7)).toEqual([])
   })
 
+  it('answers the open-ended range the gateway asks without from and to (0 to 2^53)', async () => {
+    const { store } = openStore()
+    await store.write([
+      bucket('s', '15m', T0, 0, 1),
+      bucket('s', '15m', T0 + 15 * MINUTE, 0, 2),
+      bucket('s', '1h', T0, 0, 9),
+      bucket('s', '1m', T0, 0, 3),
+      bucket('s', '1m', T0 + 5 * MINUTE, 0, 4),
+      bucket('t', '1m', T0 + 6 * MINUTE, 0, 5),
+    ])
+    const all = (step: '1m' | '15m') => store.range('s', step, 0, Number.MAX_SAFE_INTEGER, 100_001)
+    expect((await all('15m')).map((r) => r.energyWh)).toEqual([1, 2])
+    expect((await all('1m')).map((r) => r.energyWh)).toEqual([3, 4])
+  })
+
   it('reads a range larger than one read slice whole and in order', async () => {
     const { store } = openStore()
     const rows: StoredBucket[] = []
