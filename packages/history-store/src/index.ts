@@ -1,0 +1,3 @@
+export * from './history-store.ts'
+export * from './retention.ts'
+export * from './types.ts'
