@@ -93,6 +93,10 @@ describe('publish rate (issue 12 finding 10)', () => {
     await Promise.race([lastAck, raw.whenClosed()])
     expect(raw.closed).toBe(false)
     expect(acked.has(COUNT + 1)).toBe(true)
+    // aedes may send the PUBACK before its emitter has handed the message to the bus: wait (bounded)
+    // for the last delivery rather than reading the count in the same turn.
+    const deadline = Date.now() + 5000
+    while (onBus < COUNT + 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
     expect(onBus).toBe(COUNT + 1)
     expect(await metricValue(broker.metrics.disconnects, { reason: 'publish_flood' })).toBe(0)
     expect(await metricValue(broker.metrics.disconnects, { reason: 'incomplete_packet' })).toBe(0)
