@@ -10,7 +10,7 @@ import {
   internalMaySubscribe,
   internalRoleOf,
 } from '@plantwatt/bus'
-import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
+import { DEVICE_ID_PATTERN, deviceTopic, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
@@ -92,6 +92,11 @@ class Connection {
   /** When bytes last arrived (ms): the idle limit's clock. */
   lastReadAt: number
   internal = false
+  /**
+   * A device's own `up` topic, set once it has logged in: the one topic its fast-path publishes
+   * may name (the device rules of CONTRACT.md §4, decided once per session, not per packet).
+   */
+  uplinkTopic: string | undefined = undefined
   /** The role of plantwatt's own client; undefined for a device. */
   internalRole: InternalRole | undefined = undefined
   /** Its client id once authenticated, counted in the broker's local internal presence. */
@@ -146,6 +151,35 @@ function isWill(client: Client, packet: PublishPacket): boolean {
 /** aedes refreshes a client's keep-alive timer as it handles each packet (lib/handlers/index.js). */
 function refreshKeepalive(client: Client): void {
   ;(client as Client & { _keepaliveTimer?: NodeJS.Timeout | null })._keepaliveTimer?.refresh()
+}
+
+/**
+ * What the uplink fast path uses of an aedes 1.2 client (lib/client.js; aedes is pinned): its
+ * packet parser, the count of packets of the current socket read still being handled (aedes reads
+ * the socket again once it is back to 0, which is what paces a client), and the function that
+ * takes one handled packet off that count.
+ */
+interface AedesClient extends Client {
+  _parser: EventEmitter & { client: AedesClient }
+  _parsingBatch: number
+  _nextBatch: (error?: Error | null) => void
+  _keepaliveInterval: number
+  _keepaliveTimer: NodeJS.Timeout | null
+  connackSent: boolean
+  connecting: boolean
+  waitForDrain(callback: (error: Error | null) => void): void
+}
+
+type ParsedPacket = { cmd: string; qos?: number; topic?: string }
+
+/** PUBACK for `messageId` (MQTT 3.1.1 §3.4): type 4, remaining length 2, the id. One buffer, one write. */
+function pubackBytes(messageId: number): Buffer {
+  const bytes = Buffer.allocUnsafe(4)
+  bytes[0] = 0x40
+  bytes[1] = 0x02
+  bytes[2] = messageId >> 8
+  bytes[3] = messageId & 0xff
+  return bytes
 }
 
 /** Bytes a connection has written: a TCP socket counts them; other streams report 0. */
@@ -203,8 +237,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connection.stream.destroy()
   }
 
-  /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
-  const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
+  /** A device's publish that passed the rules and its rate: its retain flag cleared, counted. */
+  const countDevicePublish = (packet: PublishPacket) => {
     if (packet.retain) {
       // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
       // PUBLISH only by closing the connection, and a device whose library sets retain would
@@ -213,6 +247,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       metrics.retainCleared.inc()
     }
     metrics.messagesIn.inc()
+  }
+
+  /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
+  const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
+    countDevicePublish(packet)
     if (options.uplinkJournal && packet.topic.endsWith('/up')) {
       return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
         if (error) {
@@ -310,6 +349,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         return refuse('will_not_allowed', 5)
       }
       if (device) loginGuard.recordSuccess(client.id, address)
+      // Known to the plant (policy.login checked it): its own `up` topic, for the fast path.
+      if (device && connection) connection.uplinkTopic = deviceTopic(plant.device(client.id)!.siteId, client.id, 'up')
       // The broker-wide connect rate is charged for successful logins only, so failed ones can
       // never use it up (CONTRACT.md §4); a success past it is still told to come back later.
       if (!connectRate.take(at)) return refuse('connect_rate', 3, admissionDelayMs)
@@ -453,6 +494,85 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     drop(connections.get(client.conn as Duplex), 'protocol_error', { err: error.message })
   })
 
+  // The uplink fast path (issue 16). A device's QoS 1 PUBLISH to its own `up` topic is nearly
+  // every packet the broker reads, and aedes' generic route for it costs more than the rest of
+  // the broker's work: a series runner, the authorizePublish hook looking the connection up and
+  // parsing the topic, then PUBACK through mqtt-packet's generic writer (cork, three writes of
+  // header, length and id, uncork on the next tick: one writev of three chunks per PUBACK) and a
+  // setImmediate before the publish. Here such a packet is taken off aedes' parser before aedes
+  // dispatches it and handled in a straight line, without a closure per packet unless it must
+  // wait (its rate or the journal):
+  //   - authority was decided at login: the topic must be the device's own `up` topic, a string
+  //     compared with one fixed for the session; anything else (its `ack`, a foreign topic, QoS
+  //     0 or 2) goes to aedes and authorizePublish as before, where the device rules are applied
+  //     and a foreign publish closes the connection;
+  //   - the publish rate: the pacer's token is taken directly; over its rate the publish waits in
+  //     the pacer exactly as on aedes' route (CONTRACT.md §4: slowed, not dropped);
+  //   - the journal (`plantwatt up`): the PUBACK is written only once the record is on disk, and
+  //     a failed append refuses the publish as before;
+  //   - the PUBACK is one 4-byte buffer and one write; then aedes.publish delivers the message to
+  //     subscribers (the bus, split-mode processors, offline persistent sessions) as aedes would;
+  //   - aedes' accounting of the socket read is kept: _parsingBatch counts the packet until its
+  //     publish is done, so aedes reads no more of a slowed or journal-bound client, as before.
+  // Everything else of aedes (sessions, subscriptions, downlinks, wills, keep-alive) is untouched.
+  let aedesEnqueue: ((this: unknown, packet: ParsedPacket) => void) | undefined
+  const uplinkJournal = options.uplinkJournal
+  const publishUplink = (client: AedesClient, packet: PublishPacket) => {
+    // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
+    // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
+    if (!client.connecting && !client.connected) return client._nextBatch(new Error('connection closed'))
+    if (client.conn.write(pubackBytes(packet.messageId!))) return aedes.publish(packet, client, client._nextBatch)
+    client.waitForDrain((error) => (error ? client._nextBatch(error) : aedes.publish(packet, client, client._nextBatch)))
+  }
+  const acceptUplink = (client: AedesClient, packet: PublishPacket) => {
+    countDevicePublish(packet)
+    if (!uplinkJournal) return publishUplink(client, packet)
+    uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
+      if (!error) return publishUplink(client, packet)
+      metrics.messagesRefused.inc({ reason: 'journal_failed' })
+      logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
+      client._nextBatch(error)
+    })
+  }
+  function onParsedPacket(this: { client: AedesClient }, packet: ParsedPacket): void {
+    const client = this.client
+    const connection = connections.get(client.conn as Duplex)
+    if (
+      packet.cmd !== 'publish' ||
+      packet.qos !== 1 ||
+      connection === undefined ||
+      packet.topic !== connection.uplinkTopic ||
+      !client.connackSent
+    ) {
+      return aedesEnqueue!.call(this, packet)
+    }
+    const publish = packet as PublishPacket
+    client._parsingBatch++
+    if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh()
+    if (connection.publishes.tryNow()) return acceptUplink(client, publish)
+    const admission = connection.publishes.admit(() => {
+      if (connection.dropped) return
+      refreshKeepalive(client)
+      acceptUplink(client, publish)
+    })
+    if (admission === 'queued') metrics.publishesSlowed.inc()
+    else if (admission === 'full') {
+      drop(connection, 'publish_flood', { clientId: client.id, queued: limits.maxQueuedPublishes })
+      client._nextBatch(new Error('too many publishes waiting'))
+    }
+  }
+  /** Puts onParsedPacket in front of aedes' own packet listener on a new client's parser. */
+  const takeUplinks = (client: AedesClient | undefined) => {
+    const parser = client?._parser
+    if (!parser) return
+    const listeners = parser.listeners('packet') as ((this: unknown, packet: ParsedPacket) => void)[]
+    if (listeners.length !== 1) return
+    aedesEnqueue ??= listeners[0]
+    if (listeners[0] !== aedesEnqueue) return
+    parser.removeListener('packet', aedesEnqueue)
+    parser.on('packet', onParsedPacket)
+  }
+
   const handleStream = (stream: Duplex, address: string, request?: IncomingMessage) => {
     if (closing) {
       stream.destroy()
@@ -476,6 +596,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       }
     })
     aedes.handle(stream, request)
+    takeUplinks((stream as Duplex & { client?: AedesClient }).client)
     // Attached after aedes' 'readable' listener, so it observes each chunk aedes reads without
     // changing how the stream flows; it runs before aedes parses the chunk.
     stream.on('data', (chunk: Buffer) => {
