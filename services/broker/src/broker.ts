@@ -734,12 +734,19 @@ async function boundInternalSessions(
       { clientId, limit: options.maxQueued },
       'offline internal session reached its queue limit: expired (its subscriptions removed)',
     )
-    await persistence.cleanSubscriptions({ id: clientId })
+    try {
+      await persistence.cleanSubscriptions({ id: clientId })
+    } finally {
+      bound.expired(clientId)
+    }
   }
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
   persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
-    await enqueue(subscribers, packet)
-    const expired = bound.count(subscribers)
+    // Not for a session whose expiry is under way: devices acknowledged at once keep publishing
+    // while its subscriptions are removed, and each of those would still be queued for it.
+    const kept = bound.admit(subscribers)
+    if (kept.length > 0) await enqueue(kept, packet)
+    const expired = bound.count(kept)
     if (expired.length > 0) await Promise.all(expired.map(expire))
   }
 
