@@ -12,6 +12,7 @@ import {
 } from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN, deviceTopic, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
+import { BufferList, BufferListStream } from 'bl'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
@@ -78,12 +79,19 @@ export interface Broker {
   close(): Promise<void>
 }
 
-/** What the broker keeps per connection, beside aedes' own client. */
+/**
+ * What the broker keeps per connection, beside aedes' own client. Held by every idle session
+ * (40,000 of them, issue 16), so what only some connections need is made on first use: the
+ * publish pacer (a device's first publish), the subscribe budget and the subscription set (its
+ * first SUBSCRIBE). A token bucket made then starts as full as one made at the connect would
+ * still be, so the limits of CONTRACT.md §4 hold exactly as before.
+ */
 class Connection {
   readonly framer: PacketFramer
-  readonly publishes: PublishPacer
-  readonly subscribeRequests: TokenBucket
-  readonly subscriptions = new Set<string>()
+  private pacer: PublishPacer | undefined
+  private subscribeBudget: TokenBucket | undefined
+  /** The filters this client holds, bound by maxSubscriptionsPerClient; made at its first SUBSCRIBE. */
+  subscriptions: Set<string> | undefined
   rawClientIdEmpty = false
   /** The will of the CONNECT, checked against the device rules once the client is known. */
   willTopic: string | undefined
@@ -107,24 +115,42 @@ class Connection {
   constructor(
     readonly stream: Duplex,
     readonly address: string,
-    limits: BrokerLimits,
+    private readonly limits: BrokerLimits,
     now: number,
-    clock: PacerClock,
+    private readonly clock: PacerClock,
   ) {
     this.lastReadAt = now
     this.framer = new PacketFramer(limits.maxPacketBytes)
-    this.publishes = new PublishPacer(
-      limits.publishRatePerS,
-      limits.publishBurst,
-      limits.maxQueuedPublishes,
-      clock,
+  }
+
+  get publishes(): PublishPacer {
+    this.pacer ??= new PublishPacer(
+      this.limits.publishRatePerS,
+      this.limits.publishBurst,
+      this.limits.maxQueuedPublishes,
+      this.clock,
       (slowedMs) => {
         // Slowed time is not the client's: its packet timer and idle clock stand still.
         this.framer.standStill(slowedMs)
         this.lastReadAt += slowedMs
       },
     )
-    this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
+    return this.pacer
+  }
+
+  /** True while publishes wait for the client's rate: its socket is not being read. */
+  get slowed(): boolean {
+    return this.pacer?.slowed ?? false
+  }
+
+  get subscribeRequests(): TokenBucket {
+    this.subscribeBudget ??= new TokenBucket(this.limits.subscribeRatePerS, this.limits.subscribeBurst, this.clock.now())
+    return this.subscribeBudget
+  }
+
+  /** The socket closed: what waits is forgotten. */
+  close(): void {
+    this.pacer?.close()
   }
 }
 
@@ -160,7 +186,7 @@ function refreshKeepalive(client: Client): void {
  * takes one handled packet off that count.
  */
 interface AedesClient extends Client {
-  _parser: EventEmitter & { client: AedesClient }
+  _parser: EventEmitter & { client: AedesClient; _list: unknown }
   _parsingBatch: number
   _nextBatch: (error?: Error | null) => void
   _keepaliveInterval: number
@@ -401,17 +427,18 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         drop(connection, 'subscribe_flood', { clientId: client.id })
         return done(new Error('subscription rate exceeded'))
       }
+      const held = connection?.subscriptions
       const allowed =
         policy.maySubscribe(client.id, subscription.topic) &&
         connection !== undefined &&
-        (connection.subscriptions.has(subscription.topic) ||
-          connection.subscriptions.size < limits.maxSubscriptionsPerClient)
+        (held === undefined || held.has(subscription.topic) || held.size < limits.maxSubscriptionsPerClient)
       if (!allowed) {
         metrics.foreignSubscriptions.inc()
         logger.warn({ clientId: client.id, filter: subscription.topic.slice(0, 200) }, 'subscription refused')
         // A null subscription makes aedes answer 0x80 for this filter and keep the connection.
         return done(null, null)
       }
+      connection.subscriptions ??= new Set()
       connection.subscriptions.add(subscription.topic)
       done(null, subscription)
     },
@@ -561,16 +588,54 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       client._nextBatch(new Error('too many publishes waiting'))
     }
   }
-  /** Puts onParsedPacket in front of aedes' own packet listener on a new client's parser. */
-  const takeUplinks = (client: AedesClient | undefined) => {
+  /**
+   * Puts onParsedPacket in front of aedes' own packet listener on a new client's parser, and
+   * gives the parser a plain buffer list: mqtt-packet makes a BufferListStream, a whole Duplex
+   * stream (its readable and writable states, buffers and listeners, about 0.8 KB of heap per
+   * session), of which the parser uses only the list's methods (append, consume, readUInt8,
+   * slice, length; mqtt-packet 9.0.2 parser.js, pinned through aedes 1.2.0).
+   */
+  const adoptClient = (client: AedesClient | undefined) => {
     const parser = client?._parser
     if (!parser) return
+    if (parser._list instanceof BufferListStream && parser._list.length === 0) parser._list = new BufferList()
     const listeners = parser.listeners('packet') as ((this: unknown, packet: ParsedPacket) => void)[]
     if (listeners.length !== 1) return
     aedesEnqueue ??= listeners[0]
     if (listeners[0] !== aedesEnqueue) return
     parser.removeListener('packet', aedesEnqueue)
     parser.on('packet', onParsedPacket)
+  }
+
+  // One listener of each kind for every connection, rather than closures per connection: each
+  // finds its connection by its stream (issue 16, memory per idle session).
+  function onStreamClose(this: Duplex): void {
+    const connection = connections.get(this)
+    if (!connection) return
+    connection.close()
+    connections.delete(this)
+    const internalId = connection.internalClientId
+    if (internalId !== undefined) {
+      const count = localInternal.get(internalId) ?? 0
+      if (count > 1) localInternal.set(internalId, count - 1)
+      else localInternal.delete(internalId)
+    }
+    metrics.bytesOutClosed += bytesWritten(this)
+    if (connection.connected) {
+      connectedCount--
+      metrics.connected.set(connectedCount)
+    }
+  }
+  function onStreamData(this: Duplex, chunk: Buffer): void {
+    const connection = connections.get(this)
+    if (!connection) return
+    metrics.bytesIn.inc(chunk.length)
+    const at = now()
+    connection.lastReadAt = at
+    const verdict = connection.framer.push(chunk, at)
+    if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
+    else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
+    else if (verdict === 'bad_type') drop(connection, 'bad_packet_type')
   }
 
   const handleStream = (stream: Duplex, address: string, request?: IncomingMessage) => {
@@ -580,34 +645,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const connection = new Connection(stream, address, limits, now(), pacerClock)
     connections.set(stream, connection)
-    stream.once('close', () => {
-      connection.publishes.close()
-      connections.delete(stream)
-      const internalId = connection.internalClientId
-      if (internalId !== undefined) {
-        const count = localInternal.get(internalId) ?? 0
-        if (count > 1) localInternal.set(internalId, count - 1)
-        else localInternal.delete(internalId)
-      }
-      metrics.bytesOutClosed += bytesWritten(stream)
-      if (connection.connected) {
-        connectedCount--
-        metrics.connected.set(connectedCount)
-      }
-    })
+    stream.once('close', onStreamClose)
     aedes.handle(stream, request)
-    takeUplinks((stream as Duplex & { client?: AedesClient }).client)
+    adoptClient((stream as Duplex & { client?: AedesClient }).client)
     // Attached after aedes' 'readable' listener, so it observes each chunk aedes reads without
     // changing how the stream flows; it runs before aedes parses the chunk.
-    stream.on('data', (chunk: Buffer) => {
-      metrics.bytesIn.inc(chunk.length)
-      const at = now()
-      connection.lastReadAt = at
-      const verdict = connection.framer.push(chunk, at)
-      if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
-      else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
-      else if (verdict === 'bad_type') drop(connection, 'bad_packet_type')
-    })
+    stream.on('data', onStreamData)
   }
 
   // One sweep for every connection, rather than a timer per packet: drop those whose current
@@ -618,7 +661,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const at = now()
       for (const connection of connections.values()) {
         // A slowed connection is not being read: its clocks stand still (CONTRACT.md §4).
-        if (connection.publishes.slowed) continue
+        if (connection.slowed) continue
         const started = connection.framer.startedAt
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
         else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {
