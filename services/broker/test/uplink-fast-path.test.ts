@@ -3,7 +3,7 @@ import { deriveDevicePassword } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import type { Packet } from 'mqtt-packet'
 import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { type Broker, createBroker } from '../src/broker.ts'
 import { metricValue } from './metric-value.ts'
@@ -108,5 +108,27 @@ describe('broker: the uplink fast path', () => {
     expect((await metricValue(broker.metrics.messagesIn)) - before).toBe(20)
     device.destroy()
     await unsubscribe()
+  })
+
+  it('counts messages and bytes in without a metrics call per packet, and reports them at scrape', async () => {
+    const { device } = await connectDevice()
+    const before = { messages: await metricValue(broker.metrics.messagesIn), bytes: await metricValue(broker.metrics.bytesIn) }
+    const incs = [vi.spyOn(broker.metrics.messagesIn, 'inc'), vi.spyOn(broker.metrics.bytesIn, 'inc')]
+    try {
+      for (let id = 1; id <= 50; id++) {
+        publish(device, id)
+        await pubackFor(device, id)
+      }
+      // prom-client's inc validates labels and hashes them on every call: per packet, that is
+      // work of the hot path for a figure read once per scrape.
+      for (const inc of incs) expect(inc).not.toHaveBeenCalled()
+    } finally {
+      for (const inc of incs) inc.mockRestore()
+    }
+    expect((await metricValue(broker.metrics.messagesIn)) - before.messages).toBe(50)
+    // Each PUBLISH: 2 bytes of fixed header, 2 + topic, 2 of message id, the payload.
+    const packetBytes = 2 + 2 + UP.length + 2 + '[{"n":"power","v":1}]'.length
+    expect((await metricValue(broker.metrics.bytesIn)) - before.bytes).toBe(50 * packetBytes)
+    device.destroy()
   })
 })
