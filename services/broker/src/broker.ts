@@ -272,7 +272,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       packet.retain = false
       metrics.retainCleared.inc()
     }
-    metrics.messagesIn.inc()
+    metrics.messagesInCount++
   }
 
   /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
@@ -629,7 +629,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   function onStreamData(this: Duplex, chunk: Buffer): void {
     const connection = connections.get(this)
     if (!connection) return
-    metrics.bytesIn.inc(chunk.length)
+    metrics.bytesInCount += chunk.length
     const at = now()
     connection.lastReadAt = at
     const verdict = connection.framer.push(chunk, at)
