@@ -127,7 +127,9 @@ if (values.snapshots) {
     .sort((x, y) => y.bytesPerSession - x.bytesPerSession)
     .slice(0, Number(values.top))
   for (const row of rows) {
-    console.log(`${row.bytesPerSession.toFixed(0).padStart(7)} B  ${row.perSession.toFixed(2).padStart(6)} ×  ${row.key}`)
+    console.log(
+      `${row.bytesPerSession.toFixed(0).padStart(7)} B  ${row.perSession.toFixed(2).padStart(6)} ×  ${row.key}`,
+    )
   }
 }
 await fleet.stop({ drainMs: 0, closeMs: 5000 })

@@ -12,8 +12,8 @@ import {
 } from '@plantwatt/bus'
 import { DEVICE_ID_PATTERN, deviceTopic, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import { BufferList, BufferListStream } from 'bl'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { BufferList, BufferListStream } from 'bl'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
@@ -144,7 +144,11 @@ class Connection {
   }
 
   get subscribeRequests(): TokenBucket {
-    this.subscribeBudget ??= new TokenBucket(this.limits.subscribeRatePerS, this.limits.subscribeBurst, this.clock.now())
+    this.subscribeBudget ??= new TokenBucket(
+      this.limits.subscribeRatePerS,
+      this.limits.subscribeBurst,
+      this.clock.now(),
+    )
     return this.subscribeBudget
   }
 
@@ -548,12 +552,19 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   // Everything else of aedes (sessions, subscriptions, downlinks, wills, keep-alive) is untouched.
   let aedesEnqueue: ((this: unknown, packet: ParsedPacket) => void) | undefined
   const uplinkJournal = options.uplinkJournal
+  // aedes.publish takes the publishing client as its second argument (aedes.js publish(packet,
+  // client, done), as its own PUBLISH handler calls it); its typings know only (packet, done).
+  const publishFrom = aedes.publish.bind(aedes) as unknown as (
+    packet: PublishPacket,
+    client: Client,
+    done: (error?: Error | null) => void,
+  ) => void
   const publishUplink = (client: AedesClient, packet: PublishPacket) => {
     // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
     // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
     if (!client.connecting && !client.connected) return client._nextBatch(new Error('connection closed'))
-    if (client.conn.write(pubackBytes(packet.messageId!))) return aedes.publish(packet, client, client._nextBatch)
-    client.waitForDrain((error) => (error ? client._nextBatch(error) : aedes.publish(packet, client, client._nextBatch)))
+    if (client.conn.write(pubackBytes(packet.messageId!))) return publishFrom(packet, client, client._nextBatch)
+    client.waitForDrain((error) => (error ? client._nextBatch(error) : publishFrom(packet, client, client._nextBatch)))
   }
   const acceptUplink = (client: AedesClient, packet: PublishPacket) => {
     countDevicePublish(packet)
@@ -612,10 +623,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       client._eos = noop
     }
     const listeners = parser.listeners('packet') as ((this: unknown, packet: ParsedPacket) => void)[]
-    if (listeners.length !== 1) return
-    aedesEnqueue ??= listeners[0]
-    if (listeners[0] !== aedesEnqueue) return
-    parser.removeListener('packet', aedesEnqueue)
+    const enqueue = listeners[0]
+    if (listeners.length !== 1 || enqueue === undefined) return
+    aedesEnqueue ??= enqueue
+    if (enqueue !== aedesEnqueue) return
+    parser.removeListener('packet', enqueue)
     parser.on('packet', onParsedPacket)
   }
 

@@ -112,7 +112,10 @@ describe('broker: the uplink fast path', () => {
 
   it('counts messages and bytes in without a metrics call per packet, and reports them at scrape', async () => {
     const { device } = await connectDevice()
-    const before = { messages: await metricValue(broker.metrics.messagesIn), bytes: await metricValue(broker.metrics.bytesIn) }
+    const before = {
+      messages: await metricValue(broker.metrics.messagesIn),
+      bytes: await metricValue(broker.metrics.bytesIn),
+    }
     const incs = [vi.spyOn(broker.metrics.messagesIn, 'inc'), vi.spyOn(broker.metrics.bytesIn, 'inc')]
     try {
       for (let id = 1; id <= 50; id++) {
