@@ -22,9 +22,30 @@ const ENTRY = fileURLToPath(new URL('./broker-process.ts', import.meta.url))
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
 const START_TIMEOUT_MS = 60_000
 
-function startOne(options: { devices: number; seed: number; secret: string; redisUrl?: string }) {
-  const args = ['--import', TSX_LOADER, ENTRY, '--devices', String(options.devices), '--seed', String(options.seed)]
+interface StartOptions {
+  devices: number
+  seed: number
+  secret: string
+  redisUrl?: string
+  /** Node options for the broker processes (--cpu-prof, …). */
+  nodeArgs?: string[]
+  /** Journal every uplink before its PUBACK, as `plantwatt up` does. */
+  journal?: boolean
+}
+
+function startOne(options: StartOptions) {
+  const args = [
+    ...(options.nodeArgs ?? []),
+    '--import',
+    TSX_LOADER,
+    ENTRY,
+    '--devices',
+    String(options.devices),
+    '--seed',
+    String(options.seed),
+  ]
   if (options.redisUrl) args.push('--redis', options.redisUrl)
+  if (options.journal) args.push('--journal')
   // The secret goes in the environment, not on a command line that `ps` shows.
   const child = spawn(process.execPath, args, {
     env: { ...process.env, PLANTWATT_DEVICE_SECRET: options.secret },
@@ -64,13 +85,7 @@ async function stopOne(child: ChildProcess): Promise<string | undefined> {
   return code === 0 ? undefined : `broker process ${child.pid} ended with ${signal ?? `code ${code}`} when stopped`
 }
 
-export async function startBrokerProcesses(options: {
-  count: number
-  devices: number
-  seed: number
-  secret: string
-  redisUrl?: string
-}): Promise<BrokerProcesses> {
+export async function startBrokerProcesses(options: StartOptions & { count: number }): Promise<BrokerProcesses> {
   const started = Array.from({ length: options.count }, () => startOne(options))
   const children = started.map((one) => one.child)
   const killOnExit = () => {

@@ -51,6 +51,11 @@ const HELP = `Usage: node --import tsx services/broker/bench/sessions.ts [option
   --connect-rate R              connects per second offered by the generator (default 5000)
   --connect-in-flight C         connects awaiting CONNACK at once, whole generator (default 200)
   --connect-timeout S           longest wait for all sessions to connect (default 180)
+  --quiet-wait S                longest wait for a quiet machine before each target (default 180)
+  --broker-node-args ARGS       Node options for the plantwatt broker processes, e.g.
+                                "--cpu-prof --cpu-prof-dir=/tmp/prof" or "--heapsnapshot-signal=SIGUSR2"
+  --journal                     plantwatt: append every uplink to an ingest journal (fdatasync before
+                                PUBACK) in a temporary directory, as \`plantwatt up\` does
   --out FILE                    JSON results (default .plantwatt/bench/broker-sessions-<shape>-<time>.json)
 `
 
@@ -75,6 +80,9 @@ const { values } = parseArgs({
     'connect-in-flight': { type: 'string', default: '200' },
     'connect-timeout': { type: 'string', default: '180' },
     seed: { type: 'string', default: '1' },
+    'quiet-wait': { type: 'string', default: '180' },
+    'broker-node-args': { type: 'string', default: '' },
+    journal: { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -109,6 +117,9 @@ const settings = {
   connectsInFlight: int('connect-in-flight', values['connect-in-flight'], 1, 100_000),
   connectTimeoutS: int('connect-timeout', values['connect-timeout'], 1, 3600),
   seed: int('seed', values.seed, 0, 2 ** 31),
+  quietWaitS: int('quiet-wait', values['quiet-wait'], 0, 3600),
+  brokerNodeArgs: values['broker-node-args'].split(' ').filter((arg) => arg !== ''),
+  journal: values.journal,
 }
 const targets = values.targets.split(',').map((target) => target.trim())
 for (const target of targets) {
@@ -203,6 +214,8 @@ interface TargetResult {
     /** Percent of one core, summed over the broker processes. */
     idlePct: number
     loadPct: number
+    /** Broker CPU (all its processes) per acknowledged pack during the load window, µs. */
+    usPerPack: number
     sideIdlePct: number
     sideLoadPct: number
     /** The load generator's worker processes, during the load window. */
@@ -303,7 +316,7 @@ async function quietMachine(timeoutS: number): Promise<boolean> {
 
 async function measure(target: Target, secret: string): Promise<TargetResult> {
   const n = target.devices.length
-  const quietBefore = await quietMachine(180)
+  const quietBefore = await quietMachine(settings.quietWaitS)
   if (!quietBefore) log(`${target.name}: the machine is busy with other work; measuring anyway`)
   const { workers, addresses } = layout(n)
   const localAddresses = Array.from({ length: addresses }, (_, k) => `127.0.0.${k + 2}`)
@@ -467,6 +480,10 @@ async function measure(target: Target, secret: string): Promise<TargetResult> {
       cpu: {
         idlePct: round(idleCpuPct),
         loadPct: round(loadCpuPct),
+        usPerPack:
+          loadEnd.acked > loadStart.acked
+            ? round(((segmentCpu - loadCpu0) * 1e6) / (loadEnd.acked - loadStart.acked))
+            : 0,
         sideIdlePct: round(sideIdleCpuPct),
         sideLoadPct: round(sideLoadCpuPct),
         generatorLoadPct: round(generatorLoadPct),
@@ -528,7 +545,14 @@ function plantwattSingle(devices: FleetDevice[]): Target {
     devices,
     brokerProcesses: 1,
     async start(secret) {
-      const brokers = await startBrokerProcesses({ count: 1, devices: devices.length, seed: settings.seed, secret })
+      const brokers = await startBrokerProcesses({
+        count: 1,
+        devices: devices.length,
+        seed: settings.seed,
+        secret,
+        nodeArgs: settings.brokerNodeArgs,
+        journal: settings.journal,
+      })
       return { brokers: brokers.addresses, brokerPids: brokers.pids, sidePids: [], stop: brokers.stop }
     },
   }
@@ -621,6 +645,7 @@ function table(results: TargetResult[]): string {
     ['RSS per device under load, KB', (r) => r.memory.loadKBPerDevice],
     ['CPU idle, % of a core', (r) => r.cpu.idlePct],
     ['CPU under load, % of a core', (r) => r.cpu.loadPct],
+    ['CPU per acked pack, µs', (r) => r.cpu.usPerPack],
     ['offered packs/s', (r) => r.load.offeredPerS],
     ['acked packs/s', (r) => r.load.ackedPerS],
     ['acked records/s', (r) => r.load.recordsAckedPerS],

@@ -10,9 +10,10 @@ import {
   internalMaySubscribe,
   internalRoleOf,
 } from '@plantwatt/bus'
-import { DEVICE_ID_PATTERN, parseDeviceTopic } from '@plantwatt/contract'
+import { DEVICE_ID_PATTERN, deviceTopic, parseDeviceTopic } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { BufferList, BufferListStream } from 'bl'
 import type { Logger } from 'pino'
 import { Registry } from 'prom-client'
 import { DevicePolicy } from './device-policy.ts'
@@ -78,12 +79,19 @@ export interface Broker {
   close(): Promise<void>
 }
 
-/** What the broker keeps per connection, beside aedes' own client. */
+/**
+ * What the broker keeps per connection, beside aedes' own client. Held by every idle session
+ * (40,000 of them, issue 16), so what only some connections need is made on first use: the
+ * publish pacer (a device's first publish), the subscribe budget and the subscription set (its
+ * first SUBSCRIBE). A token bucket made then starts as full as one made at the connect would
+ * still be, so the limits of CONTRACT.md §4 hold exactly as before.
+ */
 class Connection {
   readonly framer: PacketFramer
-  readonly publishes: PublishPacer
-  readonly subscribeRequests: TokenBucket
-  readonly subscriptions = new Set<string>()
+  private pacer: PublishPacer | undefined
+  private subscribeBudget: TokenBucket | undefined
+  /** The filters this client holds, bound by maxSubscriptionsPerClient; made at its first SUBSCRIBE. */
+  subscriptions: Set<string> | undefined
   rawClientIdEmpty = false
   /** The will of the CONNECT, checked against the device rules once the client is known. */
   willTopic: string | undefined
@@ -92,6 +100,11 @@ class Connection {
   /** When bytes last arrived (ms): the idle limit's clock. */
   lastReadAt: number
   internal = false
+  /**
+   * A device's own `up` topic, set once it has logged in: the one topic its fast-path publishes
+   * may name (the device rules of CONTRACT.md §4, decided once per session, not per packet).
+   */
+  uplinkTopic: string | undefined = undefined
   /** The role of plantwatt's own client; undefined for a device. */
   internalRole: InternalRole | undefined = undefined
   /** Its client id once authenticated, counted in the broker's local internal presence. */
@@ -102,24 +115,46 @@ class Connection {
   constructor(
     readonly stream: Duplex,
     readonly address: string,
-    limits: BrokerLimits,
+    private readonly limits: BrokerLimits,
     now: number,
-    clock: PacerClock,
+    private readonly clock: PacerClock,
   ) {
     this.lastReadAt = now
     this.framer = new PacketFramer(limits.maxPacketBytes)
-    this.publishes = new PublishPacer(
-      limits.publishRatePerS,
-      limits.publishBurst,
-      limits.maxQueuedPublishes,
-      clock,
+  }
+
+  get publishes(): PublishPacer {
+    this.pacer ??= new PublishPacer(
+      this.limits.publishRatePerS,
+      this.limits.publishBurst,
+      this.limits.maxQueuedPublishes,
+      this.clock,
       (slowedMs) => {
         // Slowed time is not the client's: its packet timer and idle clock stand still.
         this.framer.standStill(slowedMs)
         this.lastReadAt += slowedMs
       },
     )
-    this.subscribeRequests = new TokenBucket(limits.subscribeRatePerS, limits.subscribeBurst, now)
+    return this.pacer
+  }
+
+  /** True while publishes wait for the client's rate: its socket is not being read. */
+  get slowed(): boolean {
+    return this.pacer?.slowed ?? false
+  }
+
+  get subscribeRequests(): TokenBucket {
+    this.subscribeBudget ??= new TokenBucket(
+      this.limits.subscribeRatePerS,
+      this.limits.subscribeBurst,
+      this.clock.now(),
+    )
+    return this.subscribeBudget
+  }
+
+  /** The socket closed: what waits is forgotten. */
+  close(): void {
+    this.pacer?.close()
   }
 }
 
@@ -146,6 +181,39 @@ function isWill(client: Client, packet: PublishPacket): boolean {
 /** aedes refreshes a client's keep-alive timer as it handles each packet (lib/handlers/index.js). */
 function refreshKeepalive(client: Client): void {
   ;(client as Client & { _keepaliveTimer?: NodeJS.Timeout | null })._keepaliveTimer?.refresh()
+}
+
+/**
+ * What the uplink fast path uses of an aedes 1.2 client (lib/client.js; aedes is pinned): its
+ * packet parser, the count of packets of the current socket read still being handled (aedes reads
+ * the socket again once it is back to 0, which is what paces a client), and the function that
+ * takes one handled packet off that count.
+ */
+interface AedesClient extends Client {
+  _parser: EventEmitter & { client: AedesClient; _list: unknown }
+  _parsingBatch: number
+  /** Removes aedes' stream.finished listeners from the socket (lib/client.js). */
+  _eos: () => void
+  _nextBatch: (error?: Error | null) => void
+  _keepaliveInterval: number
+  _keepaliveTimer: NodeJS.Timeout | null
+  connackSent: boolean
+  connecting: boolean
+  waitForDrain(callback: (error: Error | null) => void): void
+}
+
+function noop(): void {}
+
+type ParsedPacket = { cmd: string; qos?: number; topic?: string }
+
+/** PUBACK for `messageId` (MQTT 3.1.1 §3.4): type 4, remaining length 2, the id. One buffer, one write. */
+function pubackBytes(messageId: number): Buffer {
+  const bytes = Buffer.allocUnsafe(4)
+  bytes[0] = 0x40
+  bytes[1] = 0x02
+  bytes[2] = messageId >> 8
+  bytes[3] = messageId & 0xff
+  return bytes
 }
 
 /** Bytes a connection has written: a TCP socket counts them; other streams report 0. */
@@ -203,8 +271,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connection.stream.destroy()
   }
 
-  /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
-  const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
+  /** A device's publish that passed the rules and its rate: its retain flag cleared, counted. */
+  const countDevicePublish = (packet: PublishPacket) => {
     if (packet.retain) {
       // Cleared rather than refused (CONTRACT.md §4 leaves the choice): MQTT 3.1.1 can refuse a
       // PUBLISH only by closing the connection, and a device whose library sets retain would
@@ -212,7 +280,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       packet.retain = false
       metrics.retainCleared.inc()
     }
-    metrics.messagesIn.inc()
+    metrics.messagesInCount++
+  }
+
+  /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
+  const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
+    countDevicePublish(packet)
     if (options.uplinkJournal && packet.topic.endsWith('/up')) {
       return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
         if (error) {
@@ -310,6 +383,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         return refuse('will_not_allowed', 5)
       }
       if (device) loginGuard.recordSuccess(client.id, address)
+      // Known to the plant (policy.login checked it): its own `up` topic, for the fast path.
+      if (device && connection) connection.uplinkTopic = deviceTopic(plant.device(client.id)!.siteId, client.id, 'up')
       // The broker-wide connect rate is charged for successful logins only, so failed ones can
       // never use it up (CONTRACT.md §4); a success past it is still told to come back later.
       if (!connectRate.take(at)) return refuse('connect_rate', 3, admissionDelayMs)
@@ -360,17 +435,18 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         drop(connection, 'subscribe_flood', { clientId: client.id })
         return done(new Error('subscription rate exceeded'))
       }
+      const held = connection?.subscriptions
       const allowed =
         policy.maySubscribe(client.id, subscription.topic) &&
         connection !== undefined &&
-        (connection.subscriptions.has(subscription.topic) ||
-          connection.subscriptions.size < limits.maxSubscriptionsPerClient)
+        (held === undefined || held.has(subscription.topic) || held.size < limits.maxSubscriptionsPerClient)
       if (!allowed) {
         metrics.foreignSubscriptions.inc()
         logger.warn({ clientId: client.id, filter: subscription.topic.slice(0, 200) }, 'subscription refused')
         // A null subscription makes aedes answer 0x80 for this filter and keep the connection.
         return done(null, null)
       }
+      connection.subscriptions ??= new Set()
       connection.subscriptions.add(subscription.topic)
       done(null, subscription)
     },
@@ -453,6 +529,141 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     drop(connections.get(client.conn as Duplex), 'protocol_error', { err: error.message })
   })
 
+  // The uplink fast path (issue 16). A device's QoS 1 PUBLISH to its own `up` topic is nearly
+  // every packet the broker reads, and aedes' generic route for it costs more than the rest of
+  // the broker's work: a series runner, the authorizePublish hook looking the connection up and
+  // parsing the topic, then PUBACK through mqtt-packet's generic writer (cork, three writes of
+  // header, length and id, uncork on the next tick: one writev of three chunks per PUBACK) and a
+  // setImmediate before the publish. Here such a packet is taken off aedes' parser before aedes
+  // dispatches it and handled in a straight line, without a closure per packet unless it must
+  // wait (its rate or the journal):
+  //   - authority was decided at login: the topic must be the device's own `up` topic, a string
+  //     compared with one fixed for the session; anything else (its `ack`, a foreign topic, QoS
+  //     0 or 2) goes to aedes and authorizePublish as before, where the device rules are applied
+  //     and a foreign publish closes the connection;
+  //   - the publish rate: the pacer's token is taken directly; over its rate the publish waits in
+  //     the pacer exactly as on aedes' route (CONTRACT.md §4: slowed, not dropped);
+  //   - the journal (`plantwatt up`): the PUBACK is written only once the record is on disk, and
+  //     a failed append refuses the publish as before;
+  //   - the PUBACK is one 4-byte buffer and one write; then aedes.publish delivers the message to
+  //     subscribers (the bus, split-mode processors, offline persistent sessions) as aedes would;
+  //   - aedes' accounting of the socket read is kept: _parsingBatch counts the packet until its
+  //     publish is done, so aedes reads no more of a slowed or journal-bound client, as before.
+  // Everything else of aedes (sessions, subscriptions, downlinks, wills, keep-alive) is untouched.
+  let aedesEnqueue: ((this: unknown, packet: ParsedPacket) => void) | undefined
+  const uplinkJournal = options.uplinkJournal
+  // aedes.publish takes the publishing client as its second argument (aedes.js publish(packet,
+  // client, done), as its own PUBLISH handler calls it); its typings know only (packet, done).
+  const publishFrom = aedes.publish.bind(aedes) as unknown as (
+    packet: PublishPacket,
+    client: Client,
+    done: (error?: Error | null) => void,
+  ) => void
+  const publishUplink = (client: AedesClient, packet: PublishPacket) => {
+    // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
+    // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
+    if (!client.connecting && !client.connected) return client._nextBatch(new Error('connection closed'))
+    if (client.conn.write(pubackBytes(packet.messageId!))) return publishFrom(packet, client, client._nextBatch)
+    client.waitForDrain((error) => (error ? client._nextBatch(error) : publishFrom(packet, client, client._nextBatch)))
+  }
+  const acceptUplink = (client: AedesClient, packet: PublishPacket) => {
+    countDevicePublish(packet)
+    if (!uplinkJournal) return publishUplink(client, packet)
+    uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
+      if (!error) return publishUplink(client, packet)
+      metrics.messagesRefused.inc({ reason: 'journal_failed' })
+      logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
+      client._nextBatch(error)
+    })
+  }
+  function onParsedPacket(this: { client: AedesClient }, packet: ParsedPacket): void {
+    const client = this.client
+    const connection = connections.get(client.conn as Duplex)
+    if (
+      packet.cmd !== 'publish' ||
+      packet.qos !== 1 ||
+      connection === undefined ||
+      packet.topic !== connection.uplinkTopic ||
+      !client.connackSent
+    ) {
+      return aedesEnqueue!.call(this, packet)
+    }
+    const publish = packet as PublishPacket
+    client._parsingBatch++
+    if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh()
+    if (connection.publishes.tryNow()) return acceptUplink(client, publish)
+    const admission = connection.publishes.admit(() => {
+      if (connection.dropped) return
+      refreshKeepalive(client)
+      acceptUplink(client, publish)
+    })
+    if (admission === 'queued') metrics.publishesSlowed.inc()
+    else if (admission === 'full') {
+      drop(connection, 'publish_flood', { clientId: client.id, queued: limits.maxQueuedPublishes })
+      client._nextBatch(new Error('too many publishes waiting'))
+    }
+  }
+  /**
+   * Puts onParsedPacket in front of aedes' own packet listener on a new client's parser, and
+   * gives the parser a plain buffer list: mqtt-packet makes a BufferListStream, a whole Duplex
+   * stream (its readable and writable states, buffers and listeners, about 0.8 KB of heap per
+   * session), of which the parser uses only the list's methods (append, consume, readUInt8,
+   * slice, length; mqtt-packet 9.0.2 parser.js, pinned through aedes 1.2.0).
+   */
+  const adoptClient = (client: AedesClient | undefined) => {
+    const parser = client?._parser
+    if (!parser) return
+    if (parser._list instanceof BufferListStream && parser._list.length === 0) parser._list = new BufferList()
+    // aedes watches each socket with stream.finished (seven closures and their context, about
+    // 0.5 KB per session) only to close the client once the socket is done; the broker's one
+    // 'close' listener does that instead (onStreamClose). aedes' own 'end' and 'error' listeners
+    // stay, so a client that ends or errs is closed as soon as before.
+    if (typeof client._eos === 'function') {
+      client._eos()
+      client._eos = noop
+    }
+    const listeners = parser.listeners('packet') as ((this: unknown, packet: ParsedPacket) => void)[]
+    const enqueue = listeners[0]
+    if (listeners.length !== 1 || enqueue === undefined) return
+    aedesEnqueue ??= enqueue
+    if (enqueue !== aedesEnqueue) return
+    parser.removeListener('packet', enqueue)
+    parser.on('packet', onParsedPacket)
+  }
+
+  // One listener of each kind for every connection, rather than closures per connection: each
+  // finds its connection by its stream (issue 16, memory per idle session).
+  function onStreamClose(this: Duplex): void {
+    // Instead of aedes' stream.finished (adoptClient): close() is idempotent.
+    ;(this as Duplex & { client?: AedesClient }).client?.close()
+    const connection = connections.get(this)
+    if (!connection) return
+    connection.close()
+    connections.delete(this)
+    const internalId = connection.internalClientId
+    if (internalId !== undefined) {
+      const count = localInternal.get(internalId) ?? 0
+      if (count > 1) localInternal.set(internalId, count - 1)
+      else localInternal.delete(internalId)
+    }
+    metrics.bytesOutClosed += bytesWritten(this)
+    if (connection.connected) {
+      connectedCount--
+      metrics.connected.set(connectedCount)
+    }
+  }
+  function onStreamData(this: Duplex, chunk: Buffer): void {
+    const connection = connections.get(this)
+    if (!connection) return
+    metrics.bytesInCount += chunk.length
+    const at = now()
+    connection.lastReadAt = at
+    const verdict = connection.framer.push(chunk, at)
+    if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
+    else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
+    else if (verdict === 'bad_type') drop(connection, 'bad_packet_type')
+  }
+
   const handleStream = (stream: Duplex, address: string, request?: IncomingMessage) => {
     if (closing) {
       stream.destroy()
@@ -460,33 +671,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const connection = new Connection(stream, address, limits, now(), pacerClock)
     connections.set(stream, connection)
-    stream.once('close', () => {
-      connection.publishes.close()
-      connections.delete(stream)
-      const internalId = connection.internalClientId
-      if (internalId !== undefined) {
-        const count = localInternal.get(internalId) ?? 0
-        if (count > 1) localInternal.set(internalId, count - 1)
-        else localInternal.delete(internalId)
-      }
-      metrics.bytesOutClosed += bytesWritten(stream)
-      if (connection.connected) {
-        connectedCount--
-        metrics.connected.set(connectedCount)
-      }
-    })
+    stream.once('close', onStreamClose)
     aedes.handle(stream, request)
+    adoptClient((stream as Duplex & { client?: AedesClient }).client)
     // Attached after aedes' 'readable' listener, so it observes each chunk aedes reads without
     // changing how the stream flows; it runs before aedes parses the chunk.
-    stream.on('data', (chunk: Buffer) => {
-      metrics.bytesIn.inc(chunk.length)
-      const at = now()
-      connection.lastReadAt = at
-      const verdict = connection.framer.push(chunk, at)
-      if (verdict === 'too_large') drop(connection, 'packet_too_large', { limit: limits.maxPacketBytes })
-      else if (verdict === 'bad_length') drop(connection, 'bad_packet_length')
-      else if (verdict === 'bad_type') drop(connection, 'bad_packet_type')
-    })
+    stream.on('data', onStreamData)
   }
 
   // One sweep for every connection, rather than a timer per packet: drop those whose current
@@ -497,7 +687,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const at = now()
       for (const connection of connections.values()) {
         // A slowed connection is not being read: its clocks stand still (CONTRACT.md §4).
-        if (connection.publishes.slowed) continue
+        if (connection.slowed) continue
         const started = connection.framer.startedAt
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
         else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {
@@ -613,12 +803,19 @@ async function boundInternalSessions(
       { clientId, limit: options.maxQueued },
       'offline internal session reached its queue limit: expired (its subscriptions removed)',
     )
-    await persistence.cleanSubscriptions({ id: clientId })
+    try {
+      await persistence.cleanSubscriptions({ id: clientId })
+    } finally {
+      bound.expired(clientId)
+    }
   }
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
   persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
-    await enqueue(subscribers, packet)
-    const expired = bound.count(subscribers)
+    // Not for a session whose expiry is under way: devices acknowledged at once keep publishing
+    // while its subscriptions are removed, and each of those would still be queued for it.
+    const kept = bound.admit(subscribers)
+    if (kept.length > 0) await enqueue(kept, packet)
+    const expired = bound.count(kept)
     if (expired.length > 0) await Promise.all(expired.map(expire))
   }
 

@@ -27,6 +27,13 @@ export class InternalSessionBound {
   private readonly remote = new Map<string, Set<string>>()
   /** Offline internal sessions: messages queued since each went away, or since this broker started. */
   private readonly queued = new Map<string, number>()
+  /**
+   * Sessions that reached the limit and whose subscriptions are being removed (a store round
+   * trip): nothing more is queued for them meanwhile, so the limit is exact however fast devices
+   * publish. An entry goes when its expiry settles (`expired`): at most the sessions expiring at
+   * once, a handful.
+   */
+  private readonly expiring = new Set<string>()
 
   /**
    * @param maxQueued messages queued for one offline internal session before it expires
@@ -65,6 +72,21 @@ export class InternalSessionBound {
   }
 
   /**
+   * The subscribers a message is to be queued for: `subscribers` without the sessions whose
+   * expiry is under way while their owner is away (the same array when none is left out).
+   */
+  admit<S extends QueueSubscriber>(subscribers: S[]): S[] {
+    if (this.expiring.size === 0) return subscribers
+    if (!subscribers.some(({ clientId }) => this.expiring.has(clientId) && !this.isOnline(clientId))) return subscribers
+    return subscribers.filter(({ clientId }) => !this.expiring.has(clientId) || this.isOnline(clientId))
+  }
+
+  /** The expiry of `clientId` (its subscriptions removed) has settled. */
+  expired(clientId: string): void {
+    this.expiring.delete(clientId)
+  }
+
+  /**
    * Counts one message queued for `subscribers`; returns the internal sessions that reached the
    * limit with it and are to expire now (each once).
    */
@@ -78,6 +100,7 @@ export class InternalSessionBound {
         continue
       }
       this.queued.delete(clientId)
+      this.expiring.add(clientId)
       expire ??= []
       expire.push(clientId)
     }

@@ -29,4 +29,22 @@ describe('InternalSessionBound', () => {
     expect(bound.count([PROCESSOR])).toEqual([])
     expect(bound.count([PROCESSOR])).toEqual([PROCESSOR.clientId])
   })
+
+  it('queues nothing more for a session while its expiry is under way, so the limit is exact', () => {
+    // Removing its subscriptions takes a store round trip; the messages that arrive meanwhile
+    // (a device acknowledged at once sends the next) would otherwise still be queued for it.
+    let local = false
+    const bound = new InternalSessionBound(2, () => local)
+    const subscribers = [PROCESSOR, DEVICE]
+    expect(bound.admit(subscribers)).toBe(subscribers)
+    expect(bound.count([PROCESSOR])).toEqual([])
+    expect(bound.count([PROCESSOR])).toEqual([PROCESSOR.clientId])
+    for (let i = 0; i < 5; i++) expect(bound.admit(subscribers)).toEqual([DEVICE])
+    // Its owner back meanwhile: it gets its messages as before.
+    local = true
+    expect(bound.admit(subscribers)).toBe(subscribers)
+    local = false
+    bound.expired(PROCESSOR.clientId)
+    expect(bound.admit(subscribers)).toBe(subscribers)
+  })
 })

@@ -1,0 +1,137 @@
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { deriveDevicePassword } from '@plantwatt/contract'
+import { PlantIndex } from '@plantwatt/plant'
+import type { Packet } from 'mqtt-packet'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { examplePlant } from '../../../test/support/example-plant.ts'
+import { type Broker, createBroker } from '../src/broker.ts'
+import { metricValue } from './metric-value.ts'
+import { connectPacket, RawClient } from './raw-client.ts'
+
+// The device's QoS 1 `up` publish is the one message that matters at scale (issue 16): what the
+// broker does between its bytes and the PUBACK, seen on a real socket whose writes are recorded
+// on the broker's side.
+
+const SECRET = 'fast-path-secret'
+const DEVICE = '860100000000123'
+const UP = `sites/yibin/devices/${DEVICE}/up`
+
+/** Every write the broker makes on one socket: one entry per call into the socket, its chunks. */
+type WriteLog = Buffer[][]
+
+function recordWrites(socket: Socket): WriteLog {
+  const log: WriteLog = []
+  const internals = socket as unknown as {
+    _write(chunk: Buffer, encoding: string, callback: () => void): void
+    _writev(chunks: { chunk: Buffer }[], callback: () => void): void
+  }
+  const write = internals._write.bind(socket)
+  const writev = internals._writev.bind(socket)
+  internals._write = (chunk, encoding, callback) => {
+    log.push([Buffer.from(chunk)])
+    write(chunk, encoding, callback)
+  }
+  internals._writev = (chunks, callback) => {
+    log.push(chunks.map(({ chunk }) => Buffer.from(chunk)))
+    writev(chunks, callback)
+  }
+  return log
+}
+
+describe('broker: the uplink fast path', () => {
+  let broker: Broker
+  let server: Server
+  let port: number
+  const logs: WriteLog[] = []
+
+  beforeAll(async () => {
+    broker = await createBroker({
+      plant: new PlantIndex(examplePlant()),
+      deviceSecret: SECRET,
+      logger: pino({ level: 'silent' }),
+    })
+    // The broker's own handleStream on a plain TCP server, so the test can watch the socket.
+    server = createServer((socket) => {
+      logs.push(recordWrites(socket))
+      broker.handleStream(socket, socket.remoteAddress ?? 'unknown')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    port = (server.address() as AddressInfo).port
+  })
+
+  afterAll(async () => {
+    await broker.close()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+
+  const connectDevice = async () => {
+    const device = await RawClient.open(port)
+    device.send(connectPacket(DEVICE, DEVICE, deriveDevicePassword(SECRET, DEVICE)))
+    expect(await device.next('connack')).toMatchObject({ returnCode: 0 })
+    return { device, log: logs.at(-1)! }
+  }
+
+  const publish = (device: RawClient, messageId: number, payload = '[{"n":"power","v":1}]') =>
+    device.send({ cmd: 'publish', qos: 1, dup: false, retain: false, topic: UP, payload, messageId } as Packet)
+
+  const pubackFor = (device: RawClient, messageId: number) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (device.packets.some((p) => p.cmd === 'puback' && p.messageId === messageId)) return resolve()
+        if (device.closed) return reject(new Error('closed before the PUBACK'))
+        setImmediate(check)
+      }
+      check()
+    })
+
+  it('acknowledges each uplink with one write of the 4 bytes of its PUBACK, and delivers it on the bus', async () => {
+    const received: string[] = []
+    const unsubscribe = await broker.bus.subscribe('sites/+/devices/+/up', (_topic, payload) =>
+      received.push(payload.toString()),
+    )
+    const { device, log } = await connectDevice()
+    const before = await metricValue(broker.metrics.messagesIn)
+    log.length = 0
+    for (let id = 1; id <= 20; id++) {
+      publish(device, id * 257, `[{"n":"power","v":${id}}]`)
+      await pubackFor(device, id * 257)
+    }
+    // One write call per PUBACK, a single buffer: no cork, no writev of header, length and id
+    // in three pieces (mqtt-packet's generic writer), no setImmediate between them.
+    expect(log).toHaveLength(20)
+    for (const [k, chunks] of log.entries()) {
+      const id = (k + 1) * 257
+      expect(chunks).toEqual([Buffer.from([0x40, 0x02, id >> 8, id & 0xff])])
+    }
+    expect(received).toEqual(Array.from({ length: 20 }, (_, k) => `[{"n":"power","v":${k + 1}}]`))
+    expect((await metricValue(broker.metrics.messagesIn)) - before).toBe(20)
+    device.destroy()
+    await unsubscribe()
+  })
+
+  it('counts messages and bytes in without a metrics call per packet, and reports them at scrape', async () => {
+    const { device } = await connectDevice()
+    const before = {
+      messages: await metricValue(broker.metrics.messagesIn),
+      bytes: await metricValue(broker.metrics.bytesIn),
+    }
+    const incs = [vi.spyOn(broker.metrics.messagesIn, 'inc'), vi.spyOn(broker.metrics.bytesIn, 'inc')]
+    try {
+      for (let id = 1; id <= 50; id++) {
+        publish(device, id)
+        await pubackFor(device, id)
+      }
+      // prom-client's inc validates labels and hashes them on every call: per packet, that is
+      // work of the hot path for a figure read once per scrape.
+      for (const inc of incs) expect(inc).not.toHaveBeenCalled()
+    } finally {
+      for (const inc of incs) inc.mockRestore()
+    }
+    expect((await metricValue(broker.metrics.messagesIn)) - before.messages).toBe(50)
+    // Each PUBLISH: 2 bytes of fixed header, 2 + topic, 2 of message id, the payload.
+    const packetBytes = 2 + 2 + UP.length + 2 + '[{"n":"power","v":1}]'.length
+    expect((await metricValue(broker.metrics.bytesIn)) - before.bytes).toBe(50 * packetBytes)
+    device.destroy()
+  })
+})
