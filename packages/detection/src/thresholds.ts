@@ -4,8 +4,9 @@
 //   1. drops clusters holding < levelMinShare of the history (transitions between levels),
 //   2. merges neighbours whose medians differ by less than levelMinRatio (one level's noise and
 //      speed changes, not two levels),
-//   3. labels the lowest level `off` when its median is below offMaxShareOfRated × ratedPowerW;
-//      the lowest powered level is idle, the next one up running.
+//   3. labels every level whose median is below offMaxShareOfRated × ratedPowerW `off` (controls
+//      only, or a powered-down state such as an oven's heater fault); the lowest level above that
+//      is idle, the next one up running.
 // A threshold sits at the geometric middle of the gap between two neighbouring levels. offBelowW
 // needs an off level, or, never having seen one, is put at half the lowest powered level (at most
 // offMaxShareOfRated × rated): the output rule needs nothing else. runAboveW needs two powered
@@ -28,7 +29,7 @@ const DECADES = 5
 export interface LearnedThresholds {
   offBelowW: number | null
   runAboveW: number | null
-  /** Medians of the levels found (W), lowest first; the lowest is `off` when offLevel. */
+  /** Medians of the levels found (W), lowest first; those below offBelowW are `off` when offLevel. */
   levelsW: number[]
   offLevel: boolean
 }
@@ -94,10 +95,15 @@ export class ThresholdLearner {
     const half = this.histogram.halfBinLog
     const gap = (lower: Level, upper: Level) =>
       10 ** ((Math.max(...lower.values) + half + Math.min(...upper.values) - half) / 2)
-    const offLevel = 10 ** median(levels[0]!.values) < o.offMaxShareOfRated * this.ratedW
-    const powered = offLevel ? levels.slice(1) : levels
+    // Every level below the off share is `off`, not only the lowest: a drying oven's heater fault
+    // (fans at standby speed, heaters stopped, ≈ 2 % of rated) sits between controls-only and its
+    // standby level, and taking it for idle read the real idle as running (docs/benchmarks.md).
+    const offMaxW = o.offMaxShareOfRated * this.ratedW
+    const offCount = levels.filter((l) => 10 ** median(l.values) < offMaxW).length
+    const offLevel = offCount > 0
+    const powered = levels.slice(offCount)
     let offBelowW: number | null = null
-    if (offLevel && powered.length > 0) offBelowW = gap(levels[0]!, powered[0]!)
+    if (offLevel && powered.length > 0) offBelowW = gap(levels[offCount - 1]!, powered[0]!)
     else if (!offLevel) {
       const lowest = 10 ** (Math.min(...powered[0]!.values) - half)
       offBelowW = Math.min(lowest / 2, o.offMaxShareOfRated * this.ratedW)
