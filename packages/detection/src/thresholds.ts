@@ -9,7 +9,9 @@
 //      is idle, the next one up running.
 // A threshold sits at the geometric middle of the gap between two neighbouring levels. offBelowW
 // needs an off level, or, never having seen one, is put at half the lowest powered level (at most
-// offMaxShareOfRated × rated): the output rule needs nothing else. runAboveW needs two powered
+// offMaxShareOfRated × rated): the output rule needs nothing else. A history of off levels only gives
+// a provisional offBelowW between them and offMaxShareOfRated × rated, so the output rule sees the
+// first power-on. runAboveW needs two powered
 // levels; the power-band rule waits for it. Rule for learning at all: ≥ learnMinReadings readings
 // spanning ≥ learnMinSpanS; re-learned every learnEveryS of event time as new levels show up.
 
@@ -72,6 +74,7 @@ export class ThresholdLearner {
     // A history that no longer shows a powered level keeps the previous thresholds.
     const learned = this.learn()
     if (learned === null || learned.offBelowW === null) return false
+    if (this.learned !== null && hasPoweredLevel(this.learned) && !hasPoweredLevel(learned)) return false
     this.learned = learned
     return true
   }
@@ -104,7 +107,14 @@ export class ThresholdLearner {
     const powered = levels.slice(offCount)
     let offBelowW: number | null = null
     if (offLevel && powered.length > 0) offBelowW = gap(levels[offCount - 1]!, powered[0]!)
-    else if (!offLevel) {
+    else if (offLevel) {
+      // Off all along so far (a line without a night shift): the output rule needs only offBelowW,
+      // and its episode starts at power-on (§7), so waiting for the powered level to fill 1 % of the
+      // history missed the first idle episode after power-on. Provisionally halfway (geometric) from
+      // the top of the off levels to offMaxShareOfRated × rated; re-learned once powered levels show.
+      const topLog = Math.max(...levels[offCount - 1]!.values) + half
+      if (topLog < Math.log10(offMaxW)) offBelowW = 10 ** ((topLog + Math.log10(offMaxW)) / 2)
+    } else {
       const lowest = 10 ** (Math.min(...powered[0]!.values) - half)
       offBelowW = Math.min(lowest / 2, o.offMaxShareOfRated * this.ratedW)
     }
@@ -134,6 +144,11 @@ export class ThresholdLearner {
     this.nextLearnS = json.nextLearnS
     this.learned = json.learned
   }
+}
+
+/** Whether the levels learned include one at or above offBelowW (not only off ones). */
+function hasPoweredLevel(learned: LearnedThresholds): boolean {
+  return learned.offBelowW !== null && learned.levelsW.some((w) => w >= learned.offBelowW!)
 }
 
 /** Three significant digits: thresholds shown to people, and identical after a JSON round trip. */
