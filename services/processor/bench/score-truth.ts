@@ -105,6 +105,8 @@ export interface IdleScore {
    * where the equipment's thresholds come from.
    */
   missedByCause: { afterSBoundary: number; learned: number; given: number }
+  /** The judged extras sorted the same way: `afterSBoundary` when the found episode is that short. */
+  extraByCause: { afterSBoundary: number; learned: number; given: number }
   /** Every judged miss and extra (scope, offsets from the start, truth duration, threshold origin). */
   missed: { scope: string; startS: number; durationS: number | null; source: string }[]
   extra: { scope: string; startS: number; durationS: number | null; source: string }[]
@@ -163,13 +165,16 @@ export function scoreIdle(
   }
   delays.sort((a, b) => a - b)
   const label = (scope: string, s: number) => `${scope}@+${Math.round(s - truth.startS)}s`
-  const missedByCause = { afterSBoundary: 0, learned: 0, given: 0 }
-  for (const t of result.missed) {
-    const rule = rules.get(t.scope)!
-    const boundary = rule.afterS + options.intervalS + 2 * truth.maxClockErrorS
-    if (t.endS !== null && t.endS - t.startS <= boundary) missedByCause.afterSBoundary++
-    else if (rule.source === 'model') missedByCause.given++
-    else missedByCause.learned++
+  const byCause = (episodes: { scope: string; startS: number; endS: number | null }[]) => {
+    const counts = { afterSBoundary: 0, learned: 0, given: 0 }
+    for (const e of episodes) {
+      const rule = rules.get(e.scope)!
+      const boundary = rule.afterS + options.intervalS + 2 * truth.maxClockErrorS
+      if (e.endS !== null && e.endS - e.startS <= boundary) counts.afterSBoundary++
+      else if (rule.source === 'model') counts.given++
+      else counts.learned++
+    }
+    return counts
   }
   const listed = (scope: string, startS: number, endS: number | null) => ({
     scope,
@@ -196,7 +201,8 @@ export function scoreIdle(
     },
     missedExamples: result.missed.slice(0, 5).map((e) => label(e.scope, e.startS)),
     extraExamples: result.extra.slice(0, 5).map((f) => label(f.scope, f.startS)),
-    missedByCause,
+    missedByCause: byCause(result.missed),
+    extraByCause: byCause(result.extra),
     missed: result.missed.map((t) => listed(t.scope, t.startS, t.endS)),
     extra: result.extra.map((f) => listed(f.scope, f.startS, f.endS)),
   }
