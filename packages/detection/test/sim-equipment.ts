@@ -1,5 +1,5 @@
 // One equipment of the replay-day benchmark's plant (services/processor/bench/replay-day.ts: 2,000
-// devices, seed 1, from midnight in Yibin, one reading a minute), simulated alone and fed to a
+// devices unless told, seed 1, from midnight in Yibin, one reading a minute), simulated alone and fed to a
 // Detection: a restricted simulation gives its devices the same bytes as a whole-plant run
 // (simulators/fleet/src/model/simulation.ts, emitDevices), so a whole-day case costs well under a second.
 
@@ -25,8 +25,8 @@ export interface EquipmentDay {
   endS: number
 }
 
-export function simulateEquipmentDay(scope: string): EquipmentDay {
-  const plantModel = generatePlant({ devices: 2000, seed: 1 })
+export function simulateEquipmentDay(scope: string, devices = 2000): EquipmentDay {
+  const plantModel = generatePlant({ devices, seed: 1 })
   const plant = new PlantIndex(plantModel)
   const node = plant.scope(scope)
   if (node === undefined || !isEquipment(node)) throw new Error(`${scope} is not an equipment of the generated plant`)
