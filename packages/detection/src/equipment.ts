@@ -26,6 +26,14 @@ export interface ThresholdsInForce {
 export const MEASURE_POWER = 0
 export const MEASURE_OUTPUT = 1
 
+/**
+ * Steps kept (time, power, output rose) while an equipment's thresholds are not yet usable, so that
+ * thresholds learned during an episode can start it where §7 does: 64 steps is an hour of one
+ * reading a minute for one device, 20 minutes for three. 17 bytes each per equipment (1.1 KB), and
+ * in checkpoints only until the thresholds are learned.
+ */
+const RECENT_STEPS = 64
+
 /** What a step produced, for the Detection to turn into alerts and port calls. */
 export interface StepResult {
   idle: IdleTransition
@@ -45,6 +53,10 @@ export interface EquipmentJson {
   learner: LearnerJson | null
   machine: IdleMachineJson
   anomaly: AnomalyJson
+  /** Recent steps, oldest first: [time, power, output rose 0/1]. Absent in older checkpoints. */
+  recent?: [number, number, number][]
+  /** Thresholds were usable at the latest step. */
+  usable?: boolean
 }
 
 export class EquipmentDetector {
@@ -64,6 +76,13 @@ export class EquipmentDetector {
   private readonly learner: ThresholdLearner | undefined
   private readonly machine: IdleMachine
   private readonly anomaly: AnomalyDetector
+  /** Ring of the latest RECENT_STEPS steps; recentNext is where the next goes. */
+  private readonly recentT = new Float64Array(RECENT_STEPS)
+  private readonly recentW = new Float64Array(RECENT_STEPS)
+  private readonly recentRose = new Uint8Array(RECENT_STEPS)
+  private recentCount = 0
+  private recentNext = 0
+  private usable = false
 
   constructor(
     readonly node: EquipmentNode,
@@ -131,9 +150,18 @@ export class EquipmentDetector {
     this.powerW = sum
     this.learner?.add(tS, sum)
     const th = this.usableThresholds()
+    const wasUsable = this.usable
+    this.usable = th !== undefined
     if (th === undefined) {
+      this.remember(tS, sum, increased)
       const anomaly = this.anomaly.isRaised ? this.anomaly.step(tS, sum, false) : undefined
       return { idle: this.machine.isRaised ? this.machine.reset(tS) : undefined, reset, anomaly }
+    }
+    if (!wasUsable) {
+      if (!reset) this.beginFromRecent(tS, th)
+      // Needed only while thresholds are unusable (learned ones seldom become unusable again; if
+      // they do, the ring fills again meanwhile).
+      this.recentCount = 0
     }
     const idle = this.machine.step(tS, sum, increased, this.useOutput, th)
     const state = this.machine.state(this.useOutput, sum, th)
@@ -143,6 +171,40 @@ export class EquipmentDetector {
       (this.runAboveW() === null || sum >= this.runAboveW()!)
     const anomaly = this.anomaly.step(tS, sum, running)
     return { idle, reset, anomaly }
+  }
+
+  private remember(tS: number, powerW: number, rose: boolean): void {
+    this.recentT[this.recentNext] = tS
+    this.recentW[this.recentNext] = powerW
+    this.recentRose[this.recentNext] = rose ? 1 : 0
+    this.recentNext = (this.recentNext + 1) % RECENT_STEPS
+    this.recentCount = Math.min(this.recentCount + 1, RECENT_STEPS)
+  }
+
+  /**
+   * Thresholds just became usable (learned while the equipment may already be in an episode, e.g.
+   * the first time its idle level shows): start the candidate episode where §7 starts it on the
+   * recent steps — the first of the latest unbroken run in the band (band rule), or the last
+   * output increase or power-on (output rule) — rather than at this step, at most afterS back.
+   */
+  private beginFromRecent(tS: number, th: Thresholds): void {
+    let anchorS: number | undefined
+    for (let k = 1; k <= this.recentCount; k++) {
+      const i = (this.recentNext - k + RECENT_STEPS) % RECENT_STEPS
+      const w = this.recentW[i]!
+      if (this.useOutput) {
+        if (w < th.offBelowW) break
+        anchorS = this.recentT[i]!
+        if (this.recentRose[i] === 1) break
+      } else {
+        if (w < th.offBelowW || w >= th.runAboveW) break
+        anchorS = this.recentT[i]!
+      }
+    }
+    // No earlier than afterS before now: the raise can come no sooner than this step, and an episode
+    // dated further back would be raised later than one reading after its due time (the raise-delay
+    // bar of DESIGN.md). Dated at most that much late, it is still the same episode.
+    if (anchorS !== undefined) this.machine.begin(Math.max(anchorS, tS - th.afterS))
   }
 
   private runAboveW(): number | null {
@@ -212,6 +274,14 @@ export class EquipmentDetector {
       learner: this.learner?.toJSON() ?? null,
       machine: this.machine.toJSON(),
       anomaly: this.anomaly.toJSON(),
+      recent:
+        this.recentCount === 0
+          ? undefined
+          : Array.from({ length: this.recentCount }, (_, k) => {
+              const i = (this.recentNext - this.recentCount + k + RECENT_STEPS) % RECENT_STEPS
+              return [this.recentT[i]!, this.recentW[i]!, this.recentRose[i]!] as [number, number, number]
+            }),
+      usable: this.usable,
     }
   }
 
@@ -229,6 +299,11 @@ export class EquipmentDetector {
     if (json.learner && this.learner) this.learner.restore(json.learner)
     this.machine.restore(json.machine)
     this.anomaly.restore(json.anomaly)
+    this.recentCount = 0
+    this.recentNext = 0
+    for (const [t, w, rose] of (json.recent ?? []).slice(-RECENT_STEPS)) this.remember(t, w, rose === 1)
+    // Older checkpoints: usable as the thresholds now say, so nothing is begun from an empty past.
+    this.usable = json.usable ?? this.usableThresholds() !== undefined
     let sum = 0
     let any = false
     for (const p of this.power) {

@@ -106,6 +106,18 @@ export class IdleMachine {
     return out
   }
 
+  /**
+   * Thresholds just became usable and the readings before them already met the condition since
+   * anchorS (found by the caller in its recent readings): the candidate episode starts there, as
+   * §7 would have started it, instead of at the next reading.
+   */
+  begin(anchorS: number): void {
+    if (this.raised) return
+    this.seen = true
+    this.on = true
+    this.anchorS = anchorS
+  }
+
   /** Ends any episode at tS and forgets the candidate (thresholds or rule changed). */
   reset(tS: number): IdleTransition {
     const out = this.close(tS)

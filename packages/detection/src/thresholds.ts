@@ -4,11 +4,14 @@
 //   1. drops clusters holding < levelMinShare of the history (transitions between levels),
 //   2. merges neighbours whose medians differ by less than levelMinRatio (one level's noise and
 //      speed changes, not two levels),
-//   3. labels the lowest level `off` when its median is below offMaxShareOfRated × ratedPowerW;
-//      the lowest powered level is idle, the next one up running.
+//   3. labels every level whose median is below offMaxShareOfRated × ratedPowerW `off` (controls
+//      only, or a powered-down state such as an oven's heater fault); the lowest level above that
+//      is idle, the next one up running.
 // A threshold sits at the geometric middle of the gap between two neighbouring levels. offBelowW
 // needs an off level, or, never having seen one, is put at half the lowest powered level (at most
-// offMaxShareOfRated × rated): the output rule needs nothing else. runAboveW needs two powered
+// offMaxShareOfRated × rated): the output rule needs nothing else. A history of off levels only gives
+// a provisional offBelowW between them and offMaxShareOfRated × rated, so the output rule sees the
+// first power-on. runAboveW needs two powered
 // levels; the power-band rule waits for it. Rule for learning at all: ≥ learnMinReadings readings
 // spanning ≥ learnMinSpanS; re-learned every learnEveryS of event time as new levels show up.
 
@@ -28,7 +31,7 @@ const DECADES = 5
 export interface LearnedThresholds {
   offBelowW: number | null
   runAboveW: number | null
-  /** Medians of the levels found (W), lowest first; the lowest is `off` when offLevel. */
+  /** Medians of the levels found (W), lowest first; those below offBelowW are `off` when offLevel. */
   levelsW: number[]
   offLevel: boolean
 }
@@ -71,6 +74,7 @@ export class ThresholdLearner {
     // A history that no longer shows a powered level keeps the previous thresholds.
     const learned = this.learn()
     if (learned === null || learned.offBelowW === null) return false
+    if (this.learned !== null && hasPoweredLevel(this.learned) && !hasPoweredLevel(learned)) return false
     this.learned = learned
     return true
   }
@@ -94,11 +98,23 @@ export class ThresholdLearner {
     const half = this.histogram.halfBinLog
     const gap = (lower: Level, upper: Level) =>
       10 ** ((Math.max(...lower.values) + half + Math.min(...upper.values) - half) / 2)
-    const offLevel = 10 ** median(levels[0]!.values) < o.offMaxShareOfRated * this.ratedW
-    const powered = offLevel ? levels.slice(1) : levels
+    // Every level below the off share is `off`, not only the lowest: a drying oven's heater fault
+    // (fans at standby speed, heaters stopped, ≈ 2 % of rated) sits between controls-only and its
+    // standby level, and taking it for idle read the real idle as running (docs/benchmarks.md).
+    const offMaxW = o.offMaxShareOfRated * this.ratedW
+    const offCount = levels.filter((l) => 10 ** median(l.values) < offMaxW).length
+    const offLevel = offCount > 0
+    const powered = levels.slice(offCount)
     let offBelowW: number | null = null
-    if (offLevel && powered.length > 0) offBelowW = gap(levels[0]!, powered[0]!)
-    else if (!offLevel) {
+    if (offLevel && powered.length > 0) offBelowW = gap(levels[offCount - 1]!, powered[0]!)
+    else if (offLevel) {
+      // Off all along so far (a line without a night shift): the output rule needs only offBelowW,
+      // and its episode starts at power-on (§7), so waiting for the powered level to fill 1 % of the
+      // history missed the first idle episode after power-on. Provisionally halfway (geometric) from
+      // the top of the off levels to offMaxShareOfRated × rated; re-learned once powered levels show.
+      const topLog = Math.max(...levels[offCount - 1]!.values) + half
+      if (topLog < Math.log10(offMaxW)) offBelowW = 10 ** ((topLog + Math.log10(offMaxW)) / 2)
+    } else {
       const lowest = 10 ** (Math.min(...powered[0]!.values) - half)
       offBelowW = Math.min(lowest / 2, o.offMaxShareOfRated * this.ratedW)
     }
@@ -128,6 +144,11 @@ export class ThresholdLearner {
     this.nextLearnS = json.nextLearnS
     this.learned = json.learned
   }
+}
+
+/** Whether the levels learned include one at or above offBelowW (not only off ones). */
+function hasPoweredLevel(learned: LearnedThresholds): boolean {
+  return learned.offBelowW !== null && learned.levelsW.some((w) => w >= learned.offBelowW!)
 }
 
 /** Three significant digits: thresholds shown to people, and identical after a JSON round trip. */

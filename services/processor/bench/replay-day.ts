@@ -220,15 +220,20 @@ async function score() {
   const truth = JSON.parse(await readFile(files.truth, 'utf8')) as TruthJson
   const endS = spec.startS + spec.durationS
   const latenessS = Math.max(...[...plant.sites.values()].map((site) => site.latenessS))
-  return {
-    energy: scoreEnergy(pipeline.accounting, plant, truth, endS),
-    idle: scoreIdle(run.alerts, truth, {
-      endS,
-      tailS: latenessS + spec.intervalS,
-      learnMinSpanS: pipeline.detection.options.learnMinSpanS,
-      intervalS: spec.intervalS,
-    }),
-  }
+  const idle = scoreIdle(run.alerts, truth, {
+    endS,
+    tailS: latenessS + spec.intervalS,
+    learnMinSpanS: pipeline.detection.options.learnMinSpanS,
+    intervalS: spec.intervalS,
+  })
+  // The learned thresholds in force at the end for the equipment with misses, to tell their causes.
+  const learnedOfMissed = Object.fromEntries(
+    [...new Set(idle.missed.filter((m) => m.source !== 'model').map((m) => m.scope))].map((scope) => [
+      scope,
+      pipeline.detection.thresholds(scope),
+    ]),
+  )
+  return { energy: scoreEnergy(pipeline.accounting, plant, truth, endS), idle, learnedOfMissed }
 }
 
 interface ReplayRun {

@@ -97,6 +97,19 @@ export interface IdleScore {
   raiseDelayS: { count: number; p50: number; p99: number; max: number; overOneInterval: number }
   missedExamples: string[]
   extraExamples: string[]
+  /**
+   * The judged misses sorted by what the scorer can tell of them (a description, not a rule: every
+   * one counts against recall above). `afterSBoundary`: the truth episode lasts afterS plus at most
+   * one interval (and the clock error), so the §7 raise falls due on its last reading, or on none once
+   * the devices' drifting clocks stamp the gap a few ms short. `learned` / `given`: the others, by
+   * where the equipment's thresholds come from.
+   */
+  missedByCause: { afterSBoundary: number; learned: number; given: number }
+  /** The judged extras sorted the same way: `afterSBoundary` when the found episode is that short. */
+  extraByCause: { afterSBoundary: number; learned: number; given: number }
+  /** Every judged miss and extra (scope, offsets from the start, truth duration, threshold origin). */
+  missed: { scope: string; startS: number; durationS: number | null; source: string }[]
+  extra: { scope: string; startS: number; durationS: number | null; source: string }[]
 }
 
 interface Found {
@@ -152,6 +165,23 @@ export function scoreIdle(
   }
   delays.sort((a, b) => a - b)
   const label = (scope: string, s: number) => `${scope}@+${Math.round(s - truth.startS)}s`
+  const byCause = (episodes: { scope: string; startS: number; endS: number | null }[]) => {
+    const counts = { afterSBoundary: 0, learned: 0, given: 0 }
+    for (const e of episodes) {
+      const rule = rules.get(e.scope)!
+      const boundary = rule.afterS + options.intervalS + 2 * truth.maxClockErrorS
+      if (e.endS !== null && e.endS - e.startS <= boundary) counts.afterSBoundary++
+      else if (rule.source === 'model') counts.given++
+      else counts.learned++
+    }
+    return counts
+  }
+  const listed = (scope: string, startS: number, endS: number | null) => ({
+    scope,
+    startS: round(startS - truth.startS),
+    durationS: endS === null ? null : round(endS - startS),
+    source: rules.get(scope)!.source,
+  })
   return {
     truthEpisodes: truth.idleEpisodes.length,
     judgedTruth: judgedTruth.length,
@@ -171,6 +201,10 @@ export function scoreIdle(
     },
     missedExamples: result.missed.slice(0, 5).map((e) => label(e.scope, e.startS)),
     extraExamples: result.extra.slice(0, 5).map((f) => label(f.scope, f.startS)),
+    missedByCause: byCause(result.missed),
+    extraByCause: byCause(result.extra),
+    missed: result.missed.map((t) => listed(t.scope, t.startS, t.endS)),
+    extra: result.extra.map((f) => listed(f.scope, f.startS, f.endS)),
   }
 }
 
