@@ -221,15 +221,14 @@ export class Processor {
       return this.nextCheckpoint
     }
     this.checkpointing = (async () => {
-      const journalSeq = this.journalSeq
       try {
         const started = this.now()
-        // The snapshot and journalSeq together, synchronously; every bucket emitted up to it is
-        // taken now and must be in the history store before the checkpoint lets the journal go
-        // (issue 13 step 4), else a crash right after loses closed buckets that are in neither.
-        this.publishEvents()
-        const pipeline = this.pipeline.checkpoint()
-        await this.historySink?.written()
+        let { journalSeq, pipeline, conflicted } = await this.snapshotWithHistoryWritten()
+        // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
+        // snapshot: take it again so that the revisions it records are not behind the store.
+        for (let round = 0; round < 3 && conflicted; round++) {
+          ;({ journalSeq, pipeline, conflicted } = await this.snapshotWithHistoryWritten())
+        }
         await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline })
         await this.options.journal?.release(journalSeq)
         this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
@@ -243,6 +242,21 @@ export class Processor {
       }
     })()
     return this.checkpointing
+  }
+
+  /**
+   * The pipeline snapshot and its journal sequence, taken together (synchronously) after every
+   * bucket emitted so far was taken; resolves once those buckets are in the history store (issue 13
+   * step 4): the checkpoint may then let the journal go up to that sequence without losing closed
+   * buckets that would be in neither place after a crash.
+   */
+  private async snapshotWithHistoryWritten() {
+    const journalSeq = this.journalSeq
+    this.publishEvents()
+    const pipeline = this.pipeline.checkpoint()
+    const conflictsBefore = this.historySink?.counters.conflicts ?? 0
+    await this.historySink?.written()
+    return { journalSeq, pipeline, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
   }
 
   private onAck(payload: Buffer): void {
