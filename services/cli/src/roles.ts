@@ -62,6 +62,9 @@ export function historyStoreDir(dataDir: string): string {
   return join(dataDir, 'history')
 }
 
+/** §6: 1-minute buckets for at least the last 7 days of the site clock. */
+const MIN_MINUTE_RETENTION_S = 7 * 86_400
+
 /**
  * Opens <data-dir>/history with 1-minute buckets kept at least the largest `maxAgeS` of the sites
  * (a reading that late still revises its minute, CONTRACT.md §7) and 7 days (§6).
@@ -69,7 +72,12 @@ export function historyStoreDir(dataDir: string): string {
 export function openHistoryStore(plant: PlantIndex, dataDir: string): HistoryStore {
   let maxAgeS = 0
   for (const site of plant.sites.values()) maxAgeS = Math.max(maxAgeS, site.maxAgeS)
-  return new HistoryStore({ path: historyStoreDir(dataDir), maxAgeS })
+  // The store's 1m default is 7 days and its floor max(7 days, maxAgeS): ask for the floor.
+  return new HistoryStore({
+    path: historyStoreDir(dataDir),
+    maxAgeS,
+    retention: { '1m': Math.max(MIN_MINUTE_RETENTION_S, maxAgeS) },
+  })
 }
 
 export interface InfluxOptions {
