@@ -474,6 +474,31 @@ export class Accounting {
     return events
   }
 
+  /**
+   * The history store holds bucket (`scope`, `step`, `tMs`) at `storedRevision` with other figures
+   * than the ones just emitted: revisions counted from an older checkpoint are behind the store
+   * (a journal replayed after a restore). The bucket is sent again, with its current figures and a
+   * revision above the stored one, on the next takeBucketEvents(), so revisions only go up (§5).
+   * False when the bucket is no longer in the 1-minute history: the caller re-sends what it has.
+   */
+  reviseAbove(scope: string, step: BucketStep, tMs: number, storedRevision: number): boolean {
+    const ref = this.scopes.get(scope)
+    if (ref === undefined || !Number.isSafeInteger(tMs / 60_000)) return false
+    const site = ref.site
+    const start = tMs / 60_000
+    const end = site.calendar.bucketEnd(step, start)
+    if (start < site.store.oldest() || end - 1 > site.emittedThrough) return false
+    if ((site.revisions[step].get(start) ?? 0) < storedRevision) site.revisions[step].set(start, storedRevision)
+    site.dirty.add(start)
+    return true
+  }
+
+  /** Whether a revised bucket waits for the next takeBucketEvents(). */
+  hasPendingRevisions(): boolean {
+    for (const site of this.sites.values()) if (site.dirty.size > 0) return true
+    return false
+  }
+
   private emitRevisions(site: SiteState, events: BucketEvent[]): void {
     if (site.dirty.size === 0) return
     const minutes = [...site.dirty].sort((a, b) => a - b)

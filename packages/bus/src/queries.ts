@@ -23,13 +23,16 @@ export type QueryAnswer = { id: string; ok: true; result: unknown } | { id: stri
 
 export type QueryHandlers = Record<string, (params: unknown) => unknown>
 
-/** Answers queries with `handlers`; an unknown method or a handler that throws answers an error. */
+/**
+ * Answers queries with `handlers` (each may return a promise); an unknown method or a handler that
+ * throws or rejects answers an error.
+ */
 export function serveQueries(
   bus: Bus,
   handlers: QueryHandlers,
   onError: (error: unknown) => void,
 ): Promise<Unsubscribe> {
-  return bus.subscribe(QUERY_TOPIC, (_topic, payload) => {
+  return bus.subscribe(QUERY_TOPIC, async (_topic, payload) => {
     let request: QueryRequest
     try {
       request = decodeMessage<QueryRequest>(payload)
@@ -44,7 +47,8 @@ export function serveQueries(
     if (!handler) answer = { id: request.id, ok: false, message: `unknown query ${request.method}` }
     else {
       try {
-        answer = { id: request.id, ok: true, result: handler(request.params) }
+        // A handler may answer later (the history store reads off the event loop's critical path).
+        answer = { id: request.id, ok: true, result: await handler(request.params) }
       } catch (error) {
         answer = { id: request.id, ok: false, message: error instanceof Error ? error.message : String(error) }
       }

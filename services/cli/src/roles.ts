@@ -13,6 +13,7 @@ import {
 import type { PlantModel } from '@plantwatt/contract'
 import { createGateway } from '@plantwatt/gateway'
 import { HistoryWriter } from '@plantwatt/history'
+import { HistoryStore } from '@plantwatt/history-store'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import {
@@ -54,6 +55,29 @@ export function journalDir(dataDir: string): string {
 
 export function checkpointPath(dataDir: string): string {
   return join(dataDir, 'processor', 'checkpoint.v8')
+}
+
+/** The embedded history store of closed buckets (issue 13): one process writes it, the processor. */
+export function historyStoreDir(dataDir: string): string {
+  return join(dataDir, 'history')
+}
+
+/** §6: 1-minute buckets for at least the last 7 days of the site clock. */
+const MIN_MINUTE_RETENTION_S = 7 * 86_400
+
+/**
+ * Opens <data-dir>/history with 1-minute buckets kept at least the largest `maxAgeS` of the sites
+ * (a reading that late still revises its minute, CONTRACT.md §7) and 7 days (§6).
+ */
+export function openHistoryStore(plant: PlantIndex, dataDir: string): HistoryStore {
+  let maxAgeS = 0
+  for (const site of plant.sites.values()) maxAgeS = Math.max(maxAgeS, site.maxAgeS)
+  // The store's 1m default is 7 days and its floor max(7 days, maxAgeS): ask for the floor.
+  return new HistoryStore({
+    path: historyStoreDir(dataDir),
+    maxAgeS,
+    retention: { '1m': Math.max(MIN_MINUTE_RETENTION_S, maxAgeS) },
+  })
 }
 
 export interface InfluxOptions {
@@ -265,9 +289,12 @@ export async function runProcessor(
   const deviceSecret = await prepare(context)
   const history = await openHistory(options.influx, context.dataDir, context.logger)
   const bus = await internalBus(context, deviceSecret, options.brokerUrl, 'processor', options.instanceId)
+  const plant = new PlantIndex(context.plant)
+  const historyStore = openHistoryStore(plant, context.dataDir)
   const processor = new Processor({
-    plant: new PlantIndex(context.plant),
+    plant,
     bus,
+    historyStore,
     logger: context.logger.child({ role: 'processor' }),
     checkpointPath: checkpointPath(context.dataDir),
     history,
@@ -285,6 +312,7 @@ export async function runProcessor(
     async stop() {
       ready = false
       await processor.stop()
+      await historyStore.close()
       await history?.stop()
       await bus.close()
       await http.close()

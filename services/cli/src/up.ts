@@ -12,6 +12,7 @@ import {
   logJournalSkip,
   metricsRegistry,
   openHistory,
+  openHistoryStore,
   openTokens,
   registerJournalMetrics,
   sessionsDir,
@@ -75,9 +76,11 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     logger: logger.child({ role: 'broker' }),
     uplinkJournal: journal,
   })
+  const historyStore = openHistoryStore(plant, options.dataDir)
   const processor = new Processor({
     plant,
     bus: broker.bus,
+    historyStore,
     logger: logger.child({ role: 'processor' }),
     journal,
     checkpointPath: checkpointPath(options.dataDir),
@@ -127,6 +130,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
         await broker.close()
         await journal.close()
         await processor.stop()
+        await historyStore.close()
         await history?.stop()
         await gateway.close()
         await sessions.close()

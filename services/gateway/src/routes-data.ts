@@ -101,7 +101,16 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
         return reply.code(400).send(errorBody('bad_request', '"from" and "to" must be epoch ms or ISO 8601 times'))
       }
       try {
-        return await queries.call('energy', { scope: query.scope, step: query.step, fromMs, toMs })
+        const answer = await queries.call<unknown>('energy', { scope: query.scope, step: query.step, fromMs, toMs })
+        if (Array.isArray(answer)) return answer
+        // §6: at most 100,000 buckets per answer, else 400 naming a coarser step.
+        const { limit, coarserStep } = (answer ?? {}) as { limit?: number; coarserStep?: string | null }
+        const advice = coarserStep ? `ask step=${coarserStep} or a shorter range` : 'ask a shorter range'
+        return reply
+          .code(400)
+          .send(
+            errorBody('bad_request', `more than ${limit ?? 100_000} ${query.step} buckets in this range: ${advice}`),
+          )
       } catch (error) {
         if (error instanceof QueryTimeout) {
           return reply.code(503).send(errorBody('unavailable', 'the processor did not answer; try again'))

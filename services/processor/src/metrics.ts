@@ -57,6 +57,7 @@ export function registerProcessorMetrics(registry: Registry, processor: Processo
     () => stats().messages,
   )
   readCounter(registry, 'plantwatt_readings_accepted_total', 'Readings accepted', () => stats().readingsAccepted)
+  registerHistoryStoreMetrics(registry, processor)
   readCounter(
     registry,
     'plantwatt_readings_duplicate_total',
@@ -89,6 +90,40 @@ export function registerProcessorMetrics(registry: Registry, processor: Processo
     () => processor.bucketRevisions,
   )
   if (!history) return
+  registerInfluxMetrics(registry, history)
+}
+
+/** The embedded history store (issue 13): bucket rows written, stale, refused by reason, conflicts. */
+function registerHistoryStoreMetrics(registry: Registry, processor: Processor): void {
+  const sink = () => processor.historySink?.counters
+  readCounter(registry, 'plantwatt_store_rows_written_total', 'Bucket and demand rows the history store took', () =>
+    sink() ? sink()!.written : 0,
+  )
+  readCounter(registry, 'plantwatt_store_rows_stale_total', 'Rows not above the stored revision', () =>
+    sink() ? sink()!.stale : 0,
+  )
+  readCounter(
+    registry,
+    'plantwatt_store_rows_rejected_total',
+    'Rows the history store refused, by reason',
+    () => (sink()?.rejected ?? {}) as Record<string, number>,
+    'reason',
+  )
+  readCounter(
+    registry,
+    'plantwatt_store_conflicts_total',
+    'Buckets sent again above the stored revision (after a restore)',
+    () => sink()?.conflicts ?? 0,
+  )
+  readCounter(registry, 'plantwatt_store_failed_batches_total', 'Write batches the history store failed', () =>
+    sink() ? sink()!.failedBatches : 0,
+  )
+  readGauge(registry, 'plantwatt_store_queued_rows', 'Rows waiting for the history store', () =>
+    processor.historySink ? processor.historySink.store.queuedRows : 0,
+  )
+}
+
+function registerInfluxMetrics(registry: Registry, history: HistorySink): void {
   readCounter(
     registry,
     'plantwatt_history_points_accepted_total',

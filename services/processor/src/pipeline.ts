@@ -128,6 +128,10 @@ export class ReadingPipeline {
         if (device === undefined) continue
         this.devices.set(deviceId, counters)
         this.restoreNameBound(device, counters)
+        // The newest power reading by event time is what live power shows (§5): restored with the
+        // device's newest readings, so it does not read 0 until the device reports again.
+        const power = counters.last?.get('power')
+        if (power !== undefined) this.live.applyPower(device, power[0], power[1])
       }
       Object.assign(this.stats, restored.stats)
       for (const site of plant.sites.keys()) {

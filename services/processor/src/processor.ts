@@ -21,14 +21,17 @@ import {
   serveQueries,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import type { Alert, BucketStep } from '@plantwatt/contract'
-import { BUCKET_STEPS, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
+import type { Alert } from '@plantwatt/contract'
+import { isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
+import type { HistoryStore } from '@plantwatt/history-store'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { IngestJournal } from '@plantwatt/runtime'
 import type { Logger } from 'pino'
 import { CheckpointFile } from './checkpoint-file.ts'
+import { energyAnswer } from './energy-query.ts'
+import { HistoryStoreSink } from './history-sink.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
 
 export type { DeviceCounters }
@@ -57,6 +60,13 @@ export interface ProcessorOptions {
   checkpointIntervalMs?: number
   /** History store (InfluxDB); buckets and alert events go there as points. */
   history?: HistorySink
+  /**
+   * The embedded history store (<data-dir>/history, issue 13): closed buckets are written there and
+   * GET /api/v1/energy reads them back (§6). Opened and closed by the caller, after stop().
+   */
+  historyStore?: HistoryStore
+  /** How often the store's retention tiers are pruned at the earliest site clock, ms (default 10 min). */
+  historyPruneIntervalMs?: number
   pipeline?: PipelineOptions
 }
 
@@ -77,6 +87,9 @@ export class Processor {
   private readonly checkpointFile: CheckpointFile | undefined
   private publishTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
+  private pruneTimer: NodeJS.Timeout | undefined
+  /** Closed buckets to the embedded history store, when there is one. */
+  readonly historySink: HistoryStoreSink | undefined
   /** The last journal record applied to the pipeline. */
   private journalSeq = 0
   private checkpointing: Promise<void> | undefined
@@ -88,6 +101,15 @@ export class Processor {
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
     this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
+    this.historySink = options.historyStore
+      ? new HistoryStoreSink({
+          store: options.historyStore,
+          logger: options.logger,
+          reviseAbove: (event, storedRevision) =>
+            this.pipeline.accounting.reviseAbove(event.scope, event.step, event.t, storedRevision),
+          publish: (events) => this.publishBuckets(events),
+        })
+      : undefined
   }
 
   get stats(): PipelineStats {
@@ -139,7 +161,7 @@ export class Processor {
       await serveQueries(
         bus,
         {
-          energy: (params) => this.energyQuery(params),
+          energy: (params) => energyAnswer(this.pipeline.accounting, this.historySink, params),
           device: (params) => this.deviceQuery(params),
           forgetNames: (params) => this.forgetNamesQuery(params),
         },
@@ -148,6 +170,11 @@ export class Processor {
     )
     this.publishTimer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
     this.publishTimer.unref()
+    if (this.historySink) {
+      void this.pruneHistory()
+      this.pruneTimer = setInterval(() => void this.pruneHistory(), this.options.historyPruneIntervalMs ?? 600_000)
+      this.pruneTimer.unref()
+    }
     if (this.checkpointFile) {
       this.checkpointTimer = setInterval(() => void this.checkpoint(), this.options.checkpointIntervalMs ?? 60_000)
       this.checkpointTimer.unref()
@@ -162,12 +189,15 @@ export class Processor {
     this.started = false
     if (this.publishTimer) clearInterval(this.publishTimer)
     if (this.checkpointTimer) clearInterval(this.checkpointTimer)
+    if (this.pruneTimer) clearInterval(this.pruneTimer)
     this.publishTimer = undefined
     this.checkpointTimer = undefined
+    this.pruneTimer = undefined
     if (this.options.journal) this.options.journal.onDurable = () => {}
     for (const unsubscribe of this.unsubscribes.splice(0)) await unsubscribe()
     this.publishChanges()
     await this.checkpoint()
+    await this.historyWritten()
   }
 
   /** The figures of one scope as the processor holds them now (GET /api/v1/live, tests). */
@@ -191,10 +221,15 @@ export class Processor {
       return this.nextCheckpoint
     }
     this.checkpointing = (async () => {
-      const journalSeq = this.journalSeq
       try {
         const started = this.now()
-        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline: this.pipeline.checkpoint() })
+        let { journalSeq, pipeline, conflicted } = await this.snapshotWithHistoryWritten()
+        // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
+        // snapshot: take it again so that the revisions it records are not behind the store.
+        for (let round = 0; round < 3 && conflicted; round++) {
+          ;({ journalSeq, pipeline, conflicted } = await this.snapshotWithHistoryWritten())
+        }
+        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline })
         await this.options.journal?.release(journalSeq)
         this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
       } catch (error) {
@@ -207,6 +242,21 @@ export class Processor {
       }
     })()
     return this.checkpointing
+  }
+
+  /**
+   * The pipeline snapshot and its journal sequence, taken together (synchronously) after every
+   * bucket emitted so far was taken; resolves once those buckets are in the history store (issue 13
+   * step 4): the checkpoint may then let the journal go up to that sequence without losing closed
+   * buckets that would be in neither place after a crash.
+   */
+  private async snapshotWithHistoryWritten() {
+    const journalSeq = this.journalSeq
+    this.publishEvents()
+    const pipeline = this.pipeline.checkpoint()
+    const conflictsBefore = this.historySink?.counters.conflicts ?? 0
+    await this.historySink?.written()
+    return { journalSeq, pipeline, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
   }
 
   private onAck(payload: Buffer): void {
@@ -266,14 +316,6 @@ export class Processor {
     this.options.logger.info({ site: request.site, by: request.by }, 'carbon figures replaced')
   }
 
-  /** GET /api/v1/energy through the gateway: the held buckets of one scope. */
-  private energyQuery(params: unknown) {
-    const { scope, step, fromMs, toMs } = (params ?? {}) as Record<string, unknown>
-    if (typeof scope !== 'string' || !BUCKET_STEPS.includes(step as BucketStep)) throw new Error('bad energy query')
-    if (typeof fromMs !== 'number' || typeof toMs !== 'number') throw new Error('bad energy query')
-    return this.pipeline.accounting.history(scope, step as BucketStep, fromMs, toMs)
-  }
-
   /** GET /api/v1/devices/{id} through the gateway: counters and newest readings, null when unseen. */
   private deviceQuery(params: unknown) {
     const id = (params as { id?: unknown } | null)?.id
@@ -306,11 +348,36 @@ export class Processor {
     for (const siteId of changes.sites) this.publishSite(siteId, changes.scopes.get(siteId) ?? [], false)
   }
 
-  /** Closed buckets and alert events: to the bus (gateway) and to the history store. */
+  /**
+   * Resolves once every bucket emitted so far is in the embedded history store, including those
+   * sent again above a conflicting stored revision (a few rounds at most).
+   */
+  async historyWritten(): Promise<void> {
+    if (!this.historySink) return
+    for (let round = 0; round < 4; round++) {
+      this.publishEvents()
+      await this.historySink.written()
+      if (!this.pipeline.accounting.hasPendingRevisions()) return
+    }
+  }
+
+  /** The store's retention tiers (§6) at the earliest site clock: no site loses what it must keep. */
+  private pruneHistory(): Promise<void> {
+    let earliest: number | undefined
+    for (const site of this.options.plant.sites.keys()) {
+      const clock = this.pipeline.siteClockMs(site)
+      if (clock !== null && (earliest === undefined || clock < earliest)) earliest = clock
+    }
+    if (earliest === undefined || !this.historySink) return Promise.resolve()
+    return this.historySink.prune(earliest)
+  }
+
+  /** Closed buckets and alert events: to the bus (gateway) and to the history stores. */
   private publishEvents(): void {
     const buckets = this.pipeline.takeBucketEvents()
     const alerts = this.pipeline.takeAlertEvents()
     if (buckets.length > 0) this.publishBuckets(buckets)
+    this.historySink?.write(buckets)
     if (alerts.length > 0) this.publishAlerts(alerts)
     const history = this.options.history
     if (history && (buckets.length > 0 || alerts.length > 0)) {
