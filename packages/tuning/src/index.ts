@@ -1,0 +1,5 @@
+export { decisionId } from './command-id.ts'
+export { addSample, fitPowerCurve, type PowerCurve, powerDifferenceW, type SlopeSample } from './savings.ts'
+export { emptyOutput, Tuner, type TunerState } from './tuner.ts'
+export { Tuners } from './tuners.ts'
+export type * from './types.ts'
