@@ -1,0 +1,143 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { SetpointEvent } from '@plantwatt/contract'
+import { deviceRolesOf, generatePlant, simulate } from '@plantwatt/fleet'
+import { createGateway, type Gateway } from '@plantwatt/gateway'
+import { PlantIndex } from '@plantwatt/plant'
+import { Processor } from '@plantwatt/processor'
+import { IngestJournal, TokenStore } from '@plantwatt/runtime'
+import pino from 'pino'
+import { Registry } from 'prom-client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+// The broker is reached by path, as the processor's replay tests do: `plantwatt up` composes it.
+import { type Broker, createBroker } from '../../services/broker/src/broker.ts'
+import { WsTestClient } from '../support/ws-client.ts'
+
+// Issue 15: tuning closed loop through the real broker. Simulated NB-IoT devices in power-saving
+// mode (every one of them: they take a command only at their next wake) publish readings; the
+// real processor (uplinks and acks journaled by the broker before the PUBACK, CONTRACT.md §3)
+// tunes the oven fans and sends commands on their `down` topics, QoS 1; the devices apply them and
+// answer on `ack`. Every step reaches a client on the `setpoints` WebSocket channel, in order.
+
+const SECRET = 'tuning-closed-loop-secret'
+const logger = pino({ level: 'silent' })
+// Tuesday 02:00 UTC = 10:00 in Yibin: the plant is producing.
+const START_S = Date.UTC(2025, 2, 4, 2, 0) / 1000
+const model = generatePlant({ devices: 60, seed: 5 })
+const SITE = model.sites[0]!.id
+const tuned = model.sites.flatMap((site) =>
+  site.areas.flatMap((area) =>
+    area.lines.flatMap((line) =>
+      line.equipment
+        .filter((eq) => eq.tuning !== undefined)
+        .map((eq) => ({ scope: `${site.id}/${area.id}/${line.id}/${eq.id}`, eq })),
+    ),
+  ),
+)
+
+describe('tuning closed loop through the real broker', () => {
+  let dir: string
+  let journal: IngestJournal
+  let broker: Broker
+  let processor: Processor
+  let gateway: Gateway
+  let port: number
+  let base: string
+  let token: string
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'plantwatt-tuning-loop-'))
+    const plant = new PlantIndex(model)
+    journal = await IngestJournal.open(join(dir, 'journal'))
+    broker = await createBroker({ plant, deviceSecret: SECRET, logger, uplinkJournal: journal })
+    processor = new Processor({
+      plant,
+      bus: broker.bus,
+      logger,
+      journal,
+      publishIntervalMs: 50,
+      // The recording is from 2025 (§7 --accept-old); a short dwell so that moves come quickly.
+      pipeline: { acceptOld: true },
+      tuning: { dwellS: 120 },
+    })
+    await processor.start()
+    const tokens = await TokenStore.open(dir)
+    token = (await tokens.issue({ name: 'shift lead', role: 'operator' })).token
+    gateway = await createGateway({
+      plant,
+      bus: broker.bus,
+      tokens,
+      logger,
+      isReady: () => true,
+      registry: new Registry(),
+    })
+    await gateway.start()
+    base = `127.0.0.1:${await gateway.listen({ host: '127.0.0.1', port: 0 })}`
+    port = await broker.listen({ host: '127.0.0.1', port: 0 })
+  })
+
+  afterAll(async () => {
+    await gateway?.close()
+    await broker?.close()
+    await processor?.stop()
+    await journal?.close()
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('applies moves through sleeping devices, every step on the setpoints channel in order', async () => {
+    expect(tuned.length).toBeGreaterThan(0)
+    const client = await WsTestClient.connect(`ws://${base}/ws?token=${token}`)
+    client.send({ op: 'subscribe', id: 's', channel: 'setpoints', scope: SITE, since: 0 })
+    await client.next((f) => f.type === 'subscribed')
+    const controller = new AbortController()
+    const run = simulate({
+      plant: model,
+      seed: 3,
+      startS: START_S,
+      durationS: 3 * 3600,
+      speed: 150,
+      connection: { brokers: [{ host: '127.0.0.1', port }], deviceSecret: SECRET },
+      workers: 1,
+      // Every device sleeps between wakes a minute apart: a command waits in its session.
+      faults: { psm: { share: 1, batchIntervalS: 60 } },
+      signal: controller.signal,
+    })
+    const applied = () => client.frames.filter((f) => f.type === 'setpoint' && (f.event as SetpointEvent).status === 'applied')
+    const deadline = Date.now() + 60_000
+    while (applied().length < 3 && Date.now() < deadline) {
+      await client.next((f) => f.type === 'setpoint', Math.max(1, deadline - Date.now())).catch(() => undefined)
+    }
+    controller.abort()
+    const summary = await run
+    await client.close()
+
+    const frames = client.frames.filter((f) => f.type === 'setpoint')
+    expect(applied().length).toBeGreaterThanOrEqual(3)
+    // One sequence, increasing by one: this client sees every event of the site (CONTRACT.md §5).
+    const seqs = frames.map((f) => f.seq as number)
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
+    // Each applied move was sent first, to the device that reports the setpoint, within its bounds.
+    for (const frame of applied()) {
+      const event = frame.event as SetpointEvent
+      const sent = frames.find((f) => (f.event as SetpointEvent).id === event.id && (f.event as SetpointEvent).status === 'sent')
+      expect(sent, `sent before applied: ${event.id}`).toBeDefined()
+      expect(sent!.seq as number).toBeLessThan(frame.seq as number)
+      const spec = tuned.find((t) => t.scope === event.scope)!.eq.tuning!
+      expect(event.to).toBeGreaterThanOrEqual(spec.min)
+      expect(event.to).toBeLessThanOrEqual(spec.max)
+      expect(Math.abs(event.to - event.from)).toBeLessThanOrEqual(spec.maxStep + 1e-9)
+    }
+    expect(summary.commands.received).toBeGreaterThanOrEqual(3)
+    // The device that reports the setpoint now reports the applied value (CONTRACT.md §3).
+    const last = (applied().at(-1)!.event as SetpointEvent)
+    const device = deviceRolesOf(tuned.find((t) => t.scope === last.scope)!.eq).process!.device
+    const name = tuned.find((t) => t.scope === last.scope)!.eq.tuning!.setpoint
+    const reported = processor.devices.get(device)?.last?.get(name)?.[1]
+    const appliedValues = applied()
+      .map((f) => f.event as SetpointEvent)
+      .filter((e) => e.scope === last.scope)
+      .map((e) => e.to)
+    expect(appliedValues).toContain(reported)
+  }, 110_000)
+})
