@@ -103,7 +103,8 @@ describe('tuning closed loop through the real broker', () => {
       faults: { psm: { share: 1, batchIntervalS: 60 } },
       signal: controller.signal,
     })
-    const applied = () => client.frames.filter((f) => f.type === 'setpoint' && (f.event as SetpointEvent).status === 'applied')
+    const applied = () =>
+      client.frames.filter((f) => f.type === 'setpoint' && (f.event as SetpointEvent).status === 'applied')
     const deadline = Date.now() + 60_000
     while (applied().length < 3 && Date.now() < deadline) {
       await client.next((f) => f.type === 'setpoint', Math.max(1, deadline - Date.now())).catch(() => undefined)
@@ -120,7 +121,9 @@ describe('tuning closed loop through the real broker', () => {
     // Each applied move was sent first, to the device that reports the setpoint, within its bounds.
     for (const frame of applied()) {
       const event = frame.event as SetpointEvent
-      const sent = frames.find((f) => (f.event as SetpointEvent).id === event.id && (f.event as SetpointEvent).status === 'sent')
+      const sent = frames.find(
+        (f) => (f.event as SetpointEvent).id === event.id && (f.event as SetpointEvent).status === 'sent',
+      )
       expect(sent, `sent before applied: ${event.id}`).toBeDefined()
       expect(sent!.seq as number).toBeLessThan(frame.seq as number)
       const spec = tuned.find((t) => t.scope === event.scope)!.eq.tuning!
@@ -130,7 +133,7 @@ describe('tuning closed loop through the real broker', () => {
     }
     expect(summary.commands.received).toBeGreaterThanOrEqual(3)
     // The device that reports the setpoint now reports the applied value (CONTRACT.md §3).
-    const last = (applied().at(-1)!.event as SetpointEvent)
+    const last = applied().at(-1)!.event as SetpointEvent
     const device = deviceRolesOf(tuned.find((t) => t.scope === last.scope)!.eq).process!.device
     const name = tuned.find((t) => t.scope === last.scope)!.eq.tuning!.setpoint
     const reported = processor.devices.get(device)?.last?.get(name)?.[1]

@@ -22,14 +22,16 @@ import {
   type Unsubscribe,
 } from '@plantwatt/bus'
 import type { Alert, BucketStep } from '@plantwatt/contract'
-import { BUCKET_STEPS, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
+import { ACK_FILTER, BUCKET_STEPS, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { IngestJournal } from '@plantwatt/runtime'
+import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
 import { CheckpointFile } from './checkpoint-file.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import { TuningService } from './tuning-service.ts'
 
 export type { DeviceCounters }
 
@@ -58,6 +60,8 @@ export interface ProcessorOptions {
   /** History store (InfluxDB); buckets and alert events go there as points. */
   history?: HistorySink
   pipeline?: PipelineOptions
+  /** The setpoint tuners' options (issue 15, docs/tuning.md); the tuned equipment come from the plant. */
+  tuning?: TunerOptions
 }
 
 /** Bucket events per bus message: a 40,000-device plant closes tens of thousands a minute. */
@@ -72,6 +76,7 @@ const SYNC_EVENTS_PER_MESSAGE = 1000
  */
 export class Processor {
   private pipeline!: ReadingPipeline
+  private tuningService!: TuningService
   private readonly now: () => number
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly checkpointFile: CheckpointFile | undefined
@@ -98,6 +103,11 @@ export class Processor {
     return this.pipeline.devices
   }
 
+  /** The tuning loop (issue 15), for tests (read only). */
+  get tuning() {
+    return this.tuningService.loop
+  }
+
   /** The domain state, for the HTTP API and tests (read only). */
   get state(): ReadingPipeline {
     return this.pipeline
@@ -109,6 +119,15 @@ export class Processor {
     const { bus, logger, journal } = this.options
     const restored = await this.checkpointFile?.read()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
+    this.tuningService = new TuningService({
+      plant: this.options.plant,
+      bus,
+      logger,
+      pipeline: this.pipeline,
+      tuner: this.options.tuning,
+      eventCapacity: this.options.pipeline?.detection?.eventLogCapacity,
+      restored: restored?.tuning,
+    })
     this.journalSeq = restored?.journalSeq ?? 0
     if (restored) logger.info({ journalSeq: this.journalSeq, savedAt: restored.savedAt }, 'processor state restored')
 
@@ -117,24 +136,29 @@ export class Processor {
       // anything new (the broker does not listen yet).
       let replayed = 0
       for await (const record of journal.replay(this.journalSeq)) {
-        this.pipeline.ingest(record.topic, record.payload, record.receivedAtMs)
+        this.ingest(record.topic, record.payload, record.receivedAtMs)
         this.journalSeq = record.seq
         replayed++
       }
       if (replayed > 0) logger.info({ replayed, journalSeq: this.journalSeq }, 'journal replayed')
       journal.onDurable = (record) => {
-        this.pipeline.ingest(record.topic, record.payload, record.receivedAtMs)
+        this.ingest(record.topic, record.payload, record.receivedAtMs)
         this.journalSeq = record.seq
       }
     } else {
       this.unsubscribes.push(
         await bus.subscribe(UPLINK_FILTER, (topic, payload) => this.pipeline.ingest(topic, payload, this.now())),
       )
+      // Split mode: acks come over the bus as readings do (CONTRACT.md §3).
+      this.unsubscribes.push(
+        await bus.subscribe(ACK_FILTER, (topic, payload) => this.ingest(topic, payload, this.now())),
+      )
     }
     this.unsubscribes.push(await bus.subscribe(LIVE_SYNC_TOPIC, () => this.publishAll()))
     this.unsubscribes.push(await bus.subscribe(ALERT_ACK_TOPIC, (_topic, payload) => this.onAck(payload)))
     this.unsubscribes.push(await bus.subscribe(ALERTS_SYNC_TOPIC, (_topic, payload) => this.onAlertsSync(payload)))
     this.unsubscribes.push(await bus.subscribe(CARBON_TOPIC, (_topic, payload) => this.onCarbon(payload)))
+    this.unsubscribes.push(...(await this.tuningService.subscribe(() => this.publishEvents())))
     this.unsubscribes.push(
       await serveQueries(
         bus,
@@ -142,6 +166,7 @@ export class Processor {
           energy: (params) => this.energyQuery(params),
           device: (params) => this.deviceQuery(params),
           forgetNames: (params) => this.forgetNamesQuery(params),
+          setpoints: (params) => this.tuningService.setpointsQuery(params),
         },
         (error) => logger.warn({ err: error }, 'bad query on the bus'),
       ),
@@ -194,7 +219,12 @@ export class Processor {
       const journalSeq = this.journalSeq
       try {
         const started = this.now()
-        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline: this.pipeline.checkpoint() })
+        await this.checkpointFile!.write({
+          journalSeq,
+          savedAt: started,
+          pipeline: this.pipeline.checkpoint(),
+          tuning: this.tuningService.loop.checkpoint(),
+        })
         await this.options.journal?.release(journalSeq)
         this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
       } catch (error) {
@@ -207,6 +237,12 @@ export class Processor {
       }
     })()
     return this.checkpointing
+  }
+
+  /** One durable device message: readings to the pipeline, acks to the tuning loop (§3). */
+  private ingest(topic: string, payload: Uint8Array, receivedAtMs: number): void {
+    if (topic.endsWith('/ack')) this.tuningService.ingestAck(topic, payload)
+    else this.pipeline.ingest(topic, payload, receivedAtMs)
   }
 
   private onAck(payload: Buffer): void {
@@ -310,6 +346,11 @@ export class Processor {
   private publishEvents(): void {
     const buckets = this.pipeline.takeBucketEvents()
     const alerts = this.pipeline.takeAlertEvents()
+    // Offline and back online of a tuned equipment's device hold and resume its tuner; the
+    // tuner's own alerts (constraint, command) join the same book and seq before they go out.
+    this.tuningService.noteAlerts(alerts)
+    alerts.push(...this.pipeline.takeAlertEvents())
+    this.tuningService.publishEvents()
     if (buckets.length > 0) this.publishBuckets(buckets)
     if (alerts.length > 0) this.publishAlerts(alerts)
     const history = this.options.history
