@@ -143,4 +143,73 @@ describe('tuning closed loop through the real broker', () => {
       .map((e) => e.to)
     expect(appliedValues).toContain(reported)
   }, 110_000)
+
+  it('in advise mode proposes, waits, and applies an approved proposal; GET /api/v1/setpoints tells the tuners state', async () => {
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(`http://${base}${path}`, {
+        ...init,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+      })
+    const put = await api('/api/v1/tuning', { method: 'PUT', body: JSON.stringify({ mode: 'advise' }) })
+    expect(put.status).toBe(202)
+    const client = await WsTestClient.connect(`ws://${base}/ws?token=${token}`)
+    client.send({ op: 'subscribe', id: 'p', channel: 'setpoints', scope: SITE })
+    await client.next((f) => f.type === 'subscribed')
+    const controller = new AbortController()
+    // Later in the same day: the devices' clocks go on from where the first run stopped.
+    const run = simulate({
+      plant: model,
+      seed: 4,
+      startS: START_S + 4 * 3600,
+      durationS: 3 * 3600,
+      speed: 150,
+      connection: { brokers: [{ host: '127.0.0.1', port }], deviceSecret: SECRET },
+      workers: 1,
+      faults: { psm: { share: 1, batchIntervalS: 60 } },
+      signal: controller.signal,
+    })
+    try {
+      const proposed = (
+        await client.next((f) => f.type === 'setpoint' && (f.event as SetpointEvent).status === 'proposed', 60_000)
+      ).event as SetpointEvent
+      expect(proposed.mode).toBe('advise')
+      // Nothing is sent for it until an operator approves (advise mode waits).
+      expect(
+        client.frames.some(
+          (f) =>
+            f.type === 'setpoint' &&
+            (f.event as SetpointEvent).id === proposed.id &&
+            (f.event as SetpointEvent).status === 'sent',
+        ),
+      ).toBe(false)
+      const status = await (await api(`/api/v1/setpoints?scope=${encodeURIComponent(proposed.scope)}`)).json()
+      expect(status.equipment).toHaveLength(1)
+      expect(status.equipment[0]).toMatchObject({ scope: proposed.scope, mode: 'advise', status: 'proposed' })
+      expect(status.equipment[0].proposed).toMatchObject({ id: proposed.id, to: proposed.to })
+      expect(typeof status.equipment[0].savedWh).toBe('number')
+
+      const approved = await api(`/api/v1/setpoints/${proposed.id}/approve`, { method: 'POST' })
+      expect(approved.status).toBe(200)
+      expect(await approved.json()).toMatchObject({ id: proposed.id, status: expect.stringMatching(/approved|sent/) })
+      // Approved once: the proposal is no longer open.
+      expect((await api(`/api/v1/setpoints/${proposed.id}/approve`, { method: 'POST' })).status).toBe(409)
+      expect((await api('/api/v1/setpoints/no-such-proposal/approve', { method: 'POST' })).status).toBe(404)
+      const applied = await client.next(
+        (f) =>
+          f.type === 'setpoint' &&
+          (f.event as SetpointEvent).id === proposed.id &&
+          (f.event as SetpointEvent).status === 'applied',
+        60_000,
+      )
+      expect((applied.event as SetpointEvent).to).toBe(proposed.to)
+    } finally {
+      controller.abort()
+      await run
+      await client.close()
+      await api('/api/v1/tuning', { method: 'PUT', body: JSON.stringify({ mode: 'auto' }) })
+    }
+  }, 110_000)
 })
