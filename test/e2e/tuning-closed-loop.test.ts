@@ -185,7 +185,7 @@ describe('tuning closed loop through the real broker', () => {
             (f.event as SetpointEvent).status === 'sent',
         ),
       ).toBe(false)
-      const status = await (await api(`/api/v1/setpoints?scope=${encodeURIComponent(proposed.scope)}`)).json()
+      const status: any = await (await api(`/api/v1/setpoints?scope=${encodeURIComponent(proposed.scope)}`)).json()
       expect(status.equipment).toHaveLength(1)
       expect(status.equipment[0]).toMatchObject({ scope: proposed.scope, mode: 'advise', status: 'proposed' })
       expect(status.equipment[0].proposed).toMatchObject({ id: proposed.id, to: proposed.to })
