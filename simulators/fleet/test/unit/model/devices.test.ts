@@ -121,7 +121,8 @@ describe('setpoint commands', () => {
     const next = collect(sim, START + 400, lastWake + 140)
     const ack = next.find((m) => m.kind === 'ack')!
     const nextWake = next.find((m) => m.deviceId === sensor && m.kind === 'up')!.sendAtS
-    expect(parseSetpointAck(ack.payload)).toEqual({ id: 'p1', status: 'applied' })
+    // Applied at the wake, and the ack says so in the device's time (CONTRACT.md §3 v1.1).
+    expect(parseSetpointAck(ack.payload)).toEqual({ id: 'p1', status: 'applied', t: nextWake })
     expect(ack.sendAtS).toBe(nextWake)
     expect(nextWake).toBeGreaterThan(START + 400)
     const fan = fanReadings([...first, ...next])
