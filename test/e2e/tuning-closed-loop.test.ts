@@ -212,4 +212,80 @@ describe('tuning closed loop through the real broker', () => {
       await api('/api/v1/tuning', { method: 'PUT', body: JSON.stringify({ mode: 'auto' }) })
     }
   }, 110_000)
+
+  it('fails an unanswered command at commandTimeoutS and alerts on a rejected one, over the alerts channel too', async () => {
+    const client = await WsTestClient.connect(`ws://${base}/ws?token=${token}`)
+    client.send({ op: 'subscribe', id: 's', channel: 'setpoints', scope: SITE })
+    client.send({ op: 'subscribe', id: 'a', channel: 'alerts', scope: SITE })
+    await client.next((f) => f.type === 'subscribed' && f.id === 'a')
+    const isEvent = (status: string) => (f: { type: string; event?: unknown }) =>
+      f.type === 'setpoint' && (f.event as SetpointEvent).status === status
+    const runWith = (rejectProbability: number, unansweredProbability: number, startS: number) => {
+      const controller = new AbortController()
+      const run = simulate({
+        plant: model,
+        seed: 5,
+        startS,
+        durationS: 3 * 3600,
+        speed: 150,
+        connection: { brokers: [{ host: '127.0.0.1', port }], deviceSecret: SECRET },
+        workers: 1,
+        faults: { psm: { share: 1, batchIntervalS: 60 }, commands: { rejectProbability, unansweredProbability } },
+        signal: controller.signal,
+      })
+      return async () => {
+        controller.abort()
+        await run
+      }
+    }
+    // Devices that never answer: the command fails on the equipment's event time (§3), the tuner
+    // holds, and a `command` alert is raised.
+    let stop = runWith(0, 1, START_S + 8 * 3600)
+    try {
+      const failed = (await client.next(isEvent('failed'), 60_000)).event as SetpointEvent
+      expect(failed.reason).toMatch(/commandTimeoutS/)
+      // Raised now, or already open from an earlier run's command left unanswered (then it came
+      // first, as an open alert at subscription): either way on the channel, for this equipment.
+      const commandAlert = (f: { type: string; alert?: unknown }) => {
+        const alert = f.alert as { kind: string; state: string; scope: string } | undefined
+        return (
+          f.type === 'alert' && alert?.kind === 'command' && alert.state === 'raised' && alert.scope === failed.scope
+        )
+      }
+      await expect.poll(() => client.frames.some(commandAlert), { timeout: 10_000 }).toBe(true)
+      // The tuner held at once, saying why.
+      const holds = client.frames
+        .filter((f) => isEvent('held')(f) && (f.event as SetpointEvent).scope === failed.scope)
+        .map((f) => (f.event as SetpointEvent).reason)
+      expect(holds).toContainEqual(expect.stringMatching(/last command failed/))
+    } finally {
+      await stop()
+    }
+    // Devices that refuse: `rejected` with the device's reason, and a `command` alert saying it.
+    stop = runWith(1, 0, START_S + 12 * 3600)
+    try {
+      const rejected = (
+        await client.next((f) => isEvent('rejected')(f) && /device/.test((f.event as SetpointEvent).reason), 60_000)
+      ).event as SetpointEvent
+      expect(rejected.reason).toMatch(/refused by the device/)
+      await expect
+        .poll(
+          async () => {
+            const res = await fetch(`http://${base}/api/v1/alerts?scope=${encodeURIComponent(rejected.scope)}`, {
+              headers: { authorization: `Bearer ${token}` },
+            })
+            // One open alert per kind and scope (CONTRACT.md §5): when the unanswered command of
+            // the run before left one open on this equipment, the refusal keeps that one open.
+            return ((await res.json()) as { kind: string; state: string; message: string }[]).some(
+              (a) => a.kind === 'command' && a.state === 'raised' && /refused by the device|no answer/.test(a.message),
+            )
+          },
+          { timeout: 10_000 },
+        )
+        .toBe(true)
+    } finally {
+      await stop()
+      await client.close()
+    }
+  }, 110_000)
 })
