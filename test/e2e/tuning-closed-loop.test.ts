@@ -103,11 +103,17 @@ describe('tuning closed loop through the real broker', () => {
       faults: { psm: { share: 1, batchIntervalS: 60 } },
       signal: controller.signal,
     })
+    // The site's 1-minute buckets: once moves saved energy, they carry savedWh and savedCo2G (§5).
+    client.send({ op: 'subscribe', id: 'b', channel: 'buckets', scope: SITE, step: '1m' })
     const applied = () =>
       client.frames.filter((f) => f.type === 'setpoint' && (f.event as SetpointEvent).status === 'applied')
+    const saving = () =>
+      client.frames.filter((f) => f.type === 'bucket' && (f.savedWh as number | undefined) !== undefined)
     const deadline = Date.now() + 60_000
-    while (applied().length < 3 && Date.now() < deadline) {
-      await client.next((f) => f.type === 'setpoint', Math.max(1, deadline - Date.now())).catch(() => undefined)
+    while ((applied().length < 3 || saving().length === 0) && Date.now() < deadline) {
+      await client
+        .next((f) => f.type === 'setpoint' || f.type === 'bucket', Math.max(1, deadline - Date.now()))
+        .catch(() => undefined)
     }
     controller.abort()
     const summary = await run
@@ -132,6 +138,17 @@ describe('tuning closed loop through the real broker', () => {
       expect(Math.abs(event.to - event.from)).toBeLessThanOrEqual(spec.maxStep + 1e-9)
     }
     expect(summary.commands.received).toBeGreaterThanOrEqual(3)
+    // Savings against the starting setpoint: positive once fans turn slower, with CO2 at the
+    // bucket's own factor (its co2G per energyWh).
+    const withSavings = saving().filter((f) => (f.savedWh as number) > 0)
+    expect(withSavings.length).toBeGreaterThan(0)
+    for (const f of withSavings) {
+      expect(f.savedWh as number).toBeLessThan(f.energyWh as number)
+      expect(f.savedCo2G as number).toBeCloseTo(
+        ((f.savedWh as number) * (f.co2G as number)) / (f.energyWh as number),
+        3,
+      )
+    }
     // The device that reports the setpoint now reports the applied value (CONTRACT.md §3).
     const last = applied().at(-1)!.event as SetpointEvent
     const device = deviceRolesOf(tuned.find((t) => t.scope === last.scope)!.eq).process!.device
