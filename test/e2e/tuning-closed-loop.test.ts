@@ -108,7 +108,7 @@ describe('tuning closed loop through the real broker', () => {
     const applied = () =>
       client.frames.filter((f) => f.type === 'setpoint' && (f.event as SetpointEvent).status === 'applied')
     const saving = () =>
-      client.frames.filter((f) => f.type === 'bucket' && (f.savedWh as number | undefined) !== undefined)
+      client.frames.filter((f) => f.type === 'bucket' && ((f.savedWh as number | undefined) ?? 0) > 0)
     const deadline = Date.now() + 60_000
     while ((applied().length < 3 || saving().length === 0) && Date.now() < deadline) {
       await client

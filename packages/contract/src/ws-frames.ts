@@ -137,6 +137,9 @@ export interface BucketFigures {
   co2MarketG: number
   idleWh: number
   peakW: number
+  /** Energy and CO2 saved by setpoint tuning, where tuned equipment lie within the scope (§5). */
+  savedWh?: number
+  savedCo2G?: number
 }
 
 export interface BucketFrame extends BucketFigures {

@@ -207,7 +207,7 @@ export function registerEventRoutes(
       const equipment = []
       for (const tuner of tuners) {
         if (!within(tuner.scope)) continue
-        // savedCo2G is the sum of the buckets' (CONTRACT.md §5): GET /api/v1/reports has it.
+        // savedCo2G: the bucket frames carry it per bucket (CONTRACT.md §5); no total is kept yet.
         equipment.push({ ...tuner, savedCo2G: tuner.savedCo2G ?? null })
       }
       return { equipment }

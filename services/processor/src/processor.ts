@@ -366,6 +366,7 @@ export class Processor {
     const bySite = new Map<string, BucketEvent[]>()
     for (const bucket of buckets) {
       if (bucket.revision > 0) this.bucketRevisions++
+      this.tuningService.addSavings(bucket)
       const site = bucket.scope.split('/', 1)[0]!
       let list = bySite.get(site)
       if (!list) {

@@ -14,13 +14,15 @@
 import type { Reading, SetpointAck, SetpointCommand, SetpointEvent, TuningMode } from '@plantwatt/contract'
 import type { AlertBook, Sequenced } from '@plantwatt/detection'
 import { EventLog, type EventLogJson } from '@plantwatt/detection'
-import type { DeviceInfo, EquipmentNode, PlantIndex } from '@plantwatt/plant'
+import { type DeviceInfo, type EquipmentNode, isWithinScope, type PlantIndex } from '@plantwatt/plant'
 import { type EquipmentState, type TunerOptions, type TunerOutput, type TunerState, Tuners } from '@plantwatt/tuning'
 
 /** How far the newest device of an equipment may run ahead of a silent one before its readings go on. */
 export const HOLD_MS = 600_000
 /** Most entries one equipment may hold waiting for its other devices; past it the oldest go on. */
 export const MAX_PENDING_PER_EQUIPMENT = 20_000
+/** Minutes of savings kept per equipment: two days, so that a daily bucket is summed whole. */
+export const SAVED_MINUTES = 2880
 /** Latest events kept per equipment for GET /api/v1/setpoints. */
 export const RECENT_PER_EQUIPMENT = 50
 
@@ -51,6 +53,11 @@ interface EquipmentLoopState {
   commandDevice: string | null
   online: boolean
   recent: Sequenced<SetpointEvent>[]
+  /**
+   * Energy saved per minute (epoch minute → Wh), the tuner's pieces spread in proportion to time
+   * as energy is (CONTRACT.md §7); the last SAVED_MINUTES. Absent in checkpoints before it was kept.
+   */
+  saved?: Map<number, number>
 }
 
 export interface TuningCheckpoint {
@@ -135,6 +142,7 @@ export class TuningLoop {
               commandDevice: null,
               online: true,
               recent: [],
+              saved: new Map(),
             },
       })
     }
@@ -266,6 +274,27 @@ export class TuningLoop {
     return out
   }
 
+  /** Whether any tuned equipment lies within `scope`. */
+  hasTunedWithin(scope: string): boolean {
+    for (const equipment of this.loops.keys()) if (isWithinScope(equipment, scope)) return true
+    return false
+  }
+
+  /** Energy saved (Wh) by the tuned equipment within `scope` over [fromMs, toMs), whole minutes. */
+  savedWh(scope: string, fromMs: number, toMs: number): number {
+    const from = Math.floor(fromMs / 60_000)
+    const to = Math.ceil(toMs / 60_000)
+    let wh = 0
+    for (const [equipment, loop] of this.loops) {
+      const saved = loop.s.saved
+      if (!saved || saved.size === 0 || !isWithinScope(equipment, scope)) continue
+      if (to - from < saved.size) {
+        for (let m = from; m < to; m++) wh += saved.get(m) ?? 0
+      } else for (const [m, v] of saved) if (m >= from && m < to) wh += v
+    }
+    return wh
+  }
+
   checkpoint(): TuningCheckpoint {
     const equipment: Record<string, EquipmentLoopState> = {}
     for (const [scope, loop] of this.loops) equipment[scope] = structuredClone(loop.s)
@@ -277,6 +306,18 @@ export class TuningLoop {
       log: this.log.toJSON(),
       open: this.openProposals(),
       stats: { ...this.stats },
+    }
+  }
+
+  private addSaved(loop: Loop, fromMs: number, toMs: number, wh: number): void {
+    loop.s.saved ??= new Map()
+    const saved = loop.s.saved
+    spreadSaved(saved, fromMs, toMs, wh)
+    // Minutes come in nearly in order: the oldest are first in the Map's insertion order.
+    const floor = Math.floor(toMs / 60_000) - SAVED_MINUTES
+    for (const m of saved.keys()) {
+      if (m >= floor) break
+      saved.delete(m)
     }
   }
 
@@ -358,6 +399,7 @@ export class TuningLoop {
       if (event.status === 'proposed') this.open.set(event.id, entry)
       else this.open.delete(event.id)
     }
+    for (const piece of out.saved) this.addSaved(loop, piece.fromMs, piece.toMs, piece.wh)
     const book = this.options.alerts
     for (const a of out.alerts) {
       if (a.state === 'raised') {
@@ -372,6 +414,15 @@ export class TuningLoop {
         })
       } else book.clear(a.kind, a.scope, undefined, a.at / 1000, a.data, a.message)
     }
+  }
+}
+
+/** Spreads a piece of saved energy over the minutes it covers, in proportion to time. */
+function spreadSaved(saved: Map<number, number>, fromMs: number, toMs: number, wh: number): void {
+  if (!(toMs > fromMs) || !Number.isFinite(wh)) return
+  for (let m = Math.floor(fromMs / 60_000); m * 60_000 < toMs; m++) {
+    const share = (Math.min(toMs, (m + 1) * 60_000) - Math.max(fromMs, m * 60_000)) / (toMs - fromMs)
+    saved.set(m, (saved.get(m) ?? 0) + wh * share)
   }
 }
 

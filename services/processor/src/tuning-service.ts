@@ -3,6 +3,7 @@
 // (`setpoints-sync`, `setpoint-action`, `tuning`, the `setpoints` query) answered. The decisions
 // are the TuningLoop's; this module only moves bytes (docs/internal-bus.md).
 
+import type { BucketEvent } from '@plantwatt/accounting'
 import {
   type Bus,
   decodeMessage,
@@ -20,6 +21,7 @@ import {
 } from '@plantwatt/bus'
 import type { Alert } from '@plantwatt/contract'
 import {
+  type BucketStep,
   deviceTopic,
   encodeSetpointCommand,
   parseDeviceTopic,
@@ -32,6 +34,9 @@ import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
 import type { ReadingPipeline } from './pipeline.ts'
 import { type TuningCheckpoint, TuningLoop } from './tuning-loop.ts'
+
+const STEP_MS: Record<BucketStep, number> = { '1m': 60_000, '15m': 900_000, '1h': 3_600_000, '1d': 86_400_000 }
+const round3 = (x: number) => Math.round(x * 1000) / 1000
 
 /** Setpoint events per message of a sync answer, as for alerts. */
 const SYNC_EVENTS_PER_MESSAGE = 1000
@@ -113,6 +118,19 @@ export class TuningService {
     if (events.length === 0) return
     const message: SetpointEvents = { events: events.map(({ seq, event }) => ({ seq, event })) }
     this.send(message)
+  }
+
+  /**
+   * The optional `savedWh` and `savedCo2G` of a bucket (CONTRACT.md §5), where tuned equipment
+   * lie within its scope: the savings of its minutes, and their CO2 at the bucket's own factor
+   * (its co2G per energyWh: the scope's share of grid import at the hour's intensity, §7). A
+   * daily bucket is taken as 24 h (a DST day is off by its hour).
+   */
+  addSavings(bucket: BucketEvent): void {
+    if (!this.loop.hasTunedWithin(bucket.scope)) return
+    const wh = this.loop.savedWh(bucket.scope, bucket.t, bucket.t + STEP_MS[bucket.step])
+    bucket.savedWh = round3(wh)
+    bucket.savedCo2G = bucket.energyWh > 0 ? round3((wh * bucket.co2G) / bucket.energyWh) : 0
   }
 
   /** GET /api/v1/setpoints through the gateway: the tuned equipment within `scope`. */
