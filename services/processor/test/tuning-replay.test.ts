@@ -52,7 +52,10 @@ const received = (processor: Processor) =>
  */
 function moves(processor: Processor): Record<string, SetpointEvent[]> {
   const out: Record<string, SetpointEvent[]> = {}
-  for (const { event } of processor.tuning.log.since(0).events) (out[event.scope] ??= []).push(event)
+  for (const { event } of processor.tuning.log.since(0).events) {
+    out[event.scope] ??= []
+    out[event.scope]!.push(event)
+  }
   return out
 }
 
