@@ -1,12 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { SetpointEvent } from '@plantwatt/contract'
+import { deriveDevicePassword, type SetpointEvent } from '@plantwatt/contract'
 import { deviceRolesOf, generatePlant, simulate } from '@plantwatt/fleet'
 import { createGateway, type Gateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
-import { Processor } from '@plantwatt/processor'
+import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, TokenStore } from '@plantwatt/runtime'
+import mqtt from 'mqtt'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -305,4 +306,37 @@ describe('tuning closed loop through the real broker', () => {
       await client.close()
     }
   }, 110_000)
+
+  it('counts and logs a malformed ack, and an ack from a device of no tuned equipment, and goes on', async () => {
+    const registry = new Registry()
+    registerProcessorMetrics(registry, processor)
+    const before = processor.tuning.stats.acksRejected
+    const tunedDevice = deviceRolesOf(tuned[0]!.eq).process!.device
+    const untuned = model.sites[0]!.areas.flatMap((area) => area.lines.flatMap((line) => line.equipment)).find(
+      (eq) => eq.tuning === undefined,
+    )!.devices[0]!
+    const sendAck = async (deviceId: string, payload: string) => {
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+        clientId: deviceId,
+        username: deviceId,
+        password: deriveDevicePassword(SECRET, deviceId),
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      })
+      try {
+        // PUBACK once the broker journaled it (CONTRACT.md §3: as durably as readings).
+        await client.publishAsync(`sites/${SITE}/devices/${deviceId}/ack`, payload, { qos: 1 })
+      } finally {
+        await client.endAsync()
+      }
+    }
+    await sendAck(tunedDevice, '{"id": 42, "status": "maybe"}')
+    await sendAck(untuned, JSON.stringify({ id: 'x1', status: 'applied', t: START_S }))
+    await expect.poll(() => processor.tuning.stats.acksRejected, { timeout: 5000 }).toBe(before + 2)
+    const metrics = await registry.metrics()
+    expect(metrics).toMatch(new RegExp(`plantwatt_setpoint_acks_rejected_total ${before + 2}\\b`))
+    // Still answering: the tuners' state over the API.
+    const res = await fetch(`http://${base}/api/v1/setpoints`, { headers: { authorization: `Bearer ${token}` } })
+    expect(res.status).toBe(200)
+  })
 })
