@@ -31,6 +31,7 @@ import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
 import { CheckpointFile } from './checkpoint-file.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import type { TuningStats } from './tuning-loop.ts'
 import { TuningService } from './tuning-service.ts'
 
 export type { DeviceCounters }
@@ -103,9 +104,14 @@ export class Processor {
     return this.pipeline.devices
   }
 
-  /** The tuning loop (issue 15), for tests (read only). */
+  /** The tuning loop (issue 15), for tests (read only); after start(). */
   get tuning() {
     return this.tuningService.loop
+  }
+
+  /** The tuning loop's counters (metrics), zeros before start(). */
+  get tuningStats(): TuningStats {
+    return this.tuningService?.loop.stats ?? { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0 }
   }
 
   /** The domain state, for the HTTP API and tests (read only). */
