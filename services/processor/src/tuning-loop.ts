@@ -92,15 +92,21 @@ export interface TuningLoopOptions {
   restored?: TuningCheckpoint
 }
 
-/** The equipment's state from its own power, by its given idle thresholds (see equipmentStateOf). */
+/** Without given thresholds: off below 2 %, idle below 30 % of the rating (see equipmentStateOf). */
+export const DEFAULT_OFF_SHARE = 0.02
+export const DEFAULT_RUN_SHARE = 0.3
+
+/**
+ * The equipment's state from its own power, by its given idle thresholds (CONTRACT.md §1 `idle`).
+ * Detection's learned thresholds move as it learns, on the site clock, which would make the
+ * tuner's holds depend on replay speed (§7); without given ones, fixed shares of `ratedPowerW`
+ * stand in: a line stopped with its oven warm draws a fraction of the rating and must hold the
+ * tuner (its low solvent readings say nothing about the running process).
+ */
 export function equipmentStateOf(node: EquipmentNode, powerW: number): EquipmentState {
   const idle = node.spec.idle
-  // Given thresholds (CONTRACT.md §1 `idle`). Learned ones move as detection learns, on the site
-  // clock, which would make the tuner's holds depend on replay speed (§7): without given ones,
-  // only "off" is told apart, at 5 % of the rating, and the tuner's own check of an unresponsive
-  // process (docs/tuning.md) covers a line that stands still while its oven stays hot.
-  const off = idle?.offBelowW ?? 0.05 * node.spec.ratedPowerW
-  const run = idle?.runAboveW ?? off
+  const off = idle?.offBelowW ?? DEFAULT_OFF_SHARE * node.spec.ratedPowerW
+  const run = idle?.runAboveW ?? DEFAULT_RUN_SHARE * node.spec.ratedPowerW
   return powerW < off ? 'off' : powerW < run ? 'idle' : 'running'
 }
 
