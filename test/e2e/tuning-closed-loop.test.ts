@@ -139,6 +139,15 @@ describe('tuning closed loop through the real broker', () => {
       expect(Math.abs(event.to - event.from)).toBeLessThanOrEqual(spec.maxStep + 1e-9)
     }
     expect(summary.commands.received).toBeGreaterThanOrEqual(3)
+    // GET /api/v1/plant tells each tuned equipment's tuning status as its tuner stands (§6).
+    const plantRes = await fetch(`http://${base}/api/v1/plant`, { headers: { authorization: `Bearer ${token}` } })
+    const node = await plantRes.json()
+    const lastScope = (applied().at(-1)!.event as SetpointEvent).scope
+    const find = (n: any): any => (n.scope === lastScope ? n : (n.children ?? n.sites ?? []).map(find).find(Boolean))
+    const oven = find(node)
+    expect(oven.equipment.tuning).toMatchObject({ setpoint: 'fan_hz', mode: 'auto' })
+    expect(oven.equipment.tuning.status).not.toBe('waiting')
+    expect(typeof oven.equipment.tuning.current).toBe('number')
     // Savings against the starting setpoint: positive once fans turn slower, with CO2 at the
     // bucket's own factor (its co2G per energyWh).
     const withSavings = saving().filter((f) => (f.savedWh as number) > 0)
