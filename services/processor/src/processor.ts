@@ -403,7 +403,9 @@ export class Processor {
     const equipment: EquipmentLive[] = []
     for (const node of scopes) {
       const live = this.pipeline.equipmentLive(node)
-      if (live) equipment.push(live)
+      if (!live) continue
+      const tuning = this.tuningService.loop.brief(node.scope)
+      equipment.push(tuning ? { ...live, tuning } : live)
     }
     const at = this.pipeline.siteClockMs(siteId)
     const update: LiveUpdate = {

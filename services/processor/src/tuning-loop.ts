@@ -255,6 +255,18 @@ export class TuningLoop {
     return [...this.open.values()].sort((a, b) => a.seq - b.seq)
   }
 
+  /** The tuning status GET /api/v1/plant shows (through the live updates); undefined when untuned. */
+  brief(scope: string): { mode: TuningMode; status: string; current: number | null } | undefined {
+    const tuner = this.tuners.get(scope)
+    const loop = this.loops.get(scope)
+    if (!tuner || !loop) return undefined
+    return {
+      mode: tuner.mode,
+      status: statusOf(tuner.heldReason, tuner.proposed !== null, loop.s),
+      current: tuner.current,
+    }
+  }
+
   /** GET /api/v1/setpoints: each tuned equipment within `scope` as its tuner stands. */
   status(within: (scope: string) => boolean) {
     const out = []

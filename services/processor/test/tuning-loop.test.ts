@@ -1,4 +1,4 @@
-import { PlantIndex } from '@plantwatt/plant'
+import { type EquipmentNode, PlantIndex } from '@plantwatt/plant'
 import { describe, expect, it } from 'vitest'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { equipmentStateOf } from '../src/tuning-loop.ts'
@@ -8,8 +8,8 @@ import { equipmentStateOf } from '../src/tuning-loop.ts'
 
 const plant = new PlantIndex(generatePlant({ devices: 400, seed: 3 }))
 const tuned = [...plant.scopes.values()].filter(
-  (node) => node.level === 'equipment' && (node as { spec: { tuning?: unknown } }).spec.tuning !== undefined,
-) as Parameters<typeof equipmentStateOf>[0][]
+  (node): node is EquipmentNode => node.level === 'equipment' && (node as EquipmentNode).spec.tuning !== undefined,
+)
 
 describe('equipmentStateOf', () => {
   it('uses the given idle thresholds', () => {
