@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type Broker, createBroker } from '@plantwatt/broker'
 import { deriveDevicePassword, type SetpointEvent } from '@plantwatt/contract'
 import { deviceRolesOf, generatePlant, simulate } from '@plantwatt/fleet'
 import { createGateway, type Gateway } from '@plantwatt/gateway'
@@ -11,8 +12,6 @@ import mqtt from 'mqtt'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-// The broker is reached by path, as the processor's replay tests do: `plantwatt up` composes it.
-import { type Broker, createBroker } from '../../services/broker/src/broker.ts'
 import { WsTestClient } from '../support/ws-client.ts'
 
 // Issue 15: tuning closed loop through the real broker. Simulated NB-IoT devices in power-saving
