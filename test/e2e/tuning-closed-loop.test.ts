@@ -138,6 +138,18 @@ describe('tuning closed loop through the real broker', () => {
       expect(Math.abs(event.to - event.from)).toBeLessThanOrEqual(spec.maxStep + 1e-9)
     }
     expect(summary.commands.received).toBeGreaterThanOrEqual(3)
+    // Live figures: the energy tuning saved today, by the site's local day (optional savedTodayWh).
+    await expect
+      .poll(
+        async () => {
+          const res = await fetch(`http://${base}/api/v1/live?scope=${SITE}`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
+          return ((await res.json()) as { savedTodayWh?: number }).savedTodayWh ?? 0
+        },
+        { timeout: 5000 },
+      )
+      .toBeGreaterThan(0)
     // GET /api/v1/plant tells each tuned equipment's tuning status as its tuner stands (§6).
     const plantRes = await fetch(`http://${base}/api/v1/plant`, { headers: { authorization: `Bearer ${token}` } })
     const node = await plantRes.json()
