@@ -63,6 +63,8 @@ export interface LiveFigures {
   at: number | null
   powerW: number
   energyTodayWh: number
+  /** Energy setpoint tuning saved today (site's local day), where tuned equipment lie within the scope. */
+  savedTodayWh?: number
   co2TodayG: number
   co2MarketTodayG: number
   gridGPerKWh: number

@@ -413,7 +413,7 @@ export class Processor {
       at,
       gridGPerKWh: this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
       full,
-      scopes: scopes.map((node) => this.pipeline.figures(node)),
+      scopes: scopes.map((node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node))),
       equipment,
     }
     this.send(liveTopic(siteId), update, 0)

@@ -3,7 +3,7 @@
 // (`setpoints-sync`, `setpoint-action`, `tuning`, the `setpoints` query) answered. The decisions
 // are the TuningLoop's; this module only moves bytes (docs/internal-bus.md).
 
-import type { BucketEvent } from '@plantwatt/accounting'
+import { type BucketEvent, LocalCalendar } from '@plantwatt/accounting'
 import {
   type Bus,
   decodeMessage,
@@ -19,7 +19,7 @@ import {
   type TuningRequest,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import type { Alert } from '@plantwatt/contract'
+import type { Alert, LiveFigures } from '@plantwatt/contract'
 import {
   type BucketStep,
   deviceTopic,
@@ -54,6 +54,8 @@ export interface TuningServiceOptions {
 
 export class TuningService {
   readonly loop: TuningLoop
+  /** Per site, for "today" in its local time (savedTodayWh). */
+  private readonly calendars = new Map<string, LocalCalendar>()
 
   constructor(private readonly options: TuningServiceOptions) {
     const { plant, pipeline, bus, logger } = options
@@ -131,6 +133,23 @@ export class TuningService {
     const wh = this.loop.savedWh(bucket.scope, bucket.t, bucket.t + STEP_MS[bucket.step])
     bucket.savedWh = round3(wh)
     bucket.savedCo2G = bucket.energyWh > 0 ? round3((wh * bucket.co2G) / bucket.energyWh) : 0
+  }
+
+  /**
+   * Live figures with `savedTodayWh` where tuned equipment lie within the scope: the saved minutes
+   * of the site's local day up to the figures' `at` (the site clock, §5).
+   */
+  withSavedToday(scope: string, figures: LiveFigures): LiveFigures {
+    if (figures.at === null || !this.loop.hasTunedWithin(scope)) return figures
+    const siteId = scope.split('/', 1)[0]!
+    let calendar = this.calendars.get(siteId)
+    if (!calendar) {
+      calendar = new LocalCalendar(this.options.plant.sites.get(siteId)!.spec.timezone)
+      this.calendars.set(siteId, calendar)
+    }
+    const minute = Math.floor(figures.at / 60_000)
+    const dayStartMs = calendar.dayStart(calendar.dayNumber(minute)) * 60_000
+    return { ...figures, savedTodayWh: round3(this.loop.savedWh(scope, dayStartMs, figures.at + 1)) }
   }
 
   /** GET /api/v1/setpoints through the gateway: the tuned equipment within `scope`. */
