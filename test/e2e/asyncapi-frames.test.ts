@@ -1,8 +1,8 @@
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Bus, createAedesBus, encodeMessage, SETPOINTS_TOPIC } from '@plantwatt/bus'
-import { asyncApiDocument, deviceTopic, encodeSenmlJson, type SetpointEvent } from '@plantwatt/contract'
+import { type Bus, createAedesBus } from '@plantwatt/bus'
+import { asyncApiDocument, deviceTopic, encodeSenmlJson } from '@plantwatt/contract'
 import { createGateway, type Gateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor } from '@plantwatt/processor'
@@ -111,20 +111,9 @@ describe('the AsyncAPI document served by the gateway, and real frames against i
     await client.next((f) => f.type === 'alert' && (f.alert as { kind: string }).kind === 'idle', 10_000)
     await client.next((f) => f.type === 'live' && (f.powerW as number) > 0, 10_000)
 
-    // A setpoint event, as the processor publishes it to the gateway.
-    const event: SetpointEvent = {
-      id: 'sp-1',
-      scope: `${LINE_1}/coater-1-oven`,
-      name: 'fan_hz',
-      from: 45,
-      to: 43,
-      mode: 'advise',
-      status: 'proposed',
-      reason: 'solvent below the limit by more than the margin',
-      at: now * 1000,
-    }
-    await bus.publish(SETPOINTS_TOPIC, encodeMessage({ events: [{ seq: 1, event }] }), { qos: 1 })
-    await client.next((f) => f.type === 'setpoint', 10_000)
+    // A setpoint event: the oven's tuner (issue 15) holds while the oven is idle and says so on
+    // the setpoints channel. It may have come before the frames waited for above.
+    await expect.poll(() => client.frames.some((f) => f.type === 'setpoint'), { timeout: 10_000 }).toBe(true)
 
     const unsubscribe = { op: 'unsubscribe', id: 'live' }
     expect(payloadErrors(validators, 'unsubscribe', unsubscribe)).toEqual([])

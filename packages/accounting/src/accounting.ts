@@ -51,6 +51,9 @@ export interface BucketEvent {
   idleWh: number
   peakW: number
   revision: number
+  /** Tuning savings (CONTRACT.md §5 optional fields), added by the processor's tuning loop. */
+  savedWh?: number
+  savedCo2G?: number
 }
 
 /** One row of `GET /api/v1/energy` (§6); `t` in ms. */

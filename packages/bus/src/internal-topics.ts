@@ -61,6 +61,8 @@ export interface EquipmentLive {
   state: EquipmentStateName
   powerW: number | null
   thresholds?: ThresholdsLive | null
+  /** A tuned equipment's tuner: mode, status (waiting, tuning, proposed, held), current setpoint. */
+  tuning?: { mode: 'auto' | 'advise' | 'off'; status: string; current: number | null }
 }
 
 export interface BucketUpdate {

@@ -112,6 +112,12 @@ const LiveFrameSchema = Type.Object(
     }),
     powerW: Type.Number({ description: 'sum of the latest power of the equipment devices in scope' }),
     energyTodayWh: Type.Number({ description: "energy since the start of the site's local day" }),
+    savedTodayWh: Type.Optional(
+      Type.Number({
+        description:
+          "energy setpoint tuning saved since the start of the site's local day, where tuned equipment lie within the scope",
+      }),
+    ),
     co2TodayG: Type.Number({ description: 'location-based CO2 today, g' }),
     co2MarketTodayG: Type.Number({ description: 'market-based CO2 today, g' }),
     gridGPerKWh: Type.Number({ description: 'grid carbon intensity in force, gCO2e per kWh' }),

@@ -9,7 +9,13 @@ export interface SetpointCommand {
   issuedAt: number
 }
 
-export type SetpointAck = { id: string; status: 'applied' } | { id: string; status: 'rejected'; reason: string }
+/**
+ * `t`: the device's time of applying or rejecting, epoch seconds (CONTRACT.md §3, v1.1); absent
+ * when the device did not say, and then the time of its latest accepted reading stands in.
+ */
+export type SetpointAck =
+  | { id: string; status: 'applied'; t?: number }
+  | { id: string; status: 'rejected'; reason: string; t?: number }
 
 export function encodeSetpointCommand(command: SetpointCommand): Buffer {
   return Buffer.from(JSON.stringify(command))
@@ -24,10 +30,13 @@ export function parseSetpointAck(payload: Uint8Array): SetpointAck | undefined {
     return undefined
   }
   if (typeof value !== 'object' || value === null) return undefined
-  const { id, status, reason } = value as Record<string, unknown>
+  const { id, status, reason, t } = value as Record<string, unknown>
   if (typeof id !== 'string' || id.length === 0 || id.length > 128) return undefined
-  if (status === 'applied') return { id, status }
-  if (status === 'rejected') return { id, status, reason: typeof reason === 'string' ? reason : '' }
+  // A `t` that is not a finite positive number is treated as absent, not as a bad ack: the device
+  // did apply or reject, and dropping its answer would fail a command that succeeded.
+  const time = typeof t === 'number' && Number.isFinite(t) && t > 0 ? { t } : {}
+  if (status === 'applied') return { id, status, ...time }
+  if (status === 'rejected') return { id, status, reason: typeof reason === 'string' ? reason : '', ...time }
   return undefined
 }
 

@@ -63,6 +63,8 @@ export interface LiveFigures {
   at: number | null
   powerW: number
   energyTodayWh: number
+  /** Energy setpoint tuning saved today (site's local day), where tuned equipment lie within the scope. */
+  savedTodayWh?: number
   co2TodayG: number
   co2MarketTodayG: number
   gridGPerKWh: number
@@ -137,6 +139,9 @@ export interface BucketFigures {
   co2MarketG: number
   idleWh: number
   peakW: number
+  /** Energy and CO2 saved by setpoint tuning, where tuned equipment lie within the scope (§5). */
+  savedWh?: number
+  savedCo2G?: number
 }
 
 export interface BucketFrame extends BucketFigures {

@@ -302,7 +302,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   /** A device's publish that passed the rules and its rate: counted, made durable, let through. */
   const acceptDevicePublish = (clientId: string, packet: PublishPacket, done: (error?: Error | null) => void) => {
     countDevicePublish(packet)
-    if (options.uplinkJournal && packet.topic.endsWith('/up')) {
+    // Acks too: they are received as durably as readings (CONTRACT.md §3), so that a replay
+    // after a crash hands the tuner the same answers it had.
+    if (options.uplinkJournal && (packet.topic.endsWith('/up') || packet.topic.endsWith('/ack'))) {
       return options.uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
         if (error) {
           metrics.messagesRefused.inc({ reason: 'journal_failed' })

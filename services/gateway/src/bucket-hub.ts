@@ -42,9 +42,11 @@ export class BucketHub {
     for (const bucket of update.buckets) {
       const sinks = this.byKey.get(BucketHub.key(bucket.scope, bucket.step))
       if (!sinks) continue
-      const { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision } = bucket
-      // `{"scope":…}` once; each frame puts type and sub in front of the same fields.
-      const body = JSON.stringify({ scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision }).slice(1)
+      const { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision, savedWh, savedCo2G } = bucket
+      // `{"scope":…}` once; each frame puts type and sub in front of the same fields. The tuning
+      // savings only where the processor gave them (optional fields, CONTRACT.md §5).
+      const figures = { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision }
+      const body = JSON.stringify(savedWh === undefined ? figures : { ...figures, savedWh, savedCo2G }).slice(1)
       for (const sink of sinks) {
         sink.push(`{"type":"bucket","sub":${JSON.stringify(sink.id)},${body}`)
         this.framesSent++

@@ -34,7 +34,7 @@ export interface EquipmentView {
         levelsW?: number[]
       }
     | { source: 'learning' }
-  tuning: { setpoint: string; mode: string; status: string } | null
+  tuning: { setpoint: string; mode: string; status: string; current?: number | null } | null
 }
 
 /** The model's thresholds, or those the processor learned from the equipment's own power (§7). */
@@ -73,8 +73,12 @@ export function plantView(
         state: current?.state ?? 'unknown',
         powerW: current?.powerW ?? null,
         idle: idleView(spec.idle, current?.thresholds),
-        // The tuner arrives with its own issue; until then every tuned equipment is idle-waiting.
-        tuning: spec.tuning ? { setpoint: spec.tuning.setpoint, mode: spec.tuning.mode, status: 'waiting' } : null,
+        // As the processor's tuner stands (issue 15); 'waiting' until it has sent one.
+        tuning: spec.tuning
+          ? current?.tuning
+            ? { setpoint: spec.tuning.setpoint, ...current.tuning }
+            : { setpoint: spec.tuning.setpoint, mode: spec.tuning.mode, status: 'waiting' }
+          : null,
       }
     } else if (LEVELS.indexOf(node.level) < deepest) {
       result.children = node.children.filter((child) => mayViewNode(principal, child.scope)).map(view)

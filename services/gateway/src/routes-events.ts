@@ -2,12 +2,13 @@ import {
   ALERT_ACK_TOPIC,
   type AlertAckRequest,
   encodeMessage,
+  QueryTimeout,
   SETPOINT_ACTION_TOPIC,
   type SetpointActionRequest,
   TUNING_TOPIC,
   type TuningRequest,
 } from '@plantwatt/bus'
-import type { Alert, SetpointEvent } from '@plantwatt/contract'
+import type { Alert } from '@plantwatt/contract'
 import { isWithinScope } from '@plantwatt/plant'
 import type { TokenRecord } from '@plantwatt/runtime'
 import type { FastifyInstance } from 'fastify'
@@ -22,6 +23,13 @@ import { AlertSchema, ErrorSchema, errorResponses, ScopeQuery, SetpointEventSche
 // bus; the answer is the event that comes back, or 202 when it has not come back in time.
 
 type Guard = ReturnType<typeof requireRole>
+
+/** One tuned equipment as the processor's tuning loop answers the `setpoints` query. */
+interface TunerStatus {
+  scope: string
+  savedCo2G?: number | null
+  [field: string]: unknown
+}
 
 /** Scopes a request may list: within `scope` when given, and always within the token's scopes. */
 function scopeFilter(principal: TokenRecord, scope: string | undefined) {
@@ -59,7 +67,7 @@ export function registerEventRoutes(
   context: GatewayContext,
   guards: { viewer: Guard; operator: Guard },
 ): void {
-  const { alerts, setpoints, bus } = context
+  const { alerts, setpoints, bus, queries } = context
 
   app.get(
     '/api/v1/alerts',
@@ -158,7 +166,16 @@ export function registerEventRoutes(
                     scope: { type: 'string' },
                     setpoint: { type: 'string' },
                     mode: { type: 'string' },
-                    status: { type: 'string' },
+                    status: { type: 'string', description: 'waiting, tuning, proposed or held' },
+                    heldReason: { type: ['string', 'null'] },
+                    current: { type: ['number', 'null'] },
+                    start: { type: ['number', 'null'], description: 'the setpoint savings are measured against' },
+                    lastGood: { type: ['number', 'null'] },
+                    proposed: {
+                      type: ['object', 'null'],
+                      properties: { id: { type: 'string' }, to: { type: 'number' } },
+                    },
+                    moves: { type: 'integer' },
                     history: { type: 'array', items: SetpointEventSchema },
                     savedWh: { type: ['number', 'null'] },
                     savedCo2G: { type: ['number', 'null'] },
@@ -167,6 +184,7 @@ export function registerEventRoutes(
               },
             },
           },
+          503: ErrorSchema,
           ...errorResponses,
         },
       },
@@ -176,27 +194,21 @@ export function registerEventRoutes(
       const principal = request.principal!
       if (!scopeAllowed(context.plant, principal, scope, reply)) return reply
       const within = scopeFilter(principal, scope)
-      const history = new Map<string, HeldEvent<SetpointEvent>[]>()
-      for (const held of setpoints.latest(within)) {
-        const list = history.get(held.event.scope) ?? []
-        if (list.length < 50) list.push(held)
-        history.set(held.event.scope, list)
+      // The tuners' state is the processor's (issue 15): asked over the bus query path.
+      let tuners: TunerStatus[]
+      try {
+        tuners = (await queries.call('setpoints', { scope })) as TunerStatus[]
+      } catch (error) {
+        if (error instanceof QueryTimeout) {
+          return reply.code(503).send(errorBody('unavailable', 'the processor did not answer; try again'))
+        }
+        throw error
       }
       const equipment = []
-      for (const node of [...context.plant.sites.values()].flatMap((site) => site.equipment)) {
-        const tuning = node.spec.tuning
-        if (!tuning || !within(node.scope)) continue
-        const events = history.get(node.scope) ?? []
-        equipment.push({
-          scope: node.scope,
-          setpoint: tuning.setpoint,
-          mode: events[0]?.event.mode ?? tuning.mode,
-          // Until a tuner reports on this equipment it is waiting; savings are the tuner's to report.
-          status: events[0]?.event.status ?? 'waiting',
-          history: events.map(withSeq),
-          savedWh: null,
-          savedCo2G: null,
-        })
+      for (const tuner of tuners) {
+        if (!within(tuner.scope)) continue
+        // savedCo2G: the bucket frames carry it per bucket (CONTRACT.md §5); no total is kept yet.
+        equipment.push({ ...tuner, savedCo2G: tuner.savedCo2G ?? null })
       }
       return { equipment }
     },
@@ -215,6 +227,7 @@ export function registerEventRoutes(
             required: ['eventId'],
           },
           response: {
+            200: SetpointEventSchema,
             202: { type: 'object', properties: { id: { type: 'string' }, action: { type: 'string' } } },
             409: ErrorSchema,
             ...errorResponses,
@@ -232,8 +245,13 @@ export function registerEventRoutes(
           return reply.code(409).send(errorBody('conflict', `setpoint event ${eventId} is ${held.event.status}`))
         }
         const message: SetpointActionRequest = { id: eventId, action, atMs: context.now(), by: principal.name }
+        // The answer is the event that comes back (approved, sent, held or rejected), as for an
+        // alert's ack; 202 when it has not come back within ackWaitMs.
+        const settled = waitForEvent(setpoints, eventId, (event) => event.status !== 'proposed', context.ackWaitMs)
         await bus.publish(SETPOINT_ACTION_TOPIC, encodeMessage(message), { qos: 1 })
-        return reply.code(202).send({ id: eventId, action })
+        const result = await settled
+        if (!result) return reply.code(202).send({ id: eventId, action })
+        return withSeq(result)
       },
     )
   }

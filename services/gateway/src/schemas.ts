@@ -89,6 +89,10 @@ export const LiveSchema = {
     at: { type: ['number', 'null'] },
     powerW: { type: 'number' },
     energyTodayWh: { type: 'number' },
+    savedTodayWh: {
+      type: 'number',
+      description: 'energy setpoint tuning saved today, where tuned equipment lie within the scope',
+    },
     co2TodayG: { type: 'number' },
     co2MarketTodayG: { type: 'number' },
     gridGPerKWh: { type: 'number' },

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
 import { writeFileAtomic } from '@plantwatt/runtime'
 import type { PipelineCheckpoint } from './pipeline.ts'
+import type { TuningCheckpoint } from './tuning-loop.ts'
 
 export interface ProcessorCheckpoint {
   /** The last ingest-journal record applied (0 without a journal). */
@@ -15,6 +16,8 @@ export interface ProcessorCheckpoint {
   /** Wall clock of the write, ms (for the log). */
   savedAt: number
   pipeline: PipelineCheckpoint
+  /** The tuners and their event log (issue 15); absent in checkpoints written before them. */
+  tuning?: TuningCheckpoint
 }
 
 const FORMAT = 'plantwatt-processor-checkpoint'
@@ -40,6 +43,6 @@ export class CheckpointFile {
     if (value?.format !== FORMAT || value.version !== VERSION) {
       throw new Error(`${this.path} is not a plantwatt processor checkpoint (version ${VERSION})`)
     }
-    return { journalSeq: value.journalSeq, savedAt: value.savedAt, pipeline: value.pipeline }
+    return { journalSeq: value.journalSeq, savedAt: value.savedAt, pipeline: value.pipeline, tuning: value.tuning }
   }
 }

@@ -50,6 +50,23 @@ function readGauge(
 
 export function registerProcessorMetrics(registry: Registry, processor: Processor, history?: HistorySink): void {
   const stats = () => processor.stats
+  // Setpoint tuning (issue 15, CONTRACT.md §3): commands sent, events, acks taken and refused.
+  const tuning = () => processor.tuningStats
+  readCounter(registry, 'plantwatt_setpoint_commands_total', 'Setpoint commands published', () => tuning().commands)
+  readCounter(registry, 'plantwatt_setpoint_events_total', 'Setpoint events', () => tuning().events)
+  readCounter(registry, 'plantwatt_setpoint_acks_total', 'Setpoint acks taken', () => tuning().acks)
+  readCounter(
+    registry,
+    'plantwatt_setpoint_acks_rejected_total',
+    'Acks refused: not a CONTRACT.md §3 ack, or from a device of no tuned equipment',
+    () => tuning().acksRejected,
+  )
+  readCounter(
+    registry,
+    'plantwatt_tuning_late_total',
+    'Readings and acks of a tuned equipment that came after it had moved past their time',
+    () => tuning().late,
+  )
   readCounter(
     registry,
     'plantwatt_ingest_messages_total',

@@ -89,6 +89,11 @@ export class ReadingPipeline {
   readonly devices = new Map<string, DeviceCounters>()
   readonly accounting: Accounting
   readonly detection: Detection
+  /**
+   * Told each message's accepted readings of a device, in the device's order, after accounting and
+   * detection had them (the tuning loop listens: services/processor/src/tuning-loop.ts).
+   */
+  onAccepted: ((device: DeviceInfo, readings: readonly Reading[]) => void) | undefined
   private readonly live: LiveState
   private readonly acceptOld: boolean
   private readonly maxProcessNames: number
@@ -220,6 +225,7 @@ export class ReadingPipeline {
     }
     const clock = this.accounting.siteClock(device.siteId)
     if (clock !== undefined) this.detection.advance(device.siteId, clock)
+    if (accepted.length > 0) this.onAccepted?.(device, accepted)
   }
 
   takeBucketEvents(): BucketEvent[] {

@@ -22,17 +22,20 @@ import {
   type Unsubscribe,
 } from '@plantwatt/bus'
 import type { Alert } from '@plantwatt/contract'
-import { isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
+import { ACK_FILTER, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
 import type { HistoryStore } from '@plantwatt/history-store'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { IngestJournal } from '@plantwatt/runtime'
+import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
 import { CheckpointFile } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import type { TuningStats } from './tuning-loop.ts'
+import { TuningService } from './tuning-service.ts'
 
 export type { DeviceCounters }
 
@@ -68,6 +71,8 @@ export interface ProcessorOptions {
   /** How often the store's retention tiers are pruned at the earliest site clock, ms (default 10 min). */
   historyPruneIntervalMs?: number
   pipeline?: PipelineOptions
+  /** The setpoint tuners' options (issue 15, docs/tuning.md); the tuned equipment come from the plant. */
+  tuning?: TunerOptions
 }
 
 /** Bucket events per bus message: a 40,000-device plant closes tens of thousands a minute. */
@@ -82,6 +87,7 @@ const SYNC_EVENTS_PER_MESSAGE = 1000
  */
 export class Processor {
   private pipeline!: ReadingPipeline
+  private tuningService!: TuningService
   private readonly now: () => number
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly checkpointFile: CheckpointFile | undefined
@@ -120,6 +126,16 @@ export class Processor {
     return this.pipeline.devices
   }
 
+  /** The tuning loop (issue 15), for tests (read only); after start(). */
+  get tuning() {
+    return this.tuningService.loop
+  }
+
+  /** The tuning loop's counters (metrics), zeros before start(). */
+  get tuningStats(): TuningStats {
+    return this.tuningService?.loop.stats ?? { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0 }
+  }
+
   /** The domain state, for the HTTP API and tests (read only). */
   get state(): ReadingPipeline {
     return this.pipeline
@@ -131,6 +147,15 @@ export class Processor {
     const { bus, logger, journal } = this.options
     const restored = await this.checkpointFile?.read()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
+    this.tuningService = new TuningService({
+      plant: this.options.plant,
+      bus,
+      logger,
+      pipeline: this.pipeline,
+      tuner: this.options.tuning,
+      eventCapacity: this.options.pipeline?.detection?.eventLogCapacity,
+      restored: restored?.tuning,
+    })
     this.journalSeq = restored?.journalSeq ?? 0
     if (restored) logger.info({ journalSeq: this.journalSeq, savedAt: restored.savedAt }, 'processor state restored')
 
@@ -139,24 +164,29 @@ export class Processor {
       // anything new (the broker does not listen yet).
       let replayed = 0
       for await (const record of journal.replay(this.journalSeq)) {
-        this.pipeline.ingest(record.topic, record.payload, record.receivedAtMs)
+        this.ingest(record.topic, record.payload, record.receivedAtMs)
         this.journalSeq = record.seq
         replayed++
       }
       if (replayed > 0) logger.info({ replayed, journalSeq: this.journalSeq }, 'journal replayed')
       journal.onDurable = (record) => {
-        this.pipeline.ingest(record.topic, record.payload, record.receivedAtMs)
+        this.ingest(record.topic, record.payload, record.receivedAtMs)
         this.journalSeq = record.seq
       }
     } else {
       this.unsubscribes.push(
         await bus.subscribe(UPLINK_FILTER, (topic, payload) => this.pipeline.ingest(topic, payload, this.now())),
       )
+      // Split mode: acks come over the bus as readings do (CONTRACT.md §3).
+      this.unsubscribes.push(
+        await bus.subscribe(ACK_FILTER, (topic, payload) => this.ingest(topic, payload, this.now())),
+      )
     }
     this.unsubscribes.push(await bus.subscribe(LIVE_SYNC_TOPIC, () => this.publishAll()))
     this.unsubscribes.push(await bus.subscribe(ALERT_ACK_TOPIC, (_topic, payload) => this.onAck(payload)))
     this.unsubscribes.push(await bus.subscribe(ALERTS_SYNC_TOPIC, (_topic, payload) => this.onAlertsSync(payload)))
     this.unsubscribes.push(await bus.subscribe(CARBON_TOPIC, (_topic, payload) => this.onCarbon(payload)))
+    this.unsubscribes.push(...(await this.tuningService.subscribe(() => this.publishEvents())))
     this.unsubscribes.push(
       await serveQueries(
         bus,
@@ -164,6 +194,7 @@ export class Processor {
           energy: (params) => energyAnswer(this.pipeline.accounting, this.historySink, params),
           device: (params) => this.deviceQuery(params),
           forgetNames: (params) => this.forgetNamesQuery(params),
+          setpoints: (params) => this.tuningService.setpointsQuery(params),
         },
         (error) => logger.warn({ err: error }, 'bad query on the bus'),
       ),
@@ -223,13 +254,13 @@ export class Processor {
     this.checkpointing = (async () => {
       try {
         const started = this.now()
-        let { journalSeq, pipeline, conflicted } = await this.snapshotWithHistoryWritten()
+        let { journalSeq, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten()
         // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
         // snapshot: take it again so that the revisions it records are not behind the store.
         for (let round = 0; round < 3 && conflicted; round++) {
-          ;({ journalSeq, pipeline, conflicted } = await this.snapshotWithHistoryWritten())
+          ;({ journalSeq, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten())
         }
-        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline })
+        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline, tuning })
         await this.options.journal?.release(journalSeq)
         this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
       } catch (error) {
@@ -254,9 +285,17 @@ export class Processor {
     const journalSeq = this.journalSeq
     this.publishEvents()
     const pipeline = this.pipeline.checkpoint()
+    // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
+    const tuning = this.tuningService.loop.checkpoint()
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
-    return { journalSeq, pipeline, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
+    return { journalSeq, pipeline, tuning, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
+  }
+
+  /** One durable device message: readings to the pipeline, acks to the tuning loop (§3). */
+  private ingest(topic: string, payload: Uint8Array, receivedAtMs: number): void {
+    if (topic.endsWith('/ack')) this.tuningService.ingestAck(topic, payload)
+    else this.pipeline.ingest(topic, payload, receivedAtMs)
   }
 
   private onAck(payload: Buffer): void {
@@ -376,6 +415,11 @@ export class Processor {
   private publishEvents(): void {
     const buckets = this.pipeline.takeBucketEvents()
     const alerts = this.pipeline.takeAlertEvents()
+    // Offline and back online of a tuned equipment's device hold and resume its tuner; the
+    // tuner's own alerts (constraint, command) join the same book and seq before they go out.
+    this.tuningService.noteAlerts(alerts)
+    alerts.push(...this.pipeline.takeAlertEvents())
+    this.tuningService.publishEvents()
     if (buckets.length > 0) this.publishBuckets(buckets)
     this.historySink?.write(buckets)
     if (alerts.length > 0) this.publishAlerts(alerts)
@@ -392,6 +436,7 @@ export class Processor {
     const bySite = new Map<string, BucketEvent[]>()
     for (const bucket of buckets) {
       if (bucket.revision > 0) this.bucketRevisions++
+      this.tuningService.addSavings(bucket)
       const site = bucket.scope.split('/', 1)[0]!
       let list = bySite.get(site)
       if (!list) {
@@ -422,7 +467,9 @@ export class Processor {
     const equipment: EquipmentLive[] = []
     for (const node of scopes) {
       const live = this.pipeline.equipmentLive(node)
-      if (live) equipment.push(live)
+      if (!live) continue
+      const tuning = this.tuningService.loop.brief(node.scope)
+      equipment.push(tuning ? { ...live, tuning } : live)
     }
     const at = this.pipeline.siteClockMs(siteId)
     const update: LiveUpdate = {
@@ -430,7 +477,7 @@ export class Processor {
       at,
       gridGPerKWh: this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
       full,
-      scopes: scopes.map((node) => this.pipeline.figures(node)),
+      scopes: scopes.map((node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node))),
       equipment,
     }
     this.send(liveTopic(siteId), update, 0)

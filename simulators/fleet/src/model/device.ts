@@ -66,6 +66,8 @@ export interface ResolvedFaults {
   reorderProbability: number
   driftPpm: number
   rebootMeanS: number
+  commandRejectProbability: number
+  commandUnansweredProbability: number
 }
 
 /** Where a device's messages go: the simulation's queue. */
@@ -349,12 +351,20 @@ export class DeviceSim {
         continue
       }
       const { command } = p
-      const reason = this.check(command)
+      const f = this.faults
+      // The rng is drawn only with the fault on, so runs without it stay as they were.
+      if (f.commandUnansweredProbability > 0 && this.rng() < f.commandUnansweredProbability) continue
+      let reason = this.check(command)
+      if (reason === undefined && f.commandRejectProbability > 0 && this.rng() < f.commandRejectProbability) {
+        reason = 'refused by the device (simulated fault)'
+      }
       if (reason === undefined) this.eq!.setpoint = command.value
+      // `t`: the device's own time of applying, with its clock error (CONTRACT.md §3 v1.1).
+      const t = (sMs + Math.round(this.errMs)) / 1000
       const ack =
         reason === undefined
-          ? { id: command.id, status: 'applied' as const }
-          : { id: command.id, status: 'rejected' as const, reason }
+          ? { id: command.id, status: 'applied' as const, t }
+          : { id: command.id, status: 'rejected' as const, reason, t }
       this.sink.recordCommand(this.id, sMs, command.id, command.value, ack.status)
       let sendMs = sMs + this.latency()
       if (sendMs < this.lastSendMs) sendMs = this.lastSendMs

@@ -62,6 +62,12 @@ export interface FaultOptions {
   clockDriftPpm?: number
   /** Reboots that reset a device's energy and output counters to 0. */
   counterResets?: { perDevicePerDay: number }
+  /**
+   * Commands a device that reports the setpoint takes badly: with rejectProbability it refuses a
+   * valid one (ack `rejected`), with unansweredProbability it neither applies nor answers it (the
+   * platform's commandTimeoutS must fail it, CONTRACT.md §3).
+   */
+  commands?: { rejectProbability?: number; unansweredProbability?: number }
 }
 
 export interface SimulationOptions {
@@ -105,6 +111,10 @@ function resolveFaults(faults: FaultOptions | undefined): ResolvedFaults {
   if (f.clockDriftPpm !== undefined)
     check(f.clockDriftPpm >= 0 && f.clockDriftPpm <= 1000, 'clockDriftPpm must be within 0..1000')
   if (f.counterResets) check(f.counterResets.perDevicePerDay >= 0, 'counterResets.perDevicePerDay must be ≥ 0')
+  const reject = f.commands?.rejectProbability ?? 0
+  const unanswered = f.commands?.unansweredProbability ?? 0
+  check(reject >= 0 && reject <= 1, 'commands.rejectProbability must be within 0..1')
+  check(unanswered >= 0 && unanswered <= 1, 'commands.unansweredProbability must be within 0..1')
   const perDay = f.counterResets?.perDevicePerDay ?? 0
   return {
     psmShare: psm?.share ?? 0,
@@ -117,6 +127,8 @@ function resolveFaults(faults: FaultOptions | undefined): ResolvedFaults {
     reorderProbability: f.reorder?.probability ?? 0,
     driftPpm: f.clockDriftPpm ?? 0,
     rebootMeanS: perDay > 0 ? 86_400 / perDay : 0,
+    commandRejectProbability: reject,
+    commandUnansweredProbability: unanswered,
   }
 }
 

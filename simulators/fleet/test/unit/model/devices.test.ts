@@ -35,9 +35,15 @@ describe('setpoint commands', () => {
     sim.receiveCommand(sensor, command('c2', 75), START + 100)
     const after = collect(sim, START + 100, START + 200)
     const acks = after.filter((m) => m.kind === 'ack')
+    // CONTRACT.md §3 v1.1: each ack carries the device's time of applying or rejecting (epoch s).
     expect(acks.map((m) => parseSetpointAck(m.payload))).toEqual([
-      { id: 'c1', status: 'applied' },
-      { id: 'c2', status: 'rejected', reason: expect.stringContaining('outside the range 30–50 Hz') },
+      { id: 'c1', status: 'applied', t: acks[0]!.sendAtS },
+      {
+        id: 'c2',
+        status: 'rejected',
+        reason: expect.stringContaining('outside the range 30–50 Hz'),
+        t: acks[0]!.sendAtS,
+      },
     ])
     expect(acks[0]!.sendAtS).toBeGreaterThanOrEqual(START + 100)
     expect(acks[0]!.sendAtS).toBeLessThan(START + 101)
@@ -51,6 +57,32 @@ describe('setpoint commands', () => {
     expect(parseSetpointAck(refused[0]!.payload)).toMatchObject({ id: 'c3', status: 'rejected' })
     expect(() => sim.receiveCommand('nope', command('c4', 40), START + 202)).toThrow(/not simulated here/)
     expect(sim.truth.commands().map((c) => c.status)).toEqual(['applied', 'rejected', 'rejected'])
+  })
+
+  it('sometimes reject a valid command or never answer it, with the commands fault', () => {
+    const run = (faults: FaultOptions) => {
+      const sim = new PlantSimulation({ plant, seed: 1, startS: START, faults })
+      collect(sim, START, START + 10)
+      for (let i = 0; i < 20; i++) sim.receiveCommand(sensor, command(`k${i}`, 40 + (i % 5)), START + 10)
+      const messages = collect(sim, START + 10, START + 30)
+      return {
+        acks: messages.filter((m) => m.kind === 'ack').map((m) => parseSetpointAck(m.payload)!),
+        fan: fanReadings(messages),
+      }
+    }
+    const refused = run({ commands: { rejectProbability: 1 } })
+    expect(refused.acks).toHaveLength(20)
+    expect(refused.acks.every((a) => a.status === 'rejected' && /refused/.test(a.reason))).toBe(true)
+    expect(refused.fan.every((r) => r.v === 50)).toBe(true)
+    const silent = run({ commands: { unansweredProbability: 1 } })
+    expect(silent.acks).toEqual([])
+    expect(silent.fan.every((r) => r.v === 50)).toBe(true)
+    const some = run({ commands: { rejectProbability: 0.3, unansweredProbability: 0.3 } })
+    const statuses = some.acks.map((a) => a.status)
+    expect(statuses.length).toBeGreaterThan(0)
+    expect(statuses.length).toBeLessThan(20)
+    expect(statuses).toContain('applied')
+    expect(statuses).toContain('rejected')
   })
 
   it('lower the oven fan power with the cube of frequency, after a lag of tens of seconds', () => {
@@ -89,7 +121,8 @@ describe('setpoint commands', () => {
     const next = collect(sim, START + 400, lastWake + 140)
     const ack = next.find((m) => m.kind === 'ack')!
     const nextWake = next.find((m) => m.deviceId === sensor && m.kind === 'up')!.sendAtS
-    expect(parseSetpointAck(ack.payload)).toEqual({ id: 'p1', status: 'applied' })
+    // Applied at the wake, and the ack says so in the device's time (CONTRACT.md §3 v1.1).
+    expect(parseSetpointAck(ack.payload)).toEqual({ id: 'p1', status: 'applied', t: nextWake })
     expect(ack.sendAtS).toBe(nextWake)
     expect(nextWake).toBeGreaterThan(START + 400)
     const fan = fanReadings([...first, ...next])
