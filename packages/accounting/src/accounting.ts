@@ -64,6 +64,9 @@ export interface BucketRow {
   co2MarketG: number
   idleWh: number
   peakW: number
+  /** Tuning savings, where the bucket events carried them (§5 optional fields). */
+  savedWh?: number
+  savedCo2G?: number
 }
 
 /** The accounting figures of a `live` frame (§5); the caller adds powerW and idle. */

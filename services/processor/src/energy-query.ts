@@ -38,12 +38,20 @@ export async function energyAnswer(
   accounting: Accounting,
   sink: HistoryStoreSink | undefined,
   params: unknown,
+  /**
+   * Adds to a row accounting still holds the optional figures its bucket events carry (savedWh of
+   * tuned scopes): stored rows have them as they were sent, and the answer must be the same
+   * whichever of the two a row comes from (§5: exactly the figures last sent).
+   */
+  completeHeld: (row: BucketRow, scope: string, step: BucketStep) => BucketRow = (row) => row,
 ): Promise<EnergyAnswer> {
   const { scope, step, fromMs, toMs } = (params ?? {}) as Record<string, unknown>
   if (typeof scope !== 'string' || !BUCKET_STEPS.includes(step as BucketStep)) throw new Error('bad energy query')
   if (typeof fromMs !== 'number' || typeof toMs !== 'number') throw new Error('bad energy query')
   // Read before the store's await: the answer is the state of one moment, not of two.
-  const held = accounting.history(scope, step as BucketStep, fromMs, toMs)
+  const held = accounting
+    .history(scope, step as BucketStep, fromMs, toMs)
+    .map((row) => completeHeld(row, scope, step as BucketStep))
   if (!sink) return held.length > MAX_BUCKETS_PER_ANSWER ? tooMany(step as BucketStep) : held
   const stored = await sink.range(scope, step as BucketStep, fromMs, toMs, MAX_BUCKETS_PER_ANSWER + 1)
   if (stored.length > MAX_BUCKETS_PER_ANSWER) return tooMany(step as BucketStep)

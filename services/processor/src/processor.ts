@@ -191,7 +191,10 @@ export class Processor {
       await serveQueries(
         bus,
         {
-          energy: (params) => energyAnswer(this.pipeline.accounting, this.historySink, params),
+          energy: (params) =>
+            energyAnswer(this.pipeline.accounting, this.historySink, params, (row, scope, step) =>
+              this.tuningService.withSavings(row, scope, step),
+            ),
           device: (params) => this.deviceQuery(params),
           forgetNames: (params) => this.forgetNamesQuery(params),
           setpoints: (params) => this.tuningService.setpointsQuery(params),

@@ -3,7 +3,7 @@
 // (`setpoints-sync`, `setpoint-action`, `tuning`, the `setpoints` query) answered. The decisions
 // are the TuningLoop's; this module only moves bytes (docs/internal-bus.md).
 
-import { type BucketEvent, LocalCalendar } from '@plantwatt/accounting'
+import { type BucketEvent, type BucketRow, LocalCalendar } from '@plantwatt/accounting'
 import {
   type Bus,
   decodeMessage,
@@ -133,6 +133,14 @@ export class TuningService {
     const wh = this.loop.savedWh(bucket.scope, bucket.t, bucket.t + STEP_MS[bucket.step])
     bucket.savedWh = round3(wh)
     bucket.savedCo2G = bucket.energyWh > 0 ? round3((wh * bucket.co2G) / bucket.energyWh) : 0
+  }
+
+  /** A bucket row of the history with the optional savings its bucket events carry (addSavings). */
+  withSavings(row: BucketRow, scope: string, step: BucketStep): BucketRow {
+    if (!this.loop.hasTunedWithin(scope)) return row
+    const bucket = { ...row, scope, step, revision: 0 } as BucketEvent
+    this.addSavings(bucket)
+    return { ...row, savedWh: bucket.savedWh, savedCo2G: bucket.savedCo2G }
   }
 
   /**
