@@ -77,6 +77,13 @@ export const BucketRowSchema = {
     co2MarketG: { type: 'number' },
     idleWh: { type: 'number' },
     peakW: { type: 'number' },
+    // CONTRACT.md §5's optional bucket fields, where the bucket carried them: the history answers
+    // exactly the figures last sent.
+    outputUnits: { type: 'number' },
+    idleCo2G: { type: 'number' },
+    pvWh: { type: 'number' },
+    savedWh: { type: 'number' },
+    savedCo2G: { type: 'number' },
   },
   required: ['t', 'energyWh', 'co2G', 'co2MarketG', 'idleWh', 'peakW'],
 } as const
