@@ -94,6 +94,34 @@ export interface SyncRequest {
   after: number
 }
 
+/** Events in one message of a sync answer, at most. */
+export const SYNC_EVENTS_PER_MESSAGE = 1000
+
+/**
+ * A sync answer of either event channel (alerts, setpoints), cut into messages of at most
+ * SYNC_EVENTS_PER_MESSAGE events: always at least one message, `open` only on the last, whose
+ * arrival completes the sync. `after` is taken from the request; a bad one means "everything held".
+ */
+export function syncAnswerMessages<E, T, M>(
+  request: Partial<SyncRequest> | undefined,
+  log: { firstHeldSeq: number; lastSeq: number; since: (after: number) => readonly E[] },
+  open: () => { seq: number; event: T }[],
+  toMessage: (events: E[], sync: SyncAnswer<T>) => M,
+): M[] {
+  const asked = request?.after
+  const after = typeof asked === 'number' && Number.isSafeInteger(asked) && asked >= 0 ? asked : 0
+  const held = log.since(after)
+  const chunks = Math.max(1, Math.ceil(held.length / SYNC_EVENTS_PER_MESSAGE))
+  const messages: M[] = []
+  for (let c = 0; c < chunks; c++) {
+    const events = held.slice(c * SYNC_EVENTS_PER_MESSAGE, (c + 1) * SYNC_EVENTS_PER_MESSAGE)
+    const sync: SyncAnswer<T> = { after, firstHeldSeq: log.firstHeldSeq, lastSeq: log.lastSeq }
+    if (c === chunks - 1) sync.open = open()
+    messages.push(toMessage(events, sync))
+  }
+  return messages
+}
+
 export interface SetpointEvents {
   events: { seq: number; event: SetpointEvent }[]
   sync?: SyncAnswer<SetpointEvent>

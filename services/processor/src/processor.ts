@@ -16,9 +16,9 @@ import {
   LIVE_SYNC_TOPIC,
   type LiveUpdate,
   liveTopic,
-  type SyncAnswer,
   type SyncRequest,
   serveQueries,
+  syncAnswerMessages,
   type Unsubscribe,
 } from '@plantwatt/bus'
 import type { Alert } from '@plantwatt/contract'
@@ -78,7 +78,6 @@ export interface ProcessorOptions {
 /** Bucket events per bus message: a 40,000-device plant closes tens of thousands a minute. */
 const BUCKETS_PER_MESSAGE = 2000
 /** Alert events per message of a sync answer (the whole held log is 10,000 events). */
-const SYNC_EVENTS_PER_MESSAGE = 1000
 
 /**
  * The stream processor's composition root: uplinks from the journal (or the bus) go through the
@@ -327,19 +326,16 @@ export class Processor {
     } catch {
       return
     }
-    const after = Number.isSafeInteger(request?.after) && request.after >= 0 ? request.after : 0
     this.publishEvents()
     const detection = this.pipeline.detection
-    const { lastSeq, firstHeldSeq } = detection.alerts.log
-    const held = detection.alertsSince(after)
-    const chunks = Math.max(1, Math.ceil(held.events.length / SYNC_EVENTS_PER_MESSAGE))
-    for (let c = 0; c < chunks; c++) {
-      const events = held.events.slice(c * SYNC_EVENTS_PER_MESSAGE, (c + 1) * SYNC_EVENTS_PER_MESSAGE)
-      const sync: SyncAnswer<Alert> = { after, firstHeldSeq, lastSeq }
-      if (c === chunks - 1) sync.open = detection.openAlertsSequenced()
-      const message: AlertEvents = { events: events.map(({ seq, event }) => ({ seq, alert: event })), sync }
-      this.send(ALERTS_TOPIC, message, 1)
-    }
+    const { firstHeldSeq, lastSeq } = detection.alerts.log
+    const messages = syncAnswerMessages(
+      request,
+      { firstHeldSeq, lastSeq, since: (after) => detection.alertsSince(after).events },
+      () => detection.openAlertsSequenced(),
+      (events, sync): AlertEvents => ({ events: events.map(({ seq, event }) => ({ seq, alert: event })), sync }),
+    )
+    for (const message of messages) this.send(ALERTS_TOPIC, message, 1)
   }
 
   /** PUT /api/v1/sites/{site}/carbon, relayed by the gateway (which validated it). */

@@ -13,8 +13,8 @@ import {
   SETPOINTS_TOPIC,
   type SetpointActionRequest,
   type SetpointEvents,
-  type SyncAnswer,
   type SyncRequest,
+  syncAnswerMessages,
   TUNING_TOPIC,
   type TuningRequest,
   type Unsubscribe,
@@ -26,7 +26,6 @@ import {
   encodeSetpointCommand,
   parseDeviceTopic,
   parseSetpointAck,
-  type SetpointEvent,
 } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { isWithinScope, type PlantIndex } from '@plantwatt/plant'
@@ -39,7 +38,6 @@ const STEP_MS: Record<BucketStep, number> = { '1m': 60_000, '15m': 900_000, '1h'
 const round3 = (x: number) => Math.round(x * 1000) / 1000
 
 /** Setpoint events per message of a sync answer, as for alerts. */
-const SYNC_EVENTS_PER_MESSAGE = 1000
 const MODES = new Set(['auto', 'advise', 'off'])
 
 export interface TuningServiceOptions {
@@ -174,17 +172,15 @@ export class TuningService {
     } catch {
       return
     }
-    const after = Number.isSafeInteger(request?.after) && request.after >= 0 ? request.after : 0
     this.publishEvents()
     const log = this.loop.log
-    const held = log.since(after).events
-    const chunks = Math.max(1, Math.ceil(held.length / SYNC_EVENTS_PER_MESSAGE))
-    for (let c = 0; c < chunks; c++) {
-      const events = held.slice(c * SYNC_EVENTS_PER_MESSAGE, (c + 1) * SYNC_EVENTS_PER_MESSAGE)
-      const sync: SyncAnswer<SetpointEvent> = { after, firstHeldSeq: log.firstHeldSeq, lastSeq: log.lastSeq }
-      if (c === chunks - 1) sync.open = this.loop.openProposals()
-      this.send({ events, sync })
-    }
+    const messages = syncAnswerMessages(
+      request,
+      { firstHeldSeq: log.firstHeldSeq, lastSeq: log.lastSeq, since: (after) => log.since(after).events },
+      () => this.loop.openProposals(),
+      (events, sync): SetpointEvents => ({ events, sync }),
+    )
+    for (const message of messages) this.send(message)
   }
 
   private onAction(payload: Buffer): void {
