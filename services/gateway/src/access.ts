@@ -55,6 +55,17 @@ export function mayManage(manager: TokenRecord, token: { scopes: readonly string
 }
 
 /** A tree node stays visible when it leads to, or lies within, one of the token's scopes. */
+/**
+ * The scope a device's figures belong to (its equipment, or its site for a site meter) when the
+ * token may see it; undefined for an unknown device or one outside the token's scopes, which the
+ * routes answer alike with 404 so that a scoped token learns nothing of devices beyond it.
+ */
+export function deviceScopeFor(plant: PlantIndex, principal: TokenRecord, deviceId: string): string | undefined {
+  const device = plant.device(deviceId)
+  const scope = device?.equipment?.scope ?? device?.siteId
+  return scope !== undefined && mayAccessScope(principal, scope) ? scope : undefined
+}
+
 export function mayViewNode(principal: TokenRecord, scope: string): boolean {
   return (
     principal.scopes.length === 0 ||

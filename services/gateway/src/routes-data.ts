@@ -1,7 +1,7 @@
 import { QueryTimeout } from '@plantwatt/bus'
 import { BUCKET_STEPS, type BucketStep } from '@plantwatt/contract'
 import type { FastifyInstance } from 'fastify'
-import { mayAccessScope, type requireRole, scopeAllowed } from './access.ts'
+import { deviceScopeFor, type requireRole, scopeAllowed } from './access.ts'
 import { errorBody } from './errors.ts'
 import type { GatewayContext } from './gateway-context.ts'
 import { plantView } from './plant-view.ts'
@@ -156,8 +156,7 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
     async (request, reply) => {
       const { id } = request.params as { id: string }
       const device = plant.device(id)
-      const scope = device?.equipment?.scope ?? device?.siteId
-      if (!device || !scope || !mayAccessScope(request.principal!, scope)) {
+      if (!device || deviceScopeFor(plant, request.principal!, id) === undefined) {
         return reply.code(404).send(errorBody('not_found', `no device ${id}`))
       }
       let counters: {

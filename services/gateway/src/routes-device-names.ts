@@ -1,6 +1,6 @@
 import { QueryTimeout } from '@plantwatt/bus'
 import type { FastifyInstance } from 'fastify'
-import { mayAccessScope, type requireRole } from './access.ts'
+import { deviceScopeFor, type requireRole } from './access.ts'
 import { errorBody } from './errors.ts'
 import type { GatewayContext } from './gateway-context.ts'
 import { ErrorSchema, errorResponses } from './schemas.ts'
@@ -36,9 +36,7 @@ export function registerDeviceNameRoutes(app: FastifyInstance, context: GatewayC
     },
     async (request, reply) => {
       const { id } = request.params as { id: string }
-      const device = plant.device(id)
-      const scope = device?.equipment?.scope ?? device?.siteId
-      if (!device || !scope || !mayAccessScope(request.principal!, scope)) {
+      if (deviceScopeFor(plant, request.principal!, id) === undefined) {
         return reply.code(404).send(errorBody('not_found', `no device ${id}`))
       }
       let answer: { forgotten: number } | null
