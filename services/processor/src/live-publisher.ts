@@ -160,7 +160,12 @@ export class LivePublisher {
       scopes.push(source.figures(node))
       this.lastSentMs.set(node.scope, now)
     }
-    const batch: LiveBatch = { site: siteId, at: source.siteClockMs(siteId), gridGPerKWh: source.gridGPerKWh(siteId), scopes }
+    const batch: LiveBatch = {
+      site: siteId,
+      at: source.siteClockMs(siteId),
+      gridGPerKWh: source.gridGPerKWh(siteId),
+      scopes,
+    }
     const payload = encodeLiveBatch(batch)
     this.stats.batches++
     this.stats.bytes += payload.length

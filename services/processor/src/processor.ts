@@ -255,9 +255,7 @@ export class Processor {
 
   /** Live publication counters (metrics, benchmarks); zeros before start(). */
   get liveStats(): LivePublisherStats {
-    return (
-      this.live?.stats ?? { batches: 0, bytes: 0, scopesSent: 0, interestMessages: 0, badInterest: 0, resyncs: 0 }
-    )
+    return this.live?.stats ?? { batches: 0, bytes: 0, scopesSent: 0, interestMessages: 0, badInterest: 0, resyncs: 0 }
   }
 
   /** Scopes some gateway has live subscribers for now. */
@@ -423,7 +421,11 @@ export class Processor {
     if (!node) return null
     const figures = this.tuningService.withSavedToday(scope, this.pipeline.figures(node))
     const site = this.options.plant.sites.get(node.siteId)!.node
-    return { ...figures, at: this.pipeline.siteClockMs(node.siteId), gridGPerKWh: this.pipeline.figures(site).gridGPerKWh }
+    return {
+      ...figures,
+      at: this.pipeline.siteClockMs(node.siteId),
+      gridGPerKWh: this.pipeline.figures(site).gridGPerKWh,
+    }
   }
 
   /**

@@ -16,7 +16,11 @@ const message = (gateway: string, kind: LiveInterest['kind'], version: number, s
 describe('InterestBook', () => {
   it('keeps the union of the gateways’ scopes, a scope watched while any gateway watches it', () => {
     const book = new InterestBook()
-    expect(book.apply(message('g1', 'full', 1, ['a', 'b']), 0, all)).toEqual({ added: ['a', 'b'], dropped: [], resync: false })
+    expect(book.apply(message('g1', 'full', 1, ['a', 'b']), 0, all)).toEqual({
+      added: ['a', 'b'],
+      dropped: [],
+      resync: false,
+    })
     expect(book.apply(message('g2', 'add', 1, ['b', 'c']), 0, all).resync).toBe(true) // never sent its full set
     expect([...book.scopes()].sort()).toEqual(['a', 'b', 'c'])
     expect(book.apply(message('g1', 'remove', 2, ['b']), 0, all)).toEqual({ added: [], dropped: [], resync: false })
