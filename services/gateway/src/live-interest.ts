@@ -64,7 +64,15 @@ export class LiveInterestAnnouncer {
     this.unsubscribe = undefined
     this.touched.clear()
     this.announced.clear()
-    await this.publish({ kind: 'full', version: ++this.version, scopes: [] })
+    // Not waited for long: with the broker away, the lease ends these interests anyway.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      this.publish({ kind: 'full', version: ++this.version, scopes: [] }),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 1000)
+      }),
+    ])
+    clearTimeout(timer)
   }
 
   /** A scope's watching changed (first subscriber came, or last one left). */
