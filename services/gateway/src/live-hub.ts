@@ -61,8 +61,8 @@ export class LiveHub {
   private readonly scopes = new Map<string, ScopeEntry>()
   private readonly sites = new Map<string, SiteEntry>()
   private readonly subscriptions = new Set<LiveSubscription>()
-  /** Live subscriptions per scope. */
-  private readonly watchers = new Map<string, number>()
+  /** Live subscriptions per scope: a scope is watched while it has one. */
+  private readonly watchers = new Map<string, Set<LiveSubscription>>()
   private readonly now: () => number
   private readonly minFrameIntervalMs: number
   private readonly quietAfterMs: number
@@ -94,9 +94,15 @@ export class LiveHub {
    * a frame now: the frame carries figures just computed, so its delay is the fan-out alone.
    */
   apply(update: LiveBatch): void {
-    this.store(update)
+    const clockMoved = this.store(update)
     this.lastApplyAt = this.now()
-    this.flush()
+    if (clockMoved) return this.flush()
+    // Same site clock (the processor's answer to new interests, mostly): only the subscriptions of
+    // these scopes can have a frame due, so a burst of new subscribers costs no round over all.
+    for (const figures of update.scopes) {
+      const subscriptions = this.watchers.get(figures.scope)
+      if (subscriptions) this.flushSome(subscriptions, this.now(), new Map())
+    }
   }
 
   /** A timer round: sends what is pending only once the processor has gone quiet (see quietAfterMs). */
@@ -104,10 +110,13 @@ export class LiveHub {
     if (this.now() - this.lastApplyAt >= this.quietAfterMs) this.flush()
   }
 
-  private store(update: LiveBatch): void {
+  /** Keeps the batch's figures; true when its site's clock or grid intensity moved. */
+  private store(update: LiveBatch): boolean {
     const site = this.sites.get(update.site)
+    let moved = true
     if (site) {
-      if (site.at !== update.at || site.gridGPerKWh !== update.gridGPerKWh) site.version++
+      moved = site.at !== update.at || site.gridGPerKWh !== update.gridGPerKWh
+      if (moved) site.version++
       site.at = update.at
       site.gridGPerKWh = update.gridGPerKWh
     } else {
@@ -124,6 +133,7 @@ export class LiveHub {
         this.scopes.set(figures.scope, { figures, version: 1 })
       }
     }
+    return moved
   }
 
   /**
@@ -146,9 +156,13 @@ export class LiveHub {
    */
   subscribe(subscription: LiveSubscription): void {
     this.subscriptions.add(subscription)
-    const watchers = this.watchers.get(subscription.scope) ?? 0
-    this.watchers.set(subscription.scope, watchers + 1)
-    if (watchers === 0) this.options.onWatchChange?.(subscription.scope)
+    let watchers = this.watchers.get(subscription.scope)
+    if (!watchers) {
+      watchers = new Set()
+      this.watchers.set(subscription.scope, watchers)
+    }
+    watchers.add(subscription)
+    if (watchers.size === 1) this.options.onWatchChange?.(subscription.scope)
     if (this.scopes.has(subscription.scope)) {
       this.sendTo(subscription, this.frameBody(subscription.scope), this.versionOf(subscription.scope))
     }
@@ -156,11 +170,9 @@ export class LiveHub {
 
   unsubscribe(subscription: LiveSubscription): void {
     if (!this.subscriptions.delete(subscription)) return
-    const watchers = (this.watchers.get(subscription.scope) ?? 1) - 1
-    if (watchers > 0) {
-      this.watchers.set(subscription.scope, watchers)
-      return
-    }
+    const watchers = this.watchers.get(subscription.scope)
+    watchers?.delete(subscription)
+    if (watchers && watchers.size > 0) return
     this.watchers.delete(subscription.scope)
     this.scopes.delete(subscription.scope)
     this.options.onWatchChange?.(subscription.scope)
@@ -172,9 +184,11 @@ export class LiveHub {
    * misses this round and gets the newest figures in a later one (live frames coalesce).
    */
   flush(): void {
-    const now = this.now()
-    const bodies = new Map<string, string>()
-    for (const subscription of this.subscriptions) {
+    this.flushSome(this.subscriptions, this.now(), new Map())
+  }
+
+  private flushSome(subscriptions: Iterable<LiveSubscription>, now: number, bodies: Map<string, string>): void {
+    for (const subscription of subscriptions) {
       // No figures yet for a newly watched scope: the processor's answer brings the snapshot.
       if (!this.scopes.has(subscription.scope)) continue
       const version = this.versionOf(subscription.scope)
