@@ -151,7 +151,11 @@ function startProcessor(bus: Bus, publishIntervalMs = 50) {
   return processor.start().then(() => processor)
 }
 
-async function startGateway(bus: Bus, token: { store: TokenStore }, overrides: { leaseMs?: number } = {}) {
+async function startGateway(
+  bus: Bus,
+  token: { store: TokenStore },
+  overrides: { leaseMs?: number; heartbeatMs?: number } = {},
+) {
   const gateway = await createGateway({
     plant,
     bus,
@@ -160,6 +164,7 @@ async function startGateway(bus: Bus, token: { store: TokenStore }, overrides: {
     isReady: () => true,
     registry: new Registry(),
     liveInterestLeaseMs: overrides.leaseMs,
+    liveInterestHeartbeatMs: overrides.heartbeatMs,
   })
   await gateway.start()
   const port = await gateway.listen({ host: '127.0.0.1', port: 0 })
@@ -314,6 +319,23 @@ for (const [name, layoutOf] of [
         await c3.close()
         await third.gateway.close().catch(() => {})
       }
+    })
+
+    it('re-learns every scope of a gateway whose lease lapsed (it was too busy to renew it) at its next word', async () => {
+      const { layout, processor, store, token } = await setUp()
+      // Heartbeats far apart: the lease lapses while the gateway's subscriptions stay.
+      const busy = await startGateway(await layout.newGatewayBus(), { store }, { leaseMs: 300, heartbeatMs: 60_000 })
+      cleanups.push(() => busy.gateway.close())
+      const client = await WsTestClient.connect(`ws://${busy.base}/ws?token=${token}`)
+      cleanups.push(() => client.close())
+      client.send({ op: 'subscribe', id: 'a', channel: 'live', scope: LINE })
+      client.send({ op: 'subscribe', id: 'b', channel: 'live', scope: EQUIP })
+      await client.next((f) => f.type === 'live' && f.sub === 'b')
+      await until(() => processor.watchedScopes === 2, 'both scopes')
+      await until(() => processor.watchedScopes === 0, 'the lease to lapse')
+      client.send({ op: 'subscribe', id: 'c', channel: 'live', scope: SITE })
+      await client.next((f) => f.type === 'live' && f.sub === 'c')
+      await until(() => processor.watchedScopes === 3, 'all three scopes again')
     })
 
     it('answers GET /api/v1/live for an unwatched scope with current figures, as a subscription then shows', async () => {
