@@ -148,6 +148,11 @@ export class LiveFeeder {
     return this.publisher.interests.size
   }
 
+  interestCounters() {
+    const { interests, stats } = this.publisher
+    return { gateways: interests.gatewayCount, expiredGateways: interests.expiredGateways, resyncs: stats.resyncs }
+  }
+
   /** Listens for the gateways' interests (and asks any running one for its full set). */
   async start(): Promise<void> {
     this.unsubscribes = await this.publisher.start()

@@ -84,6 +84,7 @@ function between(from: ServerSample, to: ServerSample, machineFromS: number, mac
     feedKBPerS: round((to.proc.bytes - from.proc.bytes) / 1024 / seconds, 1),
     feedScopesPerS: round((to.proc.scopesSent - from.proc.scopesSent) / seconds),
     watchedScopes: to.proc.watched,
+    interest: { gateways: to.proc.gateways, expiredGateways: to.proc.expiredGateways, resyncs: to.proc.resyncs },
     rssMB: round(to.rss / MB),
     heapUsedMB: round(to.heapUsed / MB),
     fanOut: {

@@ -33,6 +33,10 @@ export interface ProcessorSample {
   bytes: number
   scopesSent: number
   watched: number
+  /** Gateways the publisher knows, forgot for a lapsed lease, and full sets it asked for. */
+  gateways: number
+  expiredGateways: number
+  resyncs: number
   alertsLastSeq: number
 }
 
@@ -65,6 +69,7 @@ function sample(): ProcessorSample {
     bytes: live.bytes,
     scopesSent: live.scopesSent,
     watched: live.watched,
+    ...live.interestCounters(),
     alertsLastSeq: alerts.lastSeq,
   }
 }

@@ -23,6 +23,8 @@ export interface InterestChange {
 export class InterestBook {
   private readonly gateways = new Map<string, GatewayEntry>()
   private readonly counts = new Map<string, number>()
+  /** Gateways forgotten because their lease ran out. */
+  expiredGateways = 0
 
   /** Scopes some gateway watches now. */
   get size(): number {
@@ -90,6 +92,7 @@ export class InterestBook {
     for (const [gateway, entry] of this.gateways) {
       if (entry.expiresAtMs > nowMs) continue
       this.gateways.delete(gateway)
+      this.expiredGateways++
       for (const scope of entry.scopes) this.release(scope, change)
     }
     return change.dropped
