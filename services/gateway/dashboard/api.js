@@ -27,10 +27,27 @@ export class Api {
     return this.request('POST', path)
   }
 
+  /** A GET answered in another format (`accept`, e.g. text/csv), as a Blob to save. */
+  async blob(path, query, accept) {
+    const response = await this.send('GET', `${path}?${new URLSearchParams(query)}`, { accept })
+    return response.blob()
+  }
+
   async request(method, path) {
+    const response = await this.send(method, path, {})
+    const text = await response.text()
+    return text ? JSON.parse(text) : undefined
+  }
+
+  /** The response of an authorised request, or an ApiError from the contract's error body. */
+  async send(method, path, headers) {
     let response
     try {
-      response = await fetch(path, { method, headers: { authorization: `Bearer ${this.token}` }, cache: 'no-store' })
+      response = await fetch(path, {
+        method,
+        headers: { ...headers, authorization: `Bearer ${this.token}` },
+        cache: 'no-store',
+      })
     } catch (error) {
       throw new ApiError(0, 'network', `the server could not be reached (${error.message})`)
     }
@@ -47,7 +64,6 @@ export class Api {
       }
       throw new ApiError(response.status, error.code ?? `http_${response.status}`, error.message ?? response.statusText)
     }
-    const text = await response.text()
-    return text ? JSON.parse(text) : undefined
+    return response
   }
 }
