@@ -257,6 +257,7 @@ function onFrame(frame) {
         state.clock = frame.at
         state.dirty.clock = true
         if (state.historyPending) loadHistory()
+        historyView.clockMoved(frame.at)
       }
       break
     }

@@ -16,6 +16,9 @@ const MAX_CHILDREN = 48
 const CONCURRENCY = 4
 /** While the period holds the site clock its figures grow: reloaded this often. */
 const REFRESH_MS = 60_000
+/** …and when the site clock has moved this far since the last load, but not more often than: */
+const QUARTER_MS = 15 * 60_000
+const MIN_RELOAD_MS = 5_000
 
 const $ = (id) => document.getElementById(id)
 
@@ -57,6 +60,10 @@ export class HistoryView {
     /** Bumped per load: answers of an older selection are dropped. */
     this.generation = 0
     this.timer = undefined
+    /** Site clock and wall time of the latest load. */
+    this.loadedAt = undefined
+    /** True while no period was picked: the view follows the site clock's day. */
+    this.followsClock = true
     /** The latest answers, drawn again when the width changes. */
     this.answers = undefined
     this.root = $('history')
@@ -107,12 +114,33 @@ export class HistoryView {
     this.scope = inSite && this.context.nameOf(wanted.scope) !== undefined ? wanted.scope : this.site.scope
     this.kind = wanted.range ?? 'day'
     this.date = wanted.at ?? civilOf(this.context.clock() ?? Date.now(), this.timeZone)
+    this.followsClock = wanted.at === undefined
     this.load()
   }
 
-  select({ kind = this.kind, date = this.date, scope = this.scope }) {
+  /**
+   * The site clock moved. Until someone picks a period, the view shows the site's own today: a
+   * plant replaying a recording, or whose clock is a day off the browser's, shows its figures.
+   */
+  clockMoved(clock) {
+    if (!this.site || clock === undefined) return
+    const period = this.period
+    if (clock >= period.from && clock < period.to) {
+      // The period being shown grows: loaded again once a quarter hour more of it has passed
+      // (a replay at full speed moves the clock far faster than REFRESH_MS).
+      const loaded = this.loadedAt
+      if (loaded && clock - loaded.clock >= QUARTER_MS && Date.now() - loaded.wall >= MIN_RELOAD_MS) this.load()
+      return
+    }
+    if (!this.followsClock) return
+    this.date = civilOf(clock, this.timeZone)
+    this.load()
+  }
+
+  select({ kind = this.kind, date, scope = this.scope }) {
+    if (date) this.followsClock = false
     this.kind = kind
-    this.date = date
+    this.date = date ?? this.date
     this.scope = scope
     history.replaceState(null, '', this.hash())
     this.load()
@@ -128,6 +156,7 @@ export class HistoryView {
 
   async load() {
     clearTimeout(this.timer)
+    this.loadedAt = { clock: this.context.clock() ?? 0, wall: Date.now() }
     const generation = ++this.generation
     const { scope, kind } = this
     const period = this.period
@@ -281,7 +310,11 @@ export class HistoryView {
           t: peak.t,
         })
       }
-      for (const point of demand) if (point.t >= period.from && point.t < period.to) points.push(point)
+      // The interval the site clock is in is still filling: its average so far would read as a drop.
+      const open = this.context.clock() ?? Number.POSITIVE_INFINITY
+      for (const point of demand) {
+        if (point.t >= period.from && point.t < period.to && point.t + QUARTER_MS <= open) points.push(point)
+      }
     }
     const ticks = period.byMonth
       ? slots.map((slot) => ({ t: slot.from, label: this.slotName(slot.from, true) }))

@@ -135,7 +135,10 @@ export class TuningPanel {
           : ''
     const proposal = tuner.proposed
     parts.proposal.hidden = !proposal
-    if (proposal) {
+    if (!proposal) {
+      delete parts.proposal.dataset.id
+      parts.note.textContent = ''
+    } else {
       parts.proposal.dataset.id = proposal.id
       parts.change.textContent = `Proposed ${value(proposal.from ?? tuner.current)} → ${value(proposal.to)}`
       const note = this.notes.get(proposal.id)
