@@ -181,8 +181,9 @@ export class HistoryView {
         pooled(monthsAround(period, this.timeZone), CONCURRENCY, (month) =>
           energy(scope, '15m', month.from, month.to).then((rows15) => ({ ...month, rows: rows15 })),
         ),
+        // A child the token may not see (403) or that fails is listed without figures.
         pooled(children.slice(0, MAX_CHILDREN), CONCURRENCY, (child) =>
-          energy(child.scope, period.step, period.from, period.to),
+          energy(child.scope, period.step, period.from, period.to).catch(() => undefined),
         ),
       ])
       if (generation !== this.generation) return
@@ -335,8 +336,8 @@ export class HistoryView {
   renderChildren(children, childRows) {
     const table = $('history-children-table')
     table.hidden = children.length === 0
-    const totals = childRows.map((rows) => totalsOf(rows))
-    const sum = totals.reduce((all, t) => all + t.energyWh, 0)
+    const totals = childRows.map((rows) => (Array.isArray(rows) ? totalsOf(rows) : undefined))
+    const sum = totals.reduce((all, t) => all + (t?.energyWh ?? 0), 0)
     const body = document.createDocumentFragment()
     children.forEach((child, i) => {
       const row = document.createElement('tr')
