@@ -315,9 +315,11 @@ describe('the dashboard history view', () => {
       period: 'month',
       at: month.from,
     })
-    const header = csv[0]!.split(',')
+    // Plain CSV of scopes and numbers: no cell holds a comma; a quoted one is unquoted.
+    const cells = (line: string) => line.split(',').map((cell) => cell.replace(/^"(.*)"$/, '$1'))
+    const header = cells(csv[0]!)
     expect(header[0]).toBe('scope')
-    const rows = csv.slice(1).map((line) => Object.fromEntries(line.split(',').map((cell, i) => [header[i], cell])))
+    const rows = csv.slice(1).map((line) => Object.fromEntries(cells(line).map((cell, i) => [header[i], cell])))
     // One row per scope: the line, then its equipment.
     expect(rows.map((row) => row.scope)).toEqual([report.scope, ...report.children.map((child) => child.scope)])
     for (const [i, source] of [report, ...report.children].entries()) {
