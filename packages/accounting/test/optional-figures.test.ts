@@ -6,7 +6,7 @@
 
 import type { Reading } from '@plantwatt/contract'
 import { describe, expect, it } from 'vitest'
-import { Accounting } from '../src/index.ts'
+import { Accounting, type BucketEvent } from '../src/index.ts'
 import { CARBON, E1, E2, energy, engineOf, L1, plantOf, utc } from './helpers.ts'
 
 const T = utc(2025, 3, 3, 10, 0)
@@ -15,7 +15,7 @@ function output(time: number, value: number): Reading {
   return { name: 'output', time, value, field: 's', unit: 'count' }
 }
 
-const byKey = (events: { scope: string; step: string; t: number }[]) =>
+const byKey = (events: BucketEvent[]) =>
   new Map(events.map((e) => [`${e.scope} ${e.step} ${e.t}`, e]))
 
 describe('optional bucket figures (§5)', () => {
@@ -37,7 +37,7 @@ describe('optional bucket figures (§5)', () => {
     // Minute 0: E = 1000, G = 500 → pvShare 0.5, import 500 → location factor 0.5 × 500 g/kWh.
     expect(m0.pvWh).toBeCloseTo(500, 9)
     expect(m0.idleWh).toBeCloseTo(500, 9)
-    expect(m0.idleCo2G).toBeCloseTo((500 * 0.5 * CARBON.gridGPerKWh) / 1000, 9)
+    expect(m0.idleCo2G).toBeCloseTo((500 * 0.5 * (CARBON.gridGPerKWh as number)) / 1000, 9)
     // Minute 1: G = 1500 ≥ E → pvShare 1, no import, no CO2.
     expect(m1.pvWh).toBeCloseTo(1000, 9)
     expect(m1.idleWh).toBeCloseTo(500, 9)
