@@ -15,8 +15,7 @@ function output(time: number, value: number): Reading {
   return { name: 'output', time, value, field: 's', unit: 'count' }
 }
 
-const byKey = (events: BucketEvent[]) =>
-  new Map(events.map((e) => [`${e.scope} ${e.step} ${e.t}`, e]))
+const byKey = (events: BucketEvent[]) => new Map(events.map((e) => [`${e.scope} ${e.step} ${e.t}`, e]))
 
 describe('optional bucket figures (§5)', () => {
   it('pvWh and idleCo2G follow the minute factors of §7', () => {
