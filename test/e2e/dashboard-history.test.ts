@@ -308,7 +308,9 @@ describe('the dashboard history view', () => {
       page.click('#report-download'),
     ])
     refused.catch(() => {})
-    expect(download.suggestedFilename()).toBe(`plantwatt-${SITE}_cells_coating-1-month-${localDate(month.from)}.csv`)
+    expect(download.suggestedFilename()).toBe(
+      `plantwatt-report-${SITE}_cells_coating-1-month-${localDate(month.from)}.csv`,
+    )
     const csv = (await readFile((await download.path())!, 'utf8')).trim().split(/\r?\n/)
     const report = await api<Record<string, unknown> & { children: Record<string, unknown>[] }>('/api/v1/reports', {
       scope: `${SITE}/cells/coating-1`,
@@ -317,6 +319,11 @@ describe('the dashboard history view', () => {
     })
     // Plain CSV of scopes and numbers: no cell holds a comma; a quoted one is unquoted.
     const cells = (line: string) => line.split(',').map((cell) => cell.replace(/^"(.*)"$/, '$1'))
+    // The figures only the report has, beside the period's totals: no PV and no output counter here.
+    expect(report.whPerUnit).toBeNull()
+    expect(await page.locator('#history-total-per-unit .value').textContent()).toBe('—')
+    expect(report.pvShare).toBe(0)
+    expect(await page.locator('#history-total-pv .value').textContent()).toBe('0.0 %')
     const header = cells(csv[0]!)
     expect(header[0]).toBe('scope')
     const rows = csv.slice(1).map((line) => Object.fromEntries(cells(line).map((cell, i) => [header[i], cell])))

@@ -27,10 +27,15 @@ export class Api {
     return this.request('POST', path)
   }
 
-  /** A GET answered in another format (`accept`, e.g. text/csv), as a Blob to save. */
+  /**
+   * A GET answered in another format (`accept`, e.g. text/csv), as a Blob to save, with the file
+   * name the server suggests in Content-Disposition, if any.
+   */
   async blob(path, query, accept) {
     const response = await this.send('GET', `${path}?${new URLSearchParams(query)}`, { accept })
-    return response.blob()
+    const disposition = response.headers.get('content-disposition') ?? ''
+    const fileName = /filename="([^"]+)"/.exec(disposition)?.[1]
+    return { blob: await response.blob(), fileName }
   }
 
   async request(method, path) {

@@ -175,7 +175,7 @@ export class HistoryView {
     const energy = (target, step, from, to) => api.get('/api/v1/energy', { scope: target, step, from, to })
     const children = this.context.childrenOf(scope)
     try {
-      const [rows, demandMonths, childRows] = await Promise.all([
+      const [rows, demandMonths, childRows, report] = await Promise.all([
         energy(scope, period.step, period.from, period.to),
         // Whole months, so that the month's peak is the month's even when a day is shown.
         pooled(monthsAround(period, this.timeZone), CONCURRENCY, (month) =>
@@ -185,9 +185,12 @@ export class HistoryView {
         pooled(children.slice(0, MAX_CHILDREN), CONCURRENCY, (child) =>
           energy(child.scope, period.step, period.from, period.to).catch(() => undefined),
         ),
+        // The figures the buckets alone do not give (PV share, energy per unit, the period
+        // before); the view stands without them.
+        api.get('/api/v1/reports', { scope, period: kind, at: period.from }).catch(() => undefined),
       ])
       if (generation !== this.generation) return
-      this.render(period, rows, demandMonths, children, childRows)
+      this.render(period, rows, demandMonths, children, childRows, report)
       this.root.dataset.state = 'ready'
       setText($('history-note'), '')
     } catch (error) {
@@ -259,14 +262,14 @@ export class HistoryView {
     nav.replaceChildren(...nodes)
   }
 
-  render(period, rows, demandMonths, children, childRows) {
-    this.answers = [period, rows, demandMonths, children, childRows]
+  render(period, rows, demandMonths, children, childRows, report) {
+    this.answers = [period, rows, demandMonths, children, childRows, report]
     const slots = slotsOf(period, this.timeZone)
     const bySlot = bucketsBySlot(rows, slots)
     const nameOf = (slot, short) => this.slotName(slot.from, short)
     this.energyChart.render(slots, (slot) => bySlot.get(slot.from), nameOf)
     this.co2Chart.render(slots, (slot) => bySlot.get(slot.from), nameOf)
-    this.renderTotals(totalsOf(rows))
+    this.renderTotals(totalsOf(rows), report)
     this.renderDemand(period, slots, demandMonths)
     this.renderChildren(children, childRows)
   }
@@ -286,14 +289,24 @@ export class HistoryView {
     return this.kind === 'day' && !short ? `${this.siteTime.day.format(t)} ${text}` : text
   }
 
-  renderTotals(totals) {
+  renderTotals(totals, report) {
     const put = (id, text) => setText($(id).querySelector('.value'), text)
     put('history-total-energy', fmt.energy(totals.energyWh))
     put('history-total-co2', fmt.co2(totals.co2G))
     put('history-total-co2-market', fmt.co2(totals.co2MarketG))
     const idleShare = totals.energyWh > 0 ? ` (${fmt.share(totals.idleWh / totals.energyWh)})` : ''
     put('history-total-idle', `${fmt.energy(totals.idleWh)}${idleShare}`)
-    put('history-total-saved', totals.savedWh === undefined ? '—' : fmt.energy(totals.savedWh))
+    const savedWh = totals.savedWh ?? report?.savedWh
+    put('history-total-saved', typeof savedWh === 'number' ? fmt.energy(savedWh) : '—')
+    put('history-total-pv', typeof report?.pvShare === 'number' ? fmt.share(report.pvShare) : '—')
+    put('history-total-per-unit', typeof report?.whPerUnit === 'number' ? `${fmt.energy(report.whPerUnit)}/unit` : '—')
+    const before = report?.previous?.energyWh
+    setText(
+      $('history-vs-previous'),
+      typeof before === 'number' && before > 0
+        ? `${totals.energyWh >= before ? '+' : '−'}${fmt.share(Math.abs(totals.energyWh / before - 1))} on the ${this.kind} before`
+        : '',
+    )
     $('history-total-energy').dataset.value = String(totals.energyWh)
   }
 

@@ -3,9 +3,12 @@
 // its children). The request carries the token, which a plain link could not, so the answer is
 // fetched and handed to the browser as a Blob download.
 
-/** A file name a spreadsheet user recognises: plantwatt-ningde_cells-week-2026-12-07.csv */
+/**
+ * The server's name for the file (Content-Disposition), else one of the same form:
+ * plantwatt-report-ningde_cells-week-2026-12-07.csv
+ */
 export function reportFileName(scope, period, date) {
-  return `plantwatt-${scope.replaceAll('/', '_')}-${period}-${date}.csv`
+  return `plantwatt-report-${scope.replaceAll('/', '_')}-${period}-${date}.csv`
 }
 
 /**
@@ -13,11 +16,11 @@ export function reportFileName(scope, period, date) {
  * @param {{scope: string, period: string, at: number, date: string}} selection
  */
 export async function downloadReport(api, { scope, period, at, date }) {
-  const blob = await api.blob('/api/v1/reports', { scope, period, at: String(at) }, 'text/csv')
+  const { blob, fileName } = await api.blob('/api/v1/reports', { scope, period, at: String(at) }, 'text/csv')
   const url = URL.createObjectURL(blob)
   const link = document.createElement('a')
   link.href = url
-  link.download = reportFileName(scope, period, date)
+  link.download = fileName ?? reportFileName(scope, period, date)
   link.hidden = true
   document.body.appendChild(link)
   link.click()
