@@ -134,11 +134,14 @@ export class DemandChart {
       element('line', { x1: x(tick.t), x2: x(tick.t), y1: MARGIN.top, y2: MARGIN.top + box.plotH }, grid)
       element('text', { x: x(tick.t), y: box.height - 6, 'text-anchor': 'middle' }, grid).textContent = tick.label
     }
+    // A step per quarter hour: each interval's average is level over the interval (and a lone
+    // interval still shows). A missing interval breaks the line.
     let d = ''
     let previous = Number.NEGATIVE_INFINITY
     for (const point of points) {
       const command = point.t - previous > 15 * 60_000 ? 'M' : 'L'
-      d += `${command}${x(point.t + 7.5 * 60_000).toFixed(1)},${y(point.kW).toFixed(1)}`
+      const level = y(point.kW).toFixed(1)
+      d += `${command}${x(point.t).toFixed(1)},${level}L${x(point.t + 15 * 60_000).toFixed(1)},${level}`
       previous = point.t
     }
     if (d) element('path', { d, class: 'series demand', 'data-points': points.length }, root)
