@@ -6,8 +6,8 @@ import {
   peakOf,
   slotsOf,
   totalsOf,
-} from '../../services/gateway/dashboard/history-data.js'
-import { periodOf } from '../../services/gateway/dashboard/range.js'
+} from '../dashboard/history-data.js'
+import { periodOf } from '../dashboard/range.js'
 
 // The history view's figures from GET /api/v1/energy rows (issue 17): the slots a period is drawn
 // in, a year's days summed into months, totals, and the month's 15-minute peak.

@@ -7,7 +7,7 @@ import {
   periodOf,
   shiftDate,
   startOfDay,
-} from '../../services/gateway/dashboard/range.js'
+} from '../dashboard/range.js'
 
 // The dashboard's history ranges (issue 17): a day, a week (Monday to Monday), a month or a year,
 // local to the site (CONTRACT.md §6 reports, §7 "buckets start at the site's local boundaries"),
