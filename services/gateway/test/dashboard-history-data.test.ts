@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import {
-  bucketsBySlot,
-  demandOf,
-  monthsAround,
-  peakOf,
-  slotsOf,
-  totalsOf,
-} from '../dashboard/history-data.js'
+import { bucketsBySlot, demandOf, monthsAround, peakOf, slotsOf, totalsOf } from '../dashboard/history-data.js'
 import { periodOf } from '../dashboard/range.js'
 
 // The history view's figures from GET /api/v1/energy rows (issue 17): the slots a period is drawn

@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import {
-  civilOf,
-  formatDate,
-  monthsOf,
-  parseDate,
-  periodOf,
-  shiftDate,
-  startOfDay,
-} from '../dashboard/range.js'
+import { civilOf, formatDate, monthsOf, parseDate, periodOf, shiftDate, startOfDay } from '../dashboard/range.js'
 
 // The dashboard's history ranges (issue 17): a day, a week (Monday to Monday), a month or a year,
 // local to the site (CONTRACT.md §6 reports, §7 "buckets start at the site's local boundaries"),
