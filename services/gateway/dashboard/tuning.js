@@ -153,7 +153,7 @@ export class TuningPanel {
       const time = el('time', undefined, this.context.siteTime().stamp(event.at, this.context.clock()))
       time.dateTime = new Date(event.at).toISOString()
       const change = typeof event.to === 'number' ? ` ${value(event.from)} → ${value(event.to)}` : ''
-      row.append(time, el('span', 'status', event.status), el('span', 'change', change))
+      row.append(time, el('span', 'event-status', event.status), el('span', 'change', change))
       if (event.reason) row.title = event.reason
       return row
     })
@@ -168,7 +168,7 @@ export class TuningPanel {
       where: el('strong', 'where'),
       name: el('span', 'setpoint-name'),
       mode: el('span', 'mode'),
-      status: el('span', 'status'),
+      status: el('span', 'tuner-status'),
       current: el('span', 'value current'),
       lastGood: el('span', 'value last-good'),
       start: el('span', 'value start'),
