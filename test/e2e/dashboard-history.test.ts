@@ -161,14 +161,14 @@ describe('the dashboard history view', () => {
     expect(await system?.stop()).toBe(0)
   })
 
-  async function open(hash: string): Promise<Page> {
+  async function open(hash: string, token = ADMIN): Promise<Page> {
     const context = await browser.newContext({ viewport: { width: 1600, height: 1400 }, locale: 'en-US' })
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error
     })
     await page.goto(`${base}/${hash}`)
-    await page.fill('#token-input', ADMIN)
+    await page.fill('#token-input', token)
     await page.click('#login-submit')
     await page.locator('#app').waitFor({ state: 'visible' })
     return page
@@ -334,6 +334,22 @@ describe('the dashboard history view', () => {
         expect(Number(rows[i]![column]), `${source.scope} ${column}`).toBeCloseTo(source[column] as number, 6)
       }
     }
+    await page.context().close()
+  })
+
+  it('takes a token scoped to a line down to that line (its site and area are not its to see)', async () => {
+    const issued = await fetch(`${base}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'coating screen', role: 'viewer', scopes: [`${SITE}/cells/coating-1`] }),
+    })
+    expect(issued.status).toBe(201)
+    const token = ((await issued.json()) as { token: string }).token
+    const day = localDate((nowS - 2 * 86_400) * 1000)
+    const page = await open(`#range=day&at=${day}`, token)
+    const line = `${SITE}/cells/coating-1`
+    await expectBarsFromApi(page, line, await shown(page, line, 'day'))
+    expect(page.url()).toContain(`scope=${line}`)
     await page.context().close()
   })
 
