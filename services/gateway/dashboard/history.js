@@ -195,6 +195,13 @@ export class HistoryView {
       setText($('history-note'), '')
     } catch (error) {
       if (generation !== this.generation) return
+      // A token scoped below this scope sees the way down to its own (CONTRACT.md §4): where the
+      // way is one child, go down it rather than show the 403.
+      const only = children.length === 1 ? children[0] : undefined
+      if (error.status === 403 && only) {
+        this.select({ scope: only.scope })
+        return
+      }
       this.root.dataset.state = 'error'
       setText($('history-note'), `History not available: ${error.message}`)
     }
