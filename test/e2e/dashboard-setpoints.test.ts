@@ -173,6 +173,23 @@ describe('the setpoint panel in the browser', () => {
     await screenshot(page)
     await page.context().close()
   }, 240_000)
+
+  it('switches every tuner to auto from the panel (PUT /api/v1/tuning), and back to advise', async () => {
+    const page = await signIn()
+    for (const scope of tuned) await page.locator(`#tuning-list li.tuner[data-scope="${scope}"]`).waitFor()
+    await page.click('#tuning-mode button[data-mode="auto"]')
+    await page.locator('#tuning-mode-note', { hasText: 'auto' }).waitFor()
+    for (const scope of tuned) {
+      await page.locator(`#tuning-list li.tuner[data-scope="${scope}"][data-mode="auto"]`).waitFor({ timeout: 30_000 })
+    }
+    await page.click('#tuning-mode button[data-mode="advise"]')
+    for (const scope of tuned) {
+      await page
+        .locator(`#tuning-list li.tuner[data-scope="${scope}"][data-mode="advise"]`)
+        .waitFor({ timeout: 30_000 })
+    }
+    await page.context().close()
+  }, 120_000)
 })
 
 /** The committed docs/dashboard.png is made with PLANTWATT_DASHBOARD_SCREENSHOT=docs/dashboard.png. */
