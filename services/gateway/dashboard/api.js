@@ -27,6 +27,11 @@ export class Api {
     return this.request('POST', path)
   }
 
+  /** PUT with a JSON body: the tuning mode. */
+  put(path, body) {
+    return this.request('PUT', path, body)
+  }
+
   /**
    * A GET answered in another format (`accept`, e.g. text/csv), as a Blob to save, with the file
    * name the server suggests in Content-Disposition, if any.
@@ -38,20 +43,26 @@ export class Api {
     return { blob: await response.blob(), fileName }
   }
 
-  async request(method, path) {
-    const response = await this.send(method, path, {})
+  async request(method, path, body) {
+    const response = await this.send(
+      method,
+      path,
+      body === undefined ? {} : { 'content-type': 'application/json' },
+      body,
+    )
     const text = await response.text()
     return text ? JSON.parse(text) : undefined
   }
 
   /** The response of an authorised request, or an ApiError from the contract's error body. */
-  async send(method, path, headers) {
+  async send(method, path, headers, body) {
     let response
     try {
       response = await fetch(path, {
         method,
         headers: { ...headers, authorization: `Bearer ${this.token}` },
         cache: 'no-store',
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       })
     } catch (error) {
       throw new ApiError(0, 'network', `the server could not be reached (${error.message})`)

@@ -440,6 +440,26 @@ async function actOnSetpoint(id, action, button) {
   schedule()
 }
 
+/**
+ * PUT /api/v1/tuning (operator, unscoped token): every tuner at once. The processor applies it
+ * through the bus after the 202, so the list is read again a moment later, and once more.
+ */
+for (const button of document.querySelectorAll('#tuning-mode button[data-mode]')) {
+  button.addEventListener('click', async () => {
+    const mode = button.dataset.mode
+    button.disabled = true
+    try {
+      await state.api.put('/api/v1/tuning', { mode })
+      setText($('tuning-mode-note'), `Every tuner set to ${mode}.`)
+      for (const ms of [500, 2500]) setTimeout(() => state.site && loadSetpoints(), ms)
+    } catch (error) {
+      setText($('tuning-mode-note'), actionFailure(error, 'change the tuning mode'))
+    } finally {
+      button.disabled = false
+    }
+  })
+}
+
 $('report-download').addEventListener('click', async () => {
   const button = $('report-download')
   const period = historyView.period
