@@ -370,6 +370,32 @@ describe('reports and the optional bucket figures, real processor and gateway', 
     expect(l2[0]!.pvWh).toBeGreaterThan(0)
   })
 
+  it('answers every field of the contract, at every level (the response schema drops none)', async () => {
+    const figures = [
+      'energyWh',
+      'co2G',
+      'co2MarketG',
+      'pvShare',
+      'idleWh',
+      'idleCo2G',
+      'peakKW',
+      'peakAt',
+      'outputUnits',
+      'whPerUnit',
+      'savedWh',
+      'savedCo2G',
+    ]
+    const r = await report(`scope=werk/a1&period=week&at=${ms(2025, 3, 28, 12)}`)
+    expect(Object.keys(r).sort()).toEqual(['scope', 'period', 'from', 'to', ...figures, 'previous', 'children'].sort())
+    expect(Object.keys(r.previous).sort()).toEqual(['from', 'to', ...figures].sort())
+    for (const child of r.children as Json[]) expect(Object.keys(child).sort()).toEqual(['scope', ...figures].sort())
+    // Without output (line 2) whPerUnit is null, not dropped; with it, a number.
+    const l2 = (r.children as Json[]).find((child) => child.scope === 'werk/a1/l2')!
+    expect(l2.whPerUnit).toBeNull()
+    expect(l2.outputUnits).toBe(0)
+    expect(typeof r.whPerUnit).toBe('number')
+  })
+
   it('a day: the DST change day has 23 hours, and the previous day is the Saturday', async () => {
     const r = await report(`scope=werk&period=day&at=2025-03-30T12:00:00%2B02:00`)
     expect(r.scope).toBe('werk')

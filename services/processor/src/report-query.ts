@@ -109,8 +109,7 @@ export class ReportQuery {
     const heldFrom = held[0]?.t ?? toMs
     let peak: DemandPeak | null = null
     if (this.sink) {
-      const stored = await this.sink.store.peakDemand(scope, fromMs, heldFrom)
-      if (stored !== null) peak = { kW: stored.kW, t: stored.t }
+      peak = await this.sink.demandPeaks.peak(scope, fromMs, heldFrom)
     }
     if (clock === undefined) return peak
     for (const row of held) {
