@@ -126,7 +126,7 @@ describe('the setpoint panel in the browser', () => {
   it('shows each tuned equipment, approves a proposal and sees it applied, rejects the next', async () => {
     expect(tuned.length).toBeGreaterThanOrEqual(2)
     const page = await signIn()
-    // A card per tuned equipment, from GET /api/v1/setpoints, in advise mode.
+    // A card per tuned equipment (the plant tree, then GET /api/v1/setpoints), in advise mode.
     for (const scope of tuned) await page.locator(`#tuning-list li.tuner[data-scope="${scope}"]`).waitFor()
     expect(await page.locator('#tuning-list li.tuner').count()).toBe(tuned.length)
     expect(await page.locator('#tuning-list li.tuner[data-mode="advise"]').count()).toBe(tuned.length)

@@ -42,6 +42,8 @@ const state = {
   names: new Map(),
   /** Every scope's children (areas, lines, equipment), for the history view's drill-down. */
   children: new Map(),
+  /** The tuned equipment of the plant with their tuning as GET /api/v1/plant told it. */
+  tuned: [],
   /** A timer while a GET /api/v1/setpoints refresh waits. */
   setpointsRefresh: undefined,
   site: undefined,
@@ -387,8 +389,10 @@ async function loadSetpoints() {
     tuningPanel.load(equipment)
     state.dirty.setpoints = true
     schedule()
-  } catch {
-    // Best effort: the setpoints channel carries the events either way.
+  } catch (error) {
+    // The channel carries the events either way; the status and savings are only in this list,
+    // so a busy processor's 503 (or a network failure) is tried again a little later.
+    if (state.site === site && error.status !== 401 && error.status !== 403) refreshSetpointsSoon()
   }
 }
 
@@ -442,7 +446,8 @@ async function actOnSetpoint(id, action, button) {
 
 /**
  * PUT /api/v1/tuning (operator, unscoped token): every tuner at once. The processor applies it
- * through the bus after the 202, so the list is read again a moment later, and once more.
+ * through the bus after the 202, so the list is read again until every tuner says the new mode
+ * (a few times at most).
  */
 for (const button of document.querySelectorAll('#tuning-mode button[data-mode]')) {
   button.addEventListener('click', async () => {
@@ -451,7 +456,12 @@ for (const button of document.querySelectorAll('#tuning-mode button[data-mode]')
     try {
       await state.api.put('/api/v1/tuning', { mode })
       setText($('tuning-mode-note'), `Every tuner set to ${mode}.`)
-      for (const ms of [500, 2500]) setTimeout(() => state.site && loadSetpoints(), ms)
+      const site = state.site
+      for (let attempt = 0; attempt < 10 && state.site === site; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)))
+        await loadSetpoints()
+        if (tuningPanel.allInMode(mode)) break
+      }
     } catch (error) {
       setText($('tuning-mode-note'), actionFailure(error, 'change the tuning mode'))
     } finally {
@@ -512,8 +522,12 @@ const socket = new Socket({
 function indexPlant(plant) {
   state.names.clear()
   state.children.clear()
+  state.tuned = []
   const visit = (node) => {
     state.names.set(node.scope, node.name)
+    // GET /api/v1/plant tells each tuned equipment's tuning: a card for each from the start.
+    const tuning = node.equipment?.tuning
+    if (tuning) state.tuned.push({ scope: node.scope, ...tuning })
     const children = node.children ?? []
     if (children.length > 0) {
       state.children.set(
@@ -578,6 +592,7 @@ function openSite(site) {
   alertFeed.clear()
   setpointFeed.clear()
   tuningPanel.clear()
+  tuningPanel.load(state.tuned.filter((tuned) => tuned.scope.startsWith(`${site.scope}/`)))
   clearTimeout(state.setpointsRefresh)
   state.setpointsRefresh = undefined
   setText($('site-name'), site.name)

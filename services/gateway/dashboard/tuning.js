@@ -92,6 +92,12 @@ export class TuningPanel {
     }
   }
 
+  /** Whether every tuner known says `mode` (after PUT /api/v1/tuning). */
+  allInMode(mode) {
+    for (const tuner of this.tuners.values()) if (tuner.mode !== mode) return false
+    return true
+  }
+
   actionMessage(id, text, isError) {
     this.notes.set(id, { text, isError })
   }
