@@ -1,4 +1,4 @@
-import type { BucketEvent } from '@plantwatt/accounting'
+import type { BucketEvent, BucketRow } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
   ALERTS_SYNC_TOPIC,
@@ -21,7 +21,7 @@ import {
   syncAnswerMessages,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import type { Alert } from '@plantwatt/contract'
+import type { Alert, BucketStep } from '@plantwatt/contract'
 import { ACK_FILTER, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
@@ -34,6 +34,7 @@ import { CheckpointFile } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import { ReportQuery } from './report-query.ts'
 import type { TuningStats } from './tuning-loop.ts'
 import { TuningService } from './tuning-service.ts'
 
@@ -186,14 +187,21 @@ export class Processor {
     this.unsubscribes.push(await bus.subscribe(ALERTS_SYNC_TOPIC, (_topic, payload) => this.onAlertsSync(payload)))
     this.unsubscribes.push(await bus.subscribe(CARBON_TOPIC, (_topic, payload) => this.onCarbon(payload)))
     this.unsubscribes.push(...(await this.tuningService.subscribe(() => this.publishEvents())))
+    const withSavings = (row: BucketRow, scope: string, step: BucketStep) =>
+      this.tuningService.withSavings(row, scope, step)
+    const reports = new ReportQuery(
+      this.options.plant,
+      this.pipeline.accounting,
+      this.historySink,
+      withSavings,
+      this.now,
+    )
     this.unsubscribes.push(
       await serveQueries(
         bus,
         {
-          energy: (params) =>
-            energyAnswer(this.pipeline.accounting, this.historySink, params, (row, scope, step) =>
-              this.tuningService.withSavings(row, scope, step),
-            ),
+          energy: (params) => energyAnswer(this.pipeline.accounting, this.historySink, params, withSavings),
+          report: (params) => reports.answer(params),
           device: (params) => this.deviceQuery(params),
           forgetNames: (params) => this.forgetNamesQuery(params),
           setpoints: (params) => this.tuningService.setpointsQuery(params),
