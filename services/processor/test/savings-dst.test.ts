@@ -1,3 +1,4 @@
+import type { BucketEvent } from '@plantwatt/accounting'
 import { createAedesBus } from '@plantwatt/bus'
 import type { PlantModel } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
@@ -75,9 +76,9 @@ describe('daily savings on a DST change day', () => {
       pipeline: new ReadingPipeline(plant),
       restored: checkpoint,
     })
-    const bucket = {
+    const bucket: BucketEvent = {
       scope: 'werk/a1',
-      step: '1d' as const,
+      step: '1d',
       t: DAY_FROM,
       energyWh: 1000,
       co2G: 300,
@@ -89,7 +90,7 @@ describe('daily savings on a DST change day', () => {
     service.addSavings(bucket)
     expect(bucket.savedWh).toBe(23 * 60)
     expect(bucket.savedCo2G).toBeCloseTo((23 * 60 * 300) / 1000, 9)
-    const hour = { ...bucket, step: '1h' as const, t: DAY_TO - 3_600_000 }
+    const hour: BucketEvent = { ...bucket, step: '1h', t: DAY_TO - 3_600_000 }
     service.addSavings(hour)
     expect(hour.savedWh).toBe(60)
   })
