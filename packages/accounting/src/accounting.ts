@@ -56,7 +56,7 @@ export interface BucketEvent {
   pvWh?: number
   /** CO2 of the idle energy: idle energy × the minute's location-based factor (§5 optional). */
   idleCo2G?: number
-  /** Units produced: increments of the equipment's `output` counters within (§5 optional, §2). */
+  /** Units produced: increments of the equipment's `output` counters within (§5 optional, §2); absent when 0. */
   outputUnits?: number
   /** Tuning savings (CONTRACT.md §5 optional fields), added by the processor's tuning loop. */
   savedWh?: number
@@ -683,7 +683,9 @@ export class Accounting {
         pvWh: f.pv,
         idleCo2G: f.idleCo2,
       }
-      if (f.counts) event.outputUnits = f.output
+      // Present where units were counted: decided by the figures alone, so the same readings give
+      // the same fields in any arrival order (an equipment's first reading adds no units).
+      if (f.output !== 0) event.outputUnits = f.output
       events.push(event)
       if (sameMonth && f.energy > site.monthPeakWh[ref.position]!) site.monthPeakWh[ref.position] = f.energy
     }
@@ -723,7 +725,7 @@ export class Accounting {
         pvWh: f.pv,
         idleCo2G: f.idleCo2,
       }
-      if (f.counts) row.outputUnits = f.output
+      if (f.output !== 0) row.outputUnits = f.output
       rows.push(row)
     }
     return rows

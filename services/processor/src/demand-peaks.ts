@@ -7,7 +7,7 @@
 // history sink, which tells this cache (`changed`) before the write is queued and again once it
 // has settled: a day with a newer interval is forgotten, and a peak read while any demand write was
 // in flight is used for that answer but not remembered (the read may have seen the older value).
-// Pruning forgets everything. Bounded: at most `maxDays` remembered (scope, day) peaks; when full,
+// Pruning forgets the days it reached. Bounded: at most `maxDays` remembered (scope, day) peaks; when full,
 // all are dropped and the cache fills again from the store (simple, and a refill costs one scan).
 
 import type { DemandRecord, HistoryStore } from '@plantwatt/history-store'
@@ -36,10 +36,13 @@ export class DemandPeaks {
     for (const row of rows) this.days.delete(`${row.scope} ${Math.floor(row.t / DAY_MS)}`)
   }
 
-  /** Everything forgotten (pruning). */
-  clear(): void {
+  /** Days that start before `ms` forgotten (pruning: the store no longer holds all their intervals). */
+  forgetBefore(ms: number): void {
     this.epoch++
-    this.days.clear()
+    const firstKept = Math.floor(ms / DAY_MS) + 1
+    for (const key of this.days.keys()) {
+      if (Number(key.slice(key.lastIndexOf(' ') + 1)) < firstKept) this.days.delete(key)
+    }
   }
 
   /** The highest interval of `scope` with fromMs ≤ t < toMs (the earliest of equal ones). */

@@ -116,9 +116,8 @@ export class HistoryStoreSink {
   /** Prunes the retention tiers at the site clock `nowMs` (§6); failures are logged. */
   async prune(nowMs: number): Promise<void> {
     try {
-      this.demandPeaks.clear()
       const removed = await this.options.store.prune(nowMs)
-      this.demandPeaks.clear()
+      this.demandPeaks.forgetBefore(nowMs - this.options.store.retention.demand * 1000)
       if (removed > 0) this.options.logger.debug({ removed, nowMs }, 'history store pruned')
     } catch (error) {
       this.options.logger.error({ err: error }, 'pruning the history store failed')

@@ -88,4 +88,16 @@ describe('demand peaks remembered per day', () => {
     await sink.written()
     expect(await sink.demandPeaks.peak(SCOPE, from, to)).toEqual({ kW: 500, t: START + 5 * 86_400_000 + 7 * QUARTER })
   })
+
+  it('pruning forgets the days it reached', async () => {
+    const from = START
+    const to = START + DAYS * 86_400_000
+    await sink.demandPeaks.peak(SCOPE, from, to)
+    // The site clock 13 months and 8.5 days on: the first 8.5 days of demand are pruned (§6 retention).
+    await sink.prune(START + store.retention.demand * 1000 + 8.5 * 86_400_000)
+    const left = await brute(from, to)
+    expect(left!.t).toBeGreaterThanOrEqual(START + 8.5 * 86_400_000)
+    expect(await sink.demandPeaks.peak(SCOPE, from, to)).toEqual(left)
+    expect(await sink.demandPeaks.peak(SCOPE, from, from + 8 * 86_400_000)).toBeNull()
+  })
 })
