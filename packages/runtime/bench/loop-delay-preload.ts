@@ -1,24 +1,10 @@
-// Loaded into the `plantwatt up` child of `pnpm bench:up-load` (node --import): measures the
-// event-loop delay of the process that does the work, from inside it, with Node's
-// monitorEventLoopDelay at 1 ms resolution (two timers of 1 ms: a small cost the run includes).
-// The bench marks its phases with SIGUSR2 (SIGUSR1 belongs to the inspector); at each mark one
-// JSON line is appended to PLANTWATT_LOOP_DELAY_FILE: the window since the previous mark, and the
-// run since the first mark (exact percentiles over the whole load, which per-window figures
-// cannot give).
+// `node --import <this file>` in a benchmark's child process that does the work (`plantwatt up`
+// in bench:up-load, the broker in bench:broker): with PLANTWATT_LOOP_DELAY_DIR set, the process
+// measures its own event-loop delay (monitorEventLoopDelay, 1 ms) and answers the parent's
+// SIGUSR2 marks in PLANTWATT_LOOP_DELAY_DIR/loop-delay-<pid>.ndjson (answerLoopDelayMarks). Set in
+// the environment, it reaches every process of a multi-process run, each in its own file.
 
-import { appendFileSync } from 'node:fs'
-import { startLoopDelayMonitor } from '@plantwatt/runtime'
+import { answerLoopDelayMarks, loopDelayMarkFile } from '../src/loop-delay.ts'
 
-const file = process.env.PLANTWATT_LOOP_DELAY_FILE
-if (file) {
-  const window = startLoopDelayMonitor(1)
-  const run = startLoopDelayMonitor(1)
-  let mark = 0
-  process.on('SIGUSR2', () => {
-    mark++
-    const line = { pid: process.pid, mark, atMs: Date.now(), window: window.summary(), run: run.summary() }
-    appendFileSync(file, `${JSON.stringify(line)}\n`)
-    window.reset()
-    if (mark === 1) run.reset()
-  })
-}
+const directory = process.env.PLANTWATT_LOOP_DELAY_DIR
+if (directory) answerLoopDelayMarks(loopDelayMarkFile(directory, process.pid))

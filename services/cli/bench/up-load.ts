@@ -7,7 +7,7 @@
 //   - live frames of a WebSocket client subscribed to the site and a few lines: age = arrival
 //     (wall clock) − the frame's `at` (the site clock, i.e. the newest reading time accepted; the
 //     devices stamp readings with the wall clock at publish), and the gaps between frames;
-//   - the event-loop delay of `up`, from inside it (loop-delay-preload.ts, SIGUSR2 marks);
+//   - the event-loop delay of `up`, from inside it (packages/runtime/bench/loop-delay-preload.ts);
 //   - checkpoint writes and sizes (the file in the data directory, polled);
 //   - CPU seconds, RSS and PSS of `up` (/proc);
 //   - nothing lost: after the load, one last pack dated past `latenessS` closes the buckets; once
@@ -21,7 +21,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -29,7 +29,7 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { deriveDevicePassword, deviceTopic, encodeSenmlJson, type PlantModel } from '@plantwatt/contract'
 import { fleetDevicesOf, generatePlant, type LatencySummary, runFleetProcesses } from '@plantwatt/fleet'
-import type { LoopDelaySummary } from '@plantwatt/runtime'
+import { type LoopDelayMark, type LoopDelaySummary, loopDelayMarkFile, requestLoopDelayMark } from '@plantwatt/runtime'
 import mqtt from 'mqtt'
 import WebSocket from 'ws'
 // /proc readings shared with the other load benches (bench code, not part of a service).
@@ -54,7 +54,7 @@ const HELP = `Usage: pnpm bench:up-load [options]
 
 const ROOT = resolve(import.meta.dirname, '../../..')
 const CLI_ENTRY = join(ROOT, 'services/cli/src/main.ts')
-const PRELOAD = join(import.meta.dirname, 'loop-delay-preload.ts')
+const PRELOAD = join(ROOT, 'packages/runtime/bench/loop-delay-preload.ts')
 const PAYLOAD = join(import.meta.dirname, 'up-load-payload.ts')
 const SEGMENT_MS = 10_000
 
@@ -135,7 +135,6 @@ const site = plant.sites[0]!
 const plantFile = join(work, 'plant.json')
 await writeFile(plantFile, JSON.stringify(plant))
 const dataDir = join(work, 'data')
-const loopFile = join(work, 'loop-delay.ndjson')
 const deviceSecret = randomBytes(32).toString('hex')
 const adminToken = randomBytes(32).toString('hex')
 const devices = fleetDevicesOf(plant)
@@ -183,7 +182,7 @@ async function startUp(): Promise<UpProcess> {
         PLANTWATT_DEVICE_SECRET: deviceSecret,
         PLANTWATT_ADMIN_TOKEN: adminToken,
         PLANTWATT_LOG_LEVEL: 'info',
-        PLANTWATT_LOOP_DELAY_FILE: loopFile,
+        PLANTWATT_LOOP_DELAY_DIR: work,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -266,26 +265,11 @@ function peakRssBytes(pid: number): number {
   }
 }
 
-interface LoopMark {
-  mark: number
-  atMs: number
-  /** Since the previous mark. */
-  window: LoopDelaySummary
-  /** Since the first mark (the start of the load). */
-  run: LoopDelaySummary
-}
-
-/** Asks `up` for its event-loop delay (SIGUSR2) and waits for the line it appends. */
-async function markLoop(pid: number, expected: number): Promise<LoopMark> {
-  process.kill(pid, 'SIGUSR2')
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const lines = existsSync(loopFile) ? readFileSync(loopFile, 'utf8').trim().split('\n').filter(Boolean) : []
-    if (lines.length >= expected) return JSON.parse(lines[expected - 1]!) as LoopMark
-    if (Date.now() > deadline) throw new Error(`plantwatt up did not answer loop-delay mark ${expected}`)
-    // Polling a file the child appends to: it answers when its loop gets to the signal.
-    await new Promise((resolvePromise) => setTimeout(resolvePromise, 20))
-  }
+/** Asks `up` for its event-loop delay since the previous mark (loop-delay-preload.ts). */
+function markLoop(pid: number, mark: number): Promise<LoopDelayMark> {
+  // Patient: a starved or stalled `up` answers late, and a second signal sent before it answers
+  // would merge with the first (signals do not queue), shifting every later mark.
+  return requestLoopDelayMark(pid, loopDelayMarkFile(work, pid), mark, 600_000)
 }
 
 /** Sums of each metric family of a Prometheus text page (labels added up). */
@@ -494,6 +478,10 @@ interface Segment {
   upCpuPercent: number
   upRssMB: number
   machineCpuPercent: number
+  /** The load generator's processes (this one and its workers). */
+  generatorCpuPercent: number
+  /** The machine's CPU not used by `up` nor the generator: other work on a shared machine. */
+  otherCpuPercent: number
   readingsAcceptedPerS: number
   checkpointWrites: number
 }
@@ -524,7 +512,7 @@ try {
     maxLifetimeMs: WATCHDOG_MS,
   })
   const allConnected = await fleet.waitFor((stats) => stats.connected === devices.length, 600_000)
-  const connectStats = await fleet.refresh()
+  const connectStats = await fleet.refresh(120_000)
   if (!allConnected) throw new Error(`only ${connectStats.connected} of ${devices.length} sessions connected`)
   const connectSeconds = (Date.now() - connectStarted) / 1000
   log(`${devices.length} sessions connected in ${round(connectSeconds)} s`)
@@ -540,9 +528,12 @@ try {
   // The load window: from the first publish turn to the last.
   let marks = 1
   await markLoop(up.pid, marks)
-  await fleet.refresh()
+  await fleet.refresh(120_000)
+  const generatorPids = [process.pid, ...fleet.pids]
+  const generatorCpu = () => generatorPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
   const cpuAtLoad = cpuSeconds(up.pid)
   const machineAtLoad = machineCpu().busyS
+  const generatorAtLoad = generatorCpu()
   const loadWindow = fleet.openLatencyWindow()
   let segmentWindow = fleet.openLatencyWindow()
   loadStartedAt = Date.now()
@@ -553,9 +544,10 @@ try {
   const segments: Segment[] = []
   let previous = {
     atMs: loadStartedAt,
-    acked: (await fleet.refresh()).acked,
+    acked: (await fleet.refresh(120_000)).acked,
     cpu: cpuAtLoad,
     machine: machineAtLoad,
+    generator: generatorCpu(),
     accepted: before.sums.get('plantwatt_readings_accepted_total') ?? 0,
     writes: 0,
   }
@@ -565,12 +557,13 @@ try {
   while (Date.now() < loadEndsAt) {
     const next = Math.min(loadEndsAt, previous.atMs + SEGMENT_MS)
     await new Promise((resolvePromise) => setTimeout(resolvePromise, Math.max(0, next - Date.now())))
-    const stats = await fleet.refresh()
+    const stats = await fleet.refresh(120_000)
     const loop = await markLoop(up.pid, ++marks)
     const metrics = await scrape(up.httpPort)
     const nowMs = Date.now()
     const cpu = cpuSeconds(up.pid)
     const machine = machineCpu().busyS
+    const generator = generatorCpu()
     const rss = rssBytes(up.pid)
     rssMax = Math.max(rssMax, rss)
     pssMax = Math.max(pssMax, pssBytes(up.pid))
@@ -586,6 +579,10 @@ try {
       upCpuPercent: Math.round((100 * (cpu - previous.cpu)) / seconds),
       upRssMB: mb(rss),
       machineCpuPercent: Math.round((100 * (machine - previous.machine)) / seconds),
+      generatorCpuPercent: Math.round((100 * (generator - previous.generator)) / seconds),
+      otherCpuPercent: Math.round(
+        (100 * (machine - previous.machine - (cpu - previous.cpu) - (generator - previous.generator))) / seconds,
+      ),
       readingsAcceptedPerS: Math.round((accepted - previous.accepted) / seconds),
       checkpointWrites: checkpoints.writes.length - previous.writes,
     }
@@ -595,9 +592,9 @@ try {
     log(
       `${segment.atS} s: acked ${segment.ackedPerS}/s, PUBACK p99 ${segment.puback.p99Ms} ms, live age p99 ${segment.liveAge.p99Ms} ms, ` +
         `loop p99 ${segment.loopDelay.p99Ms} max ${segment.loopDelay.maxMs} ms, up CPU ${segment.upCpuPercent} %, ` +
-        `RSS ${segment.upRssMB} MB, machine ${segment.machineCpuPercent} %, checkpoints ${segment.checkpointWrites}`,
+        `RSS ${segment.upRssMB} MB, machine ${segment.machineCpuPercent} % (other work ${segment.otherCpuPercent} %), checkpoints ${segment.checkpointWrites}`,
     )
-    previous = { atMs: nowMs, acked: stats.acked, cpu, machine, accepted, writes: checkpoints.writes.length }
+    previous = { atMs: nowMs, acked: stats.acked, cpu, machine, generator, accepted, writes: checkpoints.writes.length }
   }
 
   await fleet.setPublishing(false)
@@ -606,6 +603,7 @@ try {
   const loadLoop = await markLoop(up.pid, ++marks)
   const cpuLoad = cpuSeconds(up.pid) - cpuAtLoad
   const machineLoad = machineCpu().busyS - machineAtLoad
+  const generatorLoad = generatorCpu() - generatorAtLoad
   segmentWindow.close()
   // Publishes in flight at the end get their PUBACK (or time out in the generator, and count).
   const drained = await fleet.waitFor((stats) => stats.inflight === 0, 120_000)
@@ -747,6 +745,8 @@ try {
       logs: up.logCounts,
     },
     machineCpuPercentUnderLoad: Math.round((100 * machineLoad) / loadSeconds),
+    generatorCpuPercentUnderLoad: Math.round((100 * generatorLoad) / loadSeconds),
+    otherCpuPercentUnderLoad: Math.round((100 * (machineLoad - cpuLoad - generatorLoad)) / loadSeconds),
     checkpoint: {
       writes,
       bytesMax: Math.max(0, ...writes.map((write) => write.bytes)),
@@ -795,6 +795,8 @@ function summaryText(r: {
   }
   checkpoint: { writes: CheckpointWrite[]; bytesMax: number }
   machineCpuPercentUnderLoad: number
+  generatorCpuPercentUnderLoad: number
+  otherCpuPercentUnderLoad: number
 }): string {
   const target = (okay: boolean) => (okay ? 'met' : 'MISSED')
   const p = (s: { p50Ms: number; p99Ms: number; maxMs: number }) =>
@@ -813,7 +815,7 @@ function summaryText(r: {
     `  checkpoints                    ${r.checkpoint.writes.length} written, largest ${mb(r.checkpoint.bytesMax)} MB`,
     `  up CPU under load              ${r.up.cpuSecondsUnderLoad} s (${r.up.cpuPercentUnderLoad} % of a core, ${r.up.cpuMicrosPerAckedPack} µs per pack)`,
     `  up memory                      RSS max ${r.up.rssMaxMB} MB, PSS max ${r.up.pssMaxMB} MB (${r.up.pssPerDeviceKB} KB per device)`,
-    `  machine CPU under load         ${r.machineCpuPercentUnderLoad} % of ${cpus().length * 100} %`,
+    `  machine CPU under load         ${r.machineCpuPercentUnderLoad} % of ${cpus().length * 100} %: generator ${r.generatorCpuPercentUnderLoad} %, other work ${r.otherCpuPercentUnderLoad} %`,
     '',
   ].join('\n')
 }
