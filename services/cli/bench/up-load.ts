@@ -294,7 +294,7 @@ function metricByLabel(text: string, name: string, label: string): Record<string
 }
 
 async function scrape(port: number): Promise<{ text: string; sums: Map<string, number> }> {
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(30_000) })
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(300_000) })
   const text = await response.text()
   return { text, sums: parseMetrics(text) }
 }
@@ -559,7 +559,11 @@ try {
     await new Promise((resolvePromise) => setTimeout(resolvePromise, Math.max(0, next - Date.now())))
     const stats = await fleet.refresh(120_000)
     const loop = await markLoop(up.pid, ++marks)
-    const metrics = await scrape(up.httpPort)
+    // A starved `up` answers /metrics late; a segment without it still has everything else.
+    const metrics = await scrape(up.httpPort).catch((error: Error) => {
+      log(`metrics not read this segment: ${error.message}`)
+      return undefined
+    })
     const nowMs = Date.now()
     const cpu = cpuSeconds(up.pid)
     const machine = machineCpu().busyS
@@ -567,7 +571,7 @@ try {
     const rss = rssBytes(up.pid)
     rssMax = Math.max(rssMax, rss)
     pssMax = Math.max(pssMax, pssBytes(up.pid))
-    const accepted = metrics.sums.get('plantwatt_readings_accepted_total') ?? 0
+    const accepted = metrics?.sums.get('plantwatt_readings_accepted_total') ?? previous.accepted
     const seconds = (nowMs - previous.atMs) / 1000
     const segment: Segment = {
       atS: round((nowMs - loadStartedAt) / 1000),
