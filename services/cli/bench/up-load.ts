@@ -47,7 +47,7 @@ const HELP = `Usage: pnpm bench:up-load [options]
   --connect-rate R   connects per second over the whole generator (default 2000)
   --live-lines L     lines the live client subscribes to besides the site (default 3)
   --seed S           plant seed (default 1)
-  --up-node-args A   Node options for the \`up\` process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --up-node-args=A   Node options for the \`up\` process, e.g. --up-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
   --keep             keep the temporary directory (plant, data directory, up.log)
   --out FILE         JSON result (default services/cli/bench/results/up-load-<devices>-<time>.json)
 `
