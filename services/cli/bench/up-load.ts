@@ -767,6 +767,10 @@ try {
       bytesMax: Math.max(0, ...writes.map((write) => write.bytes)),
       bytesLast: writes.at(-1)?.bytes ?? 0,
       fileWriteMsMax: Math.max(0, ...writes.map((write) => write.fileWriteMs ?? 0)),
+      // Read too where the processor exposes them (not on main at the time of writing).
+      metrics: Object.fromEntries(
+        [...after.sums].filter(([name]) => name.startsWith('plantwatt_checkpoint_')).map(([n, v]) => [n, v]),
+      ),
     },
     segments,
   }
