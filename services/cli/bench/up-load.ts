@@ -634,6 +634,8 @@ try {
     username: finalDevice.id,
     password: deriveDevicePassword(deviceSecret, finalDevice.id),
     reconnectPeriod: 0,
+    // A starved `up` answers late (a run on a busy machine lost its CONNACK to the 30 s default).
+    connectTimeout: 300_000,
   })
   await finalClient.publishAsync(
     deviceTopic(site.id, finalDevice.id, 'up'),
