@@ -45,17 +45,29 @@ describe('the dashboard of plantwatt up --demo', () => {
       await page.locator('#app').waitFor({ state: 'visible' })
 
       const remaining = () => Math.max(1, startedAtMs + WITHIN_MS - Date.now())
-      // The power chart's minutes span at least a day (the chart says which minutes it drew).
-      await page.waitForFunction(
-        (dayMs) => {
-          const svg = document.querySelector<SVGSVGElement>('#chart-power')
-          if (!svg?.dataset.first || !svg.dataset.last) return false
-          const span = Number(svg.dataset.last) - Number(svg.dataset.first)
-          return span >= dayMs - 3_600_000 && Number(svg.dataset.points) >= 1000
-        },
-        DAY_MS,
-        { timeout: remaining(), polling: 500 },
-      )
+      // The power chart's minutes span at least a day up to the last minutes (the chart says which
+      // minutes it drew); while the history is still being made they end further back.
+      await page
+        .waitForFunction(
+          (dayMs) => {
+            const svg = document.querySelector<SVGSVGElement>('#chart-power')
+            if (!svg?.dataset.first || !svg.dataset.last) return false
+            const last = Number(svg.dataset.last)
+            const span = last - Number(svg.dataset.first)
+            return span >= dayMs - 3_600_000 && Number(svg.dataset.points) >= 1000 && Date.now() - last < 600_000
+          },
+          DAY_MS,
+          { timeout: remaining(), polling: 500 },
+        )
+        .catch(async (error) => {
+          // Say what the chart held, and whether the history was ready, instead of a bare timeout.
+          const svg = page.locator('#chart-power')
+          const held = await Promise.all(['data-points', 'data-first', 'data-last'].map((a) => svg.getAttribute(a)))
+          const ready = system.logs.find((record) => record.msg === 'demo history ready')
+          throw new Error(
+            `${error.message}\nchart: ${held.join(' ')}, now ${Date.now()}\nready: ${JSON.stringify(ready)}`,
+          )
+        })
       await page.locator('#chart-power path.series.power').waitFor({ state: 'attached', timeout: remaining() })
       await page.locator('#chart-co2 path.series').first().waitFor({ state: 'attached', timeout: remaining() })
       await page.locator('#alert-feed li[data-kind="idle"]').first().waitFor({ timeout: remaining() })
