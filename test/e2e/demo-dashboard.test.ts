@@ -50,11 +50,16 @@ describe('the dashboard of plantwatt up --demo', () => {
       await page
         .waitForFunction(
           (dayMs) => {
-            const svg = document.querySelector<SVGSVGElement>('#chart-power')
-            if (!svg?.dataset.first || !svg.dataset.last) return false
-            const last = Number(svg.dataset.last)
-            const span = last - Number(svg.dataset.first)
-            return span >= dayMs - 3_600_000 && Number(svg.dataset.points) >= 1000 && Date.now() - last < 600_000
+            // Runs in the page (the tests are compiled without the DOM's types).
+            const page = globalThis as unknown as {
+              document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null }
+            }
+            const svg = page.document.querySelector('#chart-power')
+            const first = svg?.getAttribute('data-first')
+            const last = Number(svg?.getAttribute('data-last'))
+            if (!first || !last) return false
+            const points = Number(svg?.getAttribute('data-points'))
+            return last - Number(first) >= dayMs - 3_600_000 && points >= 1000 && Date.now() - last < 600_000
           },
           DAY_MS,
           { timeout: remaining(), polling: 500 },
