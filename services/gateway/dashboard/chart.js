@@ -150,6 +150,10 @@ export class BucketChart {
       root,
     )
     svg.replaceChildren(root)
+    // Which minutes are drawn, for a reader of the page (tests) that cannot read a path.
+    svg.dataset.points = String(points.length)
+    svg.dataset.first = points.length > 0 ? String(points[0].t) : ''
+    svg.dataset.last = points.length > 0 ? String(points[points.length - 1].t) : ''
   }
 
   pointer(event) {

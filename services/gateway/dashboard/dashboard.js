@@ -21,7 +21,8 @@ const TOKEN_KEY = 'plantwatt.token'
 const SITE_KEY = 'plantwatt.site'
 const STEP = '1m'
 const STEP_MS = 60_000
-const CHART_MS = 4 * 3600_000
+/** A day: `up --demo` starts with two days of history (issue 17), and a plant is run by the day. */
+const CHART_MS = 24 * 3600_000
 const FEED_LIMIT = 200
 /** The gateway allows 100 subscriptions per connection; alerts, setpoints and buckets take 3. */
 const MAX_LIVE = 96

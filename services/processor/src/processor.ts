@@ -101,11 +101,13 @@ export class Processor {
   private checkpointing: Promise<void> | undefined
   private nextCheckpoint: Promise<void> | undefined
   private started = false
+  private publishIntervalMs: number
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
+    this.publishIntervalMs = options.publishIntervalMs ?? 200
     this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
     this.historySink = options.historyStore
       ? new HistoryStoreSink({
@@ -209,8 +211,7 @@ export class Processor {
         (error) => logger.warn({ err: error }, 'bad query on the bus'),
       ),
     )
-    this.publishTimer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
-    this.publishTimer.unref()
+    this.startPublishTimer()
     if (this.historySink) {
       void this.pruneHistory()
       this.pruneTimer = setInterval(() => void this.pruneHistory(), this.options.historyPruneIntervalMs ?? 600_000)
@@ -222,6 +223,24 @@ export class Processor {
     }
     // A gateway that started first asked for a sync before anyone listened: answer it now.
     this.publishAll()
+  }
+
+  /**
+   * How often changed figures, closed buckets and alerts go out from now on, ms (the option
+   * `publishIntervalMs`). The demo's backfill (issue 17) slows it while two days of readings go
+   * through in seconds: every scope's figures recomputed five times a second, for a site clock
+   * racing through the hours, are a fifth of the work and nobody looks at them.
+   */
+  setPublishInterval(ms: number): void {
+    if (!(ms > 0)) throw new RangeError(`publish interval must be positive, got ${ms}`)
+    this.publishIntervalMs = ms
+    if (this.publishTimer) this.startPublishTimer()
+  }
+
+  private startPublishTimer(): void {
+    if (this.publishTimer) clearInterval(this.publishTimer)
+    this.publishTimer = setInterval(() => this.publishChanges(), this.publishIntervalMs)
+    this.publishTimer.unref()
   }
 
   /** Stops taking uplinks, sends what is pending, writes the checkpoint. Safe to call twice. */
