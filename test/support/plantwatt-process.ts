@@ -73,6 +73,11 @@ export interface RunningPlantwatt {
   dataDir: string
   /** Every NDJSON log record seen so far. */
   logs: Record<string, unknown>[]
+  /**
+   * The first log record with this `msg` (seen already or still to come); rejects after
+   * `timeoutMs` or when the process exits first.
+   */
+  waitForLog(msg: string, timeoutMs: number): Promise<Record<string, unknown>>
   stop(): Promise<number | null>
 }
 
@@ -106,6 +111,7 @@ export async function startRole(
     { cwd: REPO_ROOT, env: { ...process.env, PLANTWATT_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const logs: Record<string, unknown>[] = []
+  const logWaiters = new Set<(record: Record<string, unknown>) => void>()
   let stderr = ''
   child.stderr!.on('data', (chunk) => {
     stderr += chunk
@@ -119,6 +125,7 @@ export async function startRole(
         return
       }
       logs.push(record)
+      for (const waiter of logWaiters) waiter(record)
       if (record.msg === readyMessage) resolvePromise(record)
     })
     child.once('exit', (code) =>
@@ -132,6 +139,32 @@ export async function startRole(
     httpPort: (record.httpPort as number | undefined) ?? 0,
     dataDir,
     logs,
+    waitForLog(msg, timeoutMs) {
+      const seen = logs.find((entry) => entry.msg === msg)
+      if (seen) return Promise.resolve(seen)
+      return new Promise((resolveWait, rejectWait) => {
+        const done = () => {
+          clearTimeout(timer)
+          logWaiters.delete(waiter)
+          child.off('exit', onExit)
+        }
+        const waiter = (entry: Record<string, unknown>) => {
+          if (entry.msg !== msg) return
+          done()
+          resolveWait(entry)
+        }
+        const onExit = (code: number | null) => {
+          done()
+          rejectWait(new Error(`plantwatt ${args[0]} exited with ${code} before logging "${msg}":\n${stderr}`))
+        }
+        const timer = setTimeout(() => {
+          done()
+          rejectWait(new Error(`no "${msg}" log record within ${timeoutMs} ms`))
+        }, timeoutMs)
+        logWaiters.add(waiter)
+        child.once('exit', onExit)
+      })
+    },
     async stop() {
       // Already gone (a test may kill -9 it): 'exit' has fired and will not again.
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode

@@ -17,10 +17,11 @@ import {
   type DeviceSink,
   EnergyContext,
 } from './device-energy.ts'
+import { OutputMinutes, type OutputMinutesState } from './output-minutes.ts'
 import { ReadingSeries, type SeriesState } from './series.ts'
 import type { ScopeRef } from './site-state.ts'
 import { SiteState } from './site-state.ts'
-import { MinuteScratch, type Span } from './spread.ts'
+import { MinuteScratch, type Span, spreadPart } from './spread.ts'
 
 export interface AccountingOptions {
   /**
@@ -51,6 +52,12 @@ export interface BucketEvent {
   idleWh: number
   peakW: number
   revision: number
+  /** PV energy counted as used by the scope: its energy × the minute's PV share (§5 optional, §7). */
+  pvWh?: number
+  /** CO2 of the idle energy: idle energy × the minute's location-based factor (§5 optional). */
+  idleCo2G?: number
+  /** Units produced: increments of the equipment's `output` counters within (§5 optional, §2); absent when 0. */
+  outputUnits?: number
   /** Tuning savings (CONTRACT.md §5 optional fields), added by the processor's tuning loop. */
   savedWh?: number
   savedCo2G?: number
@@ -64,6 +71,10 @@ export interface BucketRow {
   co2MarketG: number
   idleWh: number
   peakW: number
+  /** The §5 optional figures, as the bucket events carry them (see BucketEvent). */
+  pvWh?: number
+  idleCo2G?: number
+  outputUnits?: number
   /** Tuning savings, where the bucket events carried them (§5 optional fields). */
   savedWh?: number
   savedCo2G?: number
@@ -128,10 +139,15 @@ function meterPowerInRange(limitW: number, watts: number): boolean {
 interface Figures {
   energy: number
   idle: number
+  /** Location-based CO2 of the idle energy. */
+  idleCo2: number
   co2: number
   co2Market: number
   pv: number
   peak: number
+  /** Milli-units produced (output counters), and whether the scope has any equipment counting. */
+  output: number
+  counts: boolean
 }
 
 interface TodayClosed {
@@ -162,12 +178,16 @@ interface CheckpointState {
     store: Record<string, Float64Array | Int32Array | Uint16Array | number>
   }[]
   devices: [string, [string, SeriesState][]][]
+  /** Units produced per minute, per site that has output counters (output-minutes.ts). */
+  output?: [string, OutputMinutesState][]
 }
 
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
 
 export class Accounting {
   private readonly sites = new Map<string, SiteState>()
+  /** Per site id, units produced per minute; only for sites whose equipment report `output`. */
+  private readonly outputs = new Map<string, OutputMinutes>()
   private readonly scopes = new Map<string, ScopeRef>()
   private readonly devices = new Map<string, DeviceEnergy>()
   private readonly scratch = new MinuteScratch()
@@ -278,6 +298,12 @@ export class Accounting {
       if (equipment !== undefined && name === 'power') this.raisePeak(site, equipment.index, t, reading.value)
       return 'accepted'
     }
+    if (name === 'output' && equipment !== undefined) {
+      series.insert(pos, t, reading.value)
+      this.outputInserted(site, equipment.index, series, pos)
+      series.evictBefore(series.lastEver - site.retentionS, this.maxRetained)
+      return 'accepted'
+    }
     const sink = dev.sink
     this.context.spans = sink.kind === 'equipment' ? site.spans[sink.eq] : undefined
     if (name === 'energy') {
@@ -309,6 +335,49 @@ export class Accounting {
    */
   forgetMeasurement(deviceId: string, name: string): boolean {
     return this.devices.get(deviceId)?.others.delete(name) ?? false
+  }
+
+  /**
+   * Accounts an `output` reading just inserted at `pos` of its series: as a counter (§7 energy
+   * counter rules, §2 a decrease is a reset), the interval it splits is taken out and its two
+   * halves put in, spread evenly over their time, in whole milli-units.
+   */
+  private outputInserted(site: SiteState, eq: number, series: ReadingSeries, pos: number): void {
+    const out = this.scratch
+    const part = (i: number, j: number, sign: number) => {
+      const a = series.time(i)
+      const b = series.time(j)
+      spreadPart(out, a, b, counterIncrement(series.value(i), series.value(j)) * 1000, a, b, sign, undefined)
+    }
+    const hasPrev = pos > 0
+    const hasNext = pos + 1 < series.len
+    if (hasPrev && hasNext) part(pos - 1, pos + 1, -1)
+    if (hasPrev) part(pos - 1, pos, 1)
+    if (hasNext) part(pos, pos + 1, 1)
+    let minutes = this.outputs.get(site.info.node.id)
+    if (minutes === undefined) {
+      minutes = new OutputMinutes(site.store.length, site.store.nAgg)
+      this.outputs.set(site.info.node.id, minutes)
+    }
+    // From its first reading on (which adds nothing yet), the equipment's buckets carry outputUnits.
+    minutes.track(eq)
+    if (out.empty) return
+    const aggs = site.equipmentAggregates[eq]!
+    for (let m = out.lo; m <= out.hi; m++) {
+      const units = out.energy[m - out.base]!
+      if (units === 0) continue
+      const slot = site.store.slotOf(m)
+      if (slot < 0) {
+        this.counters.beyondHistory++
+        continue
+      }
+      minutes.add(m, slot, eq, aggs, units)
+      if (m <= site.emittedThrough) {
+        site.dirty.add(m)
+        site.closedChanges++
+      }
+    }
+    out.clear()
   }
 
   private deviceOf(device: DeviceInfo): DeviceEnergy {
@@ -411,10 +480,14 @@ export class Accounting {
     const store = ref.site.store
     out.energy = 0
     out.idle = 0
+    out.idleCo2 = 0
     out.co2 = 0
     out.co2Market = 0
     out.pv = 0
     out.peak = 0
+    out.output = 0
+    const output = this.outputs.get(ref.site.info.node.id)
+    out.counts = output !== undefined && this.countsOutput(ref, output)
     let seen = false
     for (let m = from; m < to; m++) {
       const slot = store.slotOf(m)
@@ -444,23 +517,57 @@ export class Accounting {
       const j = (m - from) * 3
       out.energy += energy
       out.idle += idle
+      out.idleCo2 += idle * factors[j]!
       out.co2 += energy * factors[j]!
       out.co2Market += energy * factors[j + 1]!
       out.pv += energy * factors[j + 2]!
       if (!seen || peak > out.peak) out.peak = peak
       seen = true
+      if (out.counts) {
+        out.output +=
+          ref.kind === 'equipment'
+            ? output!.ofEquipment(m, slot, ref.index)
+            : ref.kind === 'aggregate'
+              ? output!.ofAggregate(m, slot, ref.index)
+              : output!.ofEquipmentList(m, slot, ref.equipment)
+      }
     }
     // Stored in mWh; factors are per Wh.
     out.energy /= 1000
     out.idle /= 1000
+    out.idleCo2 /= 1000
     out.co2 /= 1000
     out.co2Market /= 1000
     out.pv /= 1000
+    out.output /= 1000
     return out
   }
 
+  /** Per site: which scopes (by position) hold equipment that report output, for how many such. */
+  private readonly countingScopes = new Map<string, { reporting: number; flags: Uint8Array }>()
+
+  /** Whether the scope holds equipment that report `output` (its buckets carry outputUnits, §5). */
+  private countsOutput(ref: ScopeRef, output: OutputMinutes): boolean {
+    const site = ref.site
+    const id = site.info.node.id
+    const reporting = output.reporting()
+    let cached = this.countingScopes.get(id)
+    if (cached === undefined || cached.reporting !== reporting.length) {
+      const flags = new Uint8Array(site.refs.length)
+      for (const eq of reporting) {
+        for (const ancestor of site.info.equipment[eq]!.ancestors) {
+          const position = this.scopes.get(ancestor.scope)?.position
+          if (position !== undefined) flags[position] = 1
+        }
+      }
+      cached = { reporting: reporting.length, flags }
+      this.countingScopes.set(id, cached)
+    }
+    return cached.flags[ref.position] === 1
+  }
+
   private newFigures(): Figures {
-    return { energy: 0, idle: 0, co2: 0, co2Market: 0, pv: 0, peak: 0 }
+    return { energy: 0, idle: 0, idleCo2: 0, co2: 0, co2Market: 0, pv: 0, peak: 0, output: 0, counts: false }
   }
 
   /**
@@ -563,7 +670,7 @@ export class Accounting {
     const t = start * 60_000
     for (const ref of site.refs) {
       this.figures(ref, from, end, factors, f)
-      events.push({
+      const event: BucketEvent = {
         scope: ref.scope,
         step,
         t,
@@ -573,7 +680,13 @@ export class Accounting {
         idleWh: f.idle,
         peakW: f.peak,
         revision,
-      })
+        pvWh: f.pv,
+        idleCo2G: f.idleCo2,
+      }
+      // Present where units were counted: decided by the figures alone, so the same readings give
+      // the same fields in any arrival order (an equipment's first reading adds no units).
+      if (f.output !== 0) event.outputUnits = f.output
+      events.push(event)
       if (sameMonth && f.energy > site.monthPeakWh[ref.position]!) site.monthPeakWh[ref.position] = f.energy
     }
   }
@@ -602,14 +715,18 @@ export class Accounting {
       const end = cal.bucketEnd(step, start)
       if (end <= site.firstMinute) continue
       this.figures(ref, start, end, this.minuteFactorsOf(site, start, end), f)
-      rows.push({
+      const row: BucketRow = {
         t: start * 60_000,
         energyWh: f.energy,
         co2G: f.co2,
         co2MarketG: f.co2Market,
         idleWh: f.idle,
         peakW: f.peak,
-      })
+        pvWh: f.pv,
+        idleCo2G: f.idleCo2,
+      }
+      if (f.output !== 0) row.outputUnits = f.output
+      rows.push(row)
     }
     return rows
   }
@@ -886,6 +1003,7 @@ export class Accounting {
           ...[...dev.others].map(([name, s]) => [name, s.toJSON()] as [string, SeriesState]),
         ],
       ]),
+      output: [...this.outputs].map(([id, minutes]) => [id, minutes.toJSON()] as [string, OutputMinutesState]),
     }
     return encodeCheckpoint(state)
   }
@@ -917,6 +1035,10 @@ export class Accounting {
       site.monthPeakWh.set(saved.monthPeakWh)
       for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
     }
+    for (const [id, saved] of state.output ?? []) {
+      const site = engine.sites.get(id)
+      if (site !== undefined) engine.outputs.set(id, OutputMinutes.from(saved, site.store.length, site.store.nAgg))
+    }
     for (const [id, series] of state.devices) {
       const info = plant.device(id)
       if (info === undefined) continue
@@ -925,7 +1047,8 @@ export class Accounting {
         const restored = ReadingSeries.from(s)
         if (name === 'energy') Object.assign(dev.energy, restored)
         else if (name === 'power') Object.assign(dev.power, restored)
-        else dev.others.set(name, restored)
+        // An `output` series of a checkpoint from before outputUnits has no values: it starts anew.
+        else if (name !== 'output' || restored.v !== undefined) dev.others.set(name, restored)
       }
     }
     return engine

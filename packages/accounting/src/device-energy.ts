@@ -34,7 +34,8 @@ export class DeviceEnergy {
     if (name === 'power') return this.power
     let s = this.others.get(name)
     if (!s) {
-      s = new ReadingSeries(false)
+      // `output` keeps its values: it is a counter (units produced, §2); the rest only order and dedup.
+      s = new ReadingSeries(name === 'output')
       this.others.set(name, s)
     }
     return s

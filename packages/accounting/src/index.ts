@@ -10,3 +10,13 @@ export {
   powerInRange,
 } from './accounting.ts'
 export { type BucketStep, LocalCalendar } from './calendar.ts'
+export {
+  type DemandPeak,
+  type PeriodBounds,
+  periodBounds,
+  previousBounds,
+  REPORT_PERIODS,
+  type ReportFigures,
+  type ReportPeriod,
+  reportFigures,
+} from './report.ts'

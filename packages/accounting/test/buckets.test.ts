@@ -86,6 +86,8 @@ describe('closing and revisions (§5 buckets, §7)', () => {
         idleWh: 0,
         peakW: 0,
         revision: 0,
+        pvWh: 0,
+        idleCo2G: 0,
       },
     ])
     expect(events.map((e) => e.scope).sort()).toEqual(['s', 's/a', 's/a/l1', E1, E2, 's/a/l2/e3', 's/a/l2'].sort())

@@ -139,6 +139,12 @@ export interface BucketFigures {
   co2MarketG: number
   idleWh: number
   peakW: number
+  /** PV energy counted as used by the scope (§5 optional). */
+  pvWh?: number
+  /** CO2 of the idle energy, location-based (§5 optional). */
+  idleCo2G?: number
+  /** Units produced, where equipment within the scope report an `output` counter (§5 optional). */
+  outputUnits?: number
   /** Energy and CO2 saved by setpoint tuning, where tuned equipment lie within the scope (§5). */
   savedWh?: number
   savedCo2G?: number

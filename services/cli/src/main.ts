@@ -137,6 +137,15 @@ program
   .addOption(
     envOption('--demo [yes]', 'also start simulated devices for the plant', 'PLANTWATT_DEMO').argParser(parseFlag),
   )
+  .addOption(
+    envOption(
+      '--demo-history <hours>',
+      "with --demo: hours of the plant's history simulated through the pipeline before the devices go live (0: none)",
+      'PLANTWATT_DEMO_HISTORY',
+    )
+      .default(48)
+      .argParser(parseCount(0, 24 * 31)),
+  )
   .addOption(dataDirOption())
   .addOption(options.host())
   .addOption(options.mqttPort())
@@ -163,6 +172,7 @@ program
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
         acceptOld: opts.acceptOld === true,
         maxProcessNames: opts.maxProcessNames,
+        demoHistoryHours: opts.demoHistory,
       },
       context.logger,
     )

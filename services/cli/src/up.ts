@@ -5,6 +5,7 @@ import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret, prepareDataDirectory } from '@plantwatt/runtime'
+import { backfillDemo } from './demo-backfill.ts'
 import {
   checkpointPath,
   cleanDataDir,
@@ -32,6 +33,8 @@ export interface UpOptions {
   acceptOld?: boolean
   /** `--max-process-names` (CONTRACT.md §2): distinct process-variable names per device, default 16. */
   maxProcessNames?: number
+  /** `--demo-history`: hours of history the demo makes before its devices go live (default 48). */
+  demoHistoryHours?: number
 }
 
 export interface RunningSystem {
@@ -107,16 +110,36 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     'listening',
   )
 
-  let fleet: Fleet | undefined
+  // The demo runs in the background: first the plant's history (issue 17), then its live devices.
+  // The API answers meanwhile, and a stop aborts the history between steps.
+  const demoAbort = new AbortController()
+  let demo: Promise<Fleet | undefined> | undefined
   if (options.demo) {
     const brokerHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
-    fleet = await startFleet({
-      plant: options.plant,
-      brokerUrl: `mqtt://${brokerHost.includes(':') ? `[${brokerHost}]` : brokerHost}:${mqttPort}`,
-      deviceSecret,
-      onError: (error) => logger.debug({ err: error }, 'demo device error'),
+    demo = (async () => {
+      const history = await backfillDemo({
+        plant: options.plant,
+        journal,
+        processor,
+        bus: broker.bus,
+        logger: logger.child({ role: 'demo' }),
+        hours: options.demoHistoryHours,
+        signal: demoAbort.signal,
+      })
+      if (!history || demoAbort.signal.aborted) return undefined
+      const fleet = await startFleet({
+        plant: options.plant,
+        simulation: history.simulation,
+        brokerUrl: `mqtt://${brokerHost.includes(':') ? `[${brokerHost}]` : brokerHost}:${mqttPort}`,
+        deviceSecret,
+        onError: (error) => logger.debug({ err: error }, 'demo device error'),
+      })
+      logger.info({ devices: fleet.stats.devices }, 'demo fleet started')
+      return fleet
+    })().catch((error) => {
+      logger.error({ err: error }, 'the demo failed to start')
+      return undefined
     })
-    logger.info({ devices: fleet.stats.devices }, 'demo fleet started')
   }
 
   let stopping: Promise<void> | undefined
@@ -126,6 +149,8 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     stop() {
       stopping ??= (async () => {
         ready = false
+        demoAbort.abort()
+        const fleet = await demo
         await fleet?.stop()
         await broker.close()
         await journal.close()

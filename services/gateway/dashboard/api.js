@@ -27,10 +27,43 @@ export class Api {
     return this.request('POST', path)
   }
 
-  async request(method, path) {
+  /** PUT with a JSON body: the tuning mode. */
+  put(path, body) {
+    return this.request('PUT', path, body)
+  }
+
+  /**
+   * A GET answered in another format (`accept`, e.g. text/csv), as a Blob to save, with the file
+   * name the server suggests in Content-Disposition, if any.
+   */
+  async blob(path, query, accept) {
+    const response = await this.send('GET', `${path}?${new URLSearchParams(query)}`, { accept })
+    const disposition = response.headers.get('content-disposition') ?? ''
+    const fileName = /filename="([^"]+)"/.exec(disposition)?.[1]
+    return { blob: await response.blob(), fileName }
+  }
+
+  async request(method, path, body) {
+    const response = await this.send(
+      method,
+      path,
+      body === undefined ? {} : { 'content-type': 'application/json' },
+      body,
+    )
+    const text = await response.text()
+    return text ? JSON.parse(text) : undefined
+  }
+
+  /** The response of an authorised request, or an ApiError from the contract's error body. */
+  async send(method, path, headers, body) {
     let response
     try {
-      response = await fetch(path, { method, headers: { authorization: `Bearer ${this.token}` }, cache: 'no-store' })
+      response = await fetch(path, {
+        method,
+        headers: { ...headers, authorization: `Bearer ${this.token}` },
+        cache: 'no-store',
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      })
     } catch (error) {
       throw new ApiError(0, 'network', `the server could not be reached (${error.message})`)
     }
@@ -47,7 +80,6 @@ export class Api {
       }
       throw new ApiError(response.status, error.code ?? `http_${response.status}`, error.message ?? response.statusText)
     }
-    const text = await response.text()
-    return text ? JSON.parse(text) : undefined
+    return response
   }
 }

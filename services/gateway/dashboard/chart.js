@@ -44,7 +44,7 @@ export class BucketSeries {
   }
 }
 
-function element(name, attributes, parent) {
+export function element(name, attributes, parent) {
   const node = document.createElementNS(SVG, name)
   for (const key in attributes) node.setAttribute(key, attributes[key])
   parent?.appendChild(node)
@@ -52,7 +52,7 @@ function element(name, attributes, parent) {
 }
 
 /** 1, 2 or 5 × 10^n: tick steps a reader can add up. */
-function niceStep(span, count) {
+export function niceStep(span, count) {
   const raw = span / Math.max(1, count)
   const power = 10 ** Math.floor(Math.log10(raw))
   const unit = raw / power
@@ -150,6 +150,10 @@ export class BucketChart {
       root,
     )
     svg.replaceChildren(root)
+    // Which minutes are drawn, for a reader of the page (tests) that cannot read a path.
+    svg.dataset.points = String(points.length)
+    svg.dataset.first = points.length > 0 ? String(points[0].t) : ''
+    svg.dataset.last = points.length > 0 ? String(points[points.length - 1].t) : ''
   }
 
   pointer(event) {

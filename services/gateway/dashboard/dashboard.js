@@ -2,6 +2,8 @@
 // areas and lines from GET /api/v1/plant, and keeps one WebSocket (§5) subscribed to the site's
 // live figures, each area's and line's, its alerts, setpoint events and 1-minute buckets. Frames
 // only update state and mark what changed; the DOM is written at most once per animation frame.
+// Below the live figures: the history view with drill-down and the report download (history.js,
+// issue 17), and the setpoint panel (tuning.js, issue 15).
 
 import { Api, ApiError } from './api.js'
 import { Breakdown } from './breakdown.js'
@@ -9,16 +11,23 @@ import { BucketChart, BucketSeries } from './chart.js'
 import { EventBook } from './events.js'
 import { AlertFeed, IdleList, SetpointFeed } from './feeds.js'
 import * as fmt from './format.js'
+import { HistoryView } from './history.js'
+import { formatDate } from './range.js'
+import { downloadReport } from './report.js'
 import { Socket } from './socket.js'
+import { TuningPanel } from './tuning.js'
 
 const TOKEN_KEY = 'plantwatt.token'
 const SITE_KEY = 'plantwatt.site'
 const STEP = '1m'
 const STEP_MS = 60_000
-const CHART_MS = 4 * 3600_000
+/** A day: `up --demo` starts with two days of history (issue 17), and a plant is run by the day. */
+const CHART_MS = 24 * 3600_000
 const FEED_LIMIT = 200
 /** The gateway allows 100 subscriptions per connection; alerts, setpoints and buckets take 3. */
 const MAX_LIVE = 96
+/** After setpoint events, GET /api/v1/setpoints (savings, status) again at most this often. */
+const SETPOINTS_REFRESH_MS = 3000
 
 const $ = (id) => document.getElementById(id)
 
@@ -32,6 +41,12 @@ const state = {
   sites: [],
   /** Names of every scope, for readable alert places; equipment included, but never rendered as a list. */
   names: new Map(),
+  /** Every scope's children (areas, lines, equipment), for the history view's drill-down. */
+  children: new Map(),
+  /** The tuned equipment of the plant with their tuning as GET /api/v1/plant told it. */
+  tuned: [],
+  /** A timer while a GET /api/v1/setpoints refresh waits. */
+  setpointsRefresh: undefined,
   site: undefined,
   siteTime: new fmt.SiteTime(undefined),
   /** Site clock (ms) from the site's live frames. */
@@ -71,7 +86,15 @@ const feedContext = { where, siteTime: () => state.siteTime, clock: () => state.
 
 const breakdown = new Breakdown($('breakdown-rows'))
 const alertFeed = new AlertFeed($('alert-feed'), feedContext, acknowledge)
-const setpointFeed = new SetpointFeed($('setpoint-feed'), feedContext, actOnSetpoint)
+const setpointFeed = new SetpointFeed($('setpoint-feed'), feedContext)
+const tuningPanel = new TuningPanel($('tuning-list'), $('tuning-more'), feedContext, actOnSetpoint)
+const historyView = new HistoryView({
+  api: () => state.api,
+  clock: () => state.clock,
+  childrenOf: (scope) => state.children.get(scope) ?? [],
+  nameOf: (scope) => state.names.get(scope),
+  onChange: () => setText($('report-note'), ''),
+})
 const idleList = new IdleList($('idle-list'), $('idle-more'), feedContext)
 const chartReadout = (id) => (text) => {
   $(id).textContent = text
@@ -181,6 +204,7 @@ function render() {
   if (dirty.setpoints) {
     const entries = state.setpoints.newest(FEED_LIMIT)
     setpointFeed.render(entries)
+    tuningPanel.render()
     $('setpoints-empty').hidden = entries.length > 0
   }
   if (dirty.alerts) $('alerts-empty').hidden = state.alerts.entries.size > 0
@@ -198,7 +222,19 @@ function applyAlert(seq, alert) {
 }
 
 function applySetpoint(seq, event) {
-  if (state.setpoints.apply(seq, event)) state.dirty.setpoints = true
+  if (!state.setpoints.apply(seq, event)) return
+  tuningPanel.event(event)
+  state.dirty.setpoints = true
+  refreshSetpointsSoon()
+}
+
+/** Savings and status are in GET /api/v1/setpoints only: fetched again a little after events. */
+function refreshSetpointsSoon() {
+  if (state.setpointsRefresh !== undefined) return
+  state.setpointsRefresh = setTimeout(() => {
+    state.setpointsRefresh = undefined
+    if (state.site) loadSetpoints()
+  }, SETPOINTS_REFRESH_MS)
 }
 
 const CHANNEL_NOTES = { alerts: 'alerts-note', setpoints: 'setpoints-note', buckets: 'chart-note' }
@@ -224,6 +260,7 @@ function onFrame(frame) {
         state.clock = frame.at
         state.dirty.clock = true
         if (state.historyPending) loadHistory()
+        historyView.clockMoved(frame.at)
       }
       break
     }
@@ -340,16 +377,23 @@ async function loadSetpoints() {
   try {
     const body = await state.api.get('/api/v1/setpoints', { scope: site.scope })
     if (state.site !== site) return
-    // GET /api/v1/setpoints gives tuning status and history per equipment; take any events it lists.
+    // GET /api/v1/setpoints gives tuning status and history per equipment; take any events it
+    // lists (oldest first), then the status as the processor states it now.
     const equipment = Array.isArray(body) ? body : (body?.equipment ?? [])
     for (const tuned of equipment) {
-      for (const { seq, item } of listOf(tuned?.history ?? tuned?.events ?? [], 'events', 'event')) {
-        if (item?.status) applySetpoint(seq, item)
+      const events = listOf(tuned?.history ?? tuned?.events ?? [], 'events', 'event')
+      events.sort((a, b) => a.seq - b.seq || a.item.at - b.item.at)
+      for (const { seq, item } of events) {
+        if (item?.status && state.setpoints.apply(seq, item)) tuningPanel.event(item)
       }
     }
+    tuningPanel.load(equipment)
+    state.dirty.setpoints = true
     schedule()
-  } catch {
-    // Best effort: the setpoints channel carries the events either way.
+  } catch (error) {
+    // The channel carries the events either way; the status and savings are only in this list,
+    // so a busy processor's 503 (or a network failure) is tried again a little later.
+    if (state.site === site && error.status !== 401 && error.status !== 403) refreshSetpointsSoon()
   }
 }
 
@@ -381,16 +425,70 @@ async function acknowledge(id, button) {
 
 async function actOnSetpoint(id, action, button) {
   button.disabled = true
+  tuningPanel.actionMessage(id, action === 'approve' ? 'Approving…' : 'Rejecting…', false)
+  state.dirty.setpoints = true
+  schedule()
   try {
     const result = await state.api.post(`/api/v1/setpoints/${encodeURIComponent(id)}/${action}`)
-    if (result?.event && typeof result.seq === 'number') applySetpoint(result.seq, result.event)
-    setpointFeed.actionMessage(id, action === 'approve' ? 'Approved; waiting for the tuner…' : 'Rejected.', false)
+    // 200 carries the event that came back ({seq, ...event}); 202: the channel will bring it.
+    if (result?.id === id && typeof result.seq === 'number' && result.status) {
+      const { seq, ...event } = result
+      applySetpoint(seq, event)
+    } else {
+      tuningPanel.actionMessage(id, action === 'approve' ? 'Approved; waiting for the tuner…' : 'Rejected.', false)
+    }
   } catch (error) {
     button.disabled = false
-    setpointFeed.actionMessage(id, actionFailure(error, `${action} setpoints`), true)
+    tuningPanel.actionMessage(id, actionFailure(error, `${action} setpoints`), true)
   }
+  state.dirty.setpoints = true
   schedule()
 }
+
+/**
+ * PUT /api/v1/tuning (operator, unscoped token): every tuner at once. The processor applies it
+ * through the bus after the 202, so the list is read again until every tuner says the new mode
+ * (a few times at most).
+ */
+for (const button of document.querySelectorAll('#tuning-mode button[data-mode]')) {
+  button.addEventListener('click', async () => {
+    const mode = button.dataset.mode
+    button.disabled = true
+    try {
+      await state.api.put('/api/v1/tuning', { mode })
+      setText($('tuning-mode-note'), `Every tuner set to ${mode}.`)
+      const site = state.site
+      for (let attempt = 0; attempt < 10 && state.site === site; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)))
+        await loadSetpoints()
+        if (tuningPanel.allInMode(mode)) break
+      }
+    } catch (error) {
+      setText($('tuning-mode-note'), actionFailure(error, 'change the tuning mode'))
+    } finally {
+      button.disabled = false
+    }
+  })
+}
+
+$('report-download').addEventListener('click', async () => {
+  const button = $('report-download')
+  const period = historyView.period
+  button.disabled = true
+  setText($('report-note'), '')
+  try {
+    await downloadReport(state.api, {
+      scope: historyView.scope,
+      period: period.kind,
+      at: period.from,
+      date: formatDate(period.date),
+    })
+  } catch (error) {
+    setText($('report-note'), `Report not available: ${error.message}`)
+  } finally {
+    button.disabled = false
+  }
+})
 
 // ---- connection -------------------------------------------------------------------------------
 
@@ -421,12 +519,24 @@ const socket = new Socket({
 
 // ---- plant and site ---------------------------------------------------------------------------
 
-/** Keeps sites, areas and lines (the breakdown) and every name; drops the equipment tree. */
+/** Keeps sites, areas and lines (the breakdown), every name, and each scope's children. */
 function indexPlant(plant) {
   state.names.clear()
+  state.children.clear()
+  state.tuned = []
   const visit = (node) => {
     state.names.set(node.scope, node.name)
-    for (const child of node.children ?? []) visit(child)
+    // GET /api/v1/plant tells each tuned equipment's tuning: a card for each from the start.
+    const tuning = node.equipment?.tuning
+    if (tuning) state.tuned.push({ scope: node.scope, ...tuning })
+    const children = node.children ?? []
+    if (children.length > 0) {
+      state.children.set(
+        node.scope,
+        children.map((child) => ({ scope: child.scope, name: child.name, level: child.level })),
+      )
+    }
+    for (const child of children) visit(child)
   }
   state.sites = (plant.sites ?? []).map((site) => {
     visit(site)
@@ -482,6 +592,10 @@ function openSite(site) {
   state.resume = { alerts: false, setpoints: false }
   alertFeed.clear()
   setpointFeed.clear()
+  tuningPanel.clear()
+  tuningPanel.load(state.tuned.filter((tuned) => tuned.scope.startsWith(`${site.scope}/`)))
+  clearTimeout(state.setpointsRefresh)
+  state.setpointsRefresh = undefined
   setText($('site-name'), site.name)
   document.title = `${site.name} · plantwatt`
   const { entries, note } = breakdownEntries(site)
@@ -494,6 +608,7 @@ function openSite(site) {
   socket.start()
   loadAlerts()
   loadSetpoints()
+  historyView.open(site, state.siteTime)
   schedule()
 }
 
@@ -521,6 +636,7 @@ $('site-select').addEventListener('change', (event) => {
 
 function showLogin(message) {
   socket.stop()
+  historyView.close()
   state.api = undefined
   state.site = undefined
   $('app').hidden = true
@@ -579,6 +695,7 @@ new ResizeObserver(() => {
   state.dirty.chart = true
   schedule()
 }).observe($('chart-power'))
+new ResizeObserver(() => historyView.resize()).observe($('history-energy'))
 
 const saved = localStorage.getItem(TOKEN_KEY)
 if (saved) {

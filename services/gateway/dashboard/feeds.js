@@ -134,13 +134,14 @@ export class AlertFeed {
   }
 }
 
-const PENDING = new Set(['proposed'])
-
+/**
+ * Every setpoint event of the site, newest first: the plant-wide log. Acting on a proposal is the
+ * setpoint panel's (tuning.js), beside the equipment's current value and savings.
+ */
 export class SetpointFeed {
-  constructor(list, context, onAction) {
+  constructor(list, context) {
     this.list = list
     this.context = context
-    this.onAction = onAction
     this.rows = new Map()
   }
 
@@ -152,13 +153,6 @@ export class SetpointFeed {
       (entry) => this.create(entry),
       (row, entry) => this.update(row, entry),
     )
-  }
-
-  actionMessage(id, text, isError) {
-    const row = this.rows.get(id)
-    if (!row) return
-    row.parts.note.textContent = text
-    row.parts.note.classList.toggle('error', isError)
   }
 
   clear() {
@@ -175,20 +169,13 @@ export class SetpointFeed {
       change: el('p', 'message'),
       time: el('time'),
       status: el('span', 'state'),
-      approve: el('button', 'approve', 'Approve'),
-      reject: el('button', 'reject', 'Reject'),
-      note: el('p', 'note'),
-    }
-    for (const action of ['approve', 'reject']) {
-      parts[action].type = 'button'
-      parts[action].addEventListener('click', () => this.onAction(entry.item.id, action, parts[action]))
     }
     const head = el('div', 'head')
     head.append(parts.name, parts.where, parts.time)
     const side = el('div', 'side')
-    side.append(parts.status, parts.approve, parts.reject)
+    side.append(parts.status)
     const body = el('div', 'body')
-    body.append(head, parts.change, parts.note)
+    body.append(head, parts.change)
     row.append(body, side)
     row.parts = parts
     return row
@@ -202,14 +189,10 @@ export class SetpointFeed {
     parts.where.textContent = this.context.where(item.scope)
     parts.where.title = item.scope
     const mode = item.mode === 'advise' ? 'advice' : item.mode
-    parts.change.textContent = `${item.from} → ${item.to} (${mode})${item.reason ? `: ${item.reason}` : ''}`
+    const change = typeof item.to === 'number' ? `${item.from} → ${item.to} ` : ''
+    parts.change.textContent = `${change}(${mode})${item.reason ? `: ${item.reason}` : ''}`
     parts.time.textContent = this.context.siteTime().stamp(item.at, this.context.clock())
     parts.status.textContent = item.status
-    for (const action of ['approve', 'reject']) {
-      parts[action].hidden = !PENDING.has(item.status)
-      parts[action].disabled = false
-    }
-    parts.note.textContent = ''
   }
 }
 

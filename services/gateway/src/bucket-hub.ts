@@ -5,6 +5,9 @@ import type { BucketStep } from '@plantwatt/contract'
 // subscriptions of the same scope and step. Each bucket is serialised once however many clients
 // share it; only the `sub` prefix differs per client.
 
+/** CONTRACT.md §5's optional bucket fields, in the order frames carry them. */
+const OPTIONAL_FIGURES = ['pvWh', 'idleCo2G', 'outputUnits', 'savedWh', 'savedCo2G'] as const
+
 export interface BucketSink {
   id: string
   push(frame: string): void
@@ -42,11 +45,13 @@ export class BucketHub {
     for (const bucket of update.buckets) {
       const sinks = this.byKey.get(BucketHub.key(bucket.scope, bucket.step))
       if (!sinks) continue
-      const { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision, savedWh, savedCo2G } = bucket
-      // `{"scope":…}` once; each frame puts type and sub in front of the same fields. The tuning
-      // savings only where the processor gave them (optional fields, CONTRACT.md §5).
-      const figures = { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision }
-      const body = JSON.stringify(savedWh === undefined ? figures : { ...figures, savedWh, savedCo2G }).slice(1)
+      const { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision } = bucket
+      // `{"scope":…}` once; each frame puts type and sub in front of the same fields. The optional
+      // fields (CONTRACT.md §5) only where the processor gave them; named one by one so that nothing
+      // else of the bus message reaches a client.
+      const figures: Record<string, unknown> = { scope, step, t, energyWh, co2G, co2MarketG, idleWh, peakW, revision }
+      for (const name of OPTIONAL_FIGURES) if (bucket[name] !== undefined) figures[name] = bucket[name]
+      const body = JSON.stringify(figures).slice(1)
       for (const sink of sinks) {
         sink.push(`{"type":"bucket","sub":${JSON.stringify(sink.id)},${body}`)
         this.framesSent++

@@ -48,6 +48,7 @@ import { registerAsyncApiRoute } from './routes-asyncapi.ts'
 import { registerDataRoutes } from './routes-data.ts'
 import { registerDeviceNameRoutes } from './routes-device-names.ts'
 import { registerEventRoutes } from './routes-events.ts'
+import { registerReportRoutes } from './routes-reports.ts'
 import { WsAdmission } from './ws-admission.ts'
 import { DEFAULT_WS_LIMITS, WsConnection, type WsLimits } from './ws-connection.ts'
 
@@ -295,6 +296,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     admin: requireRole(tokens, 'admin'),
   }
   registerDataRoutes(app, context, guards.viewer)
+  registerReportRoutes(app, context, guards.viewer)
   registerEventRoutes(app, context, guards)
   registerAdminRoutes(app, context, guards.admin)
   registerDeviceNameRoutes(app, context, guards.admin)

@@ -21,7 +21,7 @@ const MAX_TIME_MS = 8.64e15
  * `from`/`to` as epoch ms or an ISO 8601 time; undefined when absent, NaN when unreadable or out
  * of the range of dates (`to` of 400 nines is Infinity as a number: a 400, not a 500 from the bus).
  */
-function parseTime(value: string | undefined): number | undefined {
+export function parseTime(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined
   const ms = /^-?\d+$/.test(value) ? Number(value) : Date.parse(value)
   return Math.abs(ms) <= MAX_TIME_MS ? ms : Number.NaN

@@ -128,3 +128,48 @@ export const TokenSchema = {
   },
   required: ['id', 'name', 'role', 'scopes', 'createdAt'],
 } as const
+
+/** The figures of one scope over one period (CONTRACT.md §6 reports). */
+const reportFigureProperties = {
+  energyWh: { type: 'number', description: "sum of the scope's buckets over the period" },
+  co2G: { type: 'number', description: 'location-based CO2, g' },
+  co2MarketG: { type: 'number', description: 'market-based CO2, g' },
+  pvShare: { type: 'number', description: 'Σ pvWh / Σ energyWh (0 without energy)' },
+  idleWh: { type: 'number' },
+  idleCo2G: { type: 'number' },
+  peakKW: { type: 'number', description: 'highest complete 15-minute demand in the period (0 without one)' },
+  peakAt: { type: ['number', 'null'], description: 'start of that 15-minute interval, ms' },
+  outputUnits: { type: 'number', description: 'units produced (0 where nothing within reports output)' },
+  whPerUnit: { type: ['number', 'null'], description: 'energyWh / outputUnits; null without output' },
+  savedWh: { type: 'number', description: 'energy saved by setpoint tuning' },
+  savedCo2G: { type: 'number' },
+} as const
+
+const reportFigureNames = Object.keys(reportFigureProperties)
+
+export const ReportSchema = {
+  type: 'object',
+  properties: {
+    scope: { type: 'string' },
+    period: { type: 'string', enum: ['day', 'week', 'month', 'year'] },
+    from: { type: 'number', description: "the period's start (local midnight), ms" },
+    to: { type: 'number', description: "the period's end (exclusive), ms" },
+    ...reportFigureProperties,
+    previous: {
+      type: 'object',
+      description: 'the same figures for the period before',
+      properties: { from: { type: 'number' }, to: { type: 'number' }, ...reportFigureProperties },
+      required: ['from', 'to', ...reportFigureNames],
+    },
+    children: {
+      type: 'array',
+      description: 'the direct children over the same period',
+      items: {
+        type: 'object',
+        properties: { scope: { type: 'string' }, ...reportFigureProperties },
+        required: ['scope', ...reportFigureNames],
+      },
+    },
+  },
+  required: ['scope', 'period', 'from', 'to', ...reportFigureNames, 'previous', 'children'],
+} as const

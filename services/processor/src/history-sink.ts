@@ -19,6 +19,7 @@ import type {
   WriteResult,
 } from '@plantwatt/history-store'
 import type { Logger } from 'pino'
+import { DemandPeaks } from './demand-peaks.ts'
 
 /** §6: at most 100,000 buckets per answer; one more is read to know that a range has more. */
 export const MAX_BUCKETS_PER_ANSWER = 100_000
@@ -58,8 +59,12 @@ export class HistoryStoreSink {
   readonly counters: HistoryStoreSinkCounters = { written: 0, stale: 0, rejected: {}, conflicts: 0, failedBatches: 0 }
   /** Writes not yet settled (each a batch of one publish round): bounded by the store's queue bound. */
   private readonly inFlight = new Set<Promise<void>>()
+  /** Peaks of the demand intervals written (reports' peakKW), told of every demand write here. */
+  readonly demandPeaks: DemandPeaks
 
-  constructor(private readonly options: HistoryStoreSinkOptions) {}
+  constructor(private readonly options: HistoryStoreSinkOptions) {
+    this.demandPeaks = new DemandPeaks(options.store)
+  }
 
   get store(): HistoryStore {
     return this.options.store
@@ -75,7 +80,11 @@ export class HistoryStoreSink {
         demand.push({ scope: event.scope, t: event.t, kW: quarterHourKW(event.energyWh), revision: event.revision })
       }
     }
+    if (demand.length > 0) this.demandPeaks.changed(demand)
     const job = Promise.all([store.write(events), demand.length > 0 ? store.writeDemand(demand) : undefined])
+      .finally(() => {
+        if (demand.length > 0) this.demandPeaks.changed(demand)
+      })
       .then(([buckets, demandResult]) => {
         this.count(buckets)
         if (demandResult) {
@@ -108,6 +117,7 @@ export class HistoryStoreSink {
   async prune(nowMs: number): Promise<void> {
     try {
       const removed = await this.options.store.prune(nowMs)
+      this.demandPeaks.forgetBefore(nowMs - this.options.store.retention.demand * 1000)
       if (removed > 0) this.options.logger.debug({ removed, nowMs }, 'history store pruned')
     } catch (error) {
       this.options.logger.error({ err: error }, 'pruning the history store failed')
@@ -177,7 +187,11 @@ export class HistoryStoreSink {
       const row = byKey.get(`${conflict.scope} ${conflict.t}`)
       if (row) again.push({ ...row, revision: conflict.storedRevision + 1 })
     }
-    const job = this.options.store.writeDemand(again).then((result) => this.count(result))
+    this.demandPeaks.changed(again)
+    const job = this.options.store
+      .writeDemand(again)
+      .finally(() => this.demandPeaks.changed(again))
+      .then((result) => this.count(result))
     this.track(job)
   }
 }

@@ -1,4 +1,4 @@
-import type { BucketEvent } from '@plantwatt/accounting'
+import type { BucketEvent, BucketRow } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
   ALERTS_SYNC_TOPIC,
@@ -18,7 +18,7 @@ import {
   syncAnswerMessages,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import type { Alert } from '@plantwatt/contract'
+import type { Alert, BucketStep } from '@plantwatt/contract'
 import { ACK_FILTER, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
@@ -32,6 +32,7 @@ import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
 import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import { ReportQuery } from './report-query.ts'
 import type { TuningStats } from './tuning-loop.ts'
 import { TuningService } from './tuning-service.ts'
 
@@ -100,11 +101,13 @@ export class Processor {
   private checkpointing: Promise<void> | undefined
   private nextCheckpoint: Promise<void> | undefined
   private started = false
+  private publishIntervalMs: number
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
+    this.publishIntervalMs = options.publishIntervalMs ?? 200
     this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
     this.historySink = options.historyStore
       ? new HistoryStoreSink({
@@ -199,14 +202,21 @@ export class Processor {
     this.unsubscribes.push(await bus.subscribe(ALERTS_SYNC_TOPIC, (_topic, payload) => this.onAlertsSync(payload)))
     this.unsubscribes.push(await bus.subscribe(CARBON_TOPIC, (_topic, payload) => this.onCarbon(payload)))
     this.unsubscribes.push(...(await this.tuningService.subscribe(() => this.publishEvents())))
+    const withSavings = (row: BucketRow, scope: string, step: BucketStep) =>
+      this.tuningService.withSavings(row, scope, step)
+    const reports = new ReportQuery(
+      this.options.plant,
+      this.pipeline.accounting,
+      this.historySink,
+      withSavings,
+      this.now,
+    )
     this.unsubscribes.push(
       await serveQueries(
         bus,
         {
-          energy: (params) =>
-            energyAnswer(this.pipeline.accounting, this.historySink, params, (row, scope, step) =>
-              this.tuningService.withSavings(row, scope, step),
-            ),
+          energy: (params) => energyAnswer(this.pipeline.accounting, this.historySink, params, withSavings),
+          report: (params) => reports.answer(params),
           device: (params) => this.deviceQuery(params),
           live: (params) => this.liveQuery(params),
           equipment: (params) => this.equipmentQuery(params),
@@ -216,8 +226,7 @@ export class Processor {
         (error) => logger.warn({ err: error }, 'bad query on the bus'),
       ),
     )
-    this.publishTimer = setInterval(() => this.publishChanges(), this.options.publishIntervalMs ?? 200)
-    this.publishTimer.unref()
+    this.startPublishTimer()
     if (this.historySink) {
       void this.pruneHistory()
       this.pruneTimer = setInterval(() => void this.pruneHistory(), this.options.historyPruneIntervalMs ?? 600_000)
@@ -229,6 +238,24 @@ export class Processor {
     }
     // A gateway that started first asked for a sync before anyone listened: answer it now.
     this.publishAll()
+  }
+
+  /**
+   * How often changed figures, closed buckets and alerts go out from now on, ms (the option
+   * `publishIntervalMs`). The demo's backfill (issue 17) slows it while two days of readings go
+   * through in seconds: every scope's figures recomputed five times a second, for a site clock
+   * racing through the hours, are a fifth of the work and nobody looks at them.
+   */
+  setPublishInterval(ms: number): void {
+    if (!(ms > 0)) throw new RangeError(`publish interval must be positive, got ${ms}`)
+    this.publishIntervalMs = ms
+    if (this.publishTimer) this.startPublishTimer()
+  }
+
+  private startPublishTimer(): void {
+    if (this.publishTimer) clearInterval(this.publishTimer)
+    this.publishTimer = setInterval(() => this.publishChanges(), this.publishIntervalMs)
+    this.publishTimer.unref()
   }
 
   /** Stops taking uplinks, sends what is pending, writes the checkpoint. Safe to call twice. */

@@ -34,7 +34,6 @@ import type { Logger } from 'pino'
 import type { ReadingPipeline } from './pipeline.ts'
 import { type TuningCheckpoint, TuningLoop } from './tuning-loop.ts'
 
-const STEP_MS: Record<BucketStep, number> = { '1m': 60_000, '15m': 900_000, '1h': 3_600_000, '1d': 86_400_000 }
 const round3 = (x: number) => Math.round(x * 1000) / 1000
 
 /** Setpoint events per message of a sync answer, as for alerts. */
@@ -123,12 +122,14 @@ export class TuningService {
   /**
    * The optional `savedWh` and `savedCo2G` of a bucket (CONTRACT.md §5), where tuned equipment
    * lie within its scope: the savings of its minutes, and their CO2 at the bucket's own factor
-   * (its co2G per energyWh: the scope's share of grid import at the hour's intensity, §7). A
-   * daily bucket is taken as 24 h (a DST day is off by its hour).
+   * (its co2G per energyWh: the scope's share of grid import at the hour's intensity, §7). The
+   * bucket ends where the site's calendar says (a local day has 23 or 25 hours when clocks change).
    */
   addSavings(bucket: BucketEvent): void {
     if (!this.loop.hasTunedWithin(bucket.scope)) return
-    const wh = this.loop.savedWh(bucket.scope, bucket.t, bucket.t + STEP_MS[bucket.step])
+    const start = bucket.t / 60_000
+    const endMs = this.calendarOf(bucket.scope.split('/', 1)[0]!).bucketEnd(bucket.step, start) * 60_000
+    const wh = this.loop.savedWh(bucket.scope, bucket.t, endMs)
     bucket.savedWh = round3(wh)
     bucket.savedCo2G = bucket.energyWh > 0 ? round3((wh * bucket.co2G) / bucket.energyWh) : 0
   }
@@ -147,15 +148,19 @@ export class TuningService {
    */
   withSavedToday(scope: string, figures: LiveFigures): LiveFigures {
     if (figures.at === null || !this.loop.hasTunedWithin(scope)) return figures
-    const siteId = scope.split('/', 1)[0]!
+    const calendar = this.calendarOf(scope.split('/', 1)[0]!)
+    const minute = Math.floor(figures.at / 60_000)
+    const dayStartMs = calendar.dayStart(calendar.dayNumber(minute)) * 60_000
+    return { ...figures, savedTodayWh: round3(this.loop.savedWh(scope, dayStartMs, figures.at + 1)) }
+  }
+
+  private calendarOf(siteId: string): LocalCalendar {
     let calendar = this.calendars.get(siteId)
     if (!calendar) {
       calendar = new LocalCalendar(this.options.plant.sites.get(siteId)!.spec.timezone)
       this.calendars.set(siteId, calendar)
     }
-    const minute = Math.floor(figures.at / 60_000)
-    const dayStartMs = calendar.dayStart(calendar.dayNumber(minute)) * 60_000
-    return { ...figures, savedTodayWh: round3(this.loop.savedWh(scope, dayStartMs, figures.at + 1)) }
+    return calendar
   }
 
   /** GET /api/v1/setpoints through the gateway: the tuned equipment within `scope`. */

@@ -2,12 +2,21 @@ import { deriveDevicePassword, deviceTopic, type PlantModel, parseSetpointComman
 import mqtt, { type MqttClient } from 'mqtt'
 import { PlantSimulation } from './model/index.ts'
 
+/** Seconds between a demo device's packs. */
+export const DEMO_INTERVAL_S = 5
+
 export interface FleetOptions {
   plant: PlantModel
   brokerUrl: string
   deviceSecret: string
-  /** Seconds between a device's packs. */
+  /** Seconds between a device's packs (default DEMO_INTERVAL_S). */
   intervalS?: number
+  /**
+   * A simulation of `plant` already advanced to the wall clock (the demo's backfill of its history):
+   * the devices continue it, with its counters and state, instead of starting a new one now.
+   * `intervalS` and `seed` are then the simulation's own.
+   */
+  simulation?: PlantSimulation
   seed?: number
   /** Wall clock in epoch ms: the demo runs in real time, so readings carry the time they are sent. */
   now?: () => number
@@ -39,12 +48,14 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const now = options.now ?? Date.now
   const onError = options.onError ?? (() => {})
   const stats: DemoFleetStats = { devices: 0, packsSent: 0, acksSent: 0, commandsReceived: 0, publishErrors: 0 }
-  const simulation = new PlantSimulation({
-    plant: options.plant,
-    seed: options.seed ?? 1,
-    startS: now() / 1000,
-    reportIntervalS: options.intervalS ?? 5,
-  })
+  const simulation =
+    options.simulation ??
+    new PlantSimulation({
+      plant: options.plant,
+      seed: options.seed ?? 1,
+      startS: now() / 1000,
+      reportIntervalS: options.intervalS ?? DEMO_INTERVAL_S,
+    })
   const clients = new Map<string, MqttClient>()
 
   for (const site of options.plant.sites) {

@@ -119,7 +119,7 @@ export class DeviceSim {
   private readonly sink: MessageSink
   private readonly rng: Rng
   private readonly faults: ResolvedFaults
-  private readonly dtMs: number
+  private dtMs: number
   private readonly kinds: Uint8Array
   private readonly prefixes: string[]
   private readonly n: number
@@ -203,6 +203,20 @@ export class DeviceSim {
       this.nextSyncMs = startMs + RESYNC_EVERY_MS
     }
     if (faults.rebootMeanS > 0) this.nextRebootMs = startMs - Math.log(1 - rebootDraw) * faults.rebootMeanS * 1000
+  }
+
+  /** A new report interval from the device's next sample on (PlantSimulation.setReportInterval). */
+  setInterval(dtMs: number): void {
+    this.dtMs = dtMs
+  }
+
+  /**
+   * Counters that continue from values a platform already holds (a restarted demo): the next
+   * sample reads exactly these plus what was counted since.
+   */
+  continueCounters(energy: number | undefined, output: number | undefined): void {
+    if (energy !== undefined) this.energyBase = this.src.energyWh - energy
+    if (output !== undefined) this.outputBase = this.src.output - output
   }
 
   /** A command received at tMs, applied at the device's next sample when awake. */

@@ -55,8 +55,8 @@ export class LineSim {
   readonly scope: string
   readonly site: SiteSim
   readonly pattern: Pattern
-  readonly phaseMs: number
-  readonly dtMs: number
+  phaseMs: number
+  dtMs: number
   readonly equipment: EquipmentSim[]
   private readonly machines: EquipmentSim[] = []
   private readonly ovens: EquipmentSim[] = []
@@ -73,6 +73,8 @@ export class LineSim {
   devices: DeviceSim[] = []
   private lastMinute = -1
   private started = false
+  /** The previous sample's time: energy is integrated over the time actually elapsed since. */
+  private lastSampleMs = 0
   private readonly ctx: StepContext
 
   constructor(
@@ -137,6 +139,17 @@ export class LineSim {
     }
   }
 
+  /**
+   * A new report interval from the next tick on (PlantSimulation.setReportInterval): the step, its
+   * lag factors and the line's phase within the interval.
+   */
+  setInterval(dtMs: number, lags: Lags, phaseMs: number): void {
+    this.dtMs = dtMs
+    this.phaseMs = phaseMs
+    this.ctx.dtS = dtMs / 1000
+    this.ctx.lags = lags
+  }
+
   /** One report interval: physics of every equipment at sample time sMs, then its devices' samples. */
   step(sMs: number): void {
     const ctx = this.ctx
@@ -157,13 +170,15 @@ export class LineSim {
     const dtS = ctx.dtS
     let before = 0
     if (this.started) {
-      // Energy of the step that ends now, at the power read at its start.
-      const fromMs = sMs - this.dtMs
+      // Energy of the step that ends now, at the power read at its start, over the time since the
+      // previous sample: one interval, except across a change of interval.
+      const fromMs = this.lastSampleMs
+      const elapsedS = (sMs - fromMs) / 1000
       for (let i = 0; i < equipment.length; i++) {
         const eq = equipment[i]!
         const p = eq.powerW
         before += p
-        eq.energyWh += (p * dtS) / 3600
+        eq.energyWh += (p * elapsedS) / 3600
         if (eq.minutes !== undefined) eq.minutes.add(fromMs, sMs, p)
       }
     } else {
@@ -209,6 +224,7 @@ export class LineSim {
       eq.lastOutput = eq.output
     }
     this.started = true
+    this.lastSampleMs = sMs
     if (site.trackGrid) site.addConsumption(sMs, after - before)
 
     const devices = this.devices

@@ -158,7 +158,12 @@ export class PlantSimulation implements MessageSink {
   readonly truth: GroundTruth
   private readonly seed: number
   private readonly startMs: number
-  private readonly intervalMs: number
+  private intervalMs: number
+  /** The largest interval used (the truth's tolerance on time). */
+  private maxIntervalMs: number
+  /** The tick grid: tick `gridTick` starts at `gridMs`, each next one an interval later. */
+  private gridMs: number
+  private gridTick = 0
   private readonly units: Unit[]
   private readonly devices = new Map<string, DeviceSim>()
   private readonly truthEquipment = new Map<string, EquipmentSim>()
@@ -184,6 +189,8 @@ export class PlantSimulation implements MessageSink {
     this.seed = seed
     this.startMs = Math.round(options.startS * 1000)
     this.intervalMs = Math.max(1, Math.round(reportIntervalS * 1000))
+    this.maxIntervalMs = this.intervalMs
+    this.gridMs = this.startMs
     const dtMs = this.intervalMs
     const faults = resolveFaults(options.faults)
     const lags = new Lags(dtMs / 1000)
@@ -354,7 +361,7 @@ export class PlantSimulation implements MessageSink {
       const interval = this.intervalMs
       let tick = this.tick
       let index = this.unitIndex
-      let tickMs = this.startMs + tick * interval
+      let tickMs = this.gridMs + (tick - this.gridTick) * interval
       for (;;) {
         const unit = units[index]!
         const sMs = tickMs + unit.phaseMs
@@ -364,7 +371,7 @@ export class PlantSimulation implements MessageSink {
         if (++index === n) {
           index = 0
           tick++
-          tickMs = this.startMs + tick * interval
+          tickMs = this.gridMs + (tick - this.gridTick) * interval
         }
       }
       this.tick = tick
@@ -376,6 +383,60 @@ export class PlantSimulation implements MessageSink {
     this.due = []
     due.sort(SimMessage.compare)
     return due
+  }
+
+  /**
+   * The start (epoch s) of the latest tick at or before tS on the current grid of report intervals
+   * (never before the simulation's start): where setReportInterval may take effect.
+   */
+  tickStartAtOrBefore(tS: number): number {
+    const ms = Math.floor(tS * 1000 + 1e-6)
+    const ticks = Math.max(0, Math.floor((ms - this.gridMs) / this.intervalMs))
+    return (this.gridMs + ticks * this.intervalMs) / 1000
+  }
+
+  /**
+   * Changes the report interval from the next tick on; only between ticks, that is once advanceTo
+   * has simulated every sample of a tick and none of the next (advance to just before a
+   * tickStartAtOrBefore boundary). Every line and meter keeps its place in the order of sampling
+   * (phases scale with the interval), so each device's next sample comes after its previous one;
+   * the step across the change integrates energy over the time actually elapsed, so counters and
+   * the truth stay exact. Physics time constants hold for the new step from then on.
+   */
+  setReportInterval(intervalS: number): void {
+    if (!(intervalS > 0 && intervalS <= 3600)) {
+      throw new RangeError(`reportIntervalS must be within (0, 3600], got ${intervalS}`)
+    }
+    if (this.unitIndex !== 0) {
+      throw new RangeError('the report interval changes only between ticks: advance to a tick boundary first')
+    }
+    const oldMs = this.intervalMs
+    const newMs = Math.max(1, Math.round(intervalS * 1000))
+    if (newMs === oldMs) return
+    this.gridMs += (this.tick - this.gridTick) * oldMs
+    this.gridTick = this.tick
+    this.intervalMs = newMs
+    this.maxIntervalMs = Math.max(this.maxIntervalMs, newMs)
+    const lags = new Lags(newMs / 1000)
+    for (const unit of this.units) {
+      const phaseMs = Math.floor((unit.phaseMs * newMs) / oldMs)
+      if (unit instanceof LineSim) unit.setInterval(newMs, lags, phaseMs)
+      else {
+        unit.dtMs = newMs
+        unit.phaseMs = phaseMs
+      }
+    }
+    for (const device of this.devices.values()) device.setInterval(newMs)
+  }
+
+  /**
+   * A device's counters continue from values a platform already holds (the `energy` counter in
+   * Wh, the `output` counter in units): its next sample reads them plus what was counted since.
+   */
+  continueCounters(deviceId: string, counters: { energy?: number; output?: number }): void {
+    const device = this.devices.get(deviceId)
+    if (device === undefined) throw new RangeError(`device ${deviceId} is not simulated here`)
+    device.continueCounters(counters.energy, counters.output)
   }
 
   /** A setpoint command (CONTRACT.md §3) for a device emitted here, received at simulated time tS. */
@@ -427,7 +488,7 @@ export class PlantSimulation implements MessageSink {
     return {
       seed: this.seed,
       startMs: this.startMs,
-      intervalMs: this.intervalMs,
+      intervalMs: this.maxIntervalMs,
       equipment: this.truthEquipment,
       meters: this.truthMeters,
       resets: this.resets,

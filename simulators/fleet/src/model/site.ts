@@ -73,8 +73,8 @@ export class MeterSim {
   readonly site: SiteSim
   readonly kind: 'pv' | 'grid'
   readonly share: number
-  readonly phaseMs: number
-  readonly dtMs: number
+  phaseMs: number
+  dtMs: number
   readonly maxW: number
   powerW = 0
   energyWh = 0
@@ -85,6 +85,8 @@ export class MeterSim {
   started = false
   minutes: MinuteSeries | undefined
   device: DeviceSim | undefined
+  /** The previous sample's time: energy is integrated over the time actually elapsed since. */
+  private lastSampleMs = 0
 
   constructor(
     deviceId: string,
@@ -108,8 +110,8 @@ export class MeterSim {
     const site = this.site
     if (this.kind === 'pv') {
       if (this.started) {
-        this.energyWh += (this.powerW * this.dtMs) / 3_600_000
-        this.minutes?.add(sMs - this.dtMs, sMs, this.powerW)
+        this.energyWh += (this.powerW * (sMs - this.lastSampleMs)) / 3_600_000
+        this.minutes?.add(this.lastSampleMs, sMs, this.powerW)
       }
       const sky = site.sky
       if (sky.tick !== tick) sky.step(tick, tickMs, localDay(site.clock.localMs(tickMs)), this.dtMs / 1000)
@@ -132,6 +134,7 @@ export class MeterSim {
       this.started = true
       this.energyStartWh = this.energyWh
     }
+    this.lastSampleMs = sMs
     this.device?.sample(sMs)
   }
 }
