@@ -12,6 +12,7 @@ import {
   SETPOINTS_TOPIC,
   TUNING_TOPIC,
 } from './internal-topics.ts'
+import { LIVE_INTEREST_SYNC_TOPIC, LIVE_INTEREST_TOPIC } from './live-wire.ts'
 import { QUERY_TOPIC, queryReplyTopic } from './queries.ts'
 
 // plantwatt's own MQTT clients when the roles run as separate processes (docs/broker.md,
@@ -91,11 +92,20 @@ export const INTERNAL_ACL: Readonly<
   Record<InternalRole, { publish: readonly string[]; subscribe: readonly string[] }>
 > = Object.freeze({
   processor: {
-    publish: [DOWNLINKS, LIVE_FILTER, BUCKETS_FILTER, ALERTS_TOPIC, SETPOINTS_TOPIC, REPLY_FILTER],
+    publish: [
+      DOWNLINKS,
+      LIVE_FILTER,
+      LIVE_INTEREST_SYNC_TOPIC,
+      BUCKETS_FILTER,
+      ALERTS_TOPIC,
+      SETPOINTS_TOPIC,
+      REPLY_FILTER,
+    ],
     subscribe: [
       UPLINKS,
       ACKS,
       LIVE_SYNC_TOPIC,
+      LIVE_INTEREST_TOPIC,
       ALERTS_SYNC_TOPIC,
       ALERT_ACK_TOPIC,
       CARBON_TOPIC,
@@ -108,6 +118,7 @@ export const INTERNAL_ACL: Readonly<
   gateway: {
     publish: [
       LIVE_SYNC_TOPIC,
+      LIVE_INTEREST_TOPIC,
       ALERTS_SYNC_TOPIC,
       ALERT_ACK_TOPIC,
       CARBON_TOPIC,
@@ -116,7 +127,7 @@ export const INTERNAL_ACL: Readonly<
       SETPOINT_ACTION_TOPIC,
       TUNING_TOPIC,
     ],
-    subscribe: [LIVE_FILTER, BUCKETS_FILTER, ALERTS_TOPIC, SETPOINTS_TOPIC, REPLY_FILTER],
+    subscribe: [LIVE_FILTER, LIVE_INTEREST_SYNC_TOPIC, BUCKETS_FILTER, ALERTS_TOPIC, SETPOINTS_TOPIC, REPLY_FILTER],
   },
 })
 

@@ -1,4 +1,4 @@
-import type { Alert, BucketFigures, BucketStep, LiveFigures, SetpointEvent, SiteCarbon } from '@plantwatt/contract'
+import type { Alert, BucketFigures, BucketStep, SetpointEvent, SiteCarbon } from '@plantwatt/contract'
 
 // Topics and messages between plantwatt's own roles (CONTRACT.md §9 leaves them to us;
 // docs/internal-bus.md describes them). Devices can never publish or subscribe here: the
@@ -6,13 +6,16 @@ import type { Alert, BucketFigures, BucketStep, LiveFigures, SetpointEvent, Site
 
 export const INTERNAL_PREFIX = 'plantwatt/v1'
 
-/** Processor → gateway: figures of the scopes of one site that changed, once a second. */
+/**
+ * Processor → gateway: a `LiveBatch` (CBOR, live-wire.ts): the site clock and the figures of the
+ * watched scopes of one site that changed, each scope at most once a second.
+ */
 export function liveTopic(siteId: string): string {
   return `${INTERNAL_PREFIX}/live/${siteId}`
 }
 export const LIVE_FILTER = `${INTERNAL_PREFIX}/live/+`
 
-/** Gateway → processor: "send me every scope's figures" (a gateway that just started). */
+/** Gateway → processor: "send every watched scope's figures now" (kept for older gateways; a gateway now announces its interests, live-wire.ts). */
 export const LIVE_SYNC_TOPIC = `${INTERNAL_PREFIX}/live-sync`
 
 /** Processor → gateway: buckets of one site that closed or were revised (CONTRACT.md §5 `buckets`). */
@@ -151,17 +154,6 @@ export interface AlertAckRequest {
   /** Wall clock of the acknowledgement, ms. */
   atMs: number
   by?: string
-}
-
-export interface LiveUpdate {
-  site: string
-  /** Site clock, epoch ms; null before the site's first reading. */
-  at: number | null
-  gridGPerKWh: number
-  /** True when `scopes` holds every scope of the site (an answer to a sync request). */
-  full: boolean
-  scopes: LiveFigures[]
-  equipment: EquipmentLive[]
 }
 
 export function encodeMessage(message: unknown): Buffer {

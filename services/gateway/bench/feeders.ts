@@ -4,22 +4,24 @@ import {
   type AlertEvents,
   type Bus,
   decodeMessage,
-  type EquipmentLive,
   encodeMessage,
-  LIVE_SYNC_TOPIC,
-  type LiveUpdate,
-  liveTopic,
   type SyncRequest,
   type Unsubscribe,
 } from '@plantwatt/bus'
 import type { Alert, LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex, ScopeNode, SiteInfo } from '@plantwatt/plant'
+import pino from 'pino'
+// The processor's own live publisher (interest list, pacing, packing), reached by path as this
+// tool reaches the simulator: what crosses the bus is exactly what the processor sends.
+import { LivePublisher, type LiveSource } from '../../processor/src/live-publisher.ts'
 
-// Stand-ins for the processor on the bus, for the gateway benchmark: they publish what
-// services/processor/src/processor.ts publishes (LiveUpdate every 200 ms, AlertEvents with a
-// plant-wide seq) without doing its work, so that the gateway process is what is measured.
-// The live `at` is the wall clock at sending, not a site clock: clients on the same machine
-// subtract it from the time a frame arrives to get the frame's delay.
+// Stand-ins for the processor on the bus, for the gateway benchmark: the live figures go through
+// the processor's LivePublisher (issue 14: only the scopes the gateway watches, each at most once a
+// second, CBOR-packed) from a synthetic source that changes as the 40,000-device plant does;
+// alert events come with a plant-wide seq. The processor's reading pipeline is not run, so the
+// gateway is what is measured. The site clock is the wall clock when a round takes the changes:
+// clients on the same machine subtract it from the time a frame arrives to get the frame's delay
+// (from the moment the processor took the figures to the client's receipt).
 
 export interface LiveFeederOptions {
   /** The processor publishes changes every 200 ms (its publishIntervalMs). */
@@ -39,20 +41,15 @@ interface SiteScopes {
   next: number
 }
 
-export class LiveFeeder {
+/** What the reading pipeline would report: every round the site clock moves and these scopes change. */
+class SyntheticSource implements LiveSource {
   private readonly sites: SiteScopes[]
-  private timer: NodeJS.Timeout | undefined
-  private unsubscribe: Unsubscribe | undefined
   private round = 0
-  /** CPU spent building and encoding updates, µs: it runs in the gateway's process, so it is reported apart. */
-  cpuUs = 0
-  updates = 0
-  bytes = 0
+  private clockMs = Date.now()
 
   constructor(
-    private readonly bus: Bus,
     plant: PlantIndex,
-    private readonly options: LiveFeederOptions,
+    private readonly equipmentShare: number,
   ) {
     this.sites = [...plant.sites.values()].map((site) => ({
       site,
@@ -62,54 +59,34 @@ export class LiveFeeder {
     }))
   }
 
-  /** Subscribes to the gateway's sync request first: a gateway that starts asks for every scope. */
-  async start(): Promise<void> {
-    this.unsubscribe = await this.bus.subscribe(LIVE_SYNC_TOPIC, () => {
-      for (const site of this.sites) this.publish(site, site.site.scopes, true)
-    })
-    this.timer = setInterval(() => this.publishRound(), this.options.intervalMs)
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer)
-    await this.unsubscribe?.()
-  }
-
-  private publishRound(): void {
+  takeChanges() {
     this.round++
+    this.clockMs = Date.now()
+    const scopes = new Map<string, ScopeNode[]>()
     for (const site of this.sites) {
       // A rotating slice: every equipment changes once in 1/share rounds, as devices report.
-      const count = Math.round(site.equipment.length * this.options.equipmentShare)
+      const count = Math.round(site.equipment.length * this.equipmentShare)
       const changed = site.upper.slice()
       for (let k = 0; k < count; k++) {
         changed.push(site.equipment[site.next]!)
         site.next = (site.next + 1) % site.equipment.length
       }
-      this.publish(site, changed, false)
+      scopes.set(site.site.node.id, changed)
     }
+    return { sites: new Set(this.sites.map((site) => site.site.node.id)), scopes }
   }
 
-  private publish(site: SiteScopes, scopes: ScopeNode[], full: boolean): void {
-    const started = process.cpuUsage()
-    const at = Date.now()
-    const equipment: EquipmentLive[] = []
-    const figures: LiveFigures[] = []
-    for (const node of scopes) {
-      const one = this.figures(node, at)
-      figures.push(one)
-      if (node.level === 'equipment') equipment.push({ scope: node.scope, state: 'running', powerW: one.powerW })
-    }
-    const update: LiveUpdate = { site: site.site.node.id, at, gridGPerKWh: 470, full, scopes: figures, equipment }
-    const payload = encodeMessage(update)
-    const spent = process.cpuUsage(started)
-    this.cpuUs += spent.user + spent.system
-    this.updates++
-    this.bytes += payload.length
-    this.bus.publish(liveTopic(site.site.node.id), payload, { qos: 0 }).catch(() => {})
+  siteClockMs(): number {
+    return this.clockMs
+  }
+
+  gridGPerKWh(): number {
+    return 470
   }
 
   /** Plausible figures that change every round (so every subscription has a frame due each second). */
-  private figures(node: ScopeNode, at: number): LiveFigures {
+  figures(node: ScopeNode): LiveFigures {
+    const at = this.clockMs
     const ratedW = node.equipment.length * 12_000
     const swing = 1 + 0.1 * Math.sin(this.round / 7 + node.equipment.length)
     const powerW = Math.round(ratedW * swing)
@@ -131,6 +108,65 @@ export class LiveFeeder {
         monthPeakKW: ratedW / 900,
       },
     }
+  }
+}
+
+export class LiveFeeder {
+  private readonly publisher: LivePublisher
+  private timer: NodeJS.Timeout | undefined
+  private unsubscribes: Unsubscribe[] = []
+  /** CPU spent in publish rounds (taking changes, computing, packing, publishing), µs. */
+  cpuUs = 0
+
+  constructor(
+    bus: Bus,
+    plant: PlantIndex,
+    private readonly options: LiveFeederOptions,
+  ) {
+    this.publisher = new LivePublisher({
+      plant,
+      bus,
+      logger: pino({ level: 'error' }, pino.destination(2)),
+      source: new SyntheticSource(plant, options.equipmentShare),
+      now: Date.now,
+    })
+  }
+
+  get updates(): number {
+    return this.publisher.stats.batches
+  }
+
+  get bytes(): number {
+    return this.publisher.stats.bytes
+  }
+
+  get scopesSent(): number {
+    return this.publisher.stats.scopesSent
+  }
+
+  get watched(): number {
+    return this.publisher.interests.size
+  }
+
+  interestCounters() {
+    const { interests, stats } = this.publisher
+    return { gateways: interests.gatewayCount, expiredGateways: interests.expiredGateways, resyncs: stats.resyncs }
+  }
+
+  /** Listens for the gateways' interests (and asks any running one for its full set). */
+  async start(): Promise<void> {
+    this.unsubscribes = await this.publisher.start()
+    this.timer = setInterval(() => {
+      const started = process.cpuUsage()
+      this.publisher.tick()
+      const spent = process.cpuUsage(started)
+      this.cpuUs += spent.user + spent.system
+    }, this.options.intervalMs)
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer)
+    for (const unsubscribe of this.unsubscribes) await unsubscribe()
   }
 }
 

@@ -5,11 +5,13 @@
 //   pnpm bench:gateway [--clients 5000] [--processes 2] [--stalled 100] [--duration 60] [--out FILE]
 //   pnpm bench:gateway --help
 //
-// Processes: the gateway (server-process.ts: createGateway, the in-process aedes bus, a generated
-// plant and a feeder publishing what the processor publishes), and load generators
-// (subscriber-process.ts) holding the WebSocket clients. Phase 1: the live subscribers connect,
-// and after a warm-up every live frame's delay (arrival − its `at`, the feeder's send time) is
-// recorded for `duration` seconds. Phase 2: alert events flow (a full log of 10,000 first, then
+// Processes (split roles, as `plantwatt broker|processor|gateway`): the processor's side
+// (processor-process.ts: the broker's aedes on a TCP port, the processor's LivePublisher fed by a
+// synthetic source, an alert feeder), the gateway (server-process.ts: createGateway as built, an
+// MQTT client of that broker, a generated plant), and load generators (subscriber-process.ts)
+// holding the WebSocket clients. Phase 1: the live subscribers connect, and after a warm-up every
+// live frame's delay (arrival − its `at`, the site clock = the wall clock when the processor's
+// round took the figures) is recorded for `duration` seconds. Phase 2: alert events flow (a full log of 10,000 first, then
 // `alert-rate` a second), stalled clients subscribe to live and to alerts since 0 and stop reading,
 // and the gateway's memory is sampled after forced GCs while the live subscribers keep measuring;
 // finally the stalled clients read again and report how the gateway ended each of them.
@@ -25,13 +27,27 @@ import {
 import { BenchChild } from './ipc.ts'
 import { describeMachine, loadAverage, machineBusyS, tcpKernelBytes } from './machine.ts'
 import { parseOptions } from './options.ts'
-import type { ServerConfig, ServerReady, ServerSample } from './server-process.ts'
+import type { ProcessorConfig, ProcessorSample } from './processor-process.ts'
+import type { ServerSample as GatewaySample, ServerConfig, ServerReady } from './server-process.ts'
 import type { ClientSpec, ConnectResult, ResumeResult, WindowResult } from './subscriber-process.ts'
 
 const argv = process.argv.slice(2)
 // `pnpm bench:gateway -- --clients 100` passes the `--` on: drop it.
 if (argv[0] === '--') argv.shift()
 const options = parseOptions(argv)
+
+/** The gateway's sample and, taken with it, the processor process's. */
+type ServerSample = GatewaySample & { proc: ProcessorSample }
+
+let processorChild: BenchChild | undefined
+
+async function sampleBoth(server: BenchChild, request: { gc?: boolean; window?: boolean }): Promise<ServerSample> {
+  const [gateway, proc] = await Promise.all([
+    server.ask<GatewaySample>('sample', request),
+    processorChild!.ask<ProcessorSample>('sample'),
+  ])
+  return { ...gateway, proc }
+}
 
 const MB = 2 ** 20
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -59,12 +75,16 @@ function between(from: ServerSample, to: ServerSample, machineFromS: number, mac
   return {
     seconds: round(seconds),
     serverCpuPct: round(((to.cpuUs - from.cpuUs) / 1e6 / seconds) * 100),
-    feederCpuPct: round(((to.feederCpuUs - from.feederCpuUs) / 1e6 / seconds) * 100),
+    processorCpuPct: round(((to.proc.cpuUs - from.proc.cpuUs) / 1e6 / seconds) * 100),
+    publishCpuPct: round(((to.proc.publishCpuUs - from.proc.publishCpuUs) / 1e6 / seconds) * 100),
     machineCpuPct: round(((machineToS - machineFromS) / seconds) * 100),
     liveFramesSentPerS: round((to.liveFramesSent - from.liveFramesSent) / seconds),
     liveFramesSkippedPerS: round((to.liveFramesSkipped - from.liveFramesSkipped) / seconds),
-    feedUpdatesPerS: round((to.feederUpdates - from.feederUpdates) / seconds),
-    feedMBPerS: round((to.feederBytes - from.feederBytes) / MB / seconds, 2),
+    feedUpdatesPerS: round((to.proc.batches - from.proc.batches) / seconds),
+    feedKBPerS: round((to.proc.bytes - from.proc.bytes) / 1024 / seconds, 1),
+    feedScopesPerS: round((to.proc.scopesSent - from.proc.scopesSent) / seconds),
+    watchedScopes: to.proc.watched,
+    interest: { gateways: to.proc.gateways, expiredGateways: to.proc.expiredGateways, resyncs: to.proc.resyncs },
     rssMB: round(to.rss / MB),
     heapUsedMB: round(to.heapUsed / MB),
     fanOut: {
@@ -79,7 +99,7 @@ function between(from: ServerSample, to: ServerSample, machineFromS: number, mac
   }
 }
 
-const memory = (sample: ServerSample) => ({
+const memory = (sample: GatewaySample) => ({
   rssMB: round(sample.rss / MB),
   heapUsedMB: round(sample.heapUsed / MB),
   heapTotalMB: round(sample.heapTotal / MB),
@@ -91,7 +111,7 @@ const memory = (sample: ServerSample) => ({
 /** Measures the live subscribers for `seconds`, sampling the server every 10 s (no forced GC: it would be timed). */
 async function liveWindow(server: BenchChild, generators: BenchChild[], seconds: number, during?: () => Promise<void>) {
   await Promise.all(generators.map((generator) => generator.ask('measure')))
-  const first = await server.ask<ServerSample>('sample', { window: true })
+  const first = await sampleBoth(server, { window: true })
   const firstMachine = machineBusyS()
   const segments: (ReturnType<typeof between> & { delayMs: { p50: number; p99: number; max: number } })[] = []
   let previous = first
@@ -101,7 +121,7 @@ async function liveWindow(server: BenchChild, generators: BenchChild[], seconds:
   while (Date.now() < ends) {
     await sleep(Math.min(10_000, ends - Date.now()))
     const [sample, ...parts] = await Promise.all([
-      server.ask<ServerSample>('sample', { window: true }),
+      sampleBoth(server, { window: true }),
       ...generators.map((generator) => generator.ask<string>('segment')),
     ])
     const machine = machineBusyS()
@@ -168,7 +188,6 @@ function overall(run: Awaited<ReturnType<typeof liveWindow>>) {
   const meanMs = rounds === 0 ? 0 : run.segments.reduce((sum, s) => sum + s.fanOut.meanMs * s.fanOut.rounds, 0) / rounds
   return {
     ...whole,
-    serverCpuWithoutFeederPct: round(whole.serverCpuPct - whole.feederCpuPct),
     fanOut: { rounds, meanMs: round(meanMs, 2), maxMs: Math.max(...run.segments.map((s) => s.fanOut.maxMs)) },
     loopDelayMs: {
       p99Max: Math.max(...run.segments.map((s) => s.loopDelayMs.p99)),
@@ -190,12 +209,12 @@ async function stalledPhase(
   siteScope: string,
   liveSubscriptions: number,
 ) {
-  const { lastSeq: afterPrefill } = await server.ask<{ lastSeq: number }>('alerts', {
+  const { lastSeq: afterPrefill } = await processorChild!.ask<{ lastSeq: number }>('alerts', {
     ratePerS: options.alertRate,
     prefill: 10_000,
   })
   await sleep(3000)
-  const before = await server.ask<ServerSample>('sample', { gc: true })
+  const before = await server.ask<GatewaySample>('sample', { gc: true })
   const tcpBefore = tcpKernelBytes()
   const staller = BenchChild.start('stalled', './subscriber-process.ts')
   children.push(staller)
@@ -215,7 +234,7 @@ async function stalledPhase(
     // the last one 5 s before its end.
     while (Date.now() - t0 < holdMs - 5000) {
       await sleep(Math.min(10_000, holdMs - 5000 - (Date.now() - t0)))
-      const sample = await server.ask<ServerSample>('sample', { gc: true })
+      const sample = await server.ask<GatewaySample>('sample', { gc: true })
       samples.push({
         s: round((Date.now() - t0) / 1000),
         ...memory(sample),
@@ -224,11 +243,11 @@ async function stalledPhase(
       })
     }
   })
-  const heldEnd = await server.ask<ServerSample>('sample', { gc: true })
+  const heldEnd = await server.ask<GatewaySample>('sample', { gc: true })
   const tcpAtEnd = tcpKernelBytes()
-  const targetSeq = await server.ask<number>('lastSeq')
+  const targetSeq = await processorChild!.ask<number>('lastSeq')
   const resumed = await staller.ask<ResumeResult>('resume', { targetSeq, timeoutMs: 20_000 })
-  const afterResume = await server.ask<ServerSample>('sample', { gc: true })
+  const afterResume = await server.ask<GatewaySample>('sample', { gc: true })
   const peak = samples.reduce((max, sample) => Math.max(max, sample.rssMB), heldEnd.rss / MB)
   const peakHeap = samples.reduce((max, sample) => Math.max(max, sample.heapUsedMB), heldEnd.heapUsed / MB)
   const peakTcp = samples.reduce((max, sample) => Math.max(max, sample.tcpKernelMB), tcpAtEnd / MB)
@@ -270,20 +289,28 @@ async function main() {
   const stopAll = () => Promise.all(children.map((child) => child.stop()))
   process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
   try {
-    const server = BenchChild.start('server', './server-process.ts', ['--expose-gc'])
-    children.push(server)
-    const config: ServerConfig = {
+    processorChild = BenchChild.start('processor', './processor-process.ts')
+    children.push(processorChild)
+    const processorConfig: ProcessorConfig = {
       devices: options.devices,
       seed: options.seed,
       feedIntervalMs: options.feedIntervalMs,
       equipmentShare: options.equipmentShare,
+    }
+    const { brokerUrl } = await processorChild.ask<{ brokerUrl: string }>('start', processorConfig)
+    const server = BenchChild.start('server', './server-process.ts', ['--expose-gc'])
+    children.push(server)
+    const config: ServerConfig = {
+      brokerUrl,
+      devices: options.devices,
+      seed: options.seed,
       heartbeatMs: options.heartbeatMs,
       flushOnUpdate: options.flushOnUpdate,
     }
     const ready = await server.ask<ServerReady>('start', config)
     log(`gateway on port ${ready.port}, plant ${JSON.stringify(ready.counts)}`)
     await sleep(2000)
-    const idle = await server.ask<ServerSample>('sample', { gc: true })
+    const idle = await server.ask<GatewaySample>('sample', { gc: true })
 
     // Phase 1: the live subscribers.
     const specs = liveClients(ready)
@@ -307,7 +334,7 @@ async function main() {
     const connected = connects.reduce((sum, result) => sum + result.connected, 0)
     log(`${connected} of ${specs.length} live subscribers connected in ${connectMs} ms`)
     await sleep(options.warmup * 1000)
-    const withClients = await server.ask<ServerSample>('sample', { gc: true })
+    const withClients = await server.ask<GatewaySample>('sample', { gc: true })
     log(`measuring live frames for ${options.duration} s`)
     const phase1 = await liveWindow(server, generators, options.duration)
     const live = { ...summarizeWindows(phase1.windows, connected), server: overall(phase1), segments: phase1.segments }

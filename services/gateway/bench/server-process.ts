@@ -1,33 +1,31 @@
-// The gateway under test, in its own process (live-subscribers.ts starts it): createGateway on the
-// in-process aedes bus with a generated plant, a viewer token, and the feeders of feeders.ts
-// standing in for the processor. It answers the benchmark's requests over IPC (ipc.ts):
-//   start {devices, seed, feedIntervalMs, equipmentShare, heartbeatMs, flushOnUpdate} → port, token, scopes
+// The gateway under test, in its own process (live-subscribers.ts starts it): createGateway as
+// `plantwatt gateway` runs it, an MQTT client of the broker in the processor's process
+// (processor-process.ts), with a generated plant and a viewer token. It answers the benchmark's
+// requests over IPC (ipc.ts):
+//   start {brokerUrl, devices, seed, heartbeatMs, flushOnUpdate} → port, token, scopes
 //   sample {gc}   → its own CPU and memory, the gateway's counters, the fan-out rounds' cost
-//   alerts {ratePerS, prefill} → starts the alert events of the stalled-client phase
 // Run with --expose-gc so that `sample {gc: true}` measures live memory rather than garbage.
 
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import { createAedesBus } from '@plantwatt/bus'
+import { type Bus, createMqttBus } from '@plantwatt/bus'
 import { PlantIndex } from '@plantwatt/plant'
 import { TokenStore } from '@plantwatt/runtime'
-import { Aedes } from 'aedes'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 // The plant generator lives in the fleet simulator; a service may not depend on a simulator,
 // so this tool (not the product) reaches it by path, as the broker's benchmark does.
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { createGateway, type Gateway } from '../src/gateway.ts'
-import { AlertFeeder, LiveFeeder } from './feeders.ts'
 import { serveRequests } from './ipc.ts'
 
 export interface ServerConfig {
+  /** The broker in the processor's process. */
+  brokerUrl: string
   devices: number
   seed: number
-  feedIntervalMs: number
-  equipmentShare: number
   /** The gateway's ping round; its default is 30 s. */
   heartbeatMs: number
   /** Experiment, not the gateway as built: a fan-out round right after each update, instead of every 100 ms. */
@@ -56,10 +54,6 @@ export interface ServerSample {
   liveFramesSent: number
   liveFramesSkipped: number
   closedLagging: number
-  feederCpuUs: number
-  feederUpdates: number
-  feederBytes: number
-  alertsLastSeq: number
   /** Fan-out rounds (LiveHub.flush) since start; the longest one since the previous window sample. */
   flush: { rounds: number; totalMs: number; maxMs: number }
   /** Event-loop delay since the previous window sample, ms. */
@@ -69,10 +63,7 @@ export interface ServerSample {
 const logger = pino({ level: 'error' }, pino.destination(2))
 const loopDelay = monitorEventLoopDelay({ resolution: 10 })
 const flushStats = { rounds: 0, totalMs: 0, maxMs: 0 }
-let running:
-  | { gateway: Gateway; live: LiveFeeder; alerts: AlertFeeder; registry: Registry; dir: string; broker: Aedes }
-  | undefined
-let equipmentScopes: string[] = []
+let running: { gateway: Gateway; registry: Registry; dir: string; bus: Bus } | undefined
 
 /** Every n-th item, so a sample of the scopes is spread over the whole plant. */
 function spread<T>(items: T[], max: number): T[] {
@@ -85,19 +76,18 @@ async function start(config: ServerConfig): Promise<ServerReady> {
   const plant = new PlantIndex(generatePlant({ devices: config.devices, seed: config.seed }))
   const byLevel = { site: [] as string[], area: [] as string[], line: [] as string[], equipment: [] as string[] }
   for (const node of plant.scopes.values()) byLevel[node.level].push(node.scope)
-  equipmentScopes = byLevel.equipment
 
-  const broker = await Aedes.createBroker()
-  const bus = createAedesBus(broker, (error) => logger.error({ err: error }, 'bus handler failed'))
+  // A clean session, as `plantwatt gateway` connects (it syncs from the processor at start).
+  const bus = await createMqttBus({
+    url: config.brokerUrl,
+    clientId: `plantwatt-gateway-bench-${process.pid}`,
+    clean: true,
+    onError: (error) => logger.error({ err: error }, 'bus handler failed'),
+  })
   const dir = await mkdtemp(join(tmpdir(), 'plantwatt-bench-gateway-'))
   const tokens = await TokenStore.open(dir)
   const { token } = await tokens.issue({ name: 'bench wall screens', role: 'viewer' })
   const registry = new Registry()
-  const live = new LiveFeeder(bus, plant, { intervalMs: config.feedIntervalMs, equipmentShare: config.equipmentShare })
-  const alerts = new AlertFeeder(bus)
-  // The feeders listen first: the gateway's start asks for every scope's figures and the alerts.
-  await alerts.listen()
-  await live.start()
   const gateway = await createGateway({
     plant,
     bus,
@@ -120,7 +110,7 @@ async function start(config: ServerConfig): Promise<ServerReady> {
   instrument(gateway, config.flushOnUpdate)
   await gateway.start()
   const port = await gateway.listen({ host: '127.0.0.1', port: 0 })
-  running = { gateway, live, alerts, registry, dir, broker }
+  running = { gateway, registry, dir, bus }
   loopDelay.enable()
   return {
     port,
@@ -184,7 +174,7 @@ async function sample(request: { gc?: boolean; window?: boolean }): Promise<Serv
     globalThis.gc()
     globalThis.gc()
   }
-  const { registry, live, alerts } = running
+  const { registry } = running
   const cpu = process.cpuUsage()
   const memory = process.memoryUsage()
   const flush = { ...flushStats }
@@ -210,47 +200,21 @@ async function sample(request: { gc?: boolean; window?: boolean }): Promise<Serv
     liveFramesSent: running.gateway.live.framesSent,
     liveFramesSkipped: running.gateway.live.framesDropped,
     closedLagging: await counter(registry, 'plantwatt_ws_closed_lagging_total'),
-    feederCpuUs: live.cpuUs + alerts.cpuUs,
-    feederUpdates: live.updates,
-    feederBytes: live.bytes,
-    alertsLastSeq: alerts.lastSeq,
     flush,
     loopDelay: delay,
   }
 }
 
-function startAlerts(request: { ratePerS: number; prefill: number }): { lastSeq: number } {
-  if (!running) throw new Error('not started')
-  running.alerts.start({
-    ratePerS: request.ratePerS,
-    intervalMs: 200,
-    capacity: 10_000,
-    scopes: equipmentScopes,
-    prefill: request.prefill,
-  })
-  return { lastSeq: running.alerts.lastSeq }
-}
-
 async function shutdown(): Promise<void> {
   setTimeout(() => process.exit(0), 10_000).unref()
   if (running) {
-    const { gateway, live, alerts, dir, broker } = running
+    const { gateway, dir, bus } = running
     running = undefined
-    await live.stop()
-    await alerts.stop()
     await gateway.close().catch(() => {})
-    await new Promise<void>((resolve) => broker.close(() => resolve()))
+    await bus.close().catch(() => {})
     await rm(dir, { recursive: true, force: true })
   }
   process.exit(0)
 }
 
-serveRequests(
-  {
-    start,
-    sample,
-    alerts: startAlerts,
-    lastSeq: () => running?.alerts.lastSeq ?? 0,
-  },
-  () => void shutdown(),
-)
+serveRequests({ start, sample }, () => void shutdown())

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -11,11 +12,10 @@ import {
   BUCKETS_FILTER,
   type BucketUpdate,
   type Bus,
+  decodeLiveBatch,
   decodeMessage,
   encodeMessage,
   LIVE_FILTER,
-  LIVE_SYNC_TOPIC,
-  type LiveUpdate,
   QueryClient,
   SETPOINTS_SYNC_TOPIC,
   SETPOINTS_TOPIC,
@@ -42,6 +42,7 @@ import { EventReplica } from './event-replica.ts'
 import type { GatewayContext, TokenAdmin } from './gateway-context.ts'
 import { registerGatewayMetrics } from './gateway-metrics.ts'
 import { LiveHub } from './live-hub.ts'
+import { LiveInterestAnnouncer } from './live-interest.ts'
 import { registerAdminRoutes } from './routes-admin.ts'
 import { registerAsyncApiRoute } from './routes-asyncapi.ts'
 import { registerDataRoutes } from './routes-data.ts'
@@ -77,6 +78,15 @@ export interface GatewayOptions {
   mqttUpgradesPerMinute?: number
   heartbeatIntervalMs?: number
   liveFlushIntervalMs?: number
+  /**
+   * This gateway's instance id towards the processor (its live interests are its own, issue 14);
+   * default: random at each start, so a restarted gateway's old interests simply expire.
+   */
+  instanceId?: string
+  /** The processor forgets this gateway's live interests after this long without a word (default 30 s). */
+  liveInterestLeaseMs?: number
+  /** How often that lease is renewed (default a third of it). */
+  liveInterestHeartbeatMs?: number
   ackWaitMs?: number
   now?: () => number
 }
@@ -84,6 +94,7 @@ export interface GatewayOptions {
 export interface Gateway {
   readonly app: FastifyInstance
   readonly live: LiveHub
+  readonly instanceId: string
   start(): Promise<void>
   listen(options: { host: string; port: number }): Promise<number>
   close(): Promise<void>
@@ -123,7 +134,17 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     requestSync: publish(SETPOINTS_SYNC_TOPIC),
     now,
   })
-  const live = new LiveHub({ plant })
+  const instanceId = options.instanceId ?? `gw-${randomBytes(6).toString('hex')}`
+  const live: LiveHub = new LiveHub({ plant, onWatchChange: (scope) => interest.touch(scope) })
+  const interest = new LiveInterestAnnouncer({
+    bus,
+    logger,
+    gateway: instanceId,
+    watched: () => live.watchedScopes(),
+    isWatched: (scope) => live.isWatched(scope),
+    leaseMs: options.liveInterestLeaseMs,
+    heartbeatMs: options.liveInterestHeartbeatMs,
+  })
   const buckets = new BucketHub()
   const queries = await QueryClient.open(bus)
   const connections = new Set<WsConnection>()
@@ -327,9 +348,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   return {
     app,
     live,
+    instanceId,
     async start() {
       unsubscribes.push(
-        await bus.subscribe(LIVE_FILTER, (_topic, payload) => live.apply(decodeMessage<LiveUpdate>(payload))),
+        await bus.subscribe(LIVE_FILTER, (_topic, payload) => live.apply(decodeLiveBatch(payload))),
         await bus.subscribe(BUCKETS_FILTER, (_topic, payload) => buckets.apply(decodeMessage<BucketUpdate>(payload))),
         await bus.subscribe(ALERTS_TOPIC, (_topic, payload) => {
           const message = decodeMessage<AlertEvents>(payload)
@@ -343,9 +365,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           setpoints.receive(message.events, message.sync)
         }),
       )
-      // Ask the processor for every scope's figures and the held events, so the first snapshot
-      // and the first `since` are complete.
-      await bus.publish(LIVE_SYNC_TOPIC, encodeMessage({}))
+      // Tell the processor what this gateway watches (nothing yet, unless restarted in place), and
+      // ask for the held events, so the first snapshot and the first `since` are complete.
+      await interest.start()
       alerts.start()
       setpoints.start()
       // Frames go out as updates arrive (LiveHub.apply); these rounds send what is still pending
@@ -364,6 +386,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     async close() {
       for (const timer of timers.splice(0)) clearInterval(timer)
+      await interest.stop()
       for (const unsubscribe of unsubscribes.splice(0)) await unsubscribe()
       for (const connection of connections) connection.close(1001, 'server shutting down')
       await queries.close()

@@ -1,4 +1,4 @@
-import type { EquipmentLive, LiveUpdate } from '@plantwatt/bus'
+import type { LiveBatch } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 
@@ -41,33 +41,28 @@ export interface LiveHubOptions {
    * that went quiet with figures still unsent.
    */
   quietAfterMs?: number
-}
-
-function emptyFigures(scope: string): LiveFigures {
-  return {
-    scope,
-    at: null,
-    powerW: 0,
-    energyTodayWh: 0,
-    co2TodayG: 0,
-    co2MarketTodayG: 0,
-    gridGPerKWh: 0,
-    pvShare: 0,
-    idle: { count: 0, powerW: 0 },
-    demand: null,
-  }
+  /**
+   * A scope's watching changed: its first live subscription came or its last one left. The
+   * gateway tells the processor, which sends figures only for watched scopes (issue 14).
+   */
+  onWatchChange?: (scope: string) => void
 }
 
 /**
- * The gateway's copy of the live figures, fed by the processor over the bus, and the fan-out to
- * `live` subscriptions. Each scope's frame body is serialised once per round however many
- * clients share it; only the `sub` prefix differs per client.
+ * The gateway's copy of the live figures of the scopes its subscriptions watch, fed by the
+ * processor over the bus, and the fan-out to `live` subscriptions. Each scope's frame body is
+ * serialised once per round however many clients share it; only the `sub` prefix differs per
+ * client. The processor sends only watched scopes (issue 14): a scope's figures are kept while it
+ * is watched and dropped when its last subscription goes, so they are never stale; a new
+ * subscription to a scope not held yet gets its snapshot as soon as the processor's answer to the
+ * new interest arrives.
  */
 export class LiveHub {
   private readonly scopes = new Map<string, ScopeEntry>()
   private readonly sites = new Map<string, SiteEntry>()
-  private readonly equipment = new Map<string, EquipmentLive>()
   private readonly subscriptions = new Set<LiveSubscription>()
+  /** Live subscriptions per scope: a scope is watched while it has one. */
+  private readonly watchers = new Map<string, Set<LiveSubscription>>()
   private readonly now: () => number
   private readonly minFrameIntervalMs: number
   private readonly quietAfterMs: number
@@ -85,14 +80,29 @@ export class LiveHub {
     return this.subscriptions.size
   }
 
+  /** Scopes with live subscriptions now. */
+  watchedScopes(): IterableIterator<string> {
+    return this.watchers.keys()
+  }
+
+  isWatched(scope: string): boolean {
+    return this.watchers.has(scope)
+  }
+
   /**
    * Takes an update from the processor and sends it at once to every subscription that may have
    * a frame now: the frame carries figures just computed, so its delay is the fan-out alone.
    */
-  apply(update: LiveUpdate): void {
-    this.store(update)
+  apply(update: LiveBatch): void {
+    const clockMoved = this.store(update)
     this.lastApplyAt = this.now()
-    this.flush()
+    if (clockMoved) return this.flush()
+    // Same site clock (the processor's answer to new interests, mostly): only the subscriptions of
+    // these scopes can have a frame due, so a burst of new subscribers costs no round over all.
+    for (const figures of update.scopes) {
+      const subscriptions = this.watchers.get(figures.scope)
+      if (subscriptions) this.flushSome(subscriptions, this.now(), new Map())
+    }
   }
 
   /** A timer round: sends what is pending only once the processor has gone quiet (see quietAfterMs). */
@@ -100,16 +110,21 @@ export class LiveHub {
     if (this.now() - this.lastApplyAt >= this.quietAfterMs) this.flush()
   }
 
-  private store(update: LiveUpdate): void {
+  /** Keeps the batch's figures; true when its site's clock or grid intensity moved. */
+  private store(update: LiveBatch): boolean {
     const site = this.sites.get(update.site)
+    let moved = true
     if (site) {
-      if (site.at !== update.at || site.gridGPerKWh !== update.gridGPerKWh) site.version++
+      moved = site.at !== update.at || site.gridGPerKWh !== update.gridGPerKWh
+      if (moved) site.version++
       site.at = update.at
       site.gridGPerKWh = update.gridGPerKWh
     } else {
       this.sites.set(update.site, { at: update.at, gridGPerKWh: update.gridGPerKWh, version: 1 })
     }
     for (const figures of update.scopes) {
+      // Figures of a scope nobody here watches any more (in flight when its last one left) would go stale.
+      if (!this.watchers.has(figures.scope)) continue
       const entry = this.scopes.get(figures.scope)
       if (entry) {
         entry.figures = figures
@@ -118,30 +133,49 @@ export class LiveHub {
         this.scopes.set(figures.scope, { figures, version: 1 })
       }
     }
-    for (const equipment of update.equipment) this.equipment.set(equipment.scope, equipment)
+    return moved
   }
 
-  /** The figures of a scope as they stand now, with its site's clock and grid intensity. */
-  current(scope: string): LiveFigures {
-    const figures = this.scopes.get(scope)?.figures ?? emptyFigures(scope)
+  /**
+   * The figures of a watched scope as they stand now, with its site's clock and grid intensity;
+   * undefined when this gateway holds none (nobody watches it, or the processor has not answered
+   * yet): ask the processor then.
+   */
+  current(scope: string): LiveFigures | undefined {
+    const figures = this.scopes.get(scope)?.figures
+    if (!figures) return undefined
     const siteId = this.options.plant.scope(scope)?.siteId
     const site = siteId === undefined ? undefined : this.sites.get(siteId)
     if (!site) return figures
     return { ...figures, at: site.at, gridGPerKWh: site.gridGPerKWh }
   }
 
-  equipmentLive(scope: string): EquipmentLive | undefined {
-    return this.equipment.get(scope)
-  }
-
-  /** Adds a subscription and sends its snapshot at once (CONTRACT.md §5). */
+  /**
+   * Adds a subscription and sends its snapshot at once when the figures are held (CONTRACT.md §5);
+   * else the first figures the processor sends for the newly watched scope are its snapshot.
+   */
   subscribe(subscription: LiveSubscription): void {
     this.subscriptions.add(subscription)
-    this.sendTo(subscription, this.frameBody(subscription.scope), this.versionOf(subscription.scope))
+    let watchers = this.watchers.get(subscription.scope)
+    if (!watchers) {
+      watchers = new Set()
+      this.watchers.set(subscription.scope, watchers)
+    }
+    watchers.add(subscription)
+    if (watchers.size === 1) this.options.onWatchChange?.(subscription.scope)
+    if (this.scopes.has(subscription.scope)) {
+      this.sendTo(subscription, this.frameBody(subscription.scope), this.versionOf(subscription.scope))
+    }
   }
 
   unsubscribe(subscription: LiveSubscription): void {
-    this.subscriptions.delete(subscription)
+    if (!this.subscriptions.delete(subscription)) return
+    const watchers = this.watchers.get(subscription.scope)
+    watchers?.delete(subscription)
+    if (watchers && watchers.size > 0) return
+    this.watchers.delete(subscription.scope)
+    this.scopes.delete(subscription.scope)
+    this.options.onWatchChange?.(subscription.scope)
   }
 
   /**
@@ -150,9 +184,13 @@ export class LiveHub {
    * misses this round and gets the newest figures in a later one (live frames coalesce).
    */
   flush(): void {
-    const now = this.now()
-    const bodies = new Map<string, string>()
-    for (const subscription of this.subscriptions) {
+    this.flushSome(this.subscriptions, this.now(), new Map())
+  }
+
+  private flushSome(subscriptions: Iterable<LiveSubscription>, now: number, bodies: Map<string, string>): void {
+    for (const subscription of subscriptions) {
+      // No figures yet for a newly watched scope: the processor's answer brings the snapshot.
+      if (!this.scopes.has(subscription.scope)) continue
       const version = this.versionOf(subscription.scope)
       if (version === subscription.sentVersion) continue
       if (now - subscription.lastSentAt < this.minFrameIntervalMs) continue
@@ -178,7 +216,7 @@ export class LiveHub {
   }
 
   private frameBody(scope: string): string {
-    return JSON.stringify(this.current(scope))
+    return JSON.stringify(this.current(scope)!)
   }
 
   /** Changes when the scope's figures or its site's clock change. */

@@ -1,5 +1,5 @@
-import { QueryTimeout } from '@plantwatt/bus'
-import { BUCKET_STEPS, type BucketStep } from '@plantwatt/contract'
+import { type EquipmentLive, QueryTimeout } from '@plantwatt/bus'
+import { BUCKET_STEPS, type BucketStep, type LiveFigures } from '@plantwatt/contract'
 import type { FastifyInstance } from 'fastify'
 import { deviceScopeFor, type requireRole, scopeAllowed } from './access.ts'
 import { errorBody } from './errors.ts'
@@ -11,6 +11,8 @@ import { BucketRowSchema, ErrorSchema, errorResponses, LiveSchema, ScopeQuery } 
 // counters. History and device counters are the processor's: asked over the bus.
 
 type Guard = ReturnType<typeof requireRole>
+
+const UNAVAILABLE = 'the processor did not answer; try again'
 
 /** ECMAScript's time range (±100,000,000 days), the most a date can be. */
 const MAX_TIME_MS = 8.64e15
@@ -46,12 +48,24 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
           },
           additionalProperties: false,
         },
-        response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses },
+        response: { 200: { type: 'object', additionalProperties: true }, 503: ErrorSchema, ...errorResponses },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { depth } = request.query as { depth: 'site' | 'area' | 'line' | 'equipment' }
-      return plantView(plant, request.principal!, (scope) => live.equipmentLive(scope), depth)
+      const principal = request.principal!
+      // Equipment states are the processor's, asked on request (issue 14: it streams only watched
+      // scopes' figures); a tree that stops above the equipment needs none.
+      let equipment: Record<string, EquipmentLive> = {}
+      if (depth === 'equipment') {
+        try {
+          equipment = await queries.call('equipment', principal.scopes?.length ? { scopes: principal.scopes } : {})
+        } catch (error) {
+          if (error instanceof QueryTimeout) return reply.code(503).send(errorBody('unavailable', UNAVAILABLE))
+          throw error
+        }
+      }
+      return plantView(plant, principal, (scope) => equipment[scope], depth)
     },
   )
 
@@ -62,13 +76,23 @@ export function registerDataRoutes(app: FastifyInstance, context: GatewayContext
       schema: {
         summary: 'The figures of a scope, as a live frame carries them',
         querystring: { type: 'object', required: ['scope'], properties: { scope: ScopeQuery } },
-        response: { 200: LiveSchema, ...errorResponses },
+        response: { 200: LiveSchema, 503: ErrorSchema, ...errorResponses },
       },
     },
     async (request, reply) => {
       const { scope } = request.query as { scope: string }
       if (!scopeAllowed(plant, request.principal!, scope, reply)) return reply
-      return { type: 'live', ...live.current(scope) }
+      // A watched scope's figures are here, at most a second old; any other is computed on request.
+      const held = live.current(scope)
+      if (held) return { type: 'live', ...held }
+      try {
+        const figures = await queries.call<LiveFigures | null>('live', { scope })
+        if (!figures) return reply.code(404).send(errorBody('not_found', `no scope "${scope}"`))
+        return { type: 'live', ...figures }
+      } catch (error) {
+        if (error instanceof QueryTimeout) return reply.code(503).send(errorBody('unavailable', UNAVAILABLE))
+        throw error
+      }
     },
   )
 

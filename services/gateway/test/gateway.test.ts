@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Bus, createAedesBus, encodeMessage, LIVE_SYNC_TOPIC, type LiveUpdate, liveTopic } from '@plantwatt/bus'
+import { type Bus, createAedesBus, encodeLiveBatch, type LiveBatch, liveTopic } from '@plantwatt/bus'
 import { PlantIndex } from '@plantwatt/plant'
 import { TokenStore } from '@plantwatt/runtime'
 import { Aedes } from 'aedes'
@@ -11,33 +11,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { upgradeStatus, WsTestClient } from '../../../test/support/ws-client.ts'
 import { createGateway, type Gateway } from '../src/gateway.ts'
+import { type ProcessorStandIn, startProcessorStandIn, zeroFigures } from './processor-stand-in.ts'
 
-// The gateway alone on a real socket, fed live updates over a real in-process bus the way the
+// The gateway alone on a real socket, fed live figures over a real in-process bus the way the
 // processor feeds it (CONTRACT.md §5 live, §6 plant/live/health, §4 tokens).
 
 const plant = new PlantIndex(examplePlant())
 const OVEN = 'yibin/electrode/coating-1/coater-1-oven'
 
-function update(at: number, powerW: number): LiveUpdate {
-  const figures = (scope: string, power: number) => ({
-    scope,
-    at,
-    powerW: power,
-    energyTodayWh: 0,
-    co2TodayG: 0,
-    co2MarketTodayG: 0,
-    gridGPerKWh: 470,
-    pvShare: 0,
-    idle: { count: 0, powerW: 0 },
-    demand: null,
-  })
+function update(at: number, powerW: number): LiveBatch {
+  const figures = (scope: string) => ({ ...zeroFigures(scope, at, 470), powerW })
   return {
     site: 'yibin',
     at,
     gridGPerKWh: 470,
-    full: false,
-    scopes: [figures('yibin', powerW), figures('yibin/electrode/coating-1', powerW), figures(OVEN, powerW)],
-    equipment: [{ scope: OVEN, state: 'running', powerW }],
+    scopes: [figures('yibin'), figures('yibin/electrode/coating-1'), figures(OVEN)],
   }
 }
 
@@ -49,12 +37,12 @@ describe('gateway', () => {
   let admin: string
   let lineViewer: string
   let ready = false
-  const syncRequests: number[] = []
+  let processor: ProcessorStandIn
 
   beforeAll(async () => {
     broker = await Aedes.createBroker()
     bus = createAedesBus(broker)
-    await bus.subscribe(LIVE_SYNC_TOPIC, () => syncRequests.push(Date.now()))
+    processor = await startProcessorStandIn(bus, plant)
     const tokens = await TokenStore.open(await mkdtemp(join(tmpdir(), 'plantwatt-gw-')))
     admin = (await tokens.issue({ name: 'admin', role: 'admin' })).token
     lineViewer = (await tokens.issue({ name: 'line 2', role: 'viewer', scopes: ['yibin/electrode/coating-2'] })).token
@@ -76,8 +64,8 @@ describe('gateway', () => {
     await new Promise<void>((resolve) => broker.close(() => resolve()))
   })
 
-  it('asks the processor for a full sync when it starts', () => {
-    expect(syncRequests).toHaveLength(1)
+  it('announces its live interests in full when it starts (none yet)', () => {
+    expect(processor.interests).toMatchObject([{ kind: 'full', scopes: [], gateway: gateway.instanceId }])
   })
 
   it('answers /healthz always and /readyz only once ready, without a token', async () => {
@@ -143,7 +131,7 @@ describe('gateway', () => {
     // Three updates in quick succession coalesce: the client sees the newest.
     const t0 = 1_732_250_000_000
     for (const [i, power] of [1000, 2000, 3000].entries()) {
-      await bus.publish(liveTopic('yibin'), encodeMessage(update(t0 + i * 1000, power)))
+      await bus.publish(liveTopic('yibin'), encodeLiveBatch(update(t0 + i * 1000, power)))
     }
     const frame = await client.next((f) => f.type === 'live', 3000)
     expect(Date.now() - snapshotAt).toBeGreaterThanOrEqual(950)

@@ -10,6 +10,7 @@ import pino from 'pino'
 import { Registry } from 'prom-client'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { createGateway, type Gateway, type GatewayOptions } from '../src/gateway.ts'
+import { startProcessorStandIn } from './processor-stand-in.ts'
 
 // One gateway on a real socket (port 0) over a real in-process aedes bus, with a real token store
 // in a fresh data directory: what the security tests of issue 12 need.
@@ -30,6 +31,7 @@ export async function startHarness(overrides: Partial<GatewayOptions> = {}): Pro
   const bus: Bus = createAedesBus(broker)
   const dataDir = await mkdtemp(join(tmpdir(), 'plantwatt-gw-sec-'))
   const tokens = await TokenStore.open(dataDir)
+  const processor = await startProcessorStandIn(bus, plant)
   const gateway = await createGateway({
     plant,
     bus,
@@ -48,6 +50,7 @@ export async function startHarness(overrides: Partial<GatewayOptions> = {}): Pro
     base: `127.0.0.1:${port}`,
     async close() {
       await gateway.close()
+      await processor.close()
       await bus.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
     },

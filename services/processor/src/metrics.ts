@@ -52,6 +52,31 @@ export function registerProcessorMetrics(registry: Registry, processor: Processo
   const stats = () => processor.stats
   // Setpoint tuning (issue 15, CONTRACT.md §3): commands sent, events, acks taken and refused.
   const tuning = () => processor.tuningStats
+  // Live figures for the watched scopes (issue 14): what the gateways watch and what it costs the bus.
+  readGauge(
+    registry,
+    'plantwatt_live_watched_scopes',
+    'Scopes some gateway has live subscribers for',
+    () => processor.watchedScopes,
+  )
+  readCounter(
+    registry,
+    'plantwatt_live_batch_bytes_total',
+    'Bytes of live batches sent to the gateways',
+    () => processor.liveStats.bytes,
+  )
+  readCounter(
+    registry,
+    'plantwatt_live_scopes_sent_total',
+    'Scope figures sent to the gateways',
+    () => processor.liveStats.scopesSent,
+  )
+  readCounter(
+    registry,
+    'plantwatt_live_interest_rejected_total',
+    'Live interest messages not understood (ignored)',
+    () => processor.liveStats.badInterest,
+  )
   readCounter(registry, 'plantwatt_setpoint_commands_total', 'Setpoint commands published', () => tuning().commands)
   readCounter(registry, 'plantwatt_setpoint_events_total', 'Setpoint events', () => tuning().events)
   readCounter(registry, 'plantwatt_setpoint_acks_total', 'Setpoint acks taken', () => tuning().acks)

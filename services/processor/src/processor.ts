@@ -11,11 +11,8 @@ import {
   CARBON_TOPIC,
   type CarbonRequest,
   decodeMessage,
-  type EquipmentLive,
   encodeMessage,
   LIVE_SYNC_TOPIC,
-  type LiveUpdate,
-  liveTopic,
   type SyncRequest,
   serveQueries,
   syncAnswerMessages,
@@ -33,6 +30,7 @@ import type { Logger } from 'pino'
 import { CheckpointFile } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
+import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
 import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
 import { ReportQuery } from './report-query.ts'
 import type { TuningStats } from './tuning-loop.ts'
@@ -88,6 +86,8 @@ const BUCKETS_PER_MESSAGE = 2000
 export class Processor {
   private pipeline!: ReadingPipeline
   private tuningService!: TuningService
+  /** Live figures of the watched scopes to the gateways (issue 14). */
+  private live!: LivePublisher
   private readonly now: () => number
   private readonly unsubscribes: Unsubscribe[] = []
   private readonly checkpointFile: CheckpointFile | undefined
@@ -158,6 +158,18 @@ export class Processor {
       eventCapacity: this.options.pipeline?.detection?.eventLogCapacity,
       restored: restored?.tuning,
     })
+    this.live = new LivePublisher({
+      plant: this.options.plant,
+      bus,
+      logger,
+      now: this.now,
+      source: {
+        takeChanges: () => this.pipeline.takeChanges(),
+        figures: (node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node)),
+        siteClockMs: (siteId) => this.pipeline.siteClockMs(siteId),
+        gridGPerKWh: (siteId) => this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
+      },
+    })
     this.journalSeq = restored?.journalSeq ?? 0
     if (restored) logger.info({ journalSeq: this.journalSeq, savedAt: restored.savedAt }, 'processor state restored')
 
@@ -185,6 +197,7 @@ export class Processor {
       )
     }
     this.unsubscribes.push(await bus.subscribe(LIVE_SYNC_TOPIC, () => this.publishAll()))
+    this.unsubscribes.push(...(await this.live.start()))
     this.unsubscribes.push(await bus.subscribe(ALERT_ACK_TOPIC, (_topic, payload) => this.onAck(payload)))
     this.unsubscribes.push(await bus.subscribe(ALERTS_SYNC_TOPIC, (_topic, payload) => this.onAlertsSync(payload)))
     this.unsubscribes.push(await bus.subscribe(CARBON_TOPIC, (_topic, payload) => this.onCarbon(payload)))
@@ -205,6 +218,8 @@ export class Processor {
           energy: (params) => energyAnswer(this.pipeline.accounting, this.historySink, params, withSavings),
           report: (params) => reports.answer(params),
           device: (params) => this.deviceQuery(params),
+          live: (params) => this.liveQuery(params),
+          equipment: (params) => this.equipmentQuery(params),
           forgetNames: (params) => this.forgetNamesQuery(params),
           setpoints: (params) => this.tuningService.setpointsQuery(params),
         },
@@ -263,6 +278,16 @@ export class Processor {
   /** The figures of one scope as the processor holds them now (GET /api/v1/live, tests). */
   figures(scope: ScopeNode) {
     return this.pipeline.figures(scope)
+  }
+
+  /** Live publication counters (metrics, benchmarks); zeros before start(). */
+  get liveStats(): LivePublisherStats {
+    return this.live?.stats ?? { batches: 0, bytes: 0, scopesSent: 0, interestMessages: 0, badInterest: 0, resyncs: 0 }
+  }
+
+  /** Scopes some gateway has live subscribers for now. */
+  get watchedScopes(): number {
+    return this.live?.interests.size ?? 0
   }
 
   /**
@@ -409,8 +434,48 @@ export class Processor {
 
   private publishChanges(): void {
     this.publishEvents()
-    const changes = this.pipeline.takeChanges()
-    for (const siteId of changes.sites) this.publishSite(siteId, changes.scopes.get(siteId) ?? [], false)
+    this.live.tick()
+  }
+
+  /**
+   * GET /api/v1/live for a scope no live subscription of the asking gateway watches: computed now,
+   * as a frame would carry it (issue 14). Null for a scope not in the plant.
+   */
+  private liveQuery(params: unknown) {
+    const scope = (params as { scope?: unknown } | null)?.scope
+    if (typeof scope !== 'string') throw new Error('bad live query')
+    const node = this.options.plant.scope(scope)
+    if (!node) return null
+    const figures = this.tuningService.withSavedToday(scope, this.pipeline.figures(node))
+    const site = this.options.plant.sites.get(node.siteId)!.node
+    return {
+      ...figures,
+      at: this.pipeline.siteClockMs(node.siteId),
+      gridGPerKWh: this.pipeline.figures(site).gridGPerKWh,
+    }
+  }
+
+  /**
+   * GET /api/v1/plant: each equipment's state, power, thresholds in force and tuner, within
+   * `params.scopes` (the token's; all when absent). Asked on request rather than streamed, so that
+   * the processor sends the gateway no figures nobody looks at (issue 14).
+   */
+  private equipmentQuery(params: unknown) {
+    const within = (params as { scopes?: unknown } | null)?.scopes
+    const roots = Array.isArray(within)
+      ? within.flatMap((scope) => (typeof scope === 'string' ? (this.options.plant.scope(scope) ?? []) : []))
+      : [...this.options.plant.sites.values()].map((site) => site.node)
+    const answer: Record<string, unknown> = {}
+    for (const root of roots) {
+      for (const node of root.equipment) {
+        if (Object.hasOwn(answer, node.scope)) continue
+        const live = this.pipeline.equipmentLive(node)
+        if (!live) continue
+        const tuning = this.tuningService.loop.brief(node.scope)
+        answer[node.scope] = tuning ? { ...live, tuning } : live
+      }
+    }
+    return answer
   }
 
   /**
@@ -485,28 +550,9 @@ export class Processor {
     this.send(ALERTS_TOPIC, message, 1)
   }
 
+  /** Every watched scope's figures at once (a gateway's live-sync request). */
   private publishAll(): void {
-    for (const site of this.options.plant.sites.values()) this.publishSite(site.node.id, site.scopes, true)
-  }
-
-  private publishSite(siteId: string, scopes: ScopeNode[], full: boolean): void {
-    const equipment: EquipmentLive[] = []
-    for (const node of scopes) {
-      const live = this.pipeline.equipmentLive(node)
-      if (!live) continue
-      const tuning = this.tuningService.loop.brief(node.scope)
-      equipment.push(tuning ? { ...live, tuning } : live)
-    }
-    const at = this.pipeline.siteClockMs(siteId)
-    const update: LiveUpdate = {
-      site: siteId,
-      at,
-      gridGPerKWh: this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
-      full,
-      scopes: scopes.map((node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node))),
-      equipment,
-    }
-    this.send(liveTopic(siteId), update, 0)
+    this.live.publishAll()
   }
 
   private send(topic: string, message: unknown, qos: 0 | 1): void {

@@ -1,4 +1,15 @@
-import { type Bus, createAedesBus, decodeMessage, LIVE_FILTER, LIVE_SYNC_TOPIC, type LiveUpdate } from '@plantwatt/bus'
+import {
+  type Bus,
+  createAedesBus,
+  decodeLiveBatch,
+  encodeMessage,
+  LIVE_FILTER,
+  LIVE_INTEREST_TOPIC,
+  LIVE_SYNC_TOPIC,
+  type LiveBatch,
+  type LiveInterest,
+  QueryClient,
+} from '@plantwatt/bus'
 import { PlantIndex } from '@plantwatt/plant'
 import { Aedes } from 'aedes'
 import pino from 'pino'
@@ -7,7 +18,8 @@ import { examplePlant } from '../../../test/support/example-plant.ts'
 import { Processor } from '../src/processor.ts'
 
 // The processor on a real in-process bus: readings in as the broker delivers them, live
-// updates out as the gateway receives them. Wall time is injected.
+// figures out as the gateway receives them, for the scopes a gateway announced it watches (all of
+// them here). Wall time is injected: NOW_MS, running on as the test does.
 
 const plant = new PlantIndex(examplePlant())
 const NOW_MS = 1_732_250_000_000
@@ -18,23 +30,27 @@ describe('processor', () => {
   let broker: Aedes
   let bus: Bus
   let processor: Processor
-  let updates: LiveUpdate[]
-  let waiters: ((update: LiveUpdate) => void)[]
+  let updates: LiveBatch[]
+  let waiters: ((update: LiveBatch) => void)[]
+  let startedAt: number
+  const allScopes = plant.sites.get('yibin')!.scopes.map((node) => node.scope)
+  const isFull = (update: LiveBatch) => update.scopes.length === allScopes.length
 
-  const nextUpdate = (predicate: (update: LiveUpdate) => boolean) =>
-    new Promise<LiveUpdate>((resolve) => {
+  const nextUpdate = (predicate: (update: LiveBatch) => boolean) =>
+    new Promise<LiveBatch>((resolve) => {
       const found = updates.find(predicate)
       if (found) return resolve(found)
       waiters.push((update) => predicate(update) && resolve(update))
     })
 
   beforeEach(async () => {
+    startedAt = Date.now()
     updates = []
     waiters = []
     broker = await Aedes.createBroker()
     bus = createAedesBus(broker)
     await bus.subscribe(LIVE_FILTER, (_topic, payload) => {
-      const update = decodeMessage<LiveUpdate>(payload)
+      const update = decodeLiveBatch(payload)
       updates.push(update)
       for (const waiter of waiters) waiter(update)
     })
@@ -42,10 +58,19 @@ describe('processor', () => {
       plant,
       bus,
       logger: pino({ level: 'silent' }),
-      now: () => NOW_MS,
+      now: () => NOW_MS + (Date.now() - startedAt),
       publishIntervalMs: 20,
     })
     await processor.start()
+    // A gateway that watches every scope of the plant.
+    const watchAll: LiveInterest = {
+      gateway: 'test-gateway',
+      kind: 'full',
+      version: 1,
+      leaseMs: 60_000,
+      scopes: allScopes,
+    }
+    await bus.publish(LIVE_INTEREST_TOPIC, encodeMessage(watchAll), { qos: 1 })
   })
 
   afterEach(async () => {
@@ -54,18 +79,18 @@ describe('processor', () => {
     await new Promise<void>((resolve) => broker.close(() => resolve()))
   })
 
-  it('publishes every scope of the site when started and when a gateway asks for a sync', async () => {
-    const first = await nextUpdate((update) => update.full)
-    expect(first.scopes.map((figures) => figures.scope)).toEqual(plant.sites.get('yibin')!.scopes.map((n) => n.scope))
+  it('publishes every watched scope at once when a gateway announces them, and again on a sync request', async () => {
+    const first = await nextUpdate(isFull)
+    expect(first.scopes.map((figures) => figures.scope)).toEqual(allScopes)
     updates.length = 0
     await bus.publish(LIVE_SYNC_TOPIC, Buffer.from('{}'))
-    expect((await nextUpdate((update) => update.full)).site).toBe('yibin')
+    expect((await nextUpdate(isFull)).site).toBe('yibin')
   })
 
   it('applies a SenML power reading to its equipment, line, area and site', async () => {
     const pack = [{ bn: `urn:dev:imei:${DEVICE}:`, bt: NOW_MS / 1000 - 5, n: 'power', u: 'W', v: 1500 }]
     await bus.publish(UP, Buffer.from(JSON.stringify(pack)))
-    const update = await nextUpdate((u) => !u.full && u.scopes.some((f) => f.powerW === 1500))
+    const update = await nextUpdate((u) => u.scopes.some((f) => f.powerW === 1500))
     expect(update.at).toBe(NOW_MS - 5000)
     expect(update.scopes.map((f) => [f.scope, f.powerW])).toEqual([
       ['yibin/electrode/coating-1/coater-1-oven', 1500],
@@ -75,14 +100,16 @@ describe('processor', () => {
     ])
     // The state follows detection, which takes readings in time order once the site clock has
     // passed them by latenessS (CONTRACT.md §7): one reading alone does not decide it yet.
-    expect(update.equipment).toMatchObject([
-      {
-        scope: 'yibin/electrode/coating-1/coater-1-oven',
-        state: 'unknown',
-        powerW: 1500,
-        thresholds: { origin: 'given', offBelowW: 2000, runAboveW: 60000, afterS: 300 },
-      },
-    ])
+    // Equipment states are asked for (GET /api/v1/plant), not streamed.
+    const queries = await QueryClient.open(bus)
+    const equipment = await queries.call<Record<string, unknown>>('equipment', {})
+    await queries.close()
+    expect(equipment['yibin/electrode/coating-1/coater-1-oven']).toMatchObject({
+      scope: 'yibin/electrode/coating-1/coater-1-oven',
+      state: 'unknown',
+      powerW: 1500,
+      thresholds: { origin: 'given', offBelowW: 2000, runAboveW: 60000, afterS: 300 },
+    })
   })
 
   it('counts rejected records per device and reason, keeping the good ones', async () => {
