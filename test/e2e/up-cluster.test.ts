@@ -104,7 +104,8 @@ describe('plantwatt up --workers 2', () => {
     expect(metricValue(text, /^plantwatt_broker_connected_clients (\d+)/m)).toBe(group.length)
     await Promise.all(
       clients.map(async (client, k) => {
-        for (let i = 0; i < 20; i++) await client.publishAsync(upTopic(group[k]!.deviceId), reading(baseS + i), { qos: 1 })
+        for (let i = 0; i < 20; i++)
+          await client.publishAsync(upTopic(group[k]!.deviceId), reading(baseS + i), { qos: 1 })
       }),
     )
     await until(async () => (await Promise.all(group.map((d) => accepted(system, d.deviceId)))).every((n) => n === 20))
@@ -130,7 +131,9 @@ describe('plantwatt up --workers 2', () => {
     await until(async () => acked.every((n) => n >= 10))
     process.kill(victim.pid as number, 'SIGKILL')
     await until(async () =>
-      system.logs.some((record) => record.msg === 'worker listening' && record.worker === 0 && record.pid !== victim.pid),
+      system.logs.some(
+        (record) => record.msg === 'worker listening' && record.worker === 0 && record.pid !== victim.pid,
+      ),
     )
     await sending
     expect(acked.every((n) => n === 40)).toBe(true)

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster'
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { deriveDevicePassword, plantJsonSchema } from '@plantwatt/contract'
 import { generatePlant, parseDuration, parseSpeed } from '@plantwatt/fleet'
@@ -147,6 +149,16 @@ program
   .addOption(options.influxToken())
   .addOption(options.acceptOld())
   .addOption(options.maxProcessNames())
+  .addOption(
+    // Issue 16: one process holds at most 20,000 descriptors here and uses one core.
+    envOption(
+      '--workers <n>',
+      'broker processes sharing the MQTT port (default: one per core; 1: everything in one process)',
+      'PLANTWATT_WORKERS',
+    )
+      .default(availableParallelism(), 'the number of cores')
+      .argParser(parseCount(1, 64)),
+  )
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
@@ -163,10 +175,12 @@ program
         influx: { url: opts.influxUrl, org: opts.influxOrg, bucket: opts.influxBucket, token: opts.influxToken },
         acceptOld: opts.acceptOld === true,
         maxProcessNames: opts.maxProcessNames,
+        workers: opts.workers,
       },
       context.logger,
     )
-    stopOnSignals(system, context.logger)
+    // A broker worker (cluster.isWorker) is stopped by the primary, not by signals of its own.
+    if (system && !cluster.isWorker) stopOnSignals(system, context.logger)
   })
 
 program

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { readdir } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createBroker, createLevelPersistence, createRedisBackends, listenBrokerHttp } from '@plantwatt/broker'
@@ -51,6 +52,35 @@ export function sessionsDir(dataDir: string): string {
 /** The ingest journal: uplinks made durable before the broker acknowledges them. */
 export function journalDir(dataDir: string): string {
   return join(dataDir, 'ingest-journal')
+}
+
+/**
+ * The ingest journal of worker slot `slot` of `up --workers N` (issue 16): slot 0 is the single
+ * process's journal, so switching between one and several workers keeps it; slot k > 0 is
+ * `ingest-journal.worker-<k>`, reused by every worker started for that slot.
+ */
+export function slotJournalDir(dataDir: string, slot: number): string {
+  return slot === 0 ? journalDir(dataDir) : `${journalDir(dataDir)}.worker-${slot}`
+}
+
+/** A worker slot's broker session store (LevelDB locks its directory per process); slot 0's is the single process's. */
+export function slotSessionsDir(dataDir: string, slot: number): string {
+  return slot === 0 ? sessionsDir(dataDir) : `${sessionsDir(dataDir)}.worker-${slot}`
+}
+
+/**
+ * Journal slots at or above `fromSlot` left by an earlier start with more workers: whoever starts
+ * now replays and releases them (nothing appends to them any more), so a start with fewer workers
+ * loses nothing that was acknowledged.
+ */
+export async function leftoverJournalSlots(dataDir: string, fromSlot: number): Promise<number[]> {
+  const prefix = 'ingest-journal.worker-'
+  const names = await readdir(dataDir).catch(() => [] as string[])
+  return names
+    .filter((name) => name.startsWith(prefix))
+    .map((name) => Number(name.slice(prefix.length)))
+    .filter((slot) => Number.isSafeInteger(slot) && slot >= fromSlot)
+    .sort((a, b) => a - b)
 }
 
 export function checkpointPath(dataDir: string): string {

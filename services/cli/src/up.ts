@@ -1,14 +1,18 @@
+import cluster from 'node:cluster'
 import { createBroker, createLevelPersistence } from '@plantwatt/broker'
 import type { PlantModel } from '@plantwatt/contract'
 import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
-import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
+import { type JournalSource, Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret, prepareDataDirectory } from '@plantwatt/runtime'
+import { upPrimary } from './cluster/primary.ts'
+import { upWorker } from './cluster/worker.ts'
 import {
   checkpointPath,
   cleanDataDir,
   journalDir,
+  leftoverJournalSlots,
   logJournalSkip,
   metricsRegistry,
   openHistory,
@@ -16,6 +20,7 @@ import {
   openTokens,
   registerJournalMetrics,
   sessionsDir,
+  slotJournalDir,
 } from './roles.ts'
 
 export interface UpOptions {
@@ -32,6 +37,12 @@ export interface UpOptions {
   acceptOld?: boolean
   /** `--max-process-names` (CONTRACT.md §2): distinct process-variable names per device, default 16. */
   maxProcessNames?: number
+  /**
+   * `--workers` (issue 16): broker processes sharing the MQTT port, each with its own sessions and
+   * ingest journal, beside the primary's processor and gateway. 1 (the default here): everything in
+   * one process, joined by the in-process bus.
+   */
+  workers?: number
 }
 
 export interface RunningSystem {
@@ -41,10 +52,28 @@ export interface RunningSystem {
 }
 
 /**
- * `plantwatt up`: broker, processor and gateway in one process (the embedded default), joined
- * by the in-process bus on the embedded broker. Start order is ingest last; stop is the reverse.
+ * `plantwatt up`. With one worker, broker, processor and gateway in one process; with several, the
+ * primary (processor, gateway) and its broker workers (cluster/primary.ts, cluster/worker.ts). A
+ * worker process runs this same entry point (node's cluster module forks it): it becomes a worker
+ * and resolves to undefined, stopped by the primary.
  */
-export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
+export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem | undefined> {
+  const workers = options.workers ?? 1
+  if (workers <= 1) return upSingle(options, logger)
+  if (cluster.isWorker) {
+    const slot = Number(process.env.PLANTWATT_WORKER_SLOT)
+    if (!Number.isSafeInteger(slot) || slot < 0) throw new Error('a cluster worker without PLANTWATT_WORKER_SLOT')
+    await upWorker(options, logger, slot, workers)
+    return undefined
+  }
+  return upPrimary(options, logger, workers)
+}
+
+/**
+ * `plantwatt up --workers 1`: broker, processor and gateway in one process (the embedded default),
+ * joined by the in-process bus on the embedded broker. Start order is ingest last; stop is the reverse.
+ */
+export async function upSingle(options: UpOptions, logger: Logger): Promise<RunningSystem> {
   const plant = new PlantIndex(options.plant)
   await prepareDataDirectory(options.dataDir, logger)
   await cleanDataDir(options.dataDir, logger)
@@ -67,6 +96,16 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     )
   }
   registerJournalMetrics(registry, journal)
+  // Journals of the other worker slots a start with more workers left: replayed, then released.
+  const leftovers: IngestJournal[] = []
+  const journals = new Map<number, JournalSource>([[0, journal]])
+  for (const slot of await leftoverJournalSlots(options.dataDir, 1)) {
+    const leftover = await IngestJournal.open(slotJournalDir(options.dataDir, slot), {
+      onSkip: (skip) => logJournalSkip(logger, skip),
+    })
+    leftovers.push(leftover)
+    journals.set(slot, leftover)
+  }
   const broker = await createBroker({
     plant,
     deviceSecret,
@@ -82,7 +121,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
     bus: broker.bus,
     historyStore,
     logger: logger.child({ role: 'processor' }),
-    journal,
+    journals,
     checkpointPath: checkpointPath(options.dataDir),
     history,
     pipeline: { acceptOld: options.acceptOld === true, maxProcessNames: options.maxProcessNames },
@@ -130,6 +169,7 @@ export async function up(options: UpOptions, logger: Logger): Promise<RunningSys
         await broker.close()
         await journal.close()
         await processor.stop()
+        for (const leftover of leftovers) await leftover.close()
         await historyStore.close()
         await history?.stop()
         await gateway.close()

@@ -1,4 +1,4 @@
-import { readdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
