@@ -20,6 +20,9 @@ export interface BrokerProcesses {
 
 const ENTRY = fileURLToPath(new URL('./broker-process.ts', import.meta.url))
 const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+const LOOP_DELAY_PRELOAD = fileURLToPath(
+  new URL('../../../packages/runtime/bench/loop-delay-preload.ts', import.meta.url),
+)
 const START_TIMEOUT_MS = 60_000
 
 interface StartOptions {
@@ -38,6 +41,9 @@ function startOne(options: StartOptions) {
     ...(options.nodeArgs ?? []),
     '--import',
     TSX_LOADER,
+    // Answers the bench's event-loop delay marks when PLANTWATT_LOOP_DELAY_DIR is set.
+    '--import',
+    LOOP_DELAY_PRELOAD,
     ENTRY,
     '--devices',
     String(options.devices),

@@ -15,10 +15,15 @@
 // /proc. Prints a table and writes the figures as JSON.
 
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import {
+  type LoopDelaySummary,
+  loopDelayMarkFile,
+  requestLoopDelayMark,
+} from '../../../packages/runtime/src/loop-delay.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import {
   type BrokerAddress,
@@ -155,6 +160,8 @@ interface Target {
   shape: 'single' | 'cluster'
   devices: FleetDevice[]
   brokerProcesses: number
+  /** Node broker processes answer event-loop delay marks (Mosquitto does not). */
+  measuresLoopDelay: boolean
   start(secret: string): Promise<RunningTarget>
 }
 
@@ -242,6 +249,11 @@ interface TargetResult {
     pubackMaxMs: number
     segments: LoadSegment[]
   }
+  /**
+   * Event-loop delay of each plantwatt broker process over the load window (issue 13), measured
+   * inside it (packages/runtime/bench/loop-delay-preload.ts); absent for Mosquitto.
+   */
+  eventLoopDelay?: LoopDelaySummary[]
   errors: {
     refused: Record<string, number>
     connectErrors: number
@@ -260,6 +272,10 @@ interface TargetResult {
 }
 
 const MB = 1024 * 1024
+// The broker processes (broker-processes.ts loads the preload) answer loop-delay marks here.
+const LOOP_DELAY_DIR = mkdtempSync(join(tmpdir(), 'plantwatt-bench-loop-delay-'))
+process.env.PLANTWATT_LOOP_DELAY_DIR = LOOP_DELAY_DIR
+process.on('exit', () => rmSync(LOOP_DELAY_DIR, { recursive: true, force: true }))
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`)
@@ -376,6 +392,8 @@ async function measure(target: Target, secret: string): Promise<TargetResult> {
     await fleet.setPublishing(true)
     await sleep(settings.warmupS * 1000)
     const loadStart = await fleet.refresh()
+    const loopDelayPids = target.measuresLoopDelay ? brokerPids : []
+    for (const pid of loopDelayPids) await requestLoopDelayMark(pid, loopDelayMarkFile(LOOP_DELAY_DIR, pid), 1)
     const overall = fleet.openLatencyWindow()
     const loadCpu0 = sumOf(brokerPids, cpuSeconds)
     const sideLoadCpu0 = sumOf(sidePids, cpuSeconds)
@@ -429,6 +447,10 @@ async function measure(target: Target, secret: string): Promise<TargetResult> {
       segmentT0 = t
     }
     overall.close()
+    const eventLoopDelay: LoopDelaySummary[] = []
+    for (const pid of loopDelayPids) {
+      eventLoopDelay.push((await requestLoopDelayMark(pid, loopDelayMarkFile(LOOP_DELAY_DIR, pid), 2)).run)
+    }
     const loadEnd = segmentStats
     const loadWall = (segmentT0 - loadT0) / 1000
     const loadCpuPct = ((segmentCpu - loadCpu0) / loadWall) * 100
@@ -504,6 +526,7 @@ async function measure(target: Target, secret: string): Promise<TargetResult> {
         pubackMaxMs: window.maxMs,
         segments,
       },
+      eventLoopDelay: target.measuresLoopDelay ? eventLoopDelay : undefined,
       errors: {
         refused: final.refused,
         connectErrors: final.connectErrors,
@@ -544,6 +567,7 @@ function plantwattSingle(devices: FleetDevice[]): Target {
     shape: 'single',
     devices,
     brokerProcesses: 1,
+    measuresLoopDelay: true,
     async start(secret) {
       const brokers = await startBrokerProcesses({
         count: 1,
@@ -564,6 +588,7 @@ function mosquitto(devices: FleetDevice[]): Target {
     shape: 'single',
     devices,
     brokerProcesses: 1,
+    measuresLoopDelay: false,
     async start(secret) {
       const running = await startMosquitto({ devices, deviceSecret: secret })
       return {
@@ -582,6 +607,7 @@ function plantwattCluster(devices: FleetDevice[], count: number): Target {
     shape: 'cluster',
     devices,
     brokerProcesses: count,
+    measuresLoopDelay: true,
     async start(secret) {
       const redis = await startRedis()
       try {
@@ -656,6 +682,11 @@ function table(results: TargetResult[]): string {
       (r) => (r.shape === 'cluster' ? `${r.memory.sideIdleMB} / ${r.memory.sideLoadMaxMB}` : '-'),
     ],
     ['redis CPU idle / load, %', (r) => (r.shape === 'cluster' ? `${r.cpu.sideIdlePct} / ${r.cpu.sideLoadPct}` : '-')],
+    [
+      'event-loop delay p50 / p99 / max, ms',
+      (r) =>
+        r.eventLoopDelay?.map((d) => `${d.p50Ms} / ${d.p99Ms} / ${d.maxMs}`).join('; ') ?? '- (not a Node process)',
+    ],
     ['generator CPU under load, %', (r) => r.cpu.generatorLoadPct],
     ['machine CPU under load, % of 200', (r) => r.cpu.machineLoadPct],
     ['  of which not the benchmark, %', (r) => r.cpu.unaccountedLoadPct],

@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util'
 import type { Alert, PlantModel } from '@plantwatt/contract'
 import { deviceTopic } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
+import { startLoopDelayMonitor } from '@plantwatt/runtime'
 import type { TruthJson } from '../../../simulators/fleet/src/model/index.ts'
 import { decodeRecordLine } from '../../../simulators/fleet/src/recording/index.ts'
 import { ReadingPipeline } from '../src/pipeline.ts'
@@ -135,7 +136,12 @@ if (values['generate-only']) process.exit(0)
 const plantModel = JSON.parse(await readFile(files.plant, 'utf8')) as PlantModel
 const plant = new PlantIndex(plantModel)
 const pipeline = new ReadingPipeline(plant)
+// The replay runs in this process: the event loop waits between batches of the recording, so the
+// delay is how long one batch (and its 200 ms publish) holds the loop.
+const loopDelay = startLoopDelayMonitor()
 const run = await replay(pipeline, files.recording)
+const eventLoopDelay = loopDelay.summary()
+loopDelay.stop()
 const loadAtEnd = loadavg().map((x) => Math.round(x * 100) / 100)
 const whole = run.lastT >= spec.startS + spec.durationS - spec.intervalS
 
@@ -183,6 +189,7 @@ const result = {
     simulatedHours: round((run.lastT - spec.startS) / 3600, 2),
     simulatedSecondsPerWallSecond: Math.round((run.lastT - spec.startS) / (run.wallMs / 1000)),
     live,
+    eventLoopDelay,
     publishSeconds: round(run.publishMs / 1000, 2),
     publishTicks: run.ticks,
     perHour: run.perHour,

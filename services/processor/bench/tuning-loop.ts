@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util'
 import { type Alert, decodeSenml, parseSetpointAck, type SetpointEvent } from '@plantwatt/contract'
 import { AlertBook, EventLog } from '@plantwatt/detection'
 import { PlantIndex } from '@plantwatt/plant'
+import { startLoopDelayMonitor } from '@plantwatt/runtime'
 import { generatePlant, PlantSimulation } from '../../../simulators/fleet/src/index.ts'
 import { TuningLoop } from '../src/tuning-loop.ts'
 
@@ -107,7 +108,12 @@ const referees = tunedScopes.map((scope) => {
 })
 
 const endS = startS + hours * 3600
+// The event loop yields after each simulated step (one setImmediate, as a service yields between
+// batches), so its delay is how long one step of the whole plant holds it (issue 13: event-loop
+// delay with every benchmark).
+const loopDelay = startLoopDelayMonitor()
 for (nowS = startS + dt; nowS <= endS + 1e-9; nowS += dt) {
+  await new Promise((resolve) => setImmediate(resolve))
   for (const m of sim.advanceTo(nowS)) {
     const device = plant.device(m.deviceId)
     if (device === undefined) continue
@@ -132,6 +138,8 @@ for (nowS = startS + dt; nowS <= endS + 1e-9; nowS += dt) {
   }
 }
 
+const eventLoopDelay = loopDelay.summary()
+loopDelay.stop()
 const durationS = endS - startS
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!
 const excessOf = (r: Referee) => (r.sumPStar > 0 ? r.sumP / r.sumPStar - 1 : 0)
@@ -152,6 +160,7 @@ console.log(
       intervalS: dt,
       psm: psm > 0 ? { share: psm, batchIntervalS: Number(values['batch-s']) } : undefined,
       wallS: Math.round((performance.now() - wallStart) / 100) / 10,
+      eventLoopDelay,
       commands: loop.stats.commands,
       applied: events.filter((e) => e.status === 'applied').length,
       late: loop.stats.late,

@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, release, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { startLoopDelayMonitor } from '../../../packages/runtime/src/loop-delay.ts'
 // Tools reaching other workspaces by path, as the broker's benchmark does: Mosquitto's start-up
 // and /proc readings are shared bench code, not part of any service.
 import { startMosquitto } from '../../../services/broker/bench/mosquitto.ts'
@@ -146,6 +147,9 @@ function onProgress(progress: RunProgress): void {
 const controller = new AbortController()
 process.once('SIGINT', () => controller.abort())
 let summary: Awaited<ReturnType<typeof simulate>>
+// Event-loop delay of this coordinator process (issue 13), which paces the run and gathers the
+// workers' reports; the brokers here are Mosquitto (not Node), the workers report their own counters.
+const loopDelay = startLoopDelayMonitor()
 try {
   summary = await simulate({
     plant,
@@ -167,6 +171,8 @@ try {
   for (const problem of problems) log(problem)
 }
 
+const coordinatorEventLoopDelay = loopDelay.summary()
+loopDelay.stop()
 const running = segments.filter((segment) => segment.phase === 'running' && segment.connected >= devices.length)
 const mean = (pick: (segment: Segment) => number) =>
   running.length === 0 ? 0 : Math.round(running.reduce((sum, segment) => sum + pick(segment), 0) / running.length)
@@ -196,6 +202,7 @@ const result = {
     brokersRssMBMax: Math.max(0, ...running.map((s) => s.brokersRssMB)),
   },
   allConnectedAfterS: connectedAtMs === null ? null : (connectedAtMs - startedMs) / 1000,
+  coordinatorEventLoopDelay,
   summary,
   segments,
 }

@@ -298,7 +298,8 @@ export async function runFleetProcesses(options: FleetProcessesOptions): Promise
     async setPublishing(on) {
       for (const worker of live()) send(worker, { type: 'publishing', on })
       // IPC is ordered: once each worker answered a later report request, it has applied this.
-      await refresh()
+      // Patient: on a machine shared with other work a starved worker answers late.
+      await refresh(60_000)
     },
     openLatencyWindow() {
       const histogram = createLatencyHistogram()
