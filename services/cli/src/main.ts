@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { deriveDevicePassword, plantJsonSchema } from '@plantwatt/contract'
@@ -179,8 +178,7 @@ program
       },
       context.logger,
     )
-    // A broker worker (cluster.isWorker) is stopped by the primary, not by signals of its own.
-    if (system && !cluster.isWorker) stopOnSignals(system, context.logger)
+    stopOnSignals(system, context.logger)
   })
 
 program

@@ -1,4 +1,3 @@
-import cluster from 'node:cluster'
 import { createBroker, createLevelPersistence } from '@plantwatt/broker'
 import type { PlantModel } from '@plantwatt/contract'
 import { type Fleet, startFleet } from '@plantwatt/fleet'
@@ -7,7 +6,6 @@ import { PlantIndex } from '@plantwatt/plant'
 import { type JournalSource, Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret, prepareDataDirectory } from '@plantwatt/runtime'
 import { upPrimary } from './cluster/primary.ts'
-import { upWorker } from './cluster/worker.ts'
 import {
   checkpointPath,
   cleanDataDir,
@@ -53,19 +51,12 @@ export interface RunningSystem {
 
 /**
  * `plantwatt up`. With one worker, broker, processor and gateway in one process; with several, the
- * primary (processor, gateway) and its broker workers (cluster/primary.ts, cluster/worker.ts). A
- * worker process runs this same entry point (node's cluster module forks it): it becomes a worker
- * and resolves to undefined, stopped by the primary.
+ * primary (processor, gateway) and its broker workers (cluster/primary.ts; each worker runs
+ * cluster/worker-main.ts).
  */
-export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem | undefined> {
+export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
   const workers = options.workers ?? 1
   if (workers <= 1) return upSingle(options, logger)
-  if (cluster.isWorker) {
-    const slot = Number(process.env.PLANTWATT_WORKER_SLOT)
-    if (!Number.isSafeInteger(slot) || slot < 0) throw new Error('a cluster worker without PLANTWATT_WORKER_SLOT')
-    await upWorker(options, logger, slot, workers)
-    return undefined
-  }
   return upPrimary(options, logger, workers)
 }
 

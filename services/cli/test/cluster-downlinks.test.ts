@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -91,9 +90,10 @@ describe('downlinks across broker workers', () => {
     return { client, received }
   }
 
-  async function nextMessage(client: MqttClient): Promise<string> {
-    const [, payload] = (await once(client, 'message')) as [string, Buffer]
-    return JSON.parse(payload.toString()).id
+  function nextMessage(client: MqttClient): Promise<string> {
+    return new Promise((resolve) =>
+      client.once('message', (_topic, payload) => resolve(JSON.parse(payload.toString()).id)),
+    )
   }
 
   async function settled(): Promise<void> {
@@ -108,8 +108,7 @@ describe('downlinks across broker workers', () => {
     const offered = nextMessage(first.client)
     owner.command(DOWN, command('c1', 42))
     expect(await offered).toBe('c1')
-    first.client.end(true)
-    await once(first.client, 'close')
+    await new Promise<void>((resolve) => first.client.end(true, {}, () => resolve()))
     expect(pending.size).toBe(1)
 
     // It wakes on worker 1, which has no session of it: the command reaches it there.

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import { randomBytes } from 'node:crypto'
-import { join } from 'node:path'
+import { extname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { createLocalBus } from '@plantwatt/broker'
 import { type Fleet, startFleet } from '@plantwatt/fleet'
 import { createGateway } from '@plantwatt/gateway'
@@ -46,6 +47,9 @@ import { proxyToWorker } from './proxy.ts'
 
 /** One worker's metrics, as its registry's getMetricsAsJSON() gives them. */
 type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[]
+
+/** A worker's entry point, beside this module (.ts under tsx, .js once built). */
+const WORKER_ENTRY = fileURLToPath(new URL(`./worker-main${extname(import.meta.url)}`, import.meta.url))
 
 /** How long a stopping worker may take before it is killed. */
 const WORKER_STOP_MS = 15_000
@@ -250,7 +254,8 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
   await bus.subscribe('sites/+/devices/+/down', (topic, payload) => owner.command(topic, payload))
 
   // Workers: one per slot, started again if one exits unasked.
-  cluster.setupPrimary({ serialization: 'advanced' })
+  // A worker runs its own entry point (worker-main.ts), with the primary's Node options (tsx).
+  cluster.setupPrimary({ serialization: 'advanced', exec: WORKER_ENTRY, args: [] })
   const exits = new Map<number, Promise<void>>()
   let firstListening: (() => void) | undefined
   const allListening = new Promise<void>((resolve) => {
@@ -271,6 +276,9 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
     )
     worker.on('message', (message: FromWorker) => {
       switch (message.t) {
+        case 'boot':
+          sendTo(worker, { t: 'init', options: { ...options, demo: false }, workers })
+          break
         case 'hello':
           // Replays from what the processor has applied of this slot: after a crash, the records it
           // made durable and acknowledged but had not yet forwarded.

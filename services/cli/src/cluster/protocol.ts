@@ -6,6 +6,7 @@
 // buffer per group commit (a few milliseconds of a fleet's uplinks), never one message per reading.
 
 import type { JournalRecord } from '@plantwatt/runtime'
+import type { UpOptions } from '../up.ts'
 
 /** A downlink still to be delivered, as the owner numbers it. */
 export interface Downlink {
@@ -15,6 +16,8 @@ export interface Downlink {
 }
 
 export type ToWorker =
+  /** The options of `up` (the plant model included) and the number of workers. */
+  | { t: 'init'; options: UpOptions; workers: number }
   /** Replay the journal after `afterSeq` into the forward stream, then listen; `pending` downlinks. */
   | { t: 'start'; afterSeq: number; pending: [deviceId: string, downlinks: Downlink[]][] }
   /** The owner's checkpoint covers the journal up to `seq`. */
@@ -27,6 +30,8 @@ export type ToWorker =
   | { t: 'stop' }
 
 export type FromWorker =
+  /** The worker's entry point runs: the primary sends `init`. */
+  | { t: 'boot' }
   /** The worker listens for messages: the primary may send `start`. */
   | { t: 'hello' }
   | { t: 'records'; bytes: Buffer }

@@ -8,7 +8,13 @@ import {
 } from '@plantwatt/broker'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal, type JournalRecord, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
-import { logJournalSkip, metricsRegistry, registerJournalMetrics, slotJournalDir, slotSessionsDir } from '../roles.ts'
+import {
+  logJournalSkip,
+  metricsRegistry,
+  registerJournalMetrics,
+  slotJournalDir,
+  slotSessionsDir,
+} from '../broker-support.ts'
 import type { UpOptions } from '../up.ts'
 import { WorkerDownlinks } from './downlinks.ts'
 import { encodeRecords, type FromWorker, type ToWorker } from './protocol.ts'
