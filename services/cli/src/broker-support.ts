@@ -62,7 +62,10 @@ export function logJournalSkip(logger: Logger, skip: JournalSkip): void {
 }
 
 /** The ingest journal's health on /metrics: failed writes, records lost to damage, torn tails. */
-export function registerJournalMetrics(registry: Registry, journal: IngestJournal): void {
+export function registerJournalMetrics(
+  registry: Registry,
+  journal: { stats: Pick<IngestJournal['stats'], 'skippedRecords' | 'skippedBytes' | 'failures'> },
+): void {
   const counter = (name: string, help: string, read: () => number) =>
     new Counter({
       name,

@@ -31,6 +31,7 @@ import {
   openHistory,
   openHistoryStore,
   openTokens,
+  registerJournalMetrics,
   slotJournalDir,
 } from '../roles.ts'
 import type { RunningSystem, UpOptions } from '../up.ts'
@@ -65,6 +66,10 @@ class WorkerJournal implements JournalSource {
   /** What the processor's checkpoint covers: told to the worker, now or at its next start. */
   releasedSeq = 0
   worker: Worker | undefined
+  /** Damage the primary's own replay found (counted here, not again by the worker it starts next). */
+  readonly stats = { skippedRecords: 0, skippedBytes: 0, failures: 0 }
+  /** Replayed by the primary at its start: the first worker of the slot does not count its damage again. */
+  replayedHere = false
 
   constructor(
     readonly slot: number,
@@ -75,12 +80,15 @@ class WorkerJournal implements JournalSource {
 
   async *replay(afterSeq: number): AsyncGenerator<JournalRecord> {
     const journal = await IngestJournal.open(this.dir, { onSkip: (skip) => logJournalSkip(this.logger, skip) })
+    this.replayedHere = true
     try {
       for await (const record of journal.replay(afterSeq)) {
         this.tap(record)
         yield record
       }
     } finally {
+      this.stats.skippedRecords += journal.stats.skippedRecords
+      this.stats.skippedBytes += journal.stats.skippedBytes
       await journal.close()
     }
   }
@@ -208,7 +216,7 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
     slots.set(slot, new WorkerJournal(slot, slotJournalDir(options.dataDir, slot), logger, tap))
   }
   const leftovers: IngestJournal[] = []
-  const sources = new Map<number, JournalSource>(slots)
+  const sources = new Map<number, JournalSource & { stats: WorkerJournal['stats'] }>(slots)
   for (const slot of await leftoverJournalSlots(options.dataDir, workers)) {
     const journal = await IngestJournal.open(slotJournalDir(options.dataDir, slot), {
       onSkip: (skip) => logJournalSkip(logger, skip),
@@ -217,6 +225,22 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
     sources.set(slot, journal)
   }
 
+  // The damage the primary's replays found, beside what the workers count (summed on /metrics).
+  registerJournalMetrics(registry, {
+    stats: {
+      get skippedRecords() {
+        let sum = 0
+        for (const source of sources.values()) sum += source.stats.skippedRecords
+        return sum
+      },
+      get skippedBytes() {
+        let sum = 0
+        for (const source of sources.values()) sum += source.stats.skippedBytes
+        return sum
+      },
+      failures: 0,
+    },
+  })
   const historyStore = openHistoryStore(plant, options.dataDir)
   const processor = new Processor({
     plant,
@@ -286,7 +310,9 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
             t: 'start',
             afterSeq: processor.journalPositions().get(slot) ?? 0,
             pending: pending.entries(),
+            countSkips: !slots.get(slot)!.replayedHere,
           })
+          slots.get(slot)!.replayedHere = false
           break
         case 'records':
           slots.get(slot)!.deliver(decodeRecords(message.bytes))

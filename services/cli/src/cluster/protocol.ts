@@ -19,7 +19,16 @@ export type ToWorker =
   /** The options of `up` (the plant model included) and the number of workers. */
   | { t: 'init'; options: UpOptions; workers: number }
   /** Replay the journal after `afterSeq` into the forward stream, then listen; `pending` downlinks. */
-  | { t: 'start'; afterSeq: number; pending: [deviceId: string, downlinks: Downlink[]][] }
+  | {
+      t: 'start'
+      afterSeq: number
+      pending: [deviceId: string, downlinks: Downlink[]][]
+      /**
+       * False at the primary's start: it replayed this journal itself and counted any damage; a
+       * worker started again later counts what its own open and replay find.
+       */
+      countSkips: boolean
+    }
   /** The owner's checkpoint covers the journal up to `seq`. */
   | { t: 'release'; seq: number }
   /** A downlink to deliver (every worker mirrors the pending ones). */

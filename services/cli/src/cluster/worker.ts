@@ -56,7 +56,21 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
   const journal = await IngestJournal.open(slotJournalDir(options.dataDir, slot), {
     onSkip: (skip) => logJournalSkip(log, skip),
   })
-  registerJournalMetrics(registry, journal)
+  // Damage found at open is counted by whoever replayed the journal first (see `start`).
+  let countSkips = true
+  registerJournalMetrics(registry, {
+    stats: {
+      get skippedRecords() {
+        return countSkips ? journal.stats.skippedRecords : 0
+      },
+      get skippedBytes() {
+        return countSkips ? journal.stats.skippedBytes : 0
+      },
+      get failures() {
+        return journal.stats.failures
+      },
+    },
+  })
 
   let downlinks: WorkerDownlinks | undefined
   const broker: Broker = await createBroker({
@@ -131,6 +145,7 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
   process.on('message', (message: ToWorker) => {
     switch (message.t) {
       case 'start':
+        countSkips = message.countSkips
         downlinks!.receive(message)
         start(message.afterSeq).catch((error) => {
           log.fatal({ err: error }, 'worker could not start')
