@@ -357,11 +357,6 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
   for (let slot = 0; slot < workers; slot++) fork(slot)
   await allListening
   const mqttPort = [...listening.values()][0]!.port
-  logger.info(
-    { mqttPort, httpPort, host: options.host, devices: plant.devices.size, dataDir: options.dataDir, workers },
-    'listening',
-  )
-
   let fleet: Fleet | undefined
   if (options.demo) {
     const brokerHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
@@ -373,6 +368,13 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
     })
     logger.info({ devices: fleet.stats.devices }, 'demo fleet started')
   }
+
+  // Last, once the demo devices too are running: whoever waits for this record finds the whole
+  // system up (and a signal after it finds the stop handlers installed).
+  logger.info(
+    { mqttPort, httpPort, host: options.host, devices: plant.devices.size, dataDir: options.dataDir, workers },
+    'listening',
+  )
 
   let stopped: Promise<void> | undefined
   return {
@@ -389,12 +391,17 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
         }, WORKER_STOP_MS)
         await Promise.all(exits.values())
         clearTimeout(killTimer)
+        logger.debug('workers stopped')
         await processor.stop()
+        logger.debug('processor stopped')
         for (const journal of leftovers) await journal.close()
         await historyStore.close()
         await history?.stop()
+        logger.debug('history closed')
         await gateway.close()
+        logger.debug('gateway closed')
         await bus.close()
+        logger.debug('bus closed')
         await saving
       })()
       return stopped
