@@ -45,20 +45,30 @@ function slotOf(deviceId: string): number {
   return hash % 2
 }
 
-function feed(journals: IngestJournal[], clock: { ms: number }, messages: OutgoingMessage[]): Promise<void> {
-  return Promise.all(
-    messages.map(
-      (message) =>
-        new Promise<void>((resolve, reject) => {
-          clock.ms = message.sendAtS * 1000
-          journals[slotOf(message.deviceId)]!.append(
-            deviceTopic(message.site, message.deviceId, 'up'),
-            message.payload,
-            (error) => (error ? reject(error) : resolve()),
-          )
-        }),
-    ),
-  ).then(() => undefined)
+/**
+ * Appends messages as the workers would, each received at its send time, one send time after the
+ * other (both journals made durable before the next), so that the live order across slots is the
+ * receipt order a replay merges by, as it is within a few milliseconds on real workers.
+ */
+async function feed(journals: IngestJournal[], clock: { ms: number }, messages: OutgoingMessage[]): Promise<void> {
+  for (let k = 0; k < messages.length; ) {
+    const at = messages[k]!.sendAtS
+    const group: OutgoingMessage[] = []
+    for (; k < messages.length && messages[k]!.sendAtS === at; k++) group.push(messages[k]!)
+    clock.ms = at * 1000
+    await Promise.all(
+      group.map(
+        (message) =>
+          new Promise<void>((resolve, reject) => {
+            journals[slotOf(message.deviceId)]!.append(
+              deviceTopic(message.site, message.deviceId, 'up'),
+              message.payload,
+              (error) => (error ? reject(error) : resolve()),
+            )
+          }),
+      ),
+    )
+  }
 }
 
 function finalState(processor: Processor) {
