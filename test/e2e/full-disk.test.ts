@@ -152,10 +152,19 @@ describe('plantwatt up on a full disk (issue 12 finding 12)', () => {
     // restart replays the whole journal).
     system.child.kill('SIGKILL')
     await once(system.child, 'exit')
-    const journalDir = join(dataDir, 'ingest-journal')
-    const [segment] = (await readdir(journalDir)).sort()
-    const path = join(journalDir, segment!)
-    const bytes = await readFile(path)
+    // The journal of the broker worker that took the device's readings (`up --workers N` keeps one
+    // per worker slot: ingest-journal, ingest-journal.worker-1, …): the largest first segment.
+    let path = ''
+    let bytes = Buffer.alloc(0)
+    for (const name of (await readdir(dataDir)).filter((entry) => entry.startsWith('ingest-journal'))) {
+      const [segment] = (await readdir(join(dataDir, name))).sort()
+      if (segment === undefined) continue
+      const content = await readFile(join(dataDir, name, segment))
+      if (content.length > bytes.length) {
+        path = join(dataDir, name, segment)
+        bytes = content
+      }
+    }
     const second = 8 + bytes.readUInt32LE(0) // the second record: its length prefix, then its crc
     bytes.writeUInt8(bytes.readUInt8(second + 40) ^ 0xff, second + 40)
     await writeFile(path, bytes)

@@ -62,6 +62,13 @@ export interface BrokerOptions {
    * publish, and the device sends it again.
    */
   uplinkJournal?: { append(topic: string, payload: Buffer, done: (error: Error | null) => void): void }
+  /**
+   * Asked before a command on a device's own `down` topic is written to it, live or from its
+   * stored session: false drops it (and clears it from the session). `plantwatt up --workers N`
+   * (issue 16) keeps the pending downlinks with the site owner and every worker's session store
+   * may hold a copy of one already delivered through another worker: only those still pending go.
+   */
+  forwardDownlink?: (deviceId: string, topic: string, payload: Buffer) => boolean
 }
 
 export interface Broker {
@@ -69,10 +76,17 @@ export interface Broker {
   readonly bus: Bus
   readonly metrics: BrokerMetrics
   readonly loginGuard: LoginGuard
-  /** Emits `dropped` (reason, address) for every connection the broker closes for a rule or limit. */
+  /**
+   * Emits `dropped` (reason, address) for every connection the broker closes for a rule or limit;
+   * `deviceSession` (deviceId, clean) when a device's session is up here; `deviceReady` (deviceId) when a device's session is up here or it subscribes to its `down`
+   * topic (a queued command may be sent to it now); `downlinkAcked` (deviceId, topic, payload)
+   * when a device acknowledges (PUBACK) a command on its `down` topic.
+   */
   readonly events: EventEmitter
   /** Sessions connected now. */
   connectedCount(): number
+  /** True while the device has a session connected to this broker, subscribed to its `down` topic. */
+  isDeviceReady(deviceId: string): boolean
   listen(options: { host: string; port: number }): Promise<number>
   /** Serves one connection from any duplex stream: MQTT over WebSocket (/mqtt), tests. */
   handleStream(stream: Duplex, address: string, request?: IncomingMessage): void
@@ -203,6 +217,18 @@ interface AedesClient extends Client {
 }
 
 function noop(): void {}
+
+/** A device's `down` topic from its `up` topic (the same site and device). */
+function downTopicOf(uplinkTopic: string): string {
+  return `${uplinkTopic.slice(0, -'up'.length)}down`
+}
+
+/** aedes keeps a client's subscriptions by filter (lib/client.js `subscriptions`). */
+function hasDownSubscription(client: Client, connection: { uplinkTopic: string | undefined }): boolean {
+  if (connection.uplinkTopic === undefined) return false
+  const subscriptions = (client as Client & { subscriptions?: Record<string, unknown> }).subscriptions
+  return subscriptions?.[downTopicOf(connection.uplinkTopic)] !== undefined
+}
 
 /**
  * Replaces each aedes client's `duplicates` map (aedes 1.2 lib/client.js `dedupe`): aedes drops a
@@ -480,6 +506,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
           logger.error({ clientId: client.id, topic: packet.topic }, "refused to forward another device's command")
           return null
         }
+        if (
+          target?.kind === 'down' &&
+          options.forwardDownlink &&
+          !options.forwardDownlink(client.id, packet.topic, packet.payload as Buffer)
+        ) {
+          logger.debug({ clientId: client.id, topic: packet.topic }, 'a command no longer pending was not forwarded')
+          return null
+        }
       }
       metrics.messagesOut.inc()
       return packet
@@ -530,6 +564,23 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     connectedCount++
     metrics.connected.set(connectedCount)
     metrics.connects.inc()
+    if (connection?.uplinkTopic === undefined) return
+    events.emit('deviceSession', client.id, (client as Client & { clean?: boolean }).clean !== false)
+    // A persistent session restored here holds its subscription already.
+    if (hasDownSubscription(client, connection)) events.emit('deviceReady', client.id)
+  })
+  aedes.on('subscribe', (subscriptions: Subscription[], client: Client) => {
+    const connection = connections.get(client.conn as Duplex)
+    if (connection?.uplinkTopic === undefined) return
+    const down = downTopicOf(connection.uplinkTopic)
+    if (subscriptions.some((subscription) => subscription.topic === down)) events.emit('deviceReady', client.id)
+  })
+  // aedes tells of a PUBACK with the stored packet it settles: a clean session stores none (undefined).
+  aedes.on('ack', (packet: PublishPacket | { cmd: string } | undefined, client: Client) => {
+    if (packet?.cmd !== 'publish') return
+    const publish = packet as PublishPacket
+    if (parseDeviceTopic(publish.topic)?.kind !== 'down') return
+    events.emit('downlinkAcked', client.id, publish.topic, publish.payload)
   })
   aedes.on('clientError', (client: Client, error: Error) => {
     const connection = connections.get(client.conn as Duplex)
@@ -740,6 +791,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     loginGuard,
     events,
     connectedCount: () => connectedCount,
+    isDeviceReady: (deviceId) => {
+      const client = (aedes as unknown as { clients: Record<string, AedesClient | undefined> }).clients[deviceId]
+      const connection = client && connections.get(client.conn as Duplex)
+      return client?.connected === true && connection !== undefined && hasDownSubscription(client, connection)
+    },
     handleStream,
     async listen({ host, port }) {
       const server = createServer((socket) => {

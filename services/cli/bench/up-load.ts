@@ -47,6 +47,7 @@ const HELP = `Usage: pnpm bench:up-load [options]
   --connect-rate R   connects per second over the whole generator (default 2000)
   --live-lines L     lines the live client subscribes to besides the site (default 3)
   --seed S           plant seed (default 1)
+  --up-workers N     plantwatt up --workers (default: up's own, one broker worker per core)
   --up-node-args=A   Node options for the \`up\` process, e.g. --up-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
   --keep             keep the temporary directory (plant, data directory, up.log)
   --out FILE         JSON result (default services/cli/bench/results/up-load-<devices>-<time>.json)
@@ -73,6 +74,7 @@ const { values } = parseArgs({
     'live-lines': { type: 'string', default: '3' },
     seed: { type: 'string', default: '1' },
     'up-node-args': { type: 'string', default: '' },
+    'up-workers': { type: 'string' },
     keep: { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -149,6 +151,8 @@ interface UpProcess {
   pid: number
   mqttPort: number
   httpPort: number
+  /** Broker workers of `up` (1: the single process). */
+  brokerWorkers: number
   logCounts: Record<string, number>
   exited: Promise<number | null>
 }
@@ -183,6 +187,7 @@ async function startUp(): Promise<UpProcess> {
         PLANTWATT_ADMIN_TOKEN: adminToken,
         PLANTWATT_LOG_LEVEL: 'info',
         PLANTWATT_LOOP_DELAY_DIR: work,
+        ...(values['up-workers'] === undefined ? {} : { PLANTWATT_WORKERS: values['up-workers'] }),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -219,6 +224,7 @@ async function startUp(): Promise<UpProcess> {
     pid: child.pid!,
     mqttPort: record.mqttPort as number,
     httpPort: record.httpPort as number,
+    brokerWorkers: (record.workers as number | undefined) ?? 1,
     logCounts,
     exited,
   }
@@ -264,6 +270,20 @@ function peakRssBytes(pid: number): number {
     return 0
   }
 }
+
+/**
+ * `up` and its broker workers (issue 16: `up --workers N` forks them with node's cluster module):
+ * CPU and memory are summed over the whole tree, as a user's machine pays for all of them.
+ */
+function upTree(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()
+    return [pid, ...(children === '' ? [] : children.split(/\s+/).map(Number))]
+  } catch {
+    return [pid]
+  }
+}
+const treeSum = (pid: number, read: (pid: number) => number) => upTree(pid).reduce((sum, each) => sum + read(each), 0)
 
 /** Asks `up` for its event-loop delay since the previous mark (loop-delay-preload.ts). */
 function markLoop(pid: number, mark: number): Promise<LoopDelayMark> {
@@ -491,8 +511,8 @@ try {
   log('starting plantwatt up')
   up = await startUp()
   log(`up: pid ${up.pid}, mqtt ${up.mqttPort}, http ${up.httpPort}`)
-  const upCpuAtStart = cpuSeconds(up.pid)
-  const pssAtStart = pssBytes(up.pid)
+  const upCpuAtStart = treeSum(up.pid, cpuSeconds)
+  const pssAtStart = treeSum(up.pid, pssBytes)
 
   // The payload module runs in the generator workers, which inherit this environment.
   process.env.PLANTWATT_LOAD_PLANT = plantFile
@@ -521,9 +541,9 @@ try {
   if (!allConnected) throw new Error(`only ${connectStats.connected} of ${devices.length} sessions connected`)
   const connectSeconds = (Date.now() - connectStarted) / 1000
   log(`${devices.length} sessions connected in ${round(connectSeconds)} s`)
-  const upCpuAfterConnect = cpuSeconds(up.pid)
-  const pssIdle = pssBytes(up.pid)
-  const rssIdle = rssBytes(up.pid)
+  const upCpuAfterConnect = treeSum(up.pid, cpuSeconds)
+  const pssIdle = treeSum(up.pid, pssBytes)
+  const rssIdle = treeSum(up.pid, rssBytes)
 
   live = await watchLive(up.httpPort)
   const before = await scrape(up.httpPort)
@@ -536,7 +556,7 @@ try {
   await fleet.refresh(120_000)
   const generatorPids = [process.pid, ...fleet.pids]
   const generatorCpu = () => generatorPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
-  const cpuAtLoad = cpuSeconds(up.pid)
+  const cpuAtLoad = treeSum(up.pid, cpuSeconds)
   const machineAtLoad = machineCpu().busyS
   const generatorAtLoad = generatorCpu()
   const loadWindow = fleet.openLatencyWindow()
@@ -556,8 +576,8 @@ try {
     accepted: before.sums.get('plantwatt_readings_accepted_total') ?? 0,
     writes: 0,
   }
-  let rssMax = rssBytes(up.pid)
-  let pssMax = pssBytes(up.pid)
+  let rssMax = treeSum(up.pid, rssBytes)
+  let pssMax = treeSum(up.pid, pssBytes)
   const loadEndsAt = loadStartedAt + settings.durationS * 1000
   while (Date.now() < loadEndsAt) {
     const next = Math.min(loadEndsAt, previous.atMs + SEGMENT_MS)
@@ -570,12 +590,12 @@ try {
       return undefined
     })
     const nowMs = Date.now()
-    const cpu = cpuSeconds(up.pid)
+    const cpu = treeSum(up.pid, cpuSeconds)
     const machine = machineCpu().busyS
     const generator = generatorCpu()
-    const rss = rssBytes(up.pid)
+    const rss = treeSum(up.pid, rssBytes)
     rssMax = Math.max(rssMax, rss)
-    pssMax = Math.max(pssMax, pssBytes(up.pid))
+    pssMax = Math.max(pssMax, treeSum(up.pid, pssBytes))
     const accepted = metrics?.sums.get('plantwatt_readings_accepted_total') ?? previous.accepted
     const seconds = (nowMs - previous.atMs) / 1000
     const segment: Segment = {
@@ -610,7 +630,7 @@ try {
   const loadEndedAt = Date.now()
   live.stopCounting()
   const loadLoop = await markLoop(up.pid, ++marks)
-  const cpuLoad = cpuSeconds(up.pid) - cpuAtLoad
+  const cpuLoad = treeSum(up.pid, cpuSeconds) - cpuAtLoad
   const machineLoad = machineCpu().busyS - machineAtLoad
   const generatorLoad = generatorCpu() - generatorAtLoad
   segmentWindow.close()
@@ -656,13 +676,13 @@ try {
     after = await scrape(up.httpPort)
   }
   checkpoints.stop()
-  // CPU per pack over everything the load brought in, taken until the processor had it all.
-  const cpuUntilTaken = cpuSeconds(up.pid) - cpuAtLoad
+  // CPU per pack over everything the load brought in (all of up's processes), taken until the processor had it all.
+  const cpuUntilTaken = treeSum(up.pid, cpuSeconds) - cpuAtLoad
   const packsTakenUnderLoad =
     (after.sums.get('plantwatt_ingest_messages_total') ?? 0) - (before.sums.get('plantwatt_ingest_messages_total') ?? 0)
-  const upCpuTotal = cpuSeconds(up.pid) - upCpuAtStart
-  const rssPeak = peakRssBytes(up.pid)
-  const pssEnd = pssBytes(up.pid)
+  const upCpuTotal = treeSum(up.pid, cpuSeconds) - upCpuAtStart
+  const rssPeak = treeSum(up.pid, peakRssBytes)
+  const pssEnd = treeSum(up.pid, pssBytes)
   live.close()
   const liveSummary = live.summary()
 
@@ -741,6 +761,8 @@ try {
     live: liveSummary,
     up: {
       pid: up.pid,
+      brokerWorkers: up.brokerWorkers,
+      processes: upTree(up.pid).length,
       loadSeconds: round(loadSeconds),
       cpuSecondsUnderLoad: round(cpuLoad, 2),
       cpuSeconds: round(upCpuTotal, 2),

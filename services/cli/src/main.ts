@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { deriveDevicePassword, plantJsonSchema } from '@plantwatt/contract'
+import { deriveDevicePassword, type PlantModel, plantJsonSchema } from '@plantwatt/contract'
 import { generatePlant, parseDuration, parseSpeed } from '@plantwatt/fleet'
+import { PlantIndex } from '@plantwatt/plant'
 import { createLogger, loadDeviceSecret, loadPlantFile, PlantFileError } from '@plantwatt/runtime'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { demoPlant } from './demo-plant.ts'
@@ -114,6 +116,15 @@ async function roleContext(opts: { plant?: string; dataDir: string }): Promise<R
   }
 }
 
+/**
+ * `up --workers` by default: one broker worker per core, and enough that none holds more than
+ * 15,000 device sessions — one process may hold at most 20,000 descriptors here (issue 16), and a
+ * worker's share of round-robin connections is only about even.
+ */
+function defaultWorkers(plant: PlantModel): number {
+  return Math.max(availableParallelism(), Math.ceil(new PlantIndex(plant).devices.size / 15_000))
+}
+
 /** Stops a running role on SIGINT or SIGTERM, in reverse order of start, then exits. */
 function stopOnSignals(running: RunningRole, logger: RoleContext['logger']): void {
   const shutdown = (signal: string) => {
@@ -156,6 +167,16 @@ program
   .addOption(options.influxToken())
   .addOption(options.acceptOld())
   .addOption(options.maxProcessNames())
+  .addOption(
+    // Issue 16: one process holds at most 20,000 descriptors here and uses one core.
+    envOption(
+      '--workers <n>',
+      'broker processes sharing the MQTT port (default: one per core; 1: everything in one process)',
+      'PLANTWATT_WORKERS',
+    )
+      .default(undefined, 'one per core, and at least one per 15,000 devices; 1 with --demo')
+      .argParser(parseCount(1, 64)),
+  )
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
@@ -173,6 +194,8 @@ program
         acceptOld: opts.acceptOld === true,
         maxProcessNames: opts.maxProcessNames,
         demoHistoryHours: opts.demoHistory,
+        // The demo (300 devices) needs one process, and its history backfill runs only there (up.ts).
+        workers: opts.workers ?? (opts.demo === true ? 1 : defaultWorkers(context.plant)),
       },
       context.logger,
     )

@@ -17,8 +17,6 @@ import { HistoryStore } from '@plantwatt/history-store'
 import { PlantIndex } from '@plantwatt/plant'
 import { Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import {
-  type IngestJournal,
-  type JournalSkip,
   type Logger,
   listenOps,
   loadDeviceSecret,
@@ -26,7 +24,6 @@ import {
   removeStaleTemporaries,
   TokenStore,
 } from '@plantwatt/runtime'
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client'
 
 // The roles of CONTRACT.md §8 run one per process, joined through an MQTT broker: the aedes
 // broker role (alone or clustered on Redis), or any external broker.
@@ -40,17 +37,21 @@ export interface RoleContext {
   logger: Logger
 }
 
+import { metricsRegistry, sessionsDir } from './broker-support.ts'
+
+export {
+  journalDir,
+  leftoverJournalSlots,
+  logJournalSkip,
+  metricsRegistry,
+  registerJournalMetrics,
+  sessionsDir,
+  slotJournalDir,
+  slotSessionsDir,
+} from './broker-support.ts'
+
 export interface RunningRole {
   stop(): Promise<void>
-}
-
-export function sessionsDir(dataDir: string): string {
-  return join(dataDir, 'broker-sessions')
-}
-
-/** The ingest journal: uplinks made durable before the broker acknowledges them. */
-export function journalDir(dataDir: string): string {
-  return join(dataDir, 'ingest-journal')
 }
 
 export function checkpointPath(dataDir: string): string {
@@ -121,12 +122,6 @@ export async function openTokens(dataDir: string, adminToken: string | undefined
   return tokens
 }
 
-export function metricsRegistry(): Registry {
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
-  return registry
-}
-
 async function prepare(context: RoleContext) {
   await prepareDataDirectory(context.dataDir, context.logger)
   await cleanDataDir(context.dataDir, context.logger)
@@ -140,45 +135,6 @@ async function prepare(context: RoleContext) {
 export async function cleanDataDir(dataDir: string, logger: Logger): Promise<void> {
   const removed = await removeStaleTemporaries(dataDir)
   if (removed.length > 0) logger.warn({ removed }, 'stale temporary files removed from the data directory')
-}
-
-/** Logs a damaged stretch of the ingest journal that was skipped (issue 12 finding 12). */
-export function logJournalSkip(logger: Logger, skip: JournalSkip): void {
-  logger.error(
-    { ...skip },
-    skip.lostRecords > 0
-      ? 'ingest journal: damaged records skipped; acknowledged readings were lost'
-      : 'ingest journal: damaged bytes skipped (remains of a failed write, no record lost)',
-  )
-}
-
-/** The ingest journal's health on /metrics: failed writes, records lost to damage, torn tails. */
-export function registerJournalMetrics(registry: Registry, journal: IngestJournal): void {
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(read())
-      },
-    })
-  counter(
-    'plantwatt_journal_records_skipped_total',
-    'Journal records lost to damage and skipped at open or replay (each also logged)',
-    () => journal.stats.skippedRecords,
-  )
-  counter(
-    'plantwatt_journal_bytes_skipped_total',
-    'Damaged journal bytes skipped at open or replay',
-    () => journal.stats.skippedBytes,
-  )
-  counter(
-    'plantwatt_journal_write_failures_total',
-    'Journal writes that failed (their uplinks were refused, not acknowledged)',
-    () => journal.stats.failures,
-  )
 }
 
 export async function runBroker(

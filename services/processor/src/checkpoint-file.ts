@@ -13,6 +13,11 @@ import type { TuningCheckpoint } from './tuning-loop.ts'
 export interface ProcessorCheckpoint {
   /** The last ingest-journal record applied (0 without a journal). */
   journalSeq: number
+  /**
+   * Per journal slot (one per worker of `up --workers N`), the last record applied; slot 0 is
+   * `journalSeq`. Absent in checkpoints written before slots.
+   */
+  journalSeqs?: Record<number, number>
   /** Wall clock of the write, ms (for the log). */
   savedAt: number
   pipeline: PipelineCheckpoint
@@ -43,6 +48,12 @@ export class CheckpointFile {
     if (value?.format !== FORMAT || value.version !== VERSION) {
       throw new Error(`${this.path} is not a plantwatt processor checkpoint (version ${VERSION})`)
     }
-    return { journalSeq: value.journalSeq, savedAt: value.savedAt, pipeline: value.pipeline, tuning: value.tuning }
+    return {
+      journalSeq: value.journalSeq,
+      journalSeqs: value.journalSeqs,
+      savedAt: value.savedAt,
+      pipeline: value.pipeline,
+      tuning: value.tuning,
+    }
   }
 }

@@ -24,7 +24,7 @@ import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
 import type { HistoryStore } from '@plantwatt/history-store'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
-import type { IngestJournal } from '@plantwatt/runtime'
+import type { JournalRecord } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
 import { CheckpointFile } from './checkpoint-file.ts'
@@ -55,7 +55,12 @@ export interface ProcessorOptions {
    * before acknowledging it, and the processor replays what its checkpoint does not cover; without
    * one, uplinks come from the bus.
    */
-  journal?: IngestJournal
+  journal?: JournalSource
+  /**
+   * Several journals, one per worker process of `plantwatt up --workers N` (issue 16), by slot
+   * number; `journal`, if also given, is slot 0. The checkpoint records each slot's position.
+   */
+  journals?: ReadonlyMap<number, JournalSource>
   /** The processor's checkpoint file (in the data directory); none: state lives in memory only. */
   checkpointPath?: string
   /** How often the checkpoint is written, ms (default 60 s); also at stop. */
@@ -72,6 +77,44 @@ export interface ProcessorOptions {
   pipeline?: PipelineOptions
   /** The setpoint tuners' options (issue 15, docs/tuning.md); the tuned equipment come from the plant. */
   tuning?: TunerOptions
+}
+
+/**
+ * Where durable uplinks come from: an IngestJournal in this process, or (`up --workers N`) a
+ * worker's journal whose records reach this process in batches. Records of one source come in
+ * sequence order; `release` lets the source drop what a checkpoint covers.
+ */
+export interface JournalSource {
+  replay(afterSeq: number): AsyncIterable<JournalRecord>
+  onDurable: (record: JournalRecord) => void
+  release(seq: number): Promise<void>
+}
+
+/**
+ * The records after each slot's position, all slots merged in receipt-time order (ties: the
+ * lower slot first); each slot's own records stay in sequence order.
+ */
+async function* mergeByReceipt(
+  journals: ReadonlyMap<number, JournalSource>,
+  positions: ReadonlyMap<number, number>,
+): AsyncGenerator<{ slot: number; record: JournalRecord }> {
+  const heads: { slot: number; iterator: AsyncIterator<JournalRecord>; record: JournalRecord }[] = []
+  for (const [slot, journal] of [...journals].sort(([a], [b]) => a - b)) {
+    const iterator = journal.replay(positions.get(slot) ?? 0)[Symbol.asyncIterator]()
+    const first = await iterator.next()
+    if (!first.done) heads.push({ slot, iterator, record: first.value })
+  }
+  while (heads.length > 0) {
+    let next = 0
+    for (let k = 1; k < heads.length; k++) {
+      if (heads[k]!.record.receivedAtMs < heads[next]!.record.receivedAtMs) next = k
+    }
+    const head = heads[next]!
+    yield { slot: head.slot, record: head.record }
+    const following = await head.iterator.next()
+    if (following.done) heads.splice(next, 1)
+    else head.record = following.value
+  }
 }
 
 /** Bucket events per bus message: a 40,000-device plant closes tens of thousands a minute. */
@@ -96,8 +139,9 @@ export class Processor {
   private pruneTimer: NodeJS.Timeout | undefined
   /** Closed buckets to the embedded history store, when there is one. */
   readonly historySink: HistoryStoreSink | undefined
-  /** The last journal record applied to the pipeline. */
-  private journalSeq = 0
+  /** Per journal slot, the last record applied to the pipeline. */
+  private readonly journalSeqs = new Map<number, number>()
+  private readonly journals: ReadonlyMap<number, JournalSource>
   private checkpointing: Promise<void> | undefined
   private nextCheckpoint: Promise<void> | undefined
   private started = false
@@ -108,6 +152,9 @@ export class Processor {
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
     this.publishIntervalMs = options.publishIntervalMs ?? 200
+    const journals = new Map(options.journals ?? [])
+    if (options.journal) journals.set(0, options.journal)
+    this.journals = journals
     this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
     this.historySink = options.historyStore
       ? new HistoryStoreSink({
@@ -143,10 +190,15 @@ export class Processor {
     return this.pipeline
   }
 
+  /** Per journal slot, the last record applied (a restarted worker replays its journal after it). */
+  journalPositions(): ReadonlyMap<number, number> {
+    return new Map(this.journalSeqs)
+  }
+
   async start(): Promise<void> {
     if (this.started) return
     this.started = true
-    const { bus, logger, journal } = this.options
+    const { bus, logger } = this.options
     const restored = await this.checkpointFile?.read()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
     this.tuningService = new TuningService({
@@ -170,23 +222,29 @@ export class Processor {
         gridGPerKWh: (siteId) => this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
       },
     })
-    this.journalSeq = restored?.journalSeq ?? 0
-    if (restored) logger.info({ journalSeq: this.journalSeq, savedAt: restored.savedAt }, 'processor state restored')
+    // Checkpoints before journal slots name only slot 0's position (`journalSeq`).
+    this.journalSeqs.set(0, restored?.journalSeq ?? 0)
+    for (const [slot, seq] of Object.entries(restored?.journalSeqs ?? {})) this.journalSeqs.set(Number(slot), seq)
+    if (restored) {
+      logger.info(
+        { journalSeqs: Object.fromEntries(this.journalSeqs), savedAt: restored.savedAt },
+        'processor state restored',
+      )
+    }
 
-    if (journal) {
-      // What was acknowledged to devices after the checkpoint: applied again, in order, before
-      // anything new (the broker does not listen yet).
+    if (this.journals.size > 0) {
+      // What was acknowledged to devices after the checkpoint: applied again before anything new
+      // (the broker does not listen yet), the slots merged by receipt time, so that readings of
+      // devices on different workers meet the site clock in about the order they did live.
       let replayed = 0
-      for await (const record of journal.replay(this.journalSeq)) {
-        this.ingest(record.topic, record.payload, record.receivedAtMs)
-        this.journalSeq = record.seq
+      for await (const { slot, record } of mergeByReceipt(this.journals, this.journalSeqs)) {
+        this.applyRecord(slot, record)
         replayed++
       }
-      if (replayed > 0) logger.info({ replayed, journalSeq: this.journalSeq }, 'journal replayed')
-      journal.onDurable = (record) => {
-        this.ingest(record.topic, record.payload, record.receivedAtMs)
-        this.journalSeq = record.seq
+      if (replayed > 0) {
+        logger.info({ replayed, journalSeqs: Object.fromEntries(this.journalSeqs) }, 'journal replayed')
       }
+      for (const [slot, journal] of this.journals) journal.onDurable = (record) => this.applyRecord(slot, record)
     } else {
       this.unsubscribes.push(
         await bus.subscribe(UPLINK_FILTER, (topic, payload) => this.pipeline.ingest(topic, payload, this.now())),
@@ -268,7 +326,7 @@ export class Processor {
     this.publishTimer = undefined
     this.checkpointTimer = undefined
     this.pruneTimer = undefined
-    if (this.options.journal) this.options.journal.onDurable = () => {}
+    for (const journal of this.journals.values()) journal.onDurable = () => {}
     for (const unsubscribe of this.unsubscribes.splice(0)) await unsubscribe()
     this.publishChanges()
     await this.checkpoint()
@@ -308,15 +366,24 @@ export class Processor {
     this.checkpointing = (async () => {
       try {
         const started = this.now()
-        let { journalSeq, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten()
+        let { journalSeqs, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten()
         // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
         // snapshot: take it again so that the revisions it records are not behind the store.
         for (let round = 0; round < 3 && conflicted; round++) {
-          ;({ journalSeq, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten())
+          ;({ journalSeqs, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten())
         }
-        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline, tuning })
-        await this.options.journal?.release(journalSeq)
-        this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
+        await this.checkpointFile!.write({
+          journalSeq: journalSeqs.get(0) ?? 0,
+          journalSeqs: Object.fromEntries(journalSeqs),
+          savedAt: started,
+          pipeline,
+          tuning,
+        })
+        for (const [slot, journal] of this.journals) await journal.release(journalSeqs.get(slot) ?? 0)
+        this.options.logger.debug(
+          { journalSeqs: Object.fromEntries(journalSeqs), ms: this.now() - started },
+          'checkpoint written',
+        )
       } catch (error) {
         this.options.logger.error(
           { err: error },
@@ -336,14 +403,25 @@ export class Processor {
    * buckets that would be in neither place after a crash.
    */
   private async snapshotWithHistoryWritten() {
-    const journalSeq = this.journalSeq
+    const journalSeqs = new Map(this.journalSeqs)
     this.publishEvents()
     const pipeline = this.pipeline.checkpoint()
     // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
     const tuning = this.tuningService.loop.checkpoint()
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
-    return { journalSeq, pipeline, tuning, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
+    return { journalSeqs, pipeline, tuning, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
+  }
+
+  /**
+   * One durable record of a journal slot. A record at or below the slot's position was applied
+   * already: a restarted worker replays its journal from the position it was given, and records
+   * forwarded before its crash may still arrive; they are not counted twice.
+   */
+  private applyRecord(slot: number, record: JournalRecord): void {
+    if (record.seq <= (this.journalSeqs.get(slot) ?? 0)) return
+    this.ingest(record.topic, record.payload, record.receivedAtMs)
+    this.journalSeqs.set(slot, record.seq)
   }
 
   /** One durable device message: readings to the pipeline, acks to the tuning loop (§3). */

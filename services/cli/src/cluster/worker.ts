@@ -1,0 +1,178 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import {
+  type Broker,
+  createBroker,
+  createLevelPersistence,
+  DEFAULT_LOGIN_GUARD,
+  type LoginGuardOptions,
+} from '@plantwatt/broker'
+import { PlantIndex } from '@plantwatt/plant'
+import { IngestJournal, type JournalRecord, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
+import {
+  logJournalSkip,
+  metricsRegistry,
+  registerJournalMetrics,
+  slotJournalDir,
+  slotSessionsDir,
+} from '../broker-support.ts'
+import type { UpOptions } from '../up.ts'
+import { WorkerDownlinks } from './downlinks.ts'
+import { encodeRecords, type FromWorker, type ToWorker } from './protocol.ts'
+import { decodeProxyHeader } from './proxy.ts'
+
+// One broker worker of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the MQTT
+// sessions of the connections it accepted (node's cluster hands out connections round-robin), their
+// authentication, limits and uplink fast path, and its own ingest journal, written before each
+// PUBACK exactly as in the single process. What the journal made durable goes to the primary in one
+// message per group commit; the PUBACK never waits for the primary.
+
+/**
+ * The login guard's budgets for one of `workers` brokers (docs/security.md): connections are
+ * handed out round-robin, so a guesser's attempts spread over the workers and each counts about
+ * 1/N of them; dividing the budgets keeps the whole close to CONTRACT.md §4's (5 failures of one
+ * id from one address lock it out after at most 5 + N − 1 tries in all).
+ */
+export function workerLoginGuard(workers: number, base: LoginGuardOptions = DEFAULT_LOGIN_GUARD): LoginGuardOptions {
+  return {
+    ...base,
+    maxFailures: Math.max(1, Math.ceil(base.maxFailures / workers)),
+    addressFailureRatePerS: base.addressFailureRatePerS / workers,
+    addressFailureBurst: Math.max(1, Math.ceil(base.addressFailureBurst / workers)),
+  }
+}
+
+function send(message: FromWorker, callback?: () => void): void {
+  if (!process.connected) return callback?.()
+  process.send!(message, undefined, {}, () => callback?.())
+}
+
+export async function upWorker(options: UpOptions, logger: Logger, slot: number, workers: number): Promise<void> {
+  const log = logger.child({ role: 'broker', worker: slot })
+  const plant = new PlantIndex(options.plant)
+  const deviceSecret = await loadDeviceSecret(options.dataDir, options.deviceSecret)
+  const registry = metricsRegistry()
+  // Its own session store: LevelDB locks its directory per process (docs/decisions.md).
+  const sessions = await createLevelPersistence(slotSessionsDir(options.dataDir, slot))
+  const journal = await IngestJournal.open(slotJournalDir(options.dataDir, slot), {
+    onSkip: (skip) => logJournalSkip(log, skip),
+  })
+  // Damage found at open is counted by whoever replayed the journal first (see `start`).
+  let countSkips = true
+  registerJournalMetrics(registry, {
+    stats: {
+      get skippedRecords() {
+        return countSkips ? journal.stats.skippedRecords : 0
+      },
+      get skippedBytes() {
+        return countSkips ? journal.stats.skippedBytes : 0
+      },
+      get failures() {
+        return journal.stats.failures
+      },
+    },
+  })
+
+  let downlinks: WorkerDownlinks | undefined
+  const broker: Broker = await createBroker({
+    plant,
+    deviceSecret,
+    registry,
+    persistence: sessions.persistence,
+    id: sessions.brokerId,
+    logger: log,
+    uplinkJournal: journal,
+    limits: { login: workerLoginGuard(workers) },
+    forwardDownlink: (deviceId, _topic, payload) => downlinks?.isPending(deviceId, payload) === true,
+  })
+  downlinks = new WorkerDownlinks(broker, send, log)
+
+  // Durable records to the primary: those of one group commit (onDurable is called for each, in a
+  // loop) go as one message, sent once the loop is done.
+  let batch: JournalRecord[] = []
+  let flushScheduled = false
+  const flush = () => {
+    flushScheduled = false
+    if (batch.length === 0) return
+    const records = batch
+    batch = []
+    send({ t: 'records', bytes: encodeRecords(records) })
+  }
+  const forward = (record: JournalRecord) => {
+    batch.push(record)
+    if (!flushScheduled) {
+      flushScheduled = true
+      setImmediate(flush)
+    }
+  }
+
+  let proxy: Server | undefined
+  let stopping: Promise<void> | undefined
+  const stop = () => {
+    stopping ??= (async () => {
+      await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()))
+      await broker.close()
+      // Closing the journal waits for the appends in flight; their records are forwarded.
+      await journal.close()
+      flush()
+      await sessions.close()
+      await new Promise<void>((resolve) => send({ t: 'stopped' }, resolve))
+      process.exit(0)
+    })()
+    return stopping
+  }
+
+  const start = async (afterSeq: number) => {
+    // What the primary has not applied (it was forwarded but lost with a crashed worker, or never
+    // sent): replayed into the forward stream before anything new.
+    for await (const record of journal.replay(afterSeq)) forward(record)
+    await journal.release(afterSeq)
+    journal.onDurable = forward
+    const port = await broker.listen({ host: options.host, port: options.mqttPort })
+    proxy = createServer((socket: Socket) => {
+      decodeProxyHeader(socket, process.env.PLANTWATT_CLUSTER_KEY ?? '', (address) => {
+        broker.handleStream(socket, address)
+      })
+    })
+    await new Promise<void>((resolve, reject) => {
+      proxy!.once('error', reject)
+      proxy!.listen(0, '127.0.0.1', () => resolve())
+    })
+    const proxyPort = (proxy.address() as { port: number }).port
+    log.info({ mqttPort: port }, 'worker listening')
+    send({ t: 'listening', port, proxyPort })
+  }
+
+  process.on('message', (message: ToWorker) => {
+    switch (message.t) {
+      case 'start':
+        countSkips = message.countSkips
+        downlinks!.receive(message)
+        start(message.afterSeq).catch((error) => {
+          log.fatal({ err: error }, 'worker could not start')
+          process.exit(1)
+        })
+        break
+      case 'release':
+        journal.release(message.seq).catch((error) => log.warn({ err: error }, 'journal release failed'))
+        break
+      case 'down':
+      case 'settled':
+        downlinks!.receive(message)
+        break
+      case 'metrics':
+        registry.getMetricsAsJSON().then(
+          (metrics) => send({ t: 'metrics', id: message.id, metrics }),
+          () => send({ t: 'metrics', id: message.id, metrics: [] }),
+        )
+        break
+      case 'stop':
+        void stop()
+        break
+    }
+  })
+  // Ctrl-C reaches the whole process group: the primary stops the workers in order. A SIGTERM
+  // sent to this worker alone stops it cleanly (the primary starts another for its slot).
+  process.on('SIGINT', () => {})
+  process.on('SIGTERM', () => void stop())
+  send({ t: 'hello' })
+}
