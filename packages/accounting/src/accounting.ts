@@ -106,6 +106,9 @@ export function powerInRange(ratedPowerW: number, watts: number): boolean {
   return watts >= -0.01 * ratedPowerW && watts <= 10 * ratedPowerW
 }
 
+/** Columns are kept this much longer than maxAgeS (columnFloors). */
+const COLUMN_MARGIN_MINUTES = 1440
+
 /** The floor of a site meter's range (issue 12 finding 13): a site without equipment still meters. */
 const MIN_METER_LIMIT_W = 1_000_000
 
@@ -162,6 +165,59 @@ interface CheckpointState {
     store: Record<string, Float64Array | Int32Array | Uint16Array | number>
   }[]
   devices: [string, [string, SeriesState][]][]
+}
+
+/** The incremental checkpoint's state (snapshot()): everything but the ring's columns. */
+export interface AccountingState {
+  format: 'plantwatt-accounting-state'
+  version: 1
+  counters: AccountingCounters
+  sites: {
+    id: string
+    /** The ring's shape, checked at restore: the plant model and history length must be the same. */
+    length: number
+    nEq: number
+    nAgg: number
+    newest: number
+    clock: number | undefined
+    firstMinute: number
+    emittedThrough: number
+    dirty: number[]
+    revisions: Record<string, [number, number][]>
+    carbon: { fromMinute: number; carbon: SiteCarbon | undefined }[]
+    monthKey: number
+    monthPeakWh: Float64Array
+    spans: [number, [number, number][]][]
+  }[]
+  devices: PackedSeries
+}
+
+/**
+ * Every device's retained readings in a few arrays instead of one small object and two typed
+ * arrays per series (80,000 of them at 40,000 devices, which node:v8 serialises one by one):
+ * series k is `device[k]`'s `name[k]`, `len[k]` readings, times then values (when flags bit 0)
+ * next in `data`; flags bit 1 is `evicted`; `ever` holds firstEver and lastEver.
+ */
+export interface PackedSeries {
+  device: string[]
+  name: string[]
+  len: Uint32Array
+  flags: Uint8Array
+  ever: Float64Array
+  data: Float64Array
+}
+
+/** A minute's column to persist (bucket-store.ts column()). */
+export interface ColumnWrite {
+  site: string
+  minute: number
+  bytes: Uint8Array
+}
+
+export interface AccountingSnapshot {
+  state: AccountingState
+  /** Columns changed since the previous snapshot (all held ones when `full`). */
+  columns: ColumnWrite[]
 }
 
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
@@ -361,8 +417,8 @@ export class Accounting {
         continue
       }
       if (sink.kind === 'equipment') store.addEquipment(slot, sink.eq, aggs!, energy, idle)
-      else if (sink.kind === 'pv') store.pv[slot]! += energy
-      else store.grid[slot]! += energy
+      else if (sink.kind === 'pv') store.addPv(slot, energy)
+      else store.addGrid(slot, energy)
       if (m <= site.emittedThrough) {
         site.dirty.add(m)
         site.closedChanges++
@@ -845,6 +901,21 @@ export class Accounting {
     else site.carbon.push(version)
   }
 
+  /**
+   * Per site, the first minute whose column the state store keeps (CONTRACT.md §7: a reading may
+   * revise buckets up to maxAgeS behind the site clock): maxAgeS or the ring, whichever reaches
+   * further back, and a day's margin. Sites without a reading yet keep everything.
+   */
+  columnFloors(marginMinutes = COLUMN_MARGIN_MINUTES): Map<string, number> {
+    const floors = new Map<string, number>()
+    for (const [id, site] of this.sites) {
+      if (site.clock === undefined) continue
+      const maxAge = Math.floor((site.clock - site.info.maxAgeS) / 60)
+      floors.set(id, Math.min(maxAge, site.store.oldest()) - marginMinutes)
+    }
+    return floors
+  }
+
   /** Bytes of the 1-minute bucket history of every site. */
   historyBytes(): number {
     let bytes = 0
@@ -888,6 +959,154 @@ export class Accounting {
       ]),
     }
     return encodeCheckpoint(state)
+  }
+
+  /**
+   * The incremental checkpoint (issue 13): the state without the 1-minute ring, plus the columns of
+   * the minutes that changed since the previous snapshot (every held minute when `full`: the first
+   * snapshot into an empty store, or after a write that failed). Cheap: the columns are copies of a
+   * few KB each, the readings are packed into one array. restoreFrom() with the same plant and the
+   * columns written so far carries on exactly.
+   */
+  snapshot(full = false): AccountingSnapshot {
+    const columns: ColumnWrite[] = []
+    const sites: AccountingState['sites'] = []
+    for (const [id, site] of this.sites) {
+      const store = site.store
+      for (const [minute, bytes] of store.takeColumns(full)) columns.push({ site: id, minute, bytes })
+      sites.push({
+        id,
+        length: store.length,
+        nEq: store.nEq,
+        nAgg: store.nAgg,
+        newest: store.newest,
+        clock: site.clock,
+        firstMinute: site.firstMinute,
+        emittedThrough: site.emittedThrough,
+        dirty: [...site.dirty],
+        revisions: Object.fromEntries(STEPS.map((s) => [s, [...site.revisions[s]]])),
+        carbon: site.carbon.map((v) => ({ ...v })),
+        monthKey: site.monthKey,
+        monthPeakWh: site.monthPeakWh.slice(),
+        spans: site.spans.flatMap((spans, eq) =>
+          spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
+        ) as [number, [number, number][]][],
+      })
+    }
+    return {
+      state: {
+        format: 'plantwatt-accounting-state',
+        version: 1,
+        counters: { ...this.counters },
+        sites,
+        devices: this.packSeries(),
+      },
+      columns,
+    }
+  }
+
+  private packSeries(): PackedSeries {
+    const device: string[] = []
+    const name: string[] = []
+    let values = 0
+    const all: ReadingSeries[] = []
+    for (const [id, dev] of this.devices) {
+      const add = (n: string, s: ReadingSeries) => {
+        device.push(id)
+        name.push(n)
+        all.push(s)
+        values += s.len * (s.v ? 2 : 1)
+      }
+      add('energy', dev.energy)
+      add('power', dev.power)
+      for (const [n, s] of dev.others) add(n, s)
+    }
+    const len = new Uint32Array(all.length)
+    const flags = new Uint8Array(all.length)
+    const ever = new Float64Array(all.length * 2)
+    const data = new Float64Array(values)
+    let at = 0
+    for (let k = 0; k < all.length; k++) {
+      const s = all[k]!
+      len[k] = s.len
+      flags[k] = (s.v ? 1 : 0) | (s.evicted ? 2 : 0)
+      ever[2 * k] = s.firstEver
+      ever[2 * k + 1] = s.lastEver
+      data.set(s.t.subarray(s.head, s.head + s.len), at)
+      at += s.len
+      if (s.v) {
+        data.set(s.v.subarray(s.head, s.head + s.len), at)
+        at += s.len
+      }
+    }
+    return { device, name, len, flags, ever, data }
+  }
+
+  /**
+   * A new engine for the same plant model from a snapshot()'s state and the columns persisted with
+   * it and before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros).
+   */
+  static restoreFrom(
+    plant: PlantIndex,
+    state: AccountingState,
+    column: (site: string, minute: number) => Uint8Array | undefined,
+    options: AccountingOptions = {},
+  ): Accounting {
+    if (state?.format !== 'plantwatt-accounting-state' || state.version !== 1) {
+      throw new TypeError('not a plantwatt accounting state of version 1')
+    }
+    const engine = new Accounting(plant, options)
+    Object.assign(engine.counters, state.counters)
+    for (const saved of state.sites) {
+      const site = engine.sites.get(saved.id)
+      if (site === undefined) throw new RangeError(`checkpoint has site ${saved.id}, the plant has not`)
+      const store = site.store
+      if (saved.length !== store.length || saved.nEq !== store.nEq || saved.nAgg !== store.nAgg) {
+        throw new RangeError(`checkpoint of site ${saved.id} does not fit this plant model and history length`)
+      }
+      if (saved.newest > Number.NEGATIVE_INFINITY) {
+        store.advanceTo(saved.newest)
+        for (let m = store.oldest(); m <= store.newest; m++) {
+          const bytes = column(saved.id, m)
+          if (bytes !== undefined) store.loadColumn(store.slot(m), bytes, site.equipmentAggregates)
+        }
+      }
+      store.changed.clear()
+      site.clock = saved.clock
+      site.firstMinute = saved.firstMinute
+      site.emittedThrough = saved.emittedThrough
+      site.dirty = new Set(saved.dirty)
+      for (const step of STEPS) site.revisions[step] = new Map(saved.revisions[step])
+      site.carbon = saved.carbon
+      site.monthKey = saved.monthKey
+      site.monthPeakWh.set(saved.monthPeakWh)
+      for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+    }
+    const packed = state.devices
+    let at = 0
+    for (let k = 0; k < packed.device.length; k++) {
+      const n = packed.len[k]!
+      const withValues = (packed.flags[k]! & 1) === 1
+      const t = packed.data.subarray(at, at + n)
+      at += n
+      const v = withValues ? packed.data.subarray(at, at + n) : undefined
+      if (withValues) at += n
+      const info = plant.device(packed.device[k]!)
+      if (info === undefined) continue
+      const restored = ReadingSeries.from({
+        t,
+        v,
+        evicted: (packed.flags[k]! & 2) === 2,
+        firstEver: packed.ever[2 * k]!,
+        lastEver: packed.ever[2 * k + 1]!,
+      })
+      const dev = engine.deviceOf(info)
+      const name = packed.name[k]!
+      if (name === 'energy') Object.assign(dev.energy, restored)
+      else if (name === 'power') Object.assign(dev.power, restored)
+      else dev.others.set(name, restored)
+    }
+    return engine
   }
 
   /** A new engine for the same plant model from a checkpoint(). */

@@ -83,6 +83,10 @@ let t0 = performance.now()
 const accountingBytes = processor.state.accounting.checkpoint().byteLength
 const accountingMs = performance.now() - t0
 t0 = performance.now()
+const detectionJson = processor.state.detection.checkpoint()
+const detectionMs = performance.now() - t0
+const detectionBytes = serialize(detectionJson).byteLength
+t0 = performance.now()
 const snapshot = processor.state.checkpoint()
 const snapshotMs = performance.now() - t0
 t0 = performance.now()
@@ -91,6 +95,8 @@ const serializeMs = performance.now() - t0
 const parts = {
   accountingBytes,
   accountingMs: Math.round(accountingMs),
+  detectionMs: Math.round(detectionMs),
+  detectionBytes,
   snapshotMs: Math.round(snapshotMs),
   serialisedBytes,
   serializeMs: Math.round(serializeMs),

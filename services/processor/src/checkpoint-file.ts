@@ -1,13 +1,19 @@
-// The processor's checkpoint in the data directory: everything the pipeline must carry over a
-// restart (counter baselines, retained readings, open buckets and their history, open idle
-// episodes and alerts, learned thresholds, the alert log) and the last journal record it covers.
-// Serialised with node:v8, which keeps typed arrays as they are (a large plant's bucket history
-// is hundreds of MB: more than a JavaScript string may hold). Written atomically.
+// The processor's checkpoint encodings.
+//
+// Since issue 13 the checkpoint lives in the processor's state store (state-store.ts): the
+// changed minutes of accounting's 1-minute ring as columns, and everything else the pipeline must
+// carry over a restart (counter baselines, retained readings packed into one array, open idle
+// episodes and alerts, learned thresholds, the alert log, the tuners, the newest readings per
+// device) as one node:v8 blob with the last journal record it covers (`encodeState`).
+//
+// `CheckpointFile` reads the file of older versions (`processor/checkpoint.v8`: the same, with the
+// whole ring inside, hundreds of MB at 10,000 devices), so that a data directory written by one is
+// restored once and then superseded by the state store.
 
 import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
 import { writeFileAtomic } from '@plantwatt/runtime'
-import type { PipelineCheckpoint } from './pipeline.ts'
+import type { PipelineCheckpoint, PipelineState } from './pipeline.ts'
 import type { TuningCheckpoint } from './tuning-loop.ts'
 
 export interface ProcessorCheckpoint {
@@ -45,4 +51,28 @@ export class CheckpointFile {
     }
     return { journalSeq: value.journalSeq, savedAt: value.savedAt, pipeline: value.pipeline, tuning: value.tuning }
   }
+}
+
+/** The state store's blob: the pipeline's state without the ring's columns. */
+export interface ProcessorState {
+  journalSeq: number
+  savedAt: number
+  pipeline: PipelineState
+  tuning?: TuningCheckpoint
+}
+
+const STATE_FORMAT = 'plantwatt-processor-state'
+const STATE_VERSION = 1
+
+/** Serialised at once (synchronously): the blob is the state of one moment, whatever runs after. */
+export function encodeState(state: ProcessorState): Buffer {
+  return serialize({ format: STATE_FORMAT, version: STATE_VERSION, ...state })
+}
+
+export function decodeState(bytes: Uint8Array): ProcessorState {
+  const value = deserialize(bytes) as { format?: string; version?: number } & ProcessorState
+  if (value?.format !== STATE_FORMAT || value.version !== STATE_VERSION) {
+    throw new Error(`not a plantwatt processor state (version ${STATE_VERSION})`)
+  }
+  return { journalSeq: value.journalSeq, savedAt: value.savedAt, pipeline: value.pipeline, tuning: value.tuning }
 }

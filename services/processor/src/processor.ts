@@ -30,10 +30,19 @@ import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { IngestJournal } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
-import { CheckpointFile } from './checkpoint-file.ts'
+import { rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { CheckpointFile, decodeState, encodeState, type ProcessorCheckpoint } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
-import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import {
+  type DeviceCounters,
+  type PipelineOptions,
+  type PipelineStats,
+  ReadingPipeline,
+  type RestoredPipelineState,
+} from './pipeline.ts'
+import { type ColumnPut, ProcessorStateStore } from './state-store.ts'
 import type { TuningStats } from './tuning-loop.ts'
 import { TuningService } from './tuning-service.ts'
 
@@ -57,8 +66,14 @@ export interface ProcessorOptions {
    * one, uplinks come from the bus.
    */
   journal?: IngestJournal
-  /** The processor's checkpoint file (in the data directory); none: state lives in memory only. */
+  /**
+   * Where the checkpoint lives: the state store (state-store.ts) is the directory `stateDir`, by
+   * default `state` next to this path (`<data-dir>/processor/state`); a file at this path is a
+   * checkpoint of an older version, restored once and then removed. None: state lives in memory only.
+   */
   checkpointPath?: string
+  /** The state store's directory (default: `state` next to checkpointPath). */
+  stateDir?: string
   /** How often the checkpoint is written, ms (default 60 s); also at stop. */
   checkpointIntervalMs?: number
   /** History store (InfluxDB); buckets and alert events go there as points. */
@@ -89,7 +104,11 @@ export class Processor {
   private tuningService!: TuningService
   private readonly now: () => number
   private readonly unsubscribes: Unsubscribe[] = []
-  private readonly checkpointFile: CheckpointFile | undefined
+  private stateStore: ProcessorStateStore | undefined
+  /** The next checkpoint writes every column the ring holds (first after a legacy restore, or a failed write). */
+  private fullNext = false
+  /** A legacy checkpoint file to remove once the state store holds a checkpoint. */
+  private legacyFile: string | undefined
   private publishTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
   private pruneTimer: NodeJS.Timeout | undefined
@@ -102,10 +121,11 @@ export class Processor {
   private started = false
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
+  /** The last checkpoint written: bytes of its state blob and columns written with it. */
+  lastCheckpoint: { bytes: number; columns: number } | undefined
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
-    this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
     this.historySink = options.historyStore
       ? new HistoryStoreSink({
           store: options.historyStore,
@@ -144,7 +164,7 @@ export class Processor {
     if (this.started) return
     this.started = true
     const { bus, logger, journal } = this.options
-    const restored = await this.checkpointFile?.read()
+    const restored = await this.restore()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
     this.tuningService = new TuningService({
       plant: this.options.plant,
@@ -208,7 +228,7 @@ export class Processor {
       this.pruneTimer = setInterval(() => void this.pruneHistory(), this.options.historyPruneIntervalMs ?? 600_000)
       this.pruneTimer.unref()
     }
-    if (this.checkpointFile) {
+    if (this.stateStore) {
       this.checkpointTimer = setInterval(() => void this.checkpoint(), this.options.checkpointIntervalMs ?? 60_000)
       this.checkpointTimer.unref()
     }
@@ -231,6 +251,63 @@ export class Processor {
     this.publishChanges()
     await this.checkpoint()
     await this.historyWritten()
+    await this.stateStore?.close()
+    this.stateStore = undefined
+  }
+
+  /**
+   * Opens the state store and reads the checkpoint: the state store's, else a checkpoint file of an
+   * older version (restored once; the first checkpoint then writes every column and removes it). A
+   * legacy file that cannot be read or does not fit the plant is refused with a logged error, and
+   * the processor starts from the journal alone (never a crash over a file it can do without).
+   */
+  private async restore(): Promise<
+    (Omit<ProcessorCheckpoint, 'pipeline'> & { pipeline: RestoredPipelineState | ProcessorCheckpoint['pipeline'] }) | undefined
+  > {
+    const { checkpointPath, logger } = this.options
+    if (!checkpointPath) return undefined
+    const store = new ProcessorStateStore(this.options.stateDir ?? join(dirname(checkpointPath), 'state'))
+    this.stateStore = store
+    const blob = store.readState()
+    let legacy: ProcessorCheckpoint | undefined
+    try {
+      legacy = await new CheckpointFile(checkpointPath).read()
+    } catch (error) {
+      logger.error({ err: error, path: checkpointPath }, 'checkpoint file of an older version unreadable: not restored')
+      if (blob === undefined) return undefined
+    }
+    if (blob !== undefined) {
+      const state = decodeState(blob)
+      if (legacy) {
+        // A crash after the state store's first checkpoint, before the file's removal.
+        this.legacyFile = checkpointPath
+        logger.info({ path: checkpointPath }, 'checkpoint file of an older version superseded by the state store')
+      }
+      return {
+        journalSeq: state.journalSeq,
+        savedAt: state.savedAt,
+        tuning: state.tuning,
+        pipeline: { state: state.pipeline, column: (site, minute) => store.column(site, minute) },
+      }
+    }
+    if (!legacy) return undefined
+    try {
+      // Built here once to know that it fits the plant; the pipeline is then built from it again.
+      new ReadingPipeline(this.options.plant, this.options.pipeline, legacy.pipeline)
+    } catch (error) {
+      logger.error(
+        { err: error, path: checkpointPath },
+        'checkpoint file of an older version does not fit this plant: not restored, starting from the journal alone',
+      )
+      return undefined
+    }
+    logger.warn(
+      { path: checkpointPath, journalSeq: legacy.journalSeq },
+      'restoring a checkpoint file of an older version once; the state store supersedes it at the next checkpoint',
+    )
+    this.fullNext = true
+    this.legacyFile = checkpointPath
+    return legacy
   }
 
   /** The figures of one scope as the processor holds them now (GET /api/v1/live, tests). */
@@ -245,7 +322,7 @@ export class Processor {
    * finding 2); callers meanwhile share that one.
    */
   checkpoint(): Promise<void> {
-    if (!this.checkpointFile) return Promise.resolve()
+    if (!this.stateStore) return Promise.resolve()
     if (this.checkpointing) {
       this.nextCheckpoint ??= this.checkpointing.then(() => {
         this.nextCheckpoint = undefined
@@ -254,17 +331,47 @@ export class Processor {
       return this.nextCheckpoint
     }
     this.checkpointing = (async () => {
+      const store = this.stateStore!
       try {
         const started = this.now()
-        let { journalSeq, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten()
+        const full = this.fullNext
+        this.fullNext = false
+        // Columns taken by every round: a round takes only what changed since the one before.
+        const columns = new Map<string, ColumnPut>()
+        const take = (list: ColumnPut[]) => {
+          for (const column of list) columns.set(`${column.site} ${column.minute}`, column)
+        }
+        let snapshot = await this.snapshotWithHistoryWritten(full, started)
+        take(snapshot.columns)
         // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
         // snapshot: take it again so that the revisions it records are not behind the store.
-        for (let round = 0; round < 3 && conflicted; round++) {
-          ;({ journalSeq, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten())
+        for (let round = 0; round < 3 && snapshot.conflicted; round++) {
+          snapshot = await this.snapshotWithHistoryWritten(false, started)
+          take(snapshot.columns)
         }
-        await this.checkpointFile!.write({ journalSeq, savedAt: started, pipeline, tuning })
+        const { journalSeq } = snapshot
+        try {
+          await store.write({
+            state: snapshot.state,
+            columns: [...columns.values()],
+            pruneBefore: this.pipeline.accounting.columnFloors(),
+          })
+        } catch (error) {
+          // The columns taken are not on disk: the next checkpoint writes all the ring holds.
+          this.fullNext = true
+          throw error
+        }
+        this.lastCheckpoint = { bytes: snapshot.state.byteLength, columns: columns.size }
         await this.options.journal?.release(journalSeq)
-        this.options.logger.debug({ journalSeq, ms: this.now() - started }, 'checkpoint written')
+        if (this.legacyFile) {
+          await rm(this.legacyFile, { force: true })
+          this.options.logger.info({ path: this.legacyFile }, 'checkpoint file of an older version removed')
+          this.legacyFile = undefined
+        }
+        this.options.logger.debug(
+          { journalSeq, ms: this.now() - started, bytes: snapshot.state.byteLength, columns: columns.size },
+          'checkpoint written',
+        )
       } catch (error) {
         this.options.logger.error(
           { err: error },
@@ -283,15 +390,22 @@ export class Processor {
    * step 4): the checkpoint may then let the journal go up to that sequence without losing closed
    * buckets that would be in neither place after a crash.
    */
-  private async snapshotWithHistoryWritten() {
+  private async snapshotWithHistoryWritten(full: boolean, savedAt: number) {
     const journalSeq = this.journalSeq
     this.publishEvents()
-    const pipeline = this.pipeline.checkpoint()
+    const { state: pipeline, columns } = this.pipeline.snapshot(full)
     // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
     const tuning = this.tuningService.loop.checkpoint()
+    // Encoded in the same turn too: nothing that runs while the store is written can change it.
+    const state = encodeState({ journalSeq, savedAt, pipeline, tuning })
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
-    return { journalSeq, pipeline, tuning, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
+    return {
+      journalSeq,
+      state,
+      columns,
+      conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
+    }
   }
 
   /** One durable device message: readings to the pipeline, acks to the tuning loop (§3). */
