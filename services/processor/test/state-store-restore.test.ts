@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
+import { CheckpointFile } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
 
 // Issue 13: the checkpoint writes only the minutes of accounting's ring that changed (as columns,
@@ -77,14 +78,14 @@ describe('processor state store: incremental checkpoints restore the ring exactl
     await rm(dir, { recursive: true, force: true })
   })
 
-  async function startProcessor(clock: { ms: number }) {
-    const journal = await IngestJournal.open(join(dir, 'journal'), { now: () => clock.ms })
+  async function startProcessor(clock: { ms: number }, name = '.', log = logger) {
+    const journal = await IngestJournal.open(join(dir, name, 'journal'), { now: () => clock.ms })
     const processor = new Processor({
       plant,
       bus,
-      logger,
+      logger: log,
       journal,
-      checkpointPath: join(dir, 'processor', 'checkpoint.v8'),
+      checkpointPath: join(dir, name, 'processor', 'checkpoint.v8'),
       now: () => clock.ms,
       checkpointIntervalMs: 3_600_000,
     })
@@ -119,4 +120,52 @@ describe('processor state store: incremental checkpoints restore the ring exactl
     await second.processor.stop()
     await second.journal.close()
   }, 120_000)
+
+  it('restores a checkpoint file of an older version once, then supersedes it', async () => {
+    const messages = simulatedMessages().slice(0, 3000)
+    const clock = { ms: START_S * 1000 }
+    const first = await startProcessor(clock, 'legacy')
+    await feed(first.journal, clock, messages)
+    await first.processor.checkpoint()
+    const before = held(first.processor)
+    // What an older version wrote: the whole state, ring included, in processor/checkpoint.v8.
+    const legacyPath = join(dir, 'legacy', 'processor', 'checkpoint.v8')
+    await new CheckpointFile(legacyPath).write({
+      // The journal position the processor's own checkpoint just recorded.
+      journalSeq: (first.processor as unknown as { journalSeq: number }).journalSeq,
+      savedAt: clock.ms,
+      pipeline: first.processor.state.checkpoint(),
+      tuning: first.processor.tuning.checkpoint(),
+    })
+    first.journal.onDurable = () => {}
+    await first.journal.close()
+    await rm(join(dir, 'legacy', 'processor', 'state'), { recursive: true })
+
+    const second = await startProcessor(clock, 'legacy')
+    expect(held(second.processor)).toEqual(before)
+    await second.processor.checkpoint()
+    expect(await readdir(join(dir, 'legacy', 'processor'))).toEqual(['state'])
+    const ring = second.processor.state.accounting.snapshot(true).columns
+    await second.processor.stop()
+    await second.journal.close()
+    // The state store now holds it all, the ring included.
+    const third = await startProcessor(clock, 'legacy')
+    expect(held(third.processor)).toEqual(before)
+    expect(third.processor.state.accounting.snapshot(true).columns).toEqual(ring)
+    await third.processor.stop()
+    await third.journal.close()
+  }, 120_000)
+
+  it('refuses a legacy checkpoint file that is not one with a logged error, and starts', async () => {
+    await mkdir(join(dir, 'garbage', 'processor'), { recursive: true })
+    await writeFile(join(dir, 'garbage', 'processor', 'checkpoint.v8'), 'not a checkpoint')
+    const lines: { level: number; msg: string }[] = []
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) })
+    const clock = { ms: START_S * 1000 }
+    const { journal, processor } = await startProcessor(clock, 'garbage', log)
+    expect(processor.stats.readingsAccepted).toBe(0)
+    expect(lines.some((line) => line.level === 50 && /older version unreadable/.test(line.msg))).toBe(true)
+    await processor.stop()
+    await journal.close()
+  })
 })
