@@ -64,15 +64,41 @@ export interface ProcessorState {
 const STATE_FORMAT = 'plantwatt-processor-state'
 const STATE_VERSION = 1
 
-/** Serialised at once (synchronously): the blob is the state of one moment, whatever runs after. */
-export function encodeState(state: ProcessorState): Buffer {
-  return serialize({ format: STATE_FORMAT, version: STATE_VERSION, ...state })
+/** The state's blob and the large arrays stored beside it (state-store.ts StateWrite.arrays). */
+export interface EncodedState {
+  blob: Buffer
+  arrays: Record<string, Uint8Array>
 }
 
-export function decodeState(bytes: Uint8Array): ProcessorState {
+/**
+ * Serialised at once (synchronously): the blob is the state of one moment, whatever runs after.
+ * The retained readings (one packed array, most of the state's bytes) stay out of node:v8, which
+ * would copy them into the blob on the event loop; they are written beside it, as they are.
+ */
+export function encodeState(state: ProcessorState): EncodedState {
+  const devices = state.pipeline.accounting.devices
+  const series = devices.data
+  const blob = serialize({
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    ...state,
+    pipeline: { ...state.pipeline, accounting: { ...state.pipeline.accounting, devices: { ...devices, data: NONE } } },
+  })
+  return { blob, arrays: { series: new Uint8Array(series.buffer, series.byteOffset, series.byteLength) } }
+}
+
+const NONE = new Float64Array(0)
+
+/** The state from its blob and the arrays stored beside it (`array(name)`, undefined when absent). */
+export function decodeState(bytes: Uint8Array, array: (name: string) => Uint8Array | undefined): ProcessorState {
   const value = deserialize(bytes) as { format?: string; version?: number } & ProcessorState
   if (value?.format !== STATE_FORMAT || value.version !== STATE_VERSION) {
     throw new Error(`not a plantwatt processor state (version ${STATE_VERSION})`)
   }
+  const stored = array('series') ?? new Uint8Array(0)
+  // Copied into an array of its own: a stored value need not be aligned for a Float64Array view.
+  const series = new Float64Array(stored.byteLength / 8)
+  new Uint8Array(series.buffer).set(stored)
+  value.pipeline.accounting.devices.data = series
   return { journalSeq: value.journalSeq, savedAt: value.savedAt, pipeline: value.pipeline, tuning: value.tuning }
 }

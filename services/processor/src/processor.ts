@@ -121,8 +121,8 @@ export class Processor {
   private started = false
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
-  /** The last checkpoint written: bytes of its state blob and columns written with it. */
-  lastCheckpoint: { bytes: number; columns: number } | undefined
+  /** The last checkpoint written: bytes of its state (blob and arrays), columns and their bytes (uncompressed). */
+  lastCheckpoint: { bytes: number; columns: number; columnBytes: number } | undefined
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
@@ -277,7 +277,7 @@ export class Processor {
       if (blob === undefined) return undefined
     }
     if (blob !== undefined) {
-      const state = decodeState(blob)
+      const state = decodeState(blob, (name) => store.readArray(name))
       if (legacy) {
         // A crash after the state store's first checkpoint, before the file's removal.
         this.legacyFile = checkpointPath
@@ -352,7 +352,8 @@ export class Processor {
         const { journalSeq } = snapshot
         try {
           await store.write({
-            state: snapshot.state,
+            state: snapshot.state.blob,
+            arrays: snapshot.state.arrays,
             columns: [...columns.values()],
             pruneBefore: this.pipeline.accounting.columnFloors(),
           })
@@ -361,7 +362,10 @@ export class Processor {
           this.fullNext = true
           throw error
         }
-        this.lastCheckpoint = { bytes: snapshot.state.byteLength, columns: columns.size }
+        const bytes = snapshot.state.blob.byteLength + Object.values(snapshot.state.arrays).reduce((n, a) => n + a.byteLength, 0)
+        let columnBytes = 0
+        for (const column of columns.values()) columnBytes += column.bytes.byteLength
+        this.lastCheckpoint = { bytes, columns: columns.size, columnBytes }
         await this.options.journal?.release(journalSeq)
         if (this.legacyFile) {
           await rm(this.legacyFile, { force: true })
@@ -369,7 +373,7 @@ export class Processor {
           this.legacyFile = undefined
         }
         this.options.logger.debug(
-          { journalSeq, ms: this.now() - started, bytes: snapshot.state.byteLength, columns: columns.size },
+          { journalSeq, ms: this.now() - started, ...this.lastCheckpoint },
           'checkpoint written',
         )
       } catch (error) {

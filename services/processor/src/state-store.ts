@@ -31,6 +31,11 @@ export interface StateWrite {
   columns: readonly ColumnPut[]
   /** Per site: columns of minutes before this one are deleted (retention). */
   pruneBefore?: ReadonlyMap<string, number>
+  /**
+   * Large arrays of the state kept out of the blob (the retained readings), by name: lmdb-js hands
+   * a Uint8Array's memory to its write thread as it is, so they cost the event loop nothing.
+   */
+  arrays?: Readonly<Record<string, Uint8Array>>
 }
 
 const STATE_KEY = 'checkpoint'
@@ -58,6 +63,11 @@ export class ProcessorStateStore {
   /** The last state blob written, undefined when none was. */
   readState(): Buffer | undefined {
     return this.state.getBinary(STATE_KEY)
+  }
+
+  /** A large array written with the state (StateWrite.arrays), undefined when none was. */
+  readArray(name: string): Buffer | undefined {
+    return this.state.getBinary(`array:${name}`)
   }
 
   /**
@@ -93,6 +103,7 @@ export class ProcessorStateStore {
     // From here to the state's put: no await, so everything is one event turn, one transaction.
     for (const key of removals) void this.columns.remove(key)
     for (const column of write.columns) void this.columns.put([column.site, column.minute], column.bytes as Buffer)
+    for (const [name, bytes] of Object.entries(write.arrays ?? {})) void this.state.put(`array:${name}`, bytes as Buffer)
     const last = this.state.put(STATE_KEY, write.state as Buffer)
     await last
     await this.root.flushed
