@@ -101,7 +101,12 @@ t0 = performance.now()
 const snapshot = processor.state.snapshot()
 const snapshotMs = performance.now() - t0
 t0 = performance.now()
-const encoded = encodeState({ journalSeq: 0, savedAt: 0, pipeline: snapshot.state, tuning: processor.tuning.checkpoint() })
+const encoded = encodeState({
+  journalSeq: 0,
+  savedAt: 0,
+  pipeline: snapshot.state,
+  tuning: processor.tuning.checkpoint(),
+})
 const encodeMs = performance.now() - t0
 const ms = (ns: number) => Math.round(ns / 1e4) / 100
 console.log(

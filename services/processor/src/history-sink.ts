@@ -58,6 +58,8 @@ export class HistoryStoreSink {
   readonly counters: HistoryStoreSinkCounters = { written: 0, stale: 0, rejected: {}, conflicts: 0, failedBatches: 0 }
   /** Writes not yet settled (each a batch of one publish round): bounded by the store's queue bound. */
   private readonly inFlight = new Set<Promise<void>>()
+  /** The newest bucket of each key handed to a write that has not settled yet (see latest()). */
+  private readonly unsettled = new Map<string, BucketEvent>()
 
   constructor(private readonly options: HistoryStoreSinkOptions) {}
 
@@ -75,6 +77,7 @@ export class HistoryStoreSink {
         demand.push({ scope: event.scope, t: event.t, kW: quarterHourKW(event.energyWh), revision: event.revision })
       }
     }
+    for (const event of events) this.unsettled.set(`${event.scope} ${event.step} ${event.t}`, event)
     const job = Promise.all([store.write(events), demand.length > 0 ? store.writeDemand(demand) : undefined])
       .then(([buckets, demandResult]) => {
         this.count(buckets)
@@ -83,6 +86,12 @@ export class HistoryStoreSink {
           this.rewriteDemand(demand, demandResult.conflicts)
         }
         this.conflicts(events, buckets.conflicts)
+      })
+      .finally(() => {
+        for (const event of events) {
+          const key = `${event.scope} ${event.step} ${event.t}`
+          if (this.unsettled.get(key) === event) this.unsettled.delete(key)
+        }
       })
       .catch((error) => {
         this.counters.failedBatches++
@@ -97,6 +106,19 @@ export class HistoryStoreSink {
   /** Resolves once every write started so far (and the conflicts they caused) has settled. */
   async written(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight])
+  }
+
+  /**
+   * A bucket as last written: one still on its way to the store, else the stored one (synchronous;
+   * accounting revises buckets whose minutes left its ring from it, issue 13).
+   */
+  latest(scope: string, step: BucketStep, tMs: number): BucketRecord | undefined {
+    const pending = this.unsettled.get(`${scope} ${step} ${tMs}`)
+    if (pending !== undefined) {
+      const { scope: _scope, step: _step, ...record } = pending
+      return record
+    }
+    return this.options.store.get(scope, step, tMs)
   }
 
   /** Closed buckets of a scope from the store, at most `limit`. */

@@ -94,6 +94,8 @@ export interface PipelineState {
 export interface PipelineSnapshot {
   state: PipelineState
   columns: ColumnWrite[]
+  /** Accounting's snapshot generation (Accounting.coldCommitted). */
+  generation: number
 }
 
 /** A state to restore from, with the persisted columns of the ring (undefined: none, zeros). */
@@ -318,6 +320,7 @@ export class ReadingPipeline {
         stats: structuredClone(this.stats),
       },
       columns: accounting.columns,
+      generation: accounting.generation,
     }
   }
 

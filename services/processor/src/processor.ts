@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import type { BucketEvent } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
@@ -30,8 +32,6 @@ import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { IngestJournal } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
-import { rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
 import { CheckpointFile, decodeState, encodeState, type ProcessorCheckpoint } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
@@ -121,6 +121,8 @@ export class Processor {
   private started = false
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
+  /** accounting's beyondHistory as last logged. */
+  private beyondLogged = 0
   /** The last checkpoint written: bytes of its state (blob and arrays), columns and their bytes (uncompressed). */
   lastCheckpoint: { bytes: number; columns: number; columnBytes: number } | undefined
 
@@ -175,6 +177,16 @@ export class Processor {
       eventCapacity: this.options.pipeline?.detection?.eventLogCapacity,
       restored: restored?.tuning,
     })
+    this.beyondLogged = this.pipeline.accounting.counters.beyondHistory
+    const { stateStore, historySink } = this
+    if (stateStore && historySink) {
+      // Late readings for minutes older than the ring (issue 13): their columns from the state
+      // store, the buckets they revise as last written to the history store.
+      this.pipeline.accounting.cold = {
+        column: (site, minute) => stateStore.column(site, minute),
+        bucket: (scope, step, tMs) => historySink.latest(scope, step, tMs),
+      }
+    }
     this.journalSeq = restored?.journalSeq ?? 0
     if (restored) logger.info({ journalSeq: this.journalSeq, savedAt: restored.savedAt }, 'processor state restored')
 
@@ -232,6 +244,8 @@ export class Processor {
       this.checkpointTimer = setInterval(() => void this.checkpoint(), this.options.checkpointIntervalMs ?? 60_000)
       this.checkpointTimer.unref()
     }
+    // Cold revisions the last checkpoint held, maybe sent before the restart: again (the store drops repeats).
+    this.sendCold(this.pipeline.accounting.coldRestored())
     // A gateway that started first asked for a sync before anyone listened: answer it now.
     this.publishAll()
   }
@@ -262,7 +276,8 @@ export class Processor {
    * the processor starts from the journal alone (never a crash over a file it can do without).
    */
   private async restore(): Promise<
-    (Omit<ProcessorCheckpoint, 'pipeline'> & { pipeline: RestoredPipelineState | ProcessorCheckpoint['pipeline'] }) | undefined
+    | (Omit<ProcessorCheckpoint, 'pipeline'> & { pipeline: RestoredPipelineState | ProcessorCheckpoint['pipeline'] })
+    | undefined
   > {
     const { checkpointPath, logger } = this.options
     if (!checkpointPath) return undefined
@@ -349,7 +364,7 @@ export class Processor {
           snapshot = await this.snapshotWithHistoryWritten(false, started)
           take(snapshot.columns)
         }
-        const { journalSeq } = snapshot
+        const { journalSeq, generation } = snapshot
         try {
           await store.write({
             state: snapshot.state.blob,
@@ -362,10 +377,13 @@ export class Processor {
           this.fullNext = true
           throw error
         }
-        const bytes = snapshot.state.blob.byteLength + Object.values(snapshot.state.arrays).reduce((n, a) => n + a.byteLength, 0)
+        const bytes =
+          snapshot.state.blob.byteLength + Object.values(snapshot.state.arrays).reduce((n, a) => n + a.byteLength, 0)
         let columnBytes = 0
         for (const column of columns.values()) columnBytes += column.bytes.byteLength
         this.lastCheckpoint = { bytes, columns: columns.size, columnBytes }
+        // Revisions of minutes older than the ring go out once their columns are on disk.
+        this.sendCold(this.pipeline.accounting.coldCommitted(generation))
         await this.options.journal?.release(journalSeq)
         if (this.legacyFile) {
           await rm(this.legacyFile, { force: true })
@@ -397,7 +415,7 @@ export class Processor {
   private async snapshotWithHistoryWritten(full: boolean, savedAt: number) {
     const journalSeq = this.journalSeq
     this.publishEvents()
-    const { state: pipeline, columns } = this.pipeline.snapshot(full)
+    const { state: pipeline, columns, generation } = this.pipeline.snapshot(full)
     // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
     const tuning = this.tuningService.loop.checkpoint()
     // Encoded in the same turn too: nothing that runs while the store is written can change it.
@@ -408,6 +426,7 @@ export class Processor {
       journalSeq,
       state,
       columns,
+      generation,
       conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
     }
   }
@@ -539,6 +558,14 @@ export class Processor {
     this.tuningService.publishEvents()
     if (buckets.length > 0) this.publishBuckets(buckets)
     this.historySink?.write(buckets)
+    const beyond = this.pipeline.accounting.counters.beyondHistory
+    if (beyond > this.beyondLogged) {
+      this.options.logger.warn(
+        { beyondHistory: beyond, new: beyond - this.beyondLogged },
+        'energy of late readings not placed: their minutes are older than maxAgeS, or no state store keeps them',
+      )
+      this.beyondLogged = beyond
+    }
     if (alerts.length > 0) this.publishAlerts(alerts)
     const history = this.options.history
     if (history && (buckets.length > 0 || alerts.length > 0)) {
@@ -547,6 +574,14 @@ export class Processor {
       for (const { seq, event } of alerts) points.push(alertPoint({ ...event, seq }))
       history.write(points)
     }
+  }
+
+  /** Cold revisions (accounting's cold-minutes.ts) to the bus and the history store. */
+  private sendCold(events: BucketEvent[]): void {
+    if (events.length === 0) return
+    this.publishBuckets(events)
+    this.historySink?.write(events)
+    this.options.logger.info({ buckets: events.length }, 'buckets of minutes older than the ring revised')
   }
 
   private publishBuckets(buckets: BucketEvent[]): void {

@@ -80,7 +80,11 @@ export class ProcessorStateStore {
 
   /** Whether any column is held for a site (a state without columns is a fresh store). */
   hasColumns(site: string): boolean {
-    for (const _ of this.columns.getKeys({ start: [site, Number.NEGATIVE_INFINITY], end: [site, Number.POSITIVE_INFINITY], limit: 1 }))
+    for (const _ of this.columns.getKeys({
+      start: [site, Number.NEGATIVE_INFINITY],
+      end: [site, Number.POSITIVE_INFINITY],
+      limit: 1,
+    }))
       return true
     return false
   }
@@ -103,7 +107,8 @@ export class ProcessorStateStore {
     // From here to the state's put: no await, so everything is one event turn, one transaction.
     for (const key of removals) void this.columns.remove(key)
     for (const column of write.columns) void this.columns.put([column.site, column.minute], column.bytes as Buffer)
-    for (const [name, bytes] of Object.entries(write.arrays ?? {})) void this.state.put(`array:${name}`, bytes as Buffer)
+    for (const [name, bytes] of Object.entries(write.arrays ?? {}))
+      void this.state.put(`array:${name}`, bytes as Buffer)
     const last = this.state.put(STATE_KEY, write.state as Buffer)
     await last
     await this.root.flushed

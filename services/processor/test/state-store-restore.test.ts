@@ -27,7 +27,13 @@ const END_S = START_S + 3 * 3600
 const logger = pino({ level: 'silent' })
 
 function simulatedMessages(): OutgoingMessage[] {
-  const sim = new PlantSimulation({ plant: model, seed: 9, startS: START_S, reportIntervalS: 10, faults: FAULT_PRESETS.nbiot })
+  const sim = new PlantSimulation({
+    plant: model,
+    seed: 9,
+    startS: START_S,
+    reportIntervalS: 10,
+    faults: FAULT_PRESETS.nbiot,
+  })
   const out: OutgoingMessage[] = []
   for (let t = START_S + 60; t <= END_S; t += 60) out.push(...sim.advanceTo(t))
   return out.filter((message) => message.kind === 'up')
