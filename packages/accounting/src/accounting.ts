@@ -269,7 +269,10 @@ export class Accounting {
    * Cold revisions as last computed, by scope, step and start, until the history store surely
    * holds them (`released`: the generation when they were handed over).
    */
-  private readonly sentCold = new Map<string, { event: BucketEvent; released: number | undefined }>()
+  private readonly sentCold = new Map<
+    string,
+    { event: BucketEvent; released: number | undefined; generation: number }
+  >()
 
   constructor(
     readonly plant: PlantIndex,
@@ -683,6 +686,12 @@ export class Accounting {
           const start = site.calendar.bucketStart(step, minute)
           const key = `${ref.scope} ${step} ${start}`
           let event = round.get(key)
+          const waiting = this.sentCold.get(key)
+          if (event === undefined && waiting?.released === undefined && waiting?.generation === this.generation) {
+            // Still in the outbox and in no snapshot yet: revised in place, one revision for both.
+            event = waiting.event
+            round.set(key, event)
+          }
           if (event === undefined) {
             const base = this.lastSent(ref.scope, step, start)
             event = {
@@ -721,8 +730,9 @@ export class Accounting {
       b.loadColumn(1, b.column(0), site.equipmentAggregates)
     }
     for (const [key, event] of round) {
+      if (this.sentCold.get(key)?.event === event) continue
       this.outbox.push({ event, generation: this.generation })
-      this.sentCold.set(key, { event, released: undefined })
+      this.sentCold.set(key, { event, released: undefined, generation: this.generation })
     }
   }
 
@@ -762,7 +772,11 @@ export class Accounting {
     const events = this.outbox.map((entry) => entry.event)
     this.outbox = []
     for (const event of events) {
-      this.sentCold.set(`${event.scope} ${event.step} ${event.t / 60_000}`, { event, released: this.generation })
+      this.sentCold.set(`${event.scope} ${event.step} ${event.t / 60_000}`, {
+        event,
+        released: this.generation,
+        generation: this.generation,
+      })
     }
     return events
   }
