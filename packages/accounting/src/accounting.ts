@@ -31,7 +31,11 @@ export interface AccountingOptions {
    * retransmissions and reordered messages, a batch interval or two behind.
    */
   retentionS?: number
-  /** Length of the 1-minute history ring (default 1516: 25 h 16 min, see bucket-store.ts). */
+  /**
+   * Length of the in-memory 1-minute history ring (default 1516: 25 h 16 min, see bucket-store.ts).
+   * Older minutes, up to maxAgeS, are the processor's state store's (snapshot() columns,
+   * cold-minutes.ts): late readings still revise them when a ColdPort is set (`cold`).
+   */
   historyMinutes?: number
   /** Longest gap between power readings that the trapezoid rule bridges (default 900 s, §7). */
   maxPowerGapS?: number
