@@ -141,8 +141,9 @@ describe('process-variable names per device are bounded (issue 12 finding 4)', (
   it('keeps the bound over a restart: a small checkpoint, the same names, still refusing new ones', async () => {
     await device.endAsync()
     expect(await system.stop()).toBe(0)
-    const checkpoint = await stat(join(system.dataDir, 'processor', 'checkpoint.v8'))
-    // The example plant's state is a few hundred KB of bucket history; 12,000 names' series were MBs.
+    // The processor's state store (its checkpoint, issue 13): the example plant's state is a few
+    // hundred KB of bucket columns and state; 12,000 names' series were MBs.
+    const checkpoint = await stat(join(system.dataDir, 'processor', 'state', 'data.mdb'))
     expect(checkpoint.size).toBeLessThan(1_000_000)
     system = await startPlantwatt(['--plant', plantFile, '--data-dir', system.dataDir], {
       PLANTWATT_DEVICE_SECRET: SECRET,

@@ -4,10 +4,11 @@
 
 import type { Reading, SiteCarbon } from '@plantwatt/contract'
 import type { DeviceInfo, PlantIndex } from '@plantwatt/plant'
-import { DEFAULT_HISTORY_MINUTES, PEAK_WATTS } from './bucket-store.ts'
+import { DEFAULT_HISTORY_MINUTES, PEAK_WATTS, type SiteBuckets } from './bucket-store.ts'
 import { type BucketStep, STEPS } from './calendar.ts'
 import { carbonAt, gridIntensity, type MinuteFactors, marketIntensity, minuteFactors } from './carbon.ts'
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.ts'
+import { ColdColumn, type ColdPort, type StoredFigures } from './cold-minutes.ts'
 import { forecastKW, intervalKW } from './demand.ts'
 import {
   counterIncrement,
@@ -31,7 +32,11 @@ export interface AccountingOptions {
    * retransmissions and reordered messages, a batch interval or two behind.
    */
   retentionS?: number
-  /** Length of the 1-minute history ring (default 1516: 25 h 16 min, see bucket-store.ts). */
+  /**
+   * Length of the in-memory 1-minute history ring (default 1516: 25 h 16 min, see bucket-store.ts).
+   * Older minutes, up to maxAgeS, are the processor's state store's (snapshot() columns,
+   * cold-minutes.ts): late readings still revise them when a ColdPort is set (`cold`).
+   */
   historyMinutes?: number
   /** Longest gap between power readings that the trapezoid rule bridges (default 900 s, §7). */
   maxPowerGapS?: number
@@ -108,14 +113,22 @@ export interface AccountingCounters {
   out_of_range: number
   /** Accepted readings older than their device's retained readings: see accept(). */
   approximated: number
-  /** Minute pieces for minutes no longer held in the 1-minute history (older than the ring). */
+  /**
+   * Minute pieces that could not be placed: older than the ring and either older than maxAgeS or
+   * without the state store's columns (no ColdPort). Their energy is lost; the processor logs it.
+   */
   beyondHistory: number
+  /** Minute pieces placed in minutes older than the ring (cold-minutes.ts). */
+  coldPlaced: number
 }
 
 /** CONTRACT.md §2: a power below −1 % or above 10 × the equipment's ratedPowerW is out of range. */
 export function powerInRange(ratedPowerW: number, watts: number): boolean {
   return watts >= -0.01 * ratedPowerW && watts <= 10 * ratedPowerW
 }
+
+/** Columns are kept this much longer than maxAgeS (columnFloors). */
+const COLUMN_MARGIN_MINUTES = 1440
 
 /** The floor of a site meter's range (issue 12 finding 13): a site without equipment still meters. */
 const MIN_METER_LIMIT_W = 1_000_000
@@ -182,6 +195,63 @@ interface CheckpointState {
   output?: [string, OutputMinutesState][]
 }
 
+/** The incremental checkpoint's state (snapshot()): everything but the ring's columns. */
+export interface AccountingState {
+  format: 'plantwatt-accounting-state'
+  version: 1
+  counters: AccountingCounters
+  sites: {
+    id: string
+    /** The ring's shape, checked at restore: the plant model and history length must be the same. */
+    length: number
+    nEq: number
+    nAgg: number
+    newest: number
+    clock: number | undefined
+    firstMinute: number
+    emittedThrough: number
+    dirty: number[]
+    revisions: Record<string, [number, number][]>
+    carbon: { fromMinute: number; carbon: SiteCarbon | undefined }[]
+    monthKey: number
+    monthPeakWh: Float64Array
+    spans: [number, [number, number][]][]
+  }[]
+  devices: PackedSeries
+  /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
+  outbox: BucketEvent[]
+}
+
+/**
+ * Every device's retained readings in a few arrays instead of one small object and two typed
+ * arrays per series (80,000 of them at 40,000 devices, which node:v8 serialises one by one):
+ * series k is `device[k]`'s `name[k]`, `len[k]` readings, times then values (when flags bit 0)
+ * next in `data`; flags bit 1 is `evicted`; `ever` holds firstEver and lastEver.
+ */
+export interface PackedSeries {
+  device: string[]
+  name: string[]
+  len: Uint32Array
+  flags: Uint8Array
+  ever: Float64Array
+  data: Float64Array
+}
+
+/** A minute's column to persist (bucket-store.ts column()). */
+export interface ColumnWrite {
+  site: string
+  minute: number
+  bytes: Uint8Array
+}
+
+export interface AccountingSnapshot {
+  state: AccountingState
+  /** Columns changed since the previous snapshot (all held ones when `full`), cold minutes' too. */
+  columns: ColumnWrite[]
+  /** To pass to coldCommitted() once this snapshot is committed. */
+  generation: number
+}
+
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
 
 export class Accounting {
@@ -208,7 +278,25 @@ export class Accounting {
     out_of_range: 0,
     approximated: 0,
     beyondHistory: 0,
+    coldPlaced: 0,
   }
+  /**
+   * The processor's state store and history store, for minutes older than the ring
+   * (cold-minutes.ts); without it their pieces are counted `beyondHistory`.
+   */
+  cold: ColdPort | undefined
+  /** Snapshot generation: changes are tagged with it, snapshot() moves it on. */
+  private generation = 0
+  /** Cold revisions waiting for the checkpoint that holds their columns (cold-minutes.ts). */
+  private outbox: { event: BucketEvent; generation: number }[] = []
+  /**
+   * Cold revisions as last computed, by scope, step and start, until the history store surely
+   * holds them (`released`: the generation when they were handed over).
+   */
+  private readonly sentCold = new Map<
+    string,
+    { event: BucketEvent; released: number | undefined; generation: number }
+  >()
 
   constructor(
     readonly plant: PlantIndex,
@@ -407,7 +495,11 @@ export class Accounting {
   private raisePeak(site: SiteState, eq: number, t: number, watts: number): void {
     const minute = Math.floor(t / 60)
     const slot = site.store.slotOf(minute)
-    if (slot < 0) return
+    if (slot < 0) {
+      const cold = this.coldColumn(site, minute)
+      if (cold?.buckets.raisePeak(0, eq, site.equipmentAggregates[eq]!, watts)) this.coldTouched(site, cold)
+      return
+    }
     if (site.store.raisePeak(slot, eq, site.equipmentAggregates[eq]!, watts) && minute <= site.emittedThrough) {
       site.dirty.add(minute)
       site.closedChanges++
@@ -426,12 +518,22 @@ export class Accounting {
       if (energy === 0 && idle === 0) continue
       const slot = store.slotOf(m)
       if (slot < 0) {
-        this.counters.beyondHistory++
+        const cold = this.coldColumn(site, m)
+        if (cold === undefined) {
+          this.counters.beyondHistory++
+          continue
+        }
+        const b = cold.buckets
+        if (sink.kind === 'equipment') b.addEquipment(0, sink.eq, aggs!, energy, idle)
+        else if (sink.kind === 'pv') b.addPv(0, energy)
+        else b.addGrid(0, energy)
+        this.coldTouched(site, cold)
+        this.counters.coldPlaced++
         continue
       }
       if (sink.kind === 'equipment') store.addEquipment(slot, sink.eq, aggs!, energy, idle)
-      else if (sink.kind === 'pv') store.pv[slot]! += energy
-      else store.grid[slot]! += energy
+      else if (sink.kind === 'pv') store.addPv(slot, energy)
+      else store.addGrid(slot, energy)
       if (m <= site.emittedThrough) {
         site.dirty.add(m)
         site.closedChanges++
@@ -583,6 +685,209 @@ export class Accounting {
       if (site.clock === undefined) continue
       this.emitRevisions(site, events)
       this.emitClosed(site, events)
+      if (site.coldDirty.size > 0) this.emitCold(site)
+    }
+    return events
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Minutes older than the ring (cold-minutes.ts)
+
+  /** The cold column of a minute older than the ring, loaded when first needed; undefined when it cannot be placed. */
+  private coldColumn(site: SiteState, minute: number): ColdColumn | undefined {
+    const held = site.cold.get(minute)
+    if (held !== undefined) return held
+    if (this.cold === undefined || site.clock === undefined || minute >= site.store.oldest()) return undefined
+    // CONTRACT.md §7: buckets are revised up to maxAgeS behind the site clock, no further.
+    if (minute < Math.floor((site.clock - site.info.maxAgeS) / 60)) return undefined
+    const column = new ColdColumn(minute, site.store.nEq, site.store.nAgg, this.generation)
+    // A minute the ring moved past before a checkpoint wrote it: its newest bytes are still here.
+    const bytes = site.store.evicted.get(minute) ?? this.cold.column(site.info.spec.id, minute)
+    // None held: a minute before the site's first reading, or one that held nothing: zeros.
+    if (bytes !== undefined) {
+      column.buckets.loadColumn(0, bytes, site.equipmentAggregates)
+      column.buckets.loadColumn(1, bytes, site.equipmentAggregates)
+    }
+    site.cold.set(minute, column)
+    return column
+  }
+
+  private coldTouched(site: SiteState, column: ColdColumn): void {
+    site.coldDirty.add(column.minute)
+    site.coldChanged.add(column.minute)
+    column.generation = this.generation
+  }
+
+  /** A scope's energy and idle (mWh) and peak (W) in one slot of a cold column. */
+  private scopeMinute(ref: ScopeRef, b: SiteBuckets, slot: number, out: Figures): Figures {
+    out.energy = 0
+    out.idle = 0
+    out.peak = 0
+    if (ref.kind === 'equipment') {
+      const i = slot * b.nEq + ref.index
+      out.energy = b.eqEnergy[i]!
+      out.idle = b.eqIdle[i]!
+      out.peak = PEAK_WATTS[b.eqPeak[i]!]!
+    } else if (ref.kind === 'aggregate') {
+      const i = slot * b.nAgg + ref.index
+      out.energy = b.aggEnergy[i]!
+      out.idle = b.aggIdle[i]!
+      out.peak = b.aggPeak[i]!
+    } else {
+      const base = slot * b.nEq
+      for (const eq of ref.equipment) {
+        out.energy += b.eqEnergy[base + eq]!
+        out.idle += b.eqIdle[base + eq]!
+        out.peak += PEAK_WATTS[b.eqPeak[base + eq]!]!
+      }
+    }
+    return out
+  }
+
+  /** Carbon factors of one slot of a cold column (the site's row is aggregate 0, as in the ring). */
+  private coldFactors(site: SiteState, b: SiteBuckets, slot: number, minute: number): [number, number] {
+    const carbon = carbonAt(site.carbon, minute)
+    const f = minuteFactors(
+      b.aggEnergy[slot * b.nAgg]!,
+      b.pv[slot]!,
+      b.grid[slot]!,
+      site.hasGridMeters,
+      gridIntensity(carbon, site.calendar, minute),
+      marketIntensity(carbon),
+      this.factors,
+    )
+    return [f.location, f.market]
+  }
+
+  /** The bucket as last computed here, else as the history store holds it. */
+  private lastSent(scope: string, step: BucketStep, start: number): StoredFigures | undefined {
+    const key = `${scope} ${step} ${start}`
+    return this.sentCold.get(key)?.event ?? this.cold?.bucket(scope, step, start * 60_000)
+  }
+
+  /** Revisions of the buckets of every changed cold minute, into the outbox. */
+  private emitCold(site: SiteState): void {
+    const minutes = [...site.coldDirty].sort((a, b) => a - b)
+    site.coldDirty.clear()
+    const round = new Map<string, BucketEvent>()
+    const now = this.newFigures()
+    const old = this.newFigures()
+    for (const minute of minutes) {
+      const column = site.cold.get(minute)!
+      const b = column.buckets
+      const [locNow, marketNow] = this.coldFactors(site, b, 0, minute)
+      const [locOld, marketOld] = this.coldFactors(site, b, 1, minute)
+      for (const ref of site.refs) {
+        this.scopeMinute(ref, b, 0, now)
+        this.scopeMinute(ref, b, 1, old)
+        const co2Now = (now.energy * locNow) / 1000
+        const co2Old = (old.energy * locOld) / 1000
+        const marketGNow = (now.energy * marketNow) / 1000
+        const marketGOld = (old.energy * marketOld) / 1000
+        if (
+          now.energy === old.energy &&
+          now.idle === old.idle &&
+          now.peak === old.peak &&
+          co2Now === co2Old &&
+          marketGNow === marketGOld
+        ) {
+          continue
+        }
+        for (const step of STEPS) {
+          const start = site.calendar.bucketStart(step, minute)
+          const key = `${ref.scope} ${step} ${start}`
+          let event = round.get(key)
+          const waiting = this.sentCold.get(key)
+          if (event === undefined && waiting?.released === undefined && waiting?.generation === this.generation) {
+            // Still in the outbox and in no snapshot yet: revised in place, one revision for both.
+            event = waiting.event
+            round.set(key, event)
+          }
+          if (event === undefined) {
+            const base = this.lastSent(ref.scope, step, start)
+            event = {
+              scope: ref.scope,
+              step,
+              t: start * 60_000,
+              energyWh: base?.energyWh ?? 0,
+              co2G: base?.co2G ?? 0,
+              co2MarketG: base?.co2MarketG ?? 0,
+              idleWh: base?.idleWh ?? 0,
+              peakW: base?.peakW ?? 0,
+              revision: base === undefined ? 0 : base.revision + 1,
+            }
+            if (base?.savedWh !== undefined) event.savedWh = base.savedWh
+            if (base?.savedCo2G !== undefined) event.savedCo2G = base.savedCo2G
+            round.set(key, event)
+          }
+          if (step === '1m') {
+            // Exact, from the column.
+            event.energyWh = now.energy / 1000
+            event.co2G = co2Now
+            event.co2MarketG = marketGNow
+            event.idleWh = now.idle / 1000
+            event.peakW = now.peak
+          } else {
+            // The bucket as last sent plus what this minute changed: the other minutes are not read.
+            event.energyWh += (now.energy - old.energy) / 1000
+            event.co2G += co2Now - co2Old
+            event.co2MarketG += marketGNow - marketGOld
+            event.idleWh += (now.idle - old.idle) / 1000
+            event.peakW = Math.max(event.peakW, now.peak)
+          }
+        }
+      }
+      // What was just revised is the base of the next change to this minute.
+      b.loadColumn(1, b.column(0), site.equipmentAggregates)
+    }
+    for (const [key, event] of round) {
+      if (this.sentCold.get(key)?.event === event) continue
+      this.outbox.push({ event, generation: this.generation })
+      this.sentCold.set(key, { event, released: undefined, generation: this.generation })
+    }
+  }
+
+  /**
+   * The checkpoint of snapshot `generation` is committed (columns and outbox on disk): returns the
+   * cold revisions it held, to send on the bus and to the history store now, and forgets what is
+   * surely stored (cold columns the checkpoint holds, revisions a later checkpoint's barrier saw
+   * stored).
+   */
+  coldCommitted(generation: number): BucketEvent[] {
+    const released: BucketEvent[] = []
+    const kept: typeof this.outbox = []
+    for (const entry of this.outbox) {
+      if (entry.generation <= generation) released.push(entry.event)
+      else kept.push(entry)
+    }
+    this.outbox = kept
+    for (const [key, entry] of this.sentCold) {
+      if (entry.released !== undefined && entry.released <= generation) this.sentCold.delete(key)
+    }
+    for (const event of released) {
+      const entry = this.sentCold.get(`${event.scope} ${event.step} ${event.t / 60_000}`)
+      if (entry?.event === event) entry.released = this.generation
+    }
+    for (const site of this.sites.values()) {
+      for (const [minute, column] of site.cold) {
+        if (column.generation <= generation && !site.coldDirty.has(minute) && !site.coldChanged.has(minute)) {
+          site.cold.delete(minute)
+        }
+      }
+    }
+    return released
+  }
+
+  /** After a restore: the cold revisions of the restored outbox, to send again (the store drops repeats). */
+  coldRestored(): BucketEvent[] {
+    const events = this.outbox.map((entry) => entry.event)
+    this.outbox = []
+    for (const event of events) {
+      this.sentCold.set(`${event.scope} ${event.step} ${event.t / 60_000}`, {
+        event,
+        released: this.generation,
+        generation: this.generation,
+      })
     }
     return events
   }
@@ -962,6 +1267,21 @@ export class Accounting {
     else site.carbon.push(version)
   }
 
+  /**
+   * Per site, the first minute whose column the state store keeps (CONTRACT.md §7: a reading may
+   * revise buckets up to maxAgeS behind the site clock): maxAgeS or the ring, whichever reaches
+   * further back, and a day's margin. Sites without a reading yet keep everything.
+   */
+  columnFloors(marginMinutes = COLUMN_MARGIN_MINUTES): Map<string, number> {
+    const floors = new Map<string, number>()
+    for (const [id, site] of this.sites) {
+      if (site.clock === undefined) continue
+      const maxAge = Math.floor((site.clock - site.info.maxAgeS) / 60)
+      floors.set(id, Math.min(maxAge, site.store.oldest()) - marginMinutes)
+    }
+    return floors
+  }
+
   /** Bytes of the 1-minute bucket history of every site. */
   historyBytes(): number {
     let bytes = 0
@@ -1006,6 +1326,162 @@ export class Accounting {
       output: [...this.outputs].map(([id, minutes]) => [id, minutes.toJSON()] as [string, OutputMinutesState]),
     }
     return encodeCheckpoint(state)
+  }
+
+  /**
+   * The incremental checkpoint (issue 13): the state without the 1-minute ring, plus the columns of
+   * the minutes that changed since the previous snapshot (every held minute when `full`: the first
+   * snapshot into an empty store, or after a write that failed). Cheap: the columns are copies of a
+   * few KB each, the readings are packed into one array. restoreFrom() with the same plant and the
+   * columns written so far carries on exactly.
+   */
+  snapshot(full = false): AccountingSnapshot {
+    const generation = this.generation++
+    const columns: ColumnWrite[] = []
+    const sites: AccountingState['sites'] = []
+    for (const [id, site] of this.sites) {
+      const store = site.store
+      for (const [minute, bytes] of store.takeColumns(full)) columns.push({ site: id, minute, bytes })
+      for (const [minute, column] of site.cold) {
+        if (full || site.coldChanged.has(minute)) columns.push({ site: id, minute, bytes: column.buckets.column(0) })
+      }
+      site.coldChanged.clear()
+      sites.push({
+        id,
+        length: store.length,
+        nEq: store.nEq,
+        nAgg: store.nAgg,
+        newest: store.newest,
+        clock: site.clock,
+        firstMinute: site.firstMinute,
+        emittedThrough: site.emittedThrough,
+        dirty: [...site.dirty],
+        revisions: Object.fromEntries(STEPS.map((s) => [s, [...site.revisions[s]]])),
+        carbon: site.carbon.map((v) => ({ ...v })),
+        monthKey: site.monthKey,
+        monthPeakWh: site.monthPeakWh.slice(),
+        spans: site.spans.flatMap((spans, eq) =>
+          spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
+        ) as [number, [number, number][]][],
+      })
+    }
+    return {
+      state: {
+        format: 'plantwatt-accounting-state',
+        version: 1,
+        counters: { ...this.counters },
+        sites,
+        devices: this.packSeries(),
+        outbox: this.outbox.map((entry) => ({ ...entry.event })),
+      },
+      columns,
+      generation,
+    }
+  }
+
+  private packSeries(): PackedSeries {
+    const device: string[] = []
+    const name: string[] = []
+    let values = 0
+    const all: ReadingSeries[] = []
+    for (const [id, dev] of this.devices) {
+      const add = (n: string, s: ReadingSeries) => {
+        device.push(id)
+        name.push(n)
+        all.push(s)
+        values += s.len * (s.v ? 2 : 1)
+      }
+      add('energy', dev.energy)
+      add('power', dev.power)
+      for (const [n, s] of dev.others) add(n, s)
+    }
+    const len = new Uint32Array(all.length)
+    const flags = new Uint8Array(all.length)
+    const ever = new Float64Array(all.length * 2)
+    const data = new Float64Array(values)
+    let at = 0
+    for (let k = 0; k < all.length; k++) {
+      const s = all[k]!
+      len[k] = s.len
+      flags[k] = (s.v ? 1 : 0) | (s.evicted ? 2 : 0)
+      ever[2 * k] = s.firstEver
+      ever[2 * k + 1] = s.lastEver
+      data.set(s.t.subarray(s.head, s.head + s.len), at)
+      at += s.len
+      if (s.v) {
+        data.set(s.v.subarray(s.head, s.head + s.len), at)
+        at += s.len
+      }
+    }
+    return { device, name, len, flags, ever, data }
+  }
+
+  /**
+   * A new engine for the same plant model from a snapshot()'s state and the columns persisted with
+   * it and before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros).
+   */
+  static restoreFrom(
+    plant: PlantIndex,
+    state: AccountingState,
+    column: (site: string, minute: number) => Uint8Array | undefined,
+    options: AccountingOptions = {},
+  ): Accounting {
+    if (state?.format !== 'plantwatt-accounting-state' || state.version !== 1) {
+      throw new TypeError('not a plantwatt accounting state of version 1')
+    }
+    const engine = new Accounting(plant, options)
+    Object.assign(engine.counters, state.counters)
+    for (const saved of state.sites) {
+      const site = engine.sites.get(saved.id)
+      if (site === undefined) throw new RangeError(`checkpoint has site ${saved.id}, the plant has not`)
+      const store = site.store
+      if (saved.length !== store.length || saved.nEq !== store.nEq || saved.nAgg !== store.nAgg) {
+        throw new RangeError(`checkpoint of site ${saved.id} does not fit this plant model and history length`)
+      }
+      if (saved.newest > Number.NEGATIVE_INFINITY) {
+        store.advanceTo(saved.newest)
+        for (let m = store.oldest(); m <= store.newest; m++) {
+          const bytes = column(saved.id, m)
+          if (bytes !== undefined) store.loadColumn(store.slot(m), bytes, site.equipmentAggregates)
+        }
+      }
+      store.changed.clear()
+      site.clock = saved.clock
+      site.firstMinute = saved.firstMinute
+      site.emittedThrough = saved.emittedThrough
+      site.dirty = new Set(saved.dirty)
+      for (const step of STEPS) site.revisions[step] = new Map(saved.revisions[step])
+      site.carbon = saved.carbon
+      site.monthKey = saved.monthKey
+      site.monthPeakWh.set(saved.monthPeakWh)
+      for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+    }
+    engine.outbox = (state.outbox ?? []).map((event) => ({ event, generation: 0 }))
+    const packed = state.devices
+    let at = 0
+    for (let k = 0; k < packed.device.length; k++) {
+      const n = packed.len[k]!
+      const withValues = (packed.flags[k]! & 1) === 1
+      const t = packed.data.subarray(at, at + n)
+      at += n
+      const v = withValues ? packed.data.subarray(at, at + n) : undefined
+      if (withValues) at += n
+      const info = plant.device(packed.device[k]!)
+      if (info === undefined) continue
+      const restored = ReadingSeries.from({
+        t,
+        v,
+        evicted: (packed.flags[k]! & 2) === 2,
+        firstEver: packed.ever[2 * k]!,
+        lastEver: packed.ever[2 * k + 1]!,
+      })
+      const dev = engine.deviceOf(info)
+      const name = packed.name[k]!
+      if (name === 'energy') Object.assign(dev.energy, restored)
+      else if (name === 'power') Object.assign(dev.power, restored)
+      else dev.others.set(name, restored)
+    }
+    return engine
   }
 
   /** A new engine for the same plant model from a checkpoint(). */

@@ -12,6 +12,11 @@
 // - areas and the site: the same figures in Float64 (still whole numbers, so still exact);
 //   lines are the sums of their equipment, computed when read (a line holds a handful);
 // - the site: PV generation G and grid-meter import (mWh) for carbon (§7).
+//
+// Persistence (issue 13): the checkpoint does not carry the ring. Each minute's *column* (its
+// equipment energy, idle and peak codes, PV and grid) is written to the processor's state store
+// when it changed since the last checkpoint (`changed`, `takeColumns`); the aggregates are sums of
+// the equipment and are rebuilt when a column is loaded (`loadColumn`), exactly (whole numbers).
 // peakW of a scope is the sum of its equipment's peaks ("sum of maxima"): an upper bound of the
 // coincident peak, linear, so it can be kept incrementally and is the same in any order. An
 // equipment's peak is its highest power reading in the minute (one power meter per equipment is
@@ -44,6 +49,12 @@ export class SiteBuckets {
   readonly grid: Float64Array
   /** Newest minute held (the site clock's minute), -Infinity before any. */
   newest = Number.NEGATIVE_INFINITY
+  /** Minutes held whose column changed since the last takeColumns(). */
+  readonly changed = new Set<number>()
+  /** Columns of changed minutes that the ring moved past before a checkpoint took them. */
+  readonly evicted = new Map<number, Uint8Array>()
+  /** Bytes of one column (columnBytes(nEq)). */
+  readonly columnBytes: number
 
   constructor(
     readonly length: number,
@@ -59,6 +70,7 @@ export class SiteBuckets {
     this.aggPeak = new Float64Array(length * nAgg)
     this.pv = new Float64Array(length)
     this.grid = new Float64Array(length)
+    this.columnBytes = columnBytes(nEq)
   }
 
   slot(minute: number): number {
@@ -83,6 +95,9 @@ export class SiteBuckets {
     const from = Math.max(this.newest + 1, minute - this.length + 1)
     for (let m = from; m <= minute; m++) {
       const slot = this.slot(m)
+      const old = this.slotMinute[slot]!
+      // A changed column not yet checkpointed keeps its bytes until the next checkpoint takes them.
+      if (this.changed.delete(old)) this.evicted.set(old, this.column(slot))
       this.slotMinute[slot] = m
       this.eqEnergy.fill(0, slot * this.nEq, (slot + 1) * this.nEq)
       this.eqIdle.fill(0, slot * this.nEq, (slot + 1) * this.nEq)
@@ -97,6 +112,7 @@ export class SiteBuckets {
   }
 
   addEquipment(slot: number, eq: number, aggs: readonly number[], energy: number, idle: number): void {
+    this.changed.add(this.slotMinute[slot]!)
     const i = slot * this.nEq + eq
     this.eqEnergy[i]! += energy
     this.eqIdle[i]! += idle
@@ -113,11 +129,105 @@ export class SiteBuckets {
     const i = slot * this.nEq + eq
     const old = this.eqPeak[i]!
     if (code <= old) return false
+    this.changed.add(this.slotMinute[slot]!)
     this.eqPeak[i] = code
     const delta = PEAK_WATTS[code]! - PEAK_WATTS[old]!
     const base = slot * this.nAgg
     for (let k = 0; k < aggs.length; k++) this.aggPeak[base + aggs[k]!]! += delta
     return true
+  }
+
+  /** Adds site PV generation (mWh) to a minute. */
+  addPv(slot: number, mWh: number): void {
+    this.changed.add(this.slotMinute[slot]!)
+    this.pv[slot]! += mWh
+  }
+
+  /** Adds grid-meter import (mWh) to a minute. */
+  addGrid(slot: number, mWh: number): void {
+    this.changed.add(this.slotMinute[slot]!)
+    this.grid[slot]! += mWh
+  }
+
+  /**
+   * The column of a slot as bytes (layout in columnBytes); an empty array when the minute holds
+   * nothing, which loads back as zeros.
+   */
+  column(slot: number): Uint8Array {
+    const n = this.nEq
+    if (this.pv[slot] === 0 && this.grid[slot] === 0 && isZero(this.eqEnergy, this.eqIdle, this.eqPeak, slot * n, n)) {
+      return EMPTY
+    }
+    const out = new Uint8Array(this.columnBytes)
+    const f = new Float64Array(out.buffer, 0, 2)
+    f[0] = this.pv[slot]!
+    f[1] = this.grid[slot]!
+    new Int32Array(out.buffer, 16, n).set(this.eqEnergy.subarray(slot * n, (slot + 1) * n))
+    new Int32Array(out.buffer, 16 + 4 * n, n).set(this.eqIdle.subarray(slot * n, (slot + 1) * n))
+    new Uint16Array(out.buffer, 16 + 8 * n, n).set(this.eqPeak.subarray(slot * n, (slot + 1) * n))
+    return out
+  }
+
+  /**
+   * The columns that changed since the last call, as [minute, bytes] (the ring's and those it moved
+   * past), oldest first; `all` takes every held minute (after a failed checkpoint write).
+   */
+  takeColumns(all = false): [number, Uint8Array][] {
+    const out: [number, Uint8Array][] = [...this.evicted]
+    this.evicted.clear()
+    if (all && this.newest > Number.NEGATIVE_INFINITY) {
+      for (let m = this.oldest(); m <= this.newest; m++) out.push([m, this.column(this.slot(m))])
+    } else {
+      for (const m of this.changed) out.push([m, this.column(this.slot(m))])
+    }
+    this.changed.clear()
+    return out.sort((a, b) => a[0] - b[0])
+  }
+
+  /**
+   * Sets a held minute's column from bytes written by column() (empty: zeros) and rebuilds the
+   * aggregate rows from the equipment (`aggregatesOf[eq]`, the rows each equipment adds to).
+   */
+  loadColumn(slot: number, bytes: Uint8Array, aggregatesOf: readonly (readonly number[])[]): void {
+    const n = this.nEq
+    const e = slot * n
+    const a = slot * this.nAgg
+    this.aggEnergy.fill(0, a, a + this.nAgg)
+    this.aggIdle.fill(0, a, a + this.nAgg)
+    this.aggPeak.fill(0, a, a + this.nAgg)
+    if (bytes.byteLength === 0) {
+      this.eqEnergy.fill(0, e, e + n)
+      this.eqIdle.fill(0, e, e + n)
+      this.eqPeak.fill(0, e, e + n)
+      this.pv[slot] = 0
+      this.grid[slot] = 0
+      return
+    }
+    if (bytes.byteLength !== this.columnBytes) {
+      throw new RangeError(`a column of ${bytes.byteLength} bytes does not fit ${n} equipment`)
+    }
+    // Copied byte-wise: a stored value need not be aligned for a typed-array view.
+    const view = (target: Float64Array | Int32Array | Uint16Array, at: number, width: number) =>
+      new Uint8Array(target.buffer, target.byteOffset + at * width, n * width)
+    const f = new Float64Array(2)
+    new Uint8Array(f.buffer).set(bytes.subarray(0, 16))
+    this.pv[slot] = f[0]!
+    this.grid[slot] = f[1]!
+    view(this.eqEnergy, e, 4).set(bytes.subarray(16, 16 + 4 * n))
+    view(this.eqIdle, e, 4).set(bytes.subarray(16 + 4 * n, 16 + 8 * n))
+    view(this.eqPeak, e, 2).set(bytes.subarray(16 + 8 * n, 16 + 10 * n))
+    for (let eq = 0; eq < n; eq++) {
+      const aggs = aggregatesOf[eq]!
+      const energy = this.eqEnergy[e + eq]!
+      const idle = this.eqIdle[e + eq]!
+      const peak = PEAK_WATTS[this.eqPeak[e + eq]!]!
+      if (energy === 0 && idle === 0 && peak === 0) continue
+      for (let k = 0; k < aggs.length; k++) {
+        this.aggEnergy[a + aggs[k]!]! += energy
+        this.aggIdle[a + aggs[k]!]! += idle
+        this.aggPeak[a + aggs[k]!]! += peak
+      }
+    }
   }
 
   /** Bytes held in typed arrays (the bucket history's memory). */
@@ -134,4 +244,19 @@ export class SiteBuckets {
       this.grid.byteLength
     )
   }
+}
+
+/**
+ * Bytes of one minute's column of `nEq` equipment: PV and grid (2 × float64), then equipment
+ * energy and idle (int32 each), then peak codes (uint16), in the machine's byte order.
+ */
+export function columnBytes(nEq: number): number {
+  return 16 + 10 * nEq
+}
+
+const EMPTY = new Uint8Array(0)
+
+function isZero(a: Int32Array, b: Int32Array, c: Uint16Array, from: number, n: number): boolean {
+  for (let i = from; i < from + n; i++) if (a[i] !== 0 || b[i] !== 0 || c[i] !== 0) return false
+  return true
 }

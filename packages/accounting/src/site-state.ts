@@ -5,6 +5,7 @@ import type { SiteInfo } from '@plantwatt/plant'
 import { SiteBuckets } from './bucket-store.ts'
 import { type BucketStep, LocalCalendar } from './calendar.ts'
 import type { CarbonVersion } from './carbon.ts'
+import type { ColdColumn } from './cold-minutes.ts'
 import type { Span } from './spread.ts'
 
 export type ScopeKind = 'equipment' | 'line' | 'aggregate'
@@ -51,6 +52,12 @@ export class SiteState {
     '1h': new Map(),
     '1d': new Map(),
   }
+  /** Minutes older than the ring held to take late readings (cold-minutes.ts), by minute. */
+  readonly cold = new Map<number, ColdColumn>()
+  /** Cold minutes changed since their buckets were last revised. */
+  readonly coldDirty = new Set<number>()
+  /** Cold minutes changed since the last snapshot (their columns go into the next checkpoint). */
+  readonly coldChanged = new Set<number>()
   /** Local month (year × 12 + month) of monthPeakWh. */
   monthKey = -1
   /** Per scope: the highest closed 15-minute energy of the month, Wh. */

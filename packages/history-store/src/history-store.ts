@@ -173,6 +173,21 @@ export class HistoryStore {
     return out
   }
 
+  /**
+   * One bucket as committed, undefined when none (a synchronous read of the memory map, about a
+   * microsecond): the processor revises a bucket whose minutes it no longer holds from it.
+   */
+  get(scope: string, step: BucketStep, tMs: number): BucketRecord | undefined {
+    const id = this.ids.get(scope)
+    const minute = this.minuteOf(tMs)
+    if (id === undefined || minute === undefined || !BUCKET_STEPS.includes(step)) return undefined
+    const value =
+      step === '1m'
+        ? this.minutes.getBinaryFast(encodeMinuteKey(id, minute))
+        : this.rows.getBinaryFast(encodeKey(id, step, minute))
+    return value === undefined ? undefined : decodeBucket(tMs, value)
+  }
+
   /** Demand intervals of `scope` with fromMs ≤ t < toMs, ordered by t, at most `limit`. */
   async demand(scope: string, fromMs: number, toMs: number, limit: number): Promise<DemandRecord[]> {
     const out: DemandRecord[] = []

@@ -5,8 +5,8 @@ import { createGateway } from '@plantwatt/gateway'
 import { PlantIndex } from '@plantwatt/plant'
 import { type JournalSource, Processor, registerProcessorMetrics } from '@plantwatt/processor'
 import { IngestJournal, type Logger, loadDeviceSecret, prepareDataDirectory } from '@plantwatt/runtime'
-import { backfillDemo } from './demo-backfill.ts'
 import { upPrimary } from './cluster/primary.ts'
+import { backfillDemo } from './demo-backfill.ts'
 import {
   checkpointPath,
   cleanDataDir,

@@ -1,13 +1,19 @@
-// The processor's checkpoint in the data directory: everything the pipeline must carry over a
-// restart (counter baselines, retained readings, open buckets and their history, open idle
-// episodes and alerts, learned thresholds, the alert log) and the last journal record it covers.
-// Serialised with node:v8, which keeps typed arrays as they are (a large plant's bucket history
-// is hundreds of MB: more than a JavaScript string may hold). Written atomically.
+// The processor's checkpoint encodings.
+//
+// Since issue 13 the checkpoint lives in the processor's state store (state-store.ts): the
+// changed minutes of accounting's 1-minute ring as columns, and everything else the pipeline must
+// carry over a restart (counter baselines, retained readings packed into one array, open idle
+// episodes and alerts, learned thresholds, the alert log, the tuners, the newest readings per
+// device) as one node:v8 blob with the last journal record it covers (`encodeState`).
+//
+// `CheckpointFile` reads the file of older versions (`processor/checkpoint.v8`: the same, with the
+// whole ring inside, hundreds of MB at 10,000 devices), so that a data directory written by one is
+// restored once and then superseded by the state store.
 
 import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
 import { writeFileAtomic } from '@plantwatt/runtime'
-import type { PipelineCheckpoint } from './pipeline.ts'
+import type { PipelineCheckpoint, PipelineState } from './pipeline.ts'
 import type { TuningCheckpoint } from './tuning-loop.ts'
 
 export interface ProcessorCheckpoint {
@@ -55,5 +61,64 @@ export class CheckpointFile {
       pipeline: value.pipeline,
       tuning: value.tuning,
     }
+  }
+}
+
+/** The state store's blob: the pipeline's state without the ring's columns. */
+export interface ProcessorState {
+  /** Slot 0's position (see ProcessorCheckpoint). */
+  journalSeq: number
+  /** Each journal slot's position (issue 16: one ingest journal per broker worker). */
+  journalSeqs?: Record<number, number>
+  savedAt: number
+  pipeline: PipelineState
+  tuning?: TuningCheckpoint
+}
+
+const STATE_FORMAT = 'plantwatt-processor-state'
+const STATE_VERSION = 1
+
+/** The state's blob and the large arrays stored beside it (state-store.ts StateWrite.arrays). */
+export interface EncodedState {
+  blob: Buffer
+  arrays: Record<string, Uint8Array>
+}
+
+/**
+ * Serialised at once (synchronously): the blob is the state of one moment, whatever runs after.
+ * The retained readings (one packed array, most of the state's bytes) stay out of node:v8, which
+ * would copy them into the blob on the event loop; they are written beside it, as they are.
+ */
+export function encodeState(state: ProcessorState): EncodedState {
+  const devices = state.pipeline.accounting.devices
+  const series = devices.data
+  const blob = serialize({
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    ...state,
+    pipeline: { ...state.pipeline, accounting: { ...state.pipeline.accounting, devices: { ...devices, data: NONE } } },
+  })
+  return { blob, arrays: { series: new Uint8Array(series.buffer, series.byteOffset, series.byteLength) } }
+}
+
+const NONE = new Float64Array(0)
+
+/** The state from its blob and the arrays stored beside it (`array(name)`, undefined when absent). */
+export function decodeState(bytes: Uint8Array, array: (name: string) => Uint8Array | undefined): ProcessorState {
+  const value = deserialize(bytes) as { format?: string; version?: number } & ProcessorState
+  if (value?.format !== STATE_FORMAT || value.version !== STATE_VERSION) {
+    throw new Error(`not a plantwatt processor state (version ${STATE_VERSION})`)
+  }
+  const stored = array('series') ?? new Uint8Array(0)
+  // Copied into an array of its own: a stored value need not be aligned for a Float64Array view.
+  const series = new Float64Array(stored.byteLength / 8)
+  new Uint8Array(series.buffer).set(stored)
+  value.pipeline.accounting.devices.data = series
+  return {
+    journalSeq: value.journalSeq,
+    journalSeqs: value.journalSeqs,
+    savedAt: value.savedAt,
+    pipeline: value.pipeline,
+    tuning: value.tuning,
   }
 }

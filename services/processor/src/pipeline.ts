@@ -8,7 +8,9 @@ import {
   type AcceptResult,
   Accounting,
   type AccountingOptions,
+  type AccountingState,
   type BucketEvent,
+  type ColumnWrite,
   powerInRange,
 } from '@plantwatt/accounting'
 import type { Alert, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
@@ -76,6 +78,32 @@ export interface PipelineCheckpoint {
   stats: PipelineStats
 }
 
+/**
+ * The pipeline's state without accounting's 1-minute ring (issue 13): written with the ring's
+ * changed columns in one transaction of the processor's state store (state-store.ts).
+ */
+export interface PipelineState {
+  format: 'plantwatt-processor-state'
+  version: 1
+  accounting: AccountingState
+  detection: DetectionCheckpoint
+  devices: [string, DeviceCounters][]
+  stats: PipelineStats
+}
+
+export interface PipelineSnapshot {
+  state: PipelineState
+  columns: ColumnWrite[]
+  /** Accounting's snapshot generation (Accounting.coldCommitted). */
+  generation: number
+}
+
+/** A state to restore from, with the persisted columns of the ring (undefined: none, zeros). */
+export interface RestoredPipelineState {
+  state: PipelineState
+  column: (site: string, minute: number) => Uint8Array | undefined
+}
+
 export class ReadingPipeline {
   readonly stats: PipelineStats = {
     messages: 0,
@@ -101,7 +129,7 @@ export class ReadingPipeline {
   constructor(
     readonly plant: PlantIndex,
     options: PipelineOptions = {},
-    restored?: PipelineCheckpoint,
+    restored?: PipelineCheckpoint | RestoredPipelineState,
   ) {
     this.acceptOld = options.acceptOld === true
     this.maxProcessNames = options.maxProcessNames ?? DEFAULT_MAX_PROCESS_NAMES
@@ -109,9 +137,11 @@ export class ReadingPipeline {
       throw new RangeError('maxProcessNames must be a non-negative integer')
     }
     this.live = new LiveState(plant)
-    this.accounting = restored
-      ? Accounting.restore(plant, restored.accounting, options.accounting)
-      : new Accounting(plant, options.accounting)
+    const saved = restored === undefined ? undefined : 'state' in restored ? restored.state : restored
+    if (restored === undefined) this.accounting = new Accounting(plant, options.accounting)
+    else if ('state' in restored) {
+      this.accounting = Accounting.restoreFrom(plant, restored.state.accounting, restored.column, options.accounting)
+    } else this.accounting = Accounting.restore(plant, restored.accounting, options.accounting)
     const accounting = this.accounting
     // Detection asks accounting for an idle episode's energy and tells it the idle spans, so that
     // `wastedWh` and each bucket's `idleWh` come from the same energy as the buckets themselves.
@@ -124,11 +154,11 @@ export class ReadingPipeline {
         accounting.setIdleSpan(scope, startS, endS)
       },
     }
-    this.detection = restored
-      ? Detection.restore(plant, ports, restored.detection, options.detection)
+    this.detection = saved
+      ? Detection.restore(plant, ports, saved.detection, options.detection)
       : new Detection(plant, ports, options.detection)
-    if (restored) {
-      for (const [deviceId, counters] of restored.devices) {
+    if (saved) {
+      for (const [deviceId, counters] of saved.devices) {
         const device = plant.device(deviceId)
         if (device === undefined) continue
         this.devices.set(deviceId, counters)
@@ -138,7 +168,7 @@ export class ReadingPipeline {
         const power = counters.last?.get('power')
         if (power !== undefined) this.live.applyPower(device, power[0], power[1])
       }
-      Object.assign(this.stats, restored.stats)
+      Object.assign(this.stats, saved.stats)
       for (const site of plant.sites.keys()) {
         const clock = this.accounting.siteClock(site)
         if (clock !== undefined) this.live.observeTime(site, clock)
@@ -274,6 +304,27 @@ export class ReadingPipeline {
     return clock === undefined ? null : Math.round(clock * 1000)
   }
 
+  /**
+   * The state for the processor's state store and the ring's columns changed since the previous
+   * snapshot (all held ones when `full`). Synchronous: the caller pairs it with a journal position.
+   */
+  snapshot(full = false): PipelineSnapshot {
+    const accounting = this.accounting.snapshot(full)
+    return {
+      state: {
+        format: 'plantwatt-processor-state',
+        version: 1,
+        accounting: accounting.state,
+        detection: this.detection.checkpoint(),
+        devices: [...this.devices],
+        stats: structuredClone(this.stats),
+      },
+      columns: accounting.columns,
+      generation: accounting.generation,
+    }
+  }
+
+  /** The whole state in the format before the state store (tests; node:v8 of it was the old file). */
   checkpoint(): PipelineCheckpoint {
     return {
       format: 'plantwatt-processor',

@@ -1,3 +1,5 @@
+import { rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import type { BucketEvent, BucketRow } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
@@ -27,12 +29,19 @@ import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { JournalRecord } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
-import { CheckpointFile } from './checkpoint-file.ts'
+import { CheckpointFile, decodeState, encodeState, type ProcessorCheckpoint } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
 import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
-import { type DeviceCounters, type PipelineOptions, type PipelineStats, ReadingPipeline } from './pipeline.ts'
+import {
+  type DeviceCounters,
+  type PipelineOptions,
+  type PipelineStats,
+  ReadingPipeline,
+  type RestoredPipelineState,
+} from './pipeline.ts'
 import { ReportQuery } from './report-query.ts'
+import { type ColumnPut, ProcessorStateStore } from './state-store.ts'
 import type { TuningStats } from './tuning-loop.ts'
 import { TuningService } from './tuning-service.ts'
 
@@ -61,8 +70,14 @@ export interface ProcessorOptions {
    * number; `journal`, if also given, is slot 0. The checkpoint records each slot's position.
    */
   journals?: ReadonlyMap<number, JournalSource>
-  /** The processor's checkpoint file (in the data directory); none: state lives in memory only. */
+  /**
+   * Where the checkpoint lives: the state store (state-store.ts) is the directory `stateDir`, by
+   * default `state` next to this path (`<data-dir>/processor/state`); a file at this path is a
+   * checkpoint of an older version, restored once and then removed. None: state lives in memory only.
+   */
   checkpointPath?: string
+  /** The state store's directory (default: `state` next to checkpointPath). */
+  stateDir?: string
   /** How often the checkpoint is written, ms (default 60 s); also at stop. */
   checkpointIntervalMs?: number
   /** History store (InfluxDB); buckets and alert events go there as points. */
@@ -133,7 +148,11 @@ export class Processor {
   private live!: LivePublisher
   private readonly now: () => number
   private readonly unsubscribes: Unsubscribe[] = []
-  private readonly checkpointFile: CheckpointFile | undefined
+  private stateStore: ProcessorStateStore | undefined
+  /** The next checkpoint writes every column the ring holds (first after a legacy restore, or a failed write). */
+  private fullNext = false
+  /** A legacy checkpoint file to remove once the state store holds a checkpoint. */
+  private legacyFile: string | undefined
   private publishTimer: NodeJS.Timeout | undefined
   private checkpointTimer: NodeJS.Timeout | undefined
   private pruneTimer: NodeJS.Timeout | undefined
@@ -148,6 +167,10 @@ export class Processor {
   private publishIntervalMs: number
   /** Bucket events sent again with a higher revision (late readings changed them). */
   bucketRevisions = 0
+  /** accounting's beyondHistory as last logged. */
+  private beyondLogged = 0
+  /** The last checkpoint written: bytes of its state (blob and arrays), columns and their bytes (uncompressed). */
+  lastCheckpoint: { bytes: number; columns: number; columnBytes: number } | undefined
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
@@ -155,7 +178,6 @@ export class Processor {
     const journals = new Map(options.journals ?? [])
     if (options.journal) journals.set(0, options.journal)
     this.journals = journals
-    this.checkpointFile = options.checkpointPath ? new CheckpointFile(options.checkpointPath) : undefined
     this.historySink = options.historyStore
       ? new HistoryStoreSink({
           store: options.historyStore,
@@ -199,7 +221,7 @@ export class Processor {
     if (this.started) return
     this.started = true
     const { bus, logger } = this.options
-    const restored = await this.checkpointFile?.read()
+    const restored = await this.restore()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
     this.tuningService = new TuningService({
       plant: this.options.plant,
@@ -230,6 +252,16 @@ export class Processor {
         { journalSeqs: Object.fromEntries(this.journalSeqs), savedAt: restored.savedAt },
         'processor state restored',
       )
+    }
+    this.beyondLogged = this.pipeline.accounting.counters.beyondHistory
+    const { stateStore, historySink } = this
+    if (stateStore && historySink) {
+      // Late readings for minutes older than the ring (issue 13): their columns from the state
+      // store, the buckets they revise as last written to the history store.
+      this.pipeline.accounting.cold = {
+        column: (site, minute) => stateStore.column(site, minute),
+        bucket: (scope, step, tMs) => historySink.latest(scope, step, tMs),
+      }
     }
 
     if (this.journals.size > 0) {
@@ -290,10 +322,12 @@ export class Processor {
       this.pruneTimer = setInterval(() => void this.pruneHistory(), this.options.historyPruneIntervalMs ?? 600_000)
       this.pruneTimer.unref()
     }
-    if (this.checkpointFile) {
+    if (this.stateStore) {
       this.checkpointTimer = setInterval(() => void this.checkpoint(), this.options.checkpointIntervalMs ?? 60_000)
       this.checkpointTimer.unref()
     }
+    // Cold revisions the last checkpoint held, maybe sent before the restart: again (the store drops repeats).
+    this.sendCold(this.pipeline.accounting.coldRestored())
     // A gateway that started first asked for a sync before anyone listened: answer it now.
     this.publishAll()
   }
@@ -331,6 +365,65 @@ export class Processor {
     this.publishChanges()
     await this.checkpoint()
     await this.historyWritten()
+    await this.stateStore?.close()
+    this.stateStore = undefined
+  }
+
+  /**
+   * Opens the state store and reads the checkpoint: the state store's, else a checkpoint file of an
+   * older version (restored once; the first checkpoint then writes every column and removes it). A
+   * legacy file that cannot be read or does not fit the plant is refused with a logged error, and
+   * the processor starts from the journal alone (never a crash over a file it can do without).
+   */
+  private async restore(): Promise<
+    | (Omit<ProcessorCheckpoint, 'pipeline'> & { pipeline: RestoredPipelineState | ProcessorCheckpoint['pipeline'] })
+    | undefined
+  > {
+    const { checkpointPath, logger } = this.options
+    if (!checkpointPath) return undefined
+    const store = new ProcessorStateStore(this.options.stateDir ?? join(dirname(checkpointPath), 'state'))
+    this.stateStore = store
+    const blob = store.readState()
+    let legacy: ProcessorCheckpoint | undefined
+    try {
+      legacy = await new CheckpointFile(checkpointPath).read()
+    } catch (error) {
+      logger.error({ err: error, path: checkpointPath }, 'checkpoint file of an older version unreadable: not restored')
+      if (blob === undefined) return undefined
+    }
+    if (blob !== undefined) {
+      const state = decodeState(blob, (name) => store.readArray(name))
+      if (legacy) {
+        // A crash after the state store's first checkpoint, before the file's removal.
+        this.legacyFile = checkpointPath
+        logger.info({ path: checkpointPath }, 'checkpoint file of an older version superseded by the state store')
+      }
+      return {
+        journalSeq: state.journalSeq,
+        journalSeqs: state.journalSeqs,
+        savedAt: state.savedAt,
+        tuning: state.tuning,
+        pipeline: { state: state.pipeline, column: (site, minute) => store.column(site, minute) },
+      }
+    }
+    if (!legacy) return undefined
+    try {
+      // Built here once to know that it fits the plant; the pipeline is then built from it again.
+      new ReadingPipeline(this.options.plant, this.options.pipeline, legacy.pipeline)
+    } catch (error) {
+      logger.error(
+        { err: error, path: checkpointPath },
+        'checkpoint file of an older version does not fit this plant: not restored, starting from the journal alone',
+      )
+      return undefined
+    }
+    logger.warn(
+      { path: checkpointPath, journalSeq: legacy.journalSeq },
+      'restoring a checkpoint file of an older version once; the state store supersedes it at the next checkpoint',
+    )
+    this.fullNext = true
+    this.legacyFile = checkpointPath
+    return legacy
   }
 
   /** The figures of one scope as the processor holds them now (GET /api/v1/live, tests). */
@@ -355,7 +448,7 @@ export class Processor {
    * finding 2); callers meanwhile share that one.
    */
   checkpoint(): Promise<void> {
-    if (!this.checkpointFile) return Promise.resolve()
+    if (!this.stateStore) return Promise.resolve()
     if (this.checkpointing) {
       this.nextCheckpoint ??= this.checkpointing.then(() => {
         this.nextCheckpoint = undefined
@@ -364,24 +457,52 @@ export class Processor {
       return this.nextCheckpoint
     }
     this.checkpointing = (async () => {
+      const store = this.stateStore!
       try {
         const started = this.now()
-        let { journalSeqs, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten()
+        const full = this.fullNext
+        this.fullNext = false
+        // Columns taken by every round: a round takes only what changed since the one before.
+        const columns = new Map<string, ColumnPut>()
+        const take = (list: ColumnPut[]) => {
+          for (const column of list) columns.set(`${column.site} ${column.minute}`, column)
+        }
+        let snapshot = await this.snapshotWithHistoryWritten(full, started)
+        take(snapshot.columns)
         // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
         // snapshot: take it again so that the revisions it records are not behind the store.
-        for (let round = 0; round < 3 && conflicted; round++) {
-          ;({ journalSeqs, pipeline, tuning, conflicted } = await this.snapshotWithHistoryWritten())
+        for (let round = 0; round < 3 && snapshot.conflicted; round++) {
+          snapshot = await this.snapshotWithHistoryWritten(false, started)
+          take(snapshot.columns)
         }
-        await this.checkpointFile!.write({
-          journalSeq: journalSeqs.get(0) ?? 0,
-          journalSeqs: Object.fromEntries(journalSeqs),
-          savedAt: started,
-          pipeline,
-          tuning,
-        })
+        const { journalSeqs, generation } = snapshot
+        try {
+          await store.write({
+            state: snapshot.state.blob,
+            arrays: snapshot.state.arrays,
+            columns: [...columns.values()],
+            pruneBefore: this.pipeline.accounting.columnFloors(),
+          })
+        } catch (error) {
+          // The columns taken are not on disk: the next checkpoint writes all the ring holds.
+          this.fullNext = true
+          throw error
+        }
+        const bytes =
+          snapshot.state.blob.byteLength + Object.values(snapshot.state.arrays).reduce((n, a) => n + a.byteLength, 0)
+        let columnBytes = 0
+        for (const column of columns.values()) columnBytes += column.bytes.byteLength
+        this.lastCheckpoint = { bytes, columns: columns.size, columnBytes }
+        // Revisions of minutes older than the ring go out once their columns are on disk.
+        this.sendCold(this.pipeline.accounting.coldCommitted(generation))
         for (const [slot, journal] of this.journals) await journal.release(journalSeqs.get(slot) ?? 0)
+        if (this.legacyFile) {
+          await rm(this.legacyFile, { force: true })
+          this.options.logger.info({ path: this.legacyFile }, 'checkpoint file of an older version removed')
+          this.legacyFile = undefined
+        }
         this.options.logger.debug(
-          { journalSeqs: Object.fromEntries(journalSeqs), ms: this.now() - started },
+          { journalSeqs: Object.fromEntries(journalSeqs), ms: this.now() - started, ...this.lastCheckpoint },
           'checkpoint written',
         )
       } catch (error) {
@@ -402,15 +523,29 @@ export class Processor {
    * step 4): the checkpoint may then let the journal go up to that sequence without losing closed
    * buckets that would be in neither place after a crash.
    */
-  private async snapshotWithHistoryWritten() {
+  private async snapshotWithHistoryWritten(full: boolean, savedAt: number) {
     const journalSeqs = new Map(this.journalSeqs)
     this.publishEvents()
-    const pipeline = this.pipeline.checkpoint()
+    const { state: pipeline, columns, generation } = this.pipeline.snapshot(full)
     // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
     const tuning = this.tuningService.loop.checkpoint()
+    // Encoded in the same turn too: nothing that runs while the store is written can change it.
+    const state = encodeState({
+      journalSeq: journalSeqs.get(0) ?? 0,
+      journalSeqs: Object.fromEntries(journalSeqs),
+      savedAt,
+      pipeline,
+      tuning,
+    })
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
-    return { journalSeqs, pipeline, tuning, conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore }
+    return {
+      journalSeqs,
+      state,
+      columns,
+      generation,
+      conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
+    }
   }
 
   /**
@@ -591,6 +726,14 @@ export class Processor {
     this.tuningService.publishEvents()
     if (buckets.length > 0) this.publishBuckets(buckets)
     this.historySink?.write(buckets)
+    const beyond = this.pipeline.accounting.counters.beyondHistory
+    if (beyond > this.beyondLogged) {
+      this.options.logger.warn(
+        { beyondHistory: beyond, new: beyond - this.beyondLogged },
+        'energy of late readings not placed: their minutes are older than maxAgeS, or no state store keeps them',
+      )
+      this.beyondLogged = beyond
+    }
     if (alerts.length > 0) this.publishAlerts(alerts)
     const history = this.options.history
     if (history && (buckets.length > 0 || alerts.length > 0)) {
@@ -599,6 +742,14 @@ export class Processor {
       for (const { seq, event } of alerts) points.push(alertPoint({ ...event, seq }))
       history.write(points)
     }
+  }
+
+  /** Cold revisions (accounting's cold-minutes.ts) to the bus and the history store. */
+  private sendCold(events: BucketEvent[]): void {
+    if (events.length === 0) return
+    this.publishBuckets(events)
+    this.historySink?.write(events)
+    this.options.logger.info({ buckets: events.length }, 'buckets of minutes older than the ring revised')
   }
 
   private publishBuckets(buckets: BucketEvent[]): void {

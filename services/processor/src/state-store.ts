@@ -1,0 +1,140 @@
+// The processor's checkpoint store (issue 13): an LMDB environment of its own in the data directory
+// (`<data-dir>/processor/state`, docs/state-ownership.md), holding
+// - `columns`: one value per (site, minute), accounting's 1-minute column of that minute (its
+//   equipment's energy, idle and peak, the site's PV and grid; bucket-store.ts), written only when
+//   it changed since the previous checkpoint and kept for maxAgeS and a margin, so a late reading
+//   can still revise a minute the in-memory ring no longer holds;
+// - `state`: the rest of the processor's state as one node:v8 blob (counters, sites' metadata,
+//   retained readings packed, detection, tuning, the newest readings per device) and the journal
+//   position it covers.
+//
+// Why one environment and one transaction: the columns and the blob that claims a journal position
+// must never disagree after a crash. Were they two writes, a crash between them would leave newer
+// columns under an older journal position, and the replayed journal would add its readings to them
+// a second time. lmdb-js puts every write issued in one event turn into one transaction
+// (`eventTurnBatching`, on by default), committed and flushed on its own thread: `write` issues all
+// of a checkpoint's puts and removals synchronously, so they commit together or not at all, and the
+// event loop only hands over buffers. LZ4 compression of columns runs on that thread as well.
+
+import { type Database, open, type RootDatabase } from 'lmdb'
+
+export interface ColumnPut {
+  site: string
+  minute: number
+  bytes: Uint8Array
+}
+
+export interface StateWrite {
+  /** The state blob (checkpoint-file.ts encodeState). */
+  state: Uint8Array
+  /** Changed columns; an empty value stands for a minute of zeros. */
+  columns: readonly ColumnPut[]
+  /** Per site: columns of minutes before this one are deleted (retention). */
+  pruneBefore?: ReadonlyMap<string, number>
+  /**
+   * Large arrays of the state kept out of the blob (the retained readings), by name: lmdb-js hands
+   * a Uint8Array's memory to its write thread as it is, so they cost the event loop nothing.
+   */
+  arrays?: Readonly<Record<string, Uint8Array>>
+}
+
+const STATE_KEY = 'checkpoint'
+
+export class ProcessorStateStore {
+  private readonly root: RootDatabase
+  private readonly columns: Database<Buffer, [string, number]>
+  private readonly state: Database<Buffer, string>
+  /** Per site, the first minute whose column may still be held (raised by pruning). */
+  private readonly prunedTo = new Map<string, number>()
+  private closed = false
+
+  constructor(readonly path: string) {
+    this.root = open({ path, maxDbs: 4, compression: false, cache: false })
+    this.columns = this.root.openDB<Buffer, [string, number]>({
+      name: 'columns',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+      // Equipment columns are mostly zeros (idle energy, quiet equipment): LZ4, off the main thread.
+      compression: true,
+    })
+    this.state = this.root.openDB<Buffer, string>({ name: 'state', encoding: 'binary' })
+  }
+
+  /** The last state blob written, undefined when none was. */
+  readState(): Buffer | undefined {
+    return this.state.getBinary(STATE_KEY)
+  }
+
+  /** A large array written with the state (StateWrite.arrays), undefined when none was. */
+  readArray(name: string): Buffer | undefined {
+    return this.state.getBinary(`array:${name}`)
+  }
+
+  /**
+   * A minute's column as written (a copy: getBinaryFast's view of a compressed value is the whole
+   * decompression buffer), undefined when none is held (never written, or pruned).
+   */
+  column(site: string, minute: number): Uint8Array | undefined {
+    return this.columns.getBinary([site, minute])
+  }
+
+  /** Whether any column is held for a site (a state without columns is a fresh store). */
+  hasColumns(site: string): boolean {
+    for (const _ of this.columns.getKeys({
+      start: [site, Number.NEGATIVE_INFINITY],
+      end: [site, Number.POSITIVE_INFINITY],
+      limit: 1,
+    }))
+      return true
+    return false
+  }
+
+  /**
+   * Writes the columns, the pruning and the state blob in one transaction (see the header); resolves
+   * once it is committed and flushed to disk.
+   */
+  async write(write: StateWrite): Promise<void> {
+    if (this.closed) throw new Error('processor state store is closed')
+    const removals: [string, number][] = []
+    for (const [site, before] of write.pruneBefore ?? []) {
+      const from = this.prunedTo.get(site) ?? Number.NEGATIVE_INFINITY
+      if (before <= from) continue
+      for (const key of this.columns.getKeys({ start: [site, from], end: [site, before] })) {
+        removals.push(key as [string, number])
+      }
+      this.prunedTo.set(site, before)
+    }
+    // From here to the state's put: no await, so everything is one event turn, one transaction.
+    for (const key of removals) void this.columns.remove(key)
+    for (const column of write.columns) void this.columns.put([column.site, column.minute], column.bytes as Buffer)
+    for (const [name, bytes] of Object.entries(write.arrays ?? {}))
+      void this.state.put(`array:${name}`, bytes as Buffer)
+    const last = this.state.put(STATE_KEY, write.state as Buffer)
+    await last
+    await this.root.flushed
+  }
+
+  /** Bytes of the environment's data file and of its pages in use. */
+  stats(): { fileBytes: number; usedBytes: number; columns: number } {
+    const s = this.root.getStats() as { pageSize: number; lastPageNumber: number }
+    let used = 0
+    let columns = 0
+    for (const db of [this.columns, this.state]) {
+      const d = db.getStats() as {
+        treeBranchPageCount: number
+        treeLeafPageCount: number
+        overflowPages: number
+        entryCount: number
+      }
+      used += d.treeBranchPageCount + d.treeLeafPageCount + d.overflowPages
+      if (db === this.columns) columns = d.entryCount
+    }
+    return { fileBytes: (s.lastPageNumber + 1) * s.pageSize, usedBytes: used * s.pageSize, columns }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.root.close()
+  }
+}
