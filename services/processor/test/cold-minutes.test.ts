@@ -70,7 +70,15 @@ function feed(journal: IngestJournal, clock: { ms: number }, list: Message[]): P
   ).then(() => undefined)
 }
 
-type Row = { t: number; energyWh: number; co2G: number; idleWh: number; peakW: number }
+type Row = {
+  t: number
+  energyWh: number
+  co2G: number
+  idleWh: number
+  peakW: number
+  pvWh?: number
+  idleCo2G?: number
+}
 
 describe('a reading 3 days late (minutes older than the ring)', () => {
   let dir: string
@@ -168,6 +176,9 @@ describe('a reading 3 days late (minutes older than the ring)', () => {
         expect(now.t, `${scope} ${step}`).toBe(was.t)
         expect(now.energyWh - was.energyWh, `${scope} ${step}`).toBeCloseTo(added[step], 6)
         expect(now.co2G, `${scope} ${step}`).toBeGreaterThan(was.co2G)
+        // §5's optional figures that reports sum ride along (no PV here, no idle in that hour).
+        expect(now.pvWh, `${scope} ${step} pvWh`).toBeCloseTo(was.pvWh!, 9)
+        expect(now.idleCo2G, `${scope} ${step} idleCo2G`).toBeCloseTo(was.idleCo2G!, 9)
         // On the buckets channel: the same figures, one revision above the one sent before.
         const event = revised.filter((b) => b.scope === scope && b.step === step && b.t === was.t).at(-1)
         expect(event, `${scope} ${step}`).toBeDefined()
