@@ -745,7 +745,7 @@ export class Accounting {
   }
 
   /** Carbon factors of one slot of a cold column (the site's row is aggregate 0, as in the ring). */
-  private coldFactors(site: SiteState, b: SiteBuckets, slot: number, minute: number): [number, number] {
+  private coldFactors(site: SiteState, b: SiteBuckets, slot: number, minute: number): [number, number, number] {
     const carbon = carbonAt(site.carbon, minute)
     const f = minuteFactors(
       b.aggEnergy[slot * b.nAgg]!,
@@ -756,7 +756,7 @@ export class Accounting {
       marketIntensity(carbon),
       this.factors,
     )
-    return [f.location, f.market]
+    return [f.location, f.market, f.pvShare]
   }
 
   /** The bucket as last computed here, else as the history store holds it. */
@@ -775,8 +775,8 @@ export class Accounting {
     for (const minute of minutes) {
       const column = site.cold.get(minute)!
       const b = column.buckets
-      const [locNow, marketNow] = this.coldFactors(site, b, 0, minute)
-      const [locOld, marketOld] = this.coldFactors(site, b, 1, minute)
+      const [locNow, marketNow, pvShareNow] = this.coldFactors(site, b, 0, minute)
+      const [locOld, marketOld, pvShareOld] = this.coldFactors(site, b, 1, minute)
       for (const ref of site.refs) {
         this.scopeMinute(ref, b, 0, now)
         this.scopeMinute(ref, b, 1, old)
@@ -784,12 +784,19 @@ export class Accounting {
         const co2Old = (old.energy * locOld) / 1000
         const marketGNow = (now.energy * marketNow) / 1000
         const marketGOld = (old.energy * marketOld) / 1000
+        // §5's optional figures the reports sum: PV energy used by the scope, CO2 of its idle energy.
+        const pvNow = (now.energy * pvShareNow) / 1000
+        const pvOld = (old.energy * pvShareOld) / 1000
+        const idleCo2Now = (now.idle * locNow) / 1000
+        const idleCo2Old = (old.idle * locOld) / 1000
         if (
           now.energy === old.energy &&
           now.idle === old.idle &&
           now.peak === old.peak &&
           co2Now === co2Old &&
-          marketGNow === marketGOld
+          marketGNow === marketGOld &&
+          pvNow === pvOld &&
+          idleCo2Now === idleCo2Old
         ) {
           continue
         }
@@ -815,7 +822,11 @@ export class Accounting {
               idleWh: base?.idleWh ?? 0,
               peakW: base?.peakW ?? 0,
               revision: base === undefined ? 0 : base.revision + 1,
+              pvWh: base?.pvWh ?? 0,
+              idleCo2G: base?.idleCo2G ?? 0,
             }
+            // Output counts units, not energy: a late energy or power reading leaves it as it was.
+            if (base?.outputUnits !== undefined) event.outputUnits = base.outputUnits
             if (base?.savedWh !== undefined) event.savedWh = base.savedWh
             if (base?.savedCo2G !== undefined) event.savedCo2G = base.savedCo2G
             round.set(key, event)
@@ -827,6 +838,8 @@ export class Accounting {
             event.co2MarketG = marketGNow
             event.idleWh = now.idle / 1000
             event.peakW = now.peak
+            event.pvWh = pvNow
+            event.idleCo2G = idleCo2Now
           } else {
             // The bucket as last sent plus what this minute changed: the other minutes are not read.
             event.energyWh += (now.energy - old.energy) / 1000
@@ -834,6 +847,8 @@ export class Accounting {
             event.co2MarketG += marketGNow - marketGOld
             event.idleWh += (now.idle - old.idle) / 1000
             event.peakW = Math.max(event.peakW, now.peak)
+            event.pvWh = (event.pvWh ?? 0) + pvNow - pvOld
+            event.idleCo2G = (event.idleCo2G ?? 0) + idleCo2Now - idleCo2Old
           }
         }
       }

@@ -37,6 +37,9 @@ export interface StoredFigures {
   revision: number
   savedWh?: number
   savedCo2G?: number
+  pvWh?: number
+  idleCo2G?: number
+  outputUnits?: number
 }
 
 /** A cold minute held in memory: slot 0 its column now, slot 1 as its buckets were last sent. */
