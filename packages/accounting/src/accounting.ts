@@ -220,6 +220,12 @@ export interface AccountingState {
   devices: PackedSeries
   /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
   outbox: BucketEvent[]
+  /**
+   * Units produced per minute, per site that has output counters (output-minutes.ts); absent in
+   * states written before it. Written whole at every checkpoint (only equipment that report output
+   * hold it): not yet incremental like the ring's columns.
+   */
+  output?: [string, OutputMinutesState][]
 }
 
 /**
@@ -1388,6 +1394,7 @@ export class Accounting {
         sites,
         devices: this.packSeries(),
         outbox: this.outbox.map((entry) => ({ ...entry.event })),
+        output: [...this.outputs].map(([id, minutes]) => [id, minutes.toJSON()] as [string, OutputMinutesState]),
       },
       columns,
       generation,
@@ -1472,6 +1479,10 @@ export class Accounting {
       for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
     }
     engine.outbox = (state.outbox ?? []).map((event) => ({ event, generation: 0 }))
+    for (const [id, saved] of state.output ?? []) {
+      const site = engine.sites.get(id)
+      if (site !== undefined) engine.outputs.set(id, OutputMinutes.from(saved, site.store.length, site.store.nAgg))
+    }
     const packed = state.devices
     let at = 0
     for (let k = 0; k < packed.device.length; k++) {

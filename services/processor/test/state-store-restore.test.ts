@@ -138,7 +138,7 @@ describe('processor state store: incremental checkpoints restore the ring exactl
     const legacyPath = join(dir, 'legacy', 'processor', 'checkpoint.v8')
     await new CheckpointFile(legacyPath).write({
       // The journal position the processor's own checkpoint just recorded.
-      journalSeq: (first.processor as unknown as { journalSeq: number }).journalSeq,
+      journalSeq: first.processor.journalPositions().get(0) ?? 0,
       savedAt: clock.ms,
       pipeline: first.processor.state.checkpoint(),
       tuning: first.processor.tuning.checkpoint(),
