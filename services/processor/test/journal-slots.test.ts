@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
-import { CheckpointFile } from '../src/checkpoint-file.ts'
+import { decodeState } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
+import { ProcessorStateStore } from '../src/state-store.ts'
 
 // `plantwatt up` over several worker processes (issue 16): each worker has its own ingest
 // journal (a slot), and the processor's checkpoint records, per slot, the last record applied.
@@ -132,7 +133,10 @@ describe('processor over several journal slots', () => {
     const first = await start('crashed', clock)
     await feed(first.journals, clock, messages.slice(0, half))
     await first.processor.checkpoint()
-    const written = await new CheckpointFile(join(dir, 'crashed', 'checkpoint.v8')).read()
+    // The checkpoint is the processor's state store (next to the checkpoint path): its state's blob.
+    const store = new ProcessorStateStore(join(dir, 'crashed', 'state'))
+    const blob = store.readState()
+    const written = blob && decodeState(blob, (name) => store.readArray(name))
     // One position per slot, each the last record of that slot's journal.
     expect(written?.journalSeqs).toEqual({ 0: first.journals[0]!.lastSeq, 1: first.journals[1]!.lastSeq })
     expect(first.processor.journalPositions()).toEqual(
