@@ -125,17 +125,24 @@ function defaultWorkers(plant: PlantModel): number {
   return Math.max(availableParallelism(), Math.ceil(new PlantIndex(plant).devices.size / 15_000))
 }
 
-/** Stops a running role on SIGINT or SIGTERM, in reverse order of start, then exits. */
-function stopOnSignals(running: RunningRole, logger: RoleContext['logger']): void {
+/**
+ * Stops a running role on SIGINT or SIGTERM, in reverse order of start, then exits. Given the
+ * role's start (a promise), the handlers are in place before anything listens: a signal that
+ * comes right after the `listening` record (a supervisor or a test stopping it at once) waits for
+ * the start to finish instead of killing the process with Node's default action.
+ */
+function stopOnSignals(running: RunningRole | Promise<RunningRole>, logger: RoleContext['logger']): void {
   const shutdown = (signal: string) => {
     logger.info({ signal }, 'shutting down')
-    running.stop().then(
-      () => process.exit(0),
-      (error) => {
-        logger.error({ err: error }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
+    Promise.resolve(running)
+      .then((role) => role.stop())
+      .then(
+        () => process.exit(0),
+        (error) => {
+          logger.error({ err: error }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
   }
   process.once('SIGINT', shutdown)
   process.once('SIGTERM', shutdown)
@@ -180,7 +187,7 @@ program
   .action(async (opts) => {
     const adminToken = secretFromEnv('PLANTWATT_ADMIN_TOKEN')
     const context = await roleContext(opts)
-    const system = await up(
+    const system = up(
       {
         plant: context.plant,
         demo: opts.demo === true,
@@ -200,6 +207,7 @@ program
       context.logger,
     )
     stopOnSignals(system, context.logger)
+    await system
   })
 
 program
