@@ -133,6 +133,8 @@ describe('HistoryWriter answers to status codes (node:http stub)', () => {
     const gap = stub.requests[1]!.at - stub.requests[0]!.at
     expect(gap).toBeGreaterThanOrEqual(1950)
     expect(gap).toBeLessThan(3000)
+    // The stub has the retry before the writer has its answer: wait for the writer to take it.
+    await waitFor(() => w.stats().written === 1, 10_000, 'the answer to the retry')
     expect(w.stats()).toMatchObject({ written: 1, retries: 1, healthy: true })
   })
 
