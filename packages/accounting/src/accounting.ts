@@ -175,21 +175,53 @@ interface TodayClosed {
   pv: number
 }
 
+/** A site's closing and revision bookkeeping, the same in both checkpoint formats. */
+interface SavedSite {
+  clock: number | undefined
+  firstMinute: number
+  emittedThrough: number
+  dirty: number[]
+  revisions: Record<string, [number, number][]>
+  carbon: { fromMinute: number; carbon: SiteCarbon | undefined }[]
+  monthKey: number
+  monthPeakWh: Float64Array
+  spans: [number, [number, number][]][]
+}
+
+function saveSite(site: SiteState): SavedSite {
+  return {
+    clock: site.clock,
+    firstMinute: site.firstMinute,
+    emittedThrough: site.emittedThrough,
+    dirty: [...site.dirty],
+    revisions: Object.fromEntries(STEPS.map((s) => [s, [...site.revisions[s]]])),
+    carbon: site.carbon.map((v) => ({ ...v })),
+    monthKey: site.monthKey,
+    monthPeakWh: site.monthPeakWh.slice(),
+    spans: site.spans.flatMap((spans, eq) =>
+      spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
+    ) as [number, [number, number][]][],
+  }
+}
+
+function applySavedSite(site: SiteState, saved: SavedSite): void {
+  site.clock = saved.clock
+  site.firstMinute = saved.firstMinute
+  site.emittedThrough = saved.emittedThrough
+  site.dirty = new Set(saved.dirty)
+  for (const step of STEPS) site.revisions[step] = new Map(saved.revisions[step])
+  site.carbon = saved.carbon
+  site.monthKey = saved.monthKey
+  site.monthPeakWh.set(saved.monthPeakWh)
+  for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+}
+
 interface CheckpointState {
   counters: AccountingCounters
-  sites: {
+  sites: (SavedSite & {
     id: string
-    clock: number | undefined
-    firstMinute: number
-    emittedThrough: number
-    dirty: number[]
-    revisions: Record<string, [number, number][]>
-    carbon: { fromMinute: number; carbon: SiteCarbon | undefined }[]
-    monthKey: number
-    monthPeakWh: Float64Array
-    spans: [number, [number, number][]][]
     store: Record<string, Float64Array | Int32Array | Uint16Array | number>
-  }[]
+  })[]
   devices: [string, [string, SeriesState][]][]
   /** Units produced per minute, per site that has output counters (output-minutes.ts). */
   output?: [string, OutputMinutesState][]
@@ -200,23 +232,14 @@ export interface AccountingState {
   format: 'plantwatt-accounting-state'
   version: 1
   counters: AccountingCounters
-  sites: {
+  sites: ({
     id: string
     /** The ring's shape, checked at restore: the plant model and history length must be the same. */
     length: number
     nEq: number
     nAgg: number
     newest: number
-    clock: number | undefined
-    firstMinute: number
-    emittedThrough: number
-    dirty: number[]
-    revisions: Record<string, [number, number][]>
-    carbon: { fromMinute: number; carbon: SiteCarbon | undefined }[]
-    monthKey: number
-    monthPeakWh: Float64Array
-    spans: [number, [number, number][]][]
-  }[]
+  } & SavedSite)[]
   devices: PackedSeries
   /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
   outbox: BucketEvent[]
@@ -1322,17 +1345,7 @@ export class Accounting {
         for (const key of STORE_ARRAYS) store[key] = (site.store as unknown as Record<string, Float64Array>)[key]!
         return {
           id,
-          clock: site.clock,
-          firstMinute: site.firstMinute,
-          emittedThrough: site.emittedThrough,
-          dirty: [...site.dirty],
-          revisions: Object.fromEntries(STEPS.map((s) => [s, [...site.revisions[s]]])),
-          carbon: site.carbon.map((v) => ({ ...v })),
-          monthKey: site.monthKey,
-          monthPeakWh: site.monthPeakWh,
-          spans: site.spans.flatMap((spans, eq) =>
-            spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
-          ) as [number, [number, number][]][],
+          ...saveSite(site),
           store,
         }
       }),
@@ -1373,17 +1386,7 @@ export class Accounting {
         nEq: store.nEq,
         nAgg: store.nAgg,
         newest: store.newest,
-        clock: site.clock,
-        firstMinute: site.firstMinute,
-        emittedThrough: site.emittedThrough,
-        dirty: [...site.dirty],
-        revisions: Object.fromEntries(STEPS.map((s) => [s, [...site.revisions[s]]])),
-        carbon: site.carbon.map((v) => ({ ...v })),
-        monthKey: site.monthKey,
-        monthPeakWh: site.monthPeakWh.slice(),
-        spans: site.spans.flatMap((spans, eq) =>
-          spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
-        ) as [number, [number, number][]][],
+        ...saveSite(site),
       })
     }
     return {
@@ -1468,15 +1471,7 @@ export class Accounting {
         }
       }
       store.changed.clear()
-      site.clock = saved.clock
-      site.firstMinute = saved.firstMinute
-      site.emittedThrough = saved.emittedThrough
-      site.dirty = new Set(saved.dirty)
-      for (const step of STEPS) site.revisions[step] = new Map(saved.revisions[step])
-      site.carbon = saved.carbon
-      site.monthKey = saved.monthKey
-      site.monthPeakWh.set(saved.monthPeakWh)
-      for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+      applySavedSite(site, saved)
     }
     engine.outbox = (state.outbox ?? []).map((event) => ({ event, generation: 0 }))
     for (const [id, saved] of state.output ?? []) {
@@ -1527,15 +1522,7 @@ export class Accounting {
         store[key]!.set(array)
       }
       site.store.newest = saved.store.newest as number
-      site.clock = saved.clock
-      site.firstMinute = saved.firstMinute
-      site.emittedThrough = saved.emittedThrough
-      site.dirty = new Set(saved.dirty)
-      for (const step of STEPS) site.revisions[step] = new Map(saved.revisions[step])
-      site.carbon = saved.carbon
-      site.monthKey = saved.monthKey
-      site.monthPeakWh.set(saved.monthPeakWh)
-      for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+      applySavedSite(site, saved)
     }
     for (const [id, saved] of state.output ?? []) {
       const site = engine.sites.get(id)
