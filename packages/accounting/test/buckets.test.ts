@@ -110,6 +110,36 @@ describe('closing and revisions (§5 buckets, §7)', () => {
     expect(events.filter((e) => e.step === '15m').map((e) => e.energyWh)).toEqual([900, 900, 900, 900])
     expect(events.filter((e) => e.step === '1h').map((e) => [e.t / 1000, e.energyWh])).toEqual([[T, 3600]])
   })
+
+  it('sends every closed hour when days of buffered readings arrive between two takes', () => {
+    // A fleet flushing four days of buffers in seconds moves the clock past the ring (25 h 16 min)
+    // between two takes of the processor's timer: no closed minute may leave the ring unsent.
+    const { engine, send } = engineOf(plantOf())
+    const days = 4
+    for (let hour = 0; hour <= days * 24; hour++) {
+      send('d2', power(T + hour * 3600, 1000))
+      send('d2', power(T + hour * 3600 + 1800, 1000))
+    }
+    const hours = engine
+      .takeBucketEvents()
+      .filter((e) => e.scope === E2 && e.step === '1h')
+      .map((e) => [(e.t / 1000 - T) / 3600, e.energyWh])
+    // Closed: every hour whose end the clock passed by latenessS (the last one is still open).
+    expect(hours).toEqual(Array.from({ length: days * 24 }, (_, h) => [h, 1000]))
+  })
+
+  it('sends a revision of a minute before a jump of the clock carries it out of the ring', () => {
+    const { engine, send } = engineOf(plantOf())
+    send('d2', power(T, 1000))
+    send('d2', power(T + 600, 1000))
+    engine.takeBucketEvents()
+    send('d1', energy(T, 0)) // late: minute 0..9 of e1 change after they were sent
+    send('d1', energy(T + 600, 100))
+    send('d2', power(T + 2 * 86_400, 1000)) // two days on, before the next take
+    const revised = engine.takeBucketEvents().filter((e) => e.scope === E1 && e.step === '1m' && e.revision === 1)
+    expect(revised.map((e) => (e.t / 1000 - T) / 60)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    expect(revised.reduce((sum, e) => sum + e.energyWh, 0)).toBeCloseTo(100, 9)
+  })
 })
 
 describe('carbon (§7)', () => {
