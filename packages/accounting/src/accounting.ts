@@ -290,6 +290,8 @@ export class Accounting {
   private readonly scopes = new Map<string, ScopeRef>()
   private readonly devices = new Map<string, DeviceEnergy>()
   private readonly scratch = new MinuteScratch()
+  /** Buckets sent ahead of a jump of a site clock (advanceClock), handed out by the next take. */
+  private readonly sentAhead: BucketEvent[] = []
   private readonly context = new EnergyContext(this.scratch)
   private readonly maxRetained: number
   private readonly factors: MinuteFactors = { location: 0, market: 0, pvShare: 0 }
@@ -516,9 +518,34 @@ export class Accounting {
     const minute = Math.floor(t / 60)
     if (minute < site.firstMinute) site.firstMinute = minute
     if (site.clock === undefined || t > site.clock) {
+      const newOldest = minute - site.store.length + 1
+      if (this.wouldEvictUnsent(site, newOldest)) {
+        // Days of buffered readings can arrive between two takes (a fleet flushing NB-IoT buffers
+        // after an outage): what closed by the clock so far is sent now, while the ring holds all
+        // of its buckets' minutes. The reading that moves the clock is not placed yet; where it
+        // adds to a minute sent here, that minute is revised like any late one.
+        this.emitRevisions(site, this.sentAhead)
+        this.emitClosed(site, this.sentAhead)
+        // A single jump past the ring: the minutes it drops are sent as they stand (the reading's
+        // own part of them goes the way of any reading older than the ring).
+        site.clock = t
+        this.emitClosed(site, this.sentAhead, newOldest - 1)
+      }
       site.clock = t
       site.store.advanceTo(minute)
     }
+  }
+
+  /**
+   * Moving the ring's oldest minute to `newOldest` drops a minute that a bucket not sent yet (or
+   * to be revised) still needs: a day bucket needs every minute from the start of its local day.
+   */
+  private wouldEvictUnsent(site: SiteState, newOldest: number): boolean {
+    const needs = (minute: number) => Math.max(site.calendar.bucketStart('1d', minute), site.store.oldest()) < newOldest
+    const firstUnsent = Math.max(site.emittedThrough + 1, site.firstMinute)
+    if (firstUnsent <= site.store.newest && needs(firstUnsent)) return true
+    for (const m of site.dirty) if (needs(m)) return true
+    return false
   }
 
   private raisePeak(site: SiteState, eq: number, t: number, watts: number): void {
@@ -709,7 +736,7 @@ export class Accounting {
    * every scope of the site, with the revision increased.
    */
   takeBucketEvents(): BucketEvent[] {
-    const events: BucketEvent[] = []
+    const events: BucketEvent[] = this.sentAhead.splice(0)
     for (const site of this.sites.values()) {
       if (site.clock === undefined) continue
       this.emitRevisions(site, events)
@@ -982,8 +1009,8 @@ export class Accounting {
     }
   }
 
-  private emitClosed(site: SiteState, events: BucketEvent[]): void {
-    const closed = Math.min(site.closedThrough(), site.store.newest)
+  private emitClosed(site: SiteState, events: BucketEvent[], through = Number.POSITIVE_INFINITY): void {
+    const closed = Math.min(site.closedThrough(), site.store.newest, through)
     const from = Math.max(site.emittedThrough + 1, site.firstMinute, site.store.oldest())
     for (let m = from; m <= closed; m++) {
       for (const step of STEPS) {

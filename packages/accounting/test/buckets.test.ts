@@ -116,16 +116,16 @@ describe('closing and revisions (§5 buckets, §7)', () => {
     // between two takes of the processor's timer: no closed minute may leave the ring unsent.
     const { engine, send } = engineOf(plantOf())
     const days = 4
-    for (let hour = 0; hour <= days * 24; hour++) {
-      send('d2', power(T + hour * 3600, 1000))
-      send('d2', power(T + hour * 3600 + 1800, 1000))
-    }
-    const hours = engine
-      .takeBucketEvents()
-      .filter((e) => e.scope === E2 && e.step === '1h')
-      .map((e) => [(e.t / 1000 - T) / 3600, e.energyWh])
-    // Closed: every hour whose end the clock passed by latenessS (the last one is still open).
-    expect(hours).toEqual(Array.from({ length: days * 24 }, (_, h) => [h, 1000]))
+    for (let t = T; t <= T + days * 86_400; t += 600) send('d2', power(t, 1000))
+    const events = engine.takeBucketEvents().filter((e) => e.scope === E2)
+    const hours = events.filter((e) => e.step === '1h').map((e) => [(e.t / 1000 - T) / 3600, Math.round(e.energyWh)])
+    // Closed: every hour whose end the clock passed by latenessS (the last one, 95, is still open).
+    expect(hours).toEqual(Array.from({ length: days * 24 - 1 }, (_, h) => [h, 1000]))
+    // Each day bucket whole: the first from 10:00, then three full UTC days.
+    expect(events.filter((e) => e.step === '1d').map((e) => Math.round(e.energyWh))).toEqual([
+      14_000, 24_000, 24_000, 24_000,
+    ])
+    expect(events.every((e) => e.revision === 0)).toBe(true)
   })
 
   it('sends a revision of a minute before a jump of the clock carries it out of the ring', () => {
@@ -136,9 +136,14 @@ describe('closing and revisions (§5 buckets, §7)', () => {
     send('d1', energy(T, 0)) // late: minute 0..9 of e1 change after they were sent
     send('d1', energy(T + 600, 100))
     send('d2', power(T + 2 * 86_400, 1000)) // two days on, before the next take
-    const revised = engine.takeBucketEvents().filter((e) => e.scope === E1 && e.step === '1m' && e.revision === 1)
-    expect(revised.map((e) => (e.t / 1000 - T) / 60)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
-    expect(revised.reduce((sum, e) => sum + e.energyWh, 0)).toBeCloseTo(100, 9)
+    const minutes = engine.takeBucketEvents().filter((e) => e.scope === E1 && e.step === '1m' && e.t < (T + 600) * 1000)
+    // Minutes 0–7 were sent (closed at clock T+600 with latenessS 120): revised; 8 and 9 close now.
+    expect(minutes.map((e) => [(e.t / 1000 - T) / 60, e.revision])).toEqual([
+      ...[0, 1, 2, 3, 4, 5, 6, 7].map((m) => [m, 1]),
+      [8, 0],
+      [9, 0],
+    ])
+    expect(minutes.reduce((sum, e) => sum + e.energyWh, 0)).toBeCloseTo(100, 9)
   })
 })
 
