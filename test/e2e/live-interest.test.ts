@@ -229,9 +229,10 @@ for (const [name, layoutOf] of [
       for (const scope of [LINE, EQUIP]) {
         const times = tap.batches.filter(({ batch }) => batch.scopes.some((f) => f.scope === scope)).map((b) => b.at)
         expect(times.length).toBeGreaterThanOrEqual(2)
-        // At most one a second: so many in the span they cover. Gaps are measured on arrival, so one
-        // delivered late next to one on time may look up to a busy turn of the event loop shorter.
-        expect(times.length).toBeLessThanOrEqual(Math.floor((times.at(-1)! - times[0]!) / 1000) + 1)
+        // At most one a second: so many in the span they cover. Times are taken on arrival, so the
+        // span of batches sent a second apart may look up to a busy turn of the event loop shorter
+        // (the same 100 ms the gaps below allow: 4 sent over 3 s once arrived over 2.95 s in CI).
+        expect(times.length).toBeLessThanOrEqual(Math.floor((times.at(-1)! - times[0]! + 100) / 1000) + 1)
         for (let k = 1; k < times.length; k++) expect(times[k]! - times[k - 1]!).toBeGreaterThanOrEqual(900)
       }
       // What crossed: a few hundred bytes a batch, nothing of the other 31 scopes.
