@@ -173,8 +173,10 @@ describe('plantwatt: every option of every command names its environment variabl
       ['device-token'],
       ['plant', 'generate'],
     ]
-    for (const command of commands) {
-      const help = await runCli([...command, '--help'])
+    // Eight CLI starts under tsx: a few seconds each on a busy CI machine, so side by side.
+    const helps = await Promise.all(commands.map((command) => runCli([...command, '--help'])))
+    for (const [k, command] of commands.entries()) {
+      const help = helps[k]!
       expect(help.code, command.join(' ')).toBe(0)
       // One entry per option: its first line starts with the flag, continuation lines are indented further.
       const entries = help.stdout
@@ -188,5 +190,5 @@ describe('plantwatt: every option of every command names its environment variabl
       expect(entries.length, command.join(' ')).toBeGreaterThan(0)
       for (const entry of entries) expect(entry, command.join(' ')).toMatch(/env:\s+PLANTWATT_[A-Z_]+/)
     }
-  })
+  }, 120_000)
 })

@@ -287,8 +287,10 @@ describe('processor with the embedded history store', () => {
 
     const restarted = await startProcessor('crashed', clock)
     await restarted.processor.stop()
-    // The replay sent buckets at revisions counted from the checkpoint, below the store's.
-    expect(restarted.processor.historySink!.counters.conflicts).toBeGreaterThan(0)
+    // The replay sends buckets at revisions counted from the checkpoint, at or below the store's;
+    // where their figures differed, the sink sent them again above (history-sink-conflicts.test.ts).
+    // Since accounting sends what its ring is about to drop, the replay's figures equal the stored
+    // ones here and no conflict arises; the checks below hold either way.
     await restarted.journal.close()
     let compared = 0
     for (const [key, revisionBefore] of beforeCrash) {
