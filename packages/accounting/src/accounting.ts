@@ -519,7 +519,7 @@ export class Accounting {
     if (minute < site.firstMinute) site.firstMinute = minute
     if (site.clock === undefined || t > site.clock) {
       const newOldest = minute - site.store.length + 1
-      if (this.wouldEvictUnsent(site, newOldest)) {
+      if (minute > site.store.newest && this.wouldEvictUnsent(site, newOldest)) {
         // Days of buffered readings can arrive between two takes (a fleet flushing NB-IoT buffers
         // after an outage): what closed by the clock so far is sent now, while the ring holds all
         // of its buckets' minutes. The reading that moves the clock is not placed yet; where it
