@@ -10,6 +10,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts', 'simulators/*/test/unit/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          // Pure, but some simulate a plant for minutes of event time (1–2 s alone): beside the
+          // other projects on a busy CI machine, vitest's default 5 s was too short.
+          testTimeout: 20_000,
         },
       },
       {
