@@ -299,7 +299,8 @@ export async function runFleetProcesses(options: FleetProcessesOptions): Promise
     stats: aggregate,
     refresh,
     async setPublishing(on, intervalMs) {
-      for (const worker of live()) send(worker, { type: 'publishing', on, ...(intervalMs === undefined ? {} : { intervalMs }) })
+      for (const worker of live())
+        send(worker, { type: 'publishing', on, ...(intervalMs === undefined ? {} : { intervalMs }) })
       // IPC is ordered: once each worker answered a later report request, it has applied this.
       // Patient: on a machine shared with other work a starved worker answers late.
       await refresh(60_000)
