@@ -47,8 +47,12 @@ export interface LadderStep {
   /** Turns skipped because the device still waited for its previous PUBACK, per second. */
   skippedPerS: number
   puback: LatencySummary
-  /** Mosquitto: packs its subscriber received per second. */
-  relayedPerS?: number
+  /**
+   * Packs passed on per second: for Mosquitto, received by its one subscriber; for `plantwatt up`,
+   * taken by its processor from the journal (`plantwatt_ingest_messages_total`; null when its
+   * /metrics did not answer). Not part of the behind rule, which is about acknowledgements.
+   */
+  deliveredPerS: number | null
   /** Percent of one core, all the target's processes. */
   targetCpuPercent: number
   /** Target CPU over the step divided by the packs acknowledged in it. */
@@ -100,10 +104,25 @@ export function behindReasons(step: { offeredPerS: number; ackedPerS: number; pu
 interface RunningTarget {
   port: number
   pids: () => number[]
-  relayed?: () => number
+  /** Packs passed on so far (see LadderStep.deliveredPerS); null if it cannot be read now. */
+  delivered: () => Promise<number | null>
   config?: string[]
   brokerWorkers?: number
   stop(): Promise<string[]>
+}
+
+/** The processor's `plantwatt_ingest_messages_total` (summed over labels), null if not read in 30 s. */
+async function ingestedMessages(httpPort: number): Promise<number | null> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(30_000) })
+    let sum: number | null = null
+    for (const match of (await response.text()).matchAll(/^plantwatt_ingest_messages_total(?:\{[^}]*\})?\s+(\S+)$/gm)) {
+      sum = (sum ?? 0) + Number(match[1])
+    }
+    return sum
+  } catch {
+    return null
+  }
 }
 
 async function startTarget(name: LadderTargetName, plant: PlantModel, deviceSecret: string): Promise<RunningTarget> {
@@ -112,7 +131,7 @@ async function startTarget(name: LadderTargetName, plant: PlantModel, deviceSecr
     return {
       port: relay.port,
       pids: () => [relay.pid],
-      relayed: relay.relayed,
+      delivered: async () => relay.relayed(),
       config: relayConfig(relay.port),
       stop: relay.stop,
     }
@@ -129,6 +148,7 @@ async function startTarget(name: LadderTargetName, plant: PlantModel, deviceSecr
   return {
     port: up.mqttPort,
     pids: () => processTree(up.pid),
+    delivered: () => ingestedMessages(up.httpPort),
     brokerWorkers: up.brokerWorkers,
     async stop() {
       const code = await up.stop()
@@ -193,11 +213,12 @@ async function climb(name: LadderTargetName, options: LadderOptions): Promise<La
       const targetCpu0 = sumOf(target.pids(), cpuSeconds)
       const generatorCpu0 = sumOf(generatorPids, cpuSeconds)
       const machine0 = machineCpu().busyS
-      const relayed0 = target.relayed?.() ?? 0
+      const delivered0 = await target.delivered()
       await sleep(options.stepS * 1000)
       const after = await fleet.refresh(120_000)
       window.close()
       const seconds = (Date.now() - t0) / 1000
+      const delivered1 = await target.delivered()
       const targetCpu = sumOf(target.pids(), cpuSeconds) - targetCpu0
       const generatorCpu = sumOf(generatorPids, cpuSeconds) - generatorCpu0
       const machine = machineCpu().busyS - machine0
@@ -212,7 +233,8 @@ async function climb(name: LadderTargetName, options: LadderOptions): Promise<La
         ackedPerS: Math.round(acked / seconds),
         skippedPerS: Math.round(skipped / seconds),
         puback,
-        ...(target.relayed ? { relayedPerS: Math.round((target.relayed() - relayed0) / seconds) } : {}),
+        deliveredPerS:
+          delivered0 === null || delivered1 === null ? null : Math.round((delivered1 - delivered0) / seconds),
         targetCpuPercent: Math.round((100 * targetCpu) / seconds),
         targetCpuMicrosPerPack: round((targetCpu * 1e6) / Math.max(1, acked)),
         targetRssMB: round(sumOf(target.pids(), rssBytes) / 2 ** 20),
@@ -226,7 +248,7 @@ async function climb(name: LadderTargetName, options: LadderOptions): Promise<La
       log(
         `ladder ${name} ${rate}/s: acked ${step.ackedPerS}/s, PUBACK p99 ${puback.p99Ms} ms, ` +
           `${step.targetCpuMicrosPerPack} µs CPU per pack (${step.targetCpuPercent} % of a core), generator ${step.generatorCpuPercent} %, ` +
-          `other work ${step.otherCpuPercent} %${step.behind ? ` — behind: ${why.join('; ')}` : ''}`,
+          `other work ${step.otherCpuPercent} %, passed on ${step.deliveredPerS ?? '?'}/s${step.behind ? ` — behind: ${why.join('; ')}` : ''}`,
       )
       if (step.behind && !options.continueAfterBehind) break
     }

@@ -129,7 +129,8 @@ function ladderTable(ladder: LadderResult): string[] {
   const cell = (target: LadderTargetResult | undefined, rate: number) => {
     const step = target?.steps.find((s) => s.offeredPerS === rate)
     if (!step) return ['—', '—', '—']
-    const acked = `${n(step.ackedPerS)}${step.relayedPerS === undefined ? '' : ` (relayed ${n(step.relayedPerS)})`}${step.behind ? ' **behind**' : ''}`
+    const passed = step.deliveredPerS === null ? '?' : n(step.deliveredPerS)
+    const acked = `${n(step.ackedPerS)} (${target?.target === 'mosquitto' ? 'relayed' : 'processed'} ${passed})${step.behind ? ' **behind**' : ''}`
     return [
       acked,
       `${n(step.puback.p99Ms)} ms`,
@@ -195,7 +196,9 @@ export function renderSummary(result: BenchResult, resultFile: string): string {
     lines.push(
       `**Ceiling ladder**: ${n(l.sessions)} sessions, the same generator, plant and sessions against \`plantwatt up\` and ` +
         `then Debian's Mosquitto (\`/usr/sbin/mosquitto\`, anonymous, relaying QoS 1 to one subscriber), each step ${l.stepS} s ` +
-        `measured after ${l.warmupS} s at its rate; ${l.criterion}. **\`plantwatt up\` fsyncs its ingest journal before each ` +
+        `measured after ${l.warmupS} s at its rate; ${l.criterion}. In brackets, the packs passed on per second: taken by ` +
+        "`up`'s processor from its journal, received by Mosquitto's subscriber. " +
+        '**`plantwatt up` fsyncs its ingest journal before each ' +
         'PUBACK; that Mosquitto keeps nothing (`persistence false`)**: a pack it acknowledged is gone if it stops before relaying it.',
       '',
       ...ladderTable(l),
