@@ -12,8 +12,8 @@
 // Writes one JSON (services/cli/bench/results/bench-<time>.json, or --out) and the generated
 // summary between the markers of docs/benchmarks.md (or --docs), the rest of that file untouched.
 //
-//   pnpm bench                 # about 35 minutes of both cores
-//   pnpm bench --quick         # a small version, about two minutes (services/cli/test/bench.test.ts)
+//   pnpm bench                 # 35–45 minutes of both cores
+//   pnpm bench --quick         # a small version, 2–4 minutes (services/cli/test/bench.test.ts)
 //   pnpm bench --help
 
 import { execFileSync, spawn } from 'node:child_process'
@@ -55,7 +55,7 @@ const program = new Command('pnpm bench')
   .description(
     'The issue-16 figures in one command: plantwatt up under load, the ceiling ladder against Mosquitto, the gateway and replay results.',
   )
-  .option('--quick', 'a small version (200 sessions, short runs, 2 ladder steps of 10 s): about two minutes')
+  .option('--quick', 'a small version (200 sessions, short runs, 2 ladder steps of 10 s): 2–4 minutes')
   .addOption(new Option('--only <part>', 'run only this part').choices(['up', 'ladder']))
   .option('--out <file>', 'the JSON result (default services/cli/bench/results/bench-<time>.json)')
   .option('--docs <file>', 'the Markdown file whose summary section is replaced', 'docs/benchmarks.md')
