@@ -165,7 +165,7 @@ export class SessionEngine {
 
   private readonly secret: string
   private readonly localAddresses: readonly string[]
-  private readonly intervalMs: number
+  private intervalMs: number
   private readonly qos: 0 | 1
   private readonly keepaliveS: number
   private readonly clean: boolean
@@ -240,12 +240,25 @@ export class SessionEngine {
     this.timer.unref()
   }
 
-  /** Starts (each session's first publish spread over one interval from now) or stops publishing. */
-  setPublishing(on: boolean): void {
+  /**
+   * Starts (each session's first publish spread over one interval from now) or stops publishing.
+   * `intervalMs`, when given, becomes each session's publish interval from now on, also while
+   * publishing: a benchmark raises the offered rate step by step without reconnecting.
+   */
+  setPublishing(on: boolean, intervalMs?: number): void {
+    const at = this.now()
+    if (intervalMs !== undefined && intervalMs !== this.intervalMs) {
+      this.intervalMs = positive('intervalMs', intervalMs)
+      // Rebase so that the turns already taken stay taken: the next session in line publishes
+      // next, at the new spacing, rather than the round starting over from session 0.
+      if (this.publishing) {
+        this.publishStartAt = at - (this.publishCursor * this.intervalMs) / Math.max(1, this.sessions.length)
+      }
+    }
     if (on === this.publishing) return
     this.publishing = on
     if (on) {
-      this.publishStartAt = this.now()
+      this.publishStartAt = at
       this.publishCursor = 0
     }
   }

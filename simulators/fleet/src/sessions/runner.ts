@@ -58,8 +58,11 @@ export interface FleetProcesses {
   stats(): FleetStats
   /** Asks every worker for a report now and returns the fresh aggregate. */
   refresh(timeoutMs?: number): Promise<FleetStats>
-  /** Starts or stops publishing in every worker; resolves once every worker has applied it. */
-  setPublishing(on: boolean): Promise<void>
+  /**
+   * Starts or stops publishing in every worker; resolves once every worker has applied it.
+   * `intervalMs`: each session's publish interval from now on (see SessionEngine.setPublishing).
+   */
+  setPublishing(on: boolean, intervalMs?: number): Promise<void>
   /**
    * Starts collecting publish → PUBACK latencies reported from now on, apart from the rest (a
    * benchmark's load phase, or each 10 s of it). Call refresh() first for a sharp start.
@@ -295,8 +298,9 @@ export async function runFleetProcesses(options: FleetProcessesOptions): Promise
     pids: workers.map((worker) => worker.child.pid ?? 0),
     stats: aggregate,
     refresh,
-    async setPublishing(on) {
-      for (const worker of live()) send(worker, { type: 'publishing', on })
+    async setPublishing(on, intervalMs) {
+      for (const worker of live())
+        send(worker, { type: 'publishing', on, ...(intervalMs === undefined ? {} : { intervalMs }) })
       // IPC is ordered: once each worker answered a later report request, it has applied this.
       // Patient: on a machine shared with other work a starved worker answers late.
       await refresh(60_000)

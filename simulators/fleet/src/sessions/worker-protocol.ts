@@ -14,7 +14,8 @@ export type ToWorker =
   | { type: 'start'; options: WorkerEngineOptions; reportIntervalMs: number; maxLifetimeMs: number }
   /** Every worker has loaded: open the sessions now, all workers at once. */
   | { type: 'begin' }
-  | { type: 'publishing'; on: boolean }
+  /** `intervalMs`: a new publish interval from now on (SessionEngine.setPublishing). */
+  | { type: 'publishing'; on: boolean; intervalMs?: number }
   | { type: 'report'; seq: number }
   | { type: 'stop'; drainMs: number; closeMs: number }
 

@@ -75,7 +75,7 @@ process.on('message', (message: ToWorker) => {
       engine?.start()
       return
     case 'publishing':
-      engine?.setPublishing(message.on)
+      engine?.setPublishing(message.on, message.intervalMs)
       return
     case 'report':
       if (engine) send({ type: 'report', seq: message.seq, ...report() })
