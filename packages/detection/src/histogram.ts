@@ -4,8 +4,13 @@
 // resolution. Counts are halved when the total passes a cap, so old history fades.
 
 export interface HistogramJson {
-  /** Sparse [bin, count] pairs. */
-  bins: [number, number][]
+  /**
+   * Every bin's count: one typed array that node:v8 copies whole (the processor's checkpoint, issue
+   * 13), an object with index keys after a JSON round trip.
+   */
+  counts?: Uint32Array | Record<string, number>
+  /** Sparse [bin, count] pairs: checkpoints written before `counts`. */
+  bins?: [number, number][]
   total: number
 }
 
@@ -109,16 +114,16 @@ export class LogHistogram {
   }
 
   toJSON(): HistogramJson {
-    const bins: [number, number][] = []
-    this.counts.forEach((c, i) => {
-      if (c > 0) bins.push([i, c])
-    })
-    return { bins, total: this.total }
+    return { counts: this.counts.slice(), total: this.total }
   }
 
   restore(json: HistogramJson): void {
     this.counts.fill(0)
-    for (const [i, c] of json.bins) if (i >= 0 && i < this.counts.length) this.counts[i] = c
+    if (json.counts !== undefined) {
+      const counts = ArrayBuffer.isView(json.counts) ? json.counts : Object.values(json.counts)
+      this.counts.set(counts.length > this.counts.length ? counts.slice(0, this.counts.length) : counts)
+    }
+    for (const [i, c] of json.bins ?? []) if (i >= 0 && i < this.counts.length) this.counts[i] = c
     this.total = json.total
   }
 }
