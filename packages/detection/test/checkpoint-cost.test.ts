@@ -24,8 +24,8 @@ describe('detection checkpoint', () => {
     const equipment = checkpoint.sites.flatMap((s) => s.equipment)
     expect(equipment.length).toBeGreaterThan(0)
     for (const eq of equipment) {
-      expect(ArrayBuffer.isView(eq.anomaly.histogram.counts)).toBe(true)
-      if (eq.learner) expect(ArrayBuffer.isView(eq.learner.histogram.counts)).toBe(true)
+      expect(ArrayBuffer.isView(eq.anomaly.histogram.count)).toBe(true)
+      if (eq.learner) expect(ArrayBuffer.isView(eq.learner.histogram.count)).toBe(true)
       if (eq.recent !== undefined) expect(ArrayBuffer.isView(eq.recent)).toBe(true)
     }
   })
