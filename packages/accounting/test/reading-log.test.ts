@@ -19,7 +19,13 @@ function rng(seed: number) {
   }
 }
 
-const temperature = (time: number, value: number): Reading => ({ name: 'temperature', time, value, unit: 'Cel' })
+const temperature = (time: number, value: number): Reading => ({
+  name: 'temperature',
+  time,
+  value,
+  field: 'v',
+  unit: 'Cel',
+})
 
 /** Every series of an engine by `device name`, as plain numbers. */
 function seriesOf(engine: Accounting) {
@@ -49,7 +55,13 @@ class ChunkStore {
   }
   restore(plant: ReturnType<typeof plantOf>, snapshot: AccountingSnapshot, options: { maxRetained: number }) {
     const held = [...this.chunks.entries()].sort((a, b) => a[0] - b[0])
-    return Accounting.restoreFrom(plant, structuredClone(snapshot.state), () => undefined, options, () => held)
+    return Accounting.restoreFrom(
+      plant,
+      structuredClone(snapshot.state),
+      () => undefined,
+      options,
+      () => held,
+    )
   }
 }
 
@@ -69,7 +81,8 @@ describe('retained readings as a log', () => {
       for (let i = 0; i < 40; i++) {
         now += 1 + Math.floor(random() * 2)
         // d3 goes quiet after checkpoint 10: its readings must survive the pruning of old chunks.
-        const devices = checkpoint < 10 ? ['d1', 'd1b', 'd2', 'd3', 'pv1', 'grid1'] : ['d1', 'd1b', 'd2', 'pv1', 'grid1']
+        const devices =
+          checkpoint < 10 ? ['d1', 'd1b', 'd2', 'd3', 'pv1', 'grid1'] : ['d1', 'd1b', 'd2', 'pv1', 'grid1']
         const id = devices[Math.floor(random() * devices.length)]!
         // Mostly now; some late (up to 300 s), some a repeat of a late time.
         const late = random() < 0.15 ? Math.floor(random() * 300) : 0

@@ -36,9 +36,9 @@ import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
 import {
   type DeviceCounters,
   type PipelineOptions,
+  type PipelineSnapshot,
   type PipelineStats,
   ReadingPipeline,
-  type PipelineSnapshot,
   type RestoredPipelineState,
 } from './pipeline.ts'
 import { ReportQuery } from './report-query.ts'

@@ -69,7 +69,11 @@ export class ProcessorStateStore {
       compression: true,
     })
     this.state = this.root.openDB<Buffer, string>({ name: 'state', encoding: 'binary' })
-    this.readings = this.root.openDB<Buffer, number>({ name: 'readings', keyEncoding: 'ordered-binary', encoding: 'binary' })
+    this.readings = this.root.openDB<Buffer, number>({
+      name: 'readings',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    })
   }
 
   /** The reading log's chunks held, by generation, oldest first (copies). */

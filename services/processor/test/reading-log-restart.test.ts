@@ -58,7 +58,14 @@ function feed(journal: IngestJournal, clock: { ms: number }, messages: OutgoingM
 function held(processor: Processor) {
   const p = processor.state.accounting.packSeries()
   return {
-    series: { device: p.device, name: p.name, len: [...p.len], flags: [...p.flags], ever: [...p.ever], data: [...p.data] },
+    series: {
+      device: p.device,
+      name: p.name,
+      len: [...p.len],
+      flags: [...p.flags],
+      ever: [...p.ever],
+      data: [...p.data],
+    },
     detection: JSON.parse(JSON.stringify(processor.state.detection.checkpoint())),
     counters: { ...processor.state.accounting.counters },
   }
