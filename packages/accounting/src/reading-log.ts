@@ -122,7 +122,8 @@ export class ReadingLog {
     let wholeReadings = 0
     for (let k = 0; k < n; k++) {
       const { device, name, series: s } = all[k]!
-      keys[k] = `${device} ${name}`
+      s.logKey ??= `${device} ${name}`
+      keys[k] = s.logKey
       flags[k] = (s.v ? 1 : 0) | (s.evicted ? 2 : 0)
       ever[2 * k] = s.firstEver
       ever[2 * k + 1] = s.lastEver

@@ -23,6 +23,8 @@ export class ReadingSeries {
    */
   dirtyFrom = Number.NEGATIVE_INFINITY
   logGen = -1
+  /** `device name`, the series' key in the log (made once, not at every checkpoint). */
+  logKey: string | undefined
 
   constructor(withValues: boolean, capacity = INITIAL_CAPACITY) {
     this.t = new Float64Array(capacity)

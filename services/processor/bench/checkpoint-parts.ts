@@ -30,26 +30,32 @@ const bus = createAedesBus(aedes)
 const clock = { ms: START_S * 1000 }
 const processor = new Processor({ plant, bus, logger: pino({ level: 'silent' }), now: () => clock.ms })
 await processor.start()
-for (let m = 1; m <= minutes; m++) {
-  for (const message of sim.advanceTo(START_S + 60 * m) as OutgoingMessage[]) {
+let simulatedTo = START_S
+function runMinute() {
+  simulatedTo += 60
+  for (const message of sim.advanceTo(simulatedTo) as OutgoingMessage[]) {
     if (message.kind !== 'up') continue
     clock.ms = message.sendAtS * 1000
     processor.state.ingest(deviceTopic(message.site, message.deviceId, 'up'), message.payload, clock.ms)
   }
 }
+for (let m = 1; m <= minutes; m++) runMinute()
+// A first snapshot takes everything so far (the first checkpoint); the timed ones what a minute changed.
+processor.state.accounting.snapshot()
 // The synchronous parts, each timed on a snapshot after one more simulated minute (what a running
 // plant's checkpoint takes), least of 3 (a machine shared with other work).
-function timed<T>(run: () => T): [T, number] {
+function timed<T>(run: () => T, before = () => {}): [T, number] {
   let best = Number.POSITIVE_INFINITY
   let value!: T
   for (let i = 0; i < 3; i++) {
+    before()
     const t0 = performance.now()
     value = run()
     best = Math.min(best, performance.now() - t0)
   }
   return [value, Math.round(best * 10) / 10]
 }
-const [, accountingMs] = timed(() => processor.state.accounting.snapshot())
+const [, accountingMs] = timed(() => processor.state.accounting.snapshot(), runMinute)
 const [, detectionMs] = timed(() => processor.state.detection.checkpoint())
 const { state } = processor.state.snapshot()
 const [, detectionV8Ms] = timed(() => serialize(state.detection))

@@ -250,6 +250,11 @@ export class Processor {
     const { bus, logger } = this.options
     const restored = await this.restore()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
+    const mismatched = this.pipeline.accounting.restoreMismatches
+    if (mismatched > 0) {
+      // Only a reading log chunk missing from the store does this: the series keep what was found.
+      logger.warn({ series: mismatched }, 'retained readings restored short of what the checkpoint recorded')
+    }
     this.tuningService = new TuningService({
       plant: this.options.plant,
       bus,
