@@ -19,6 +19,7 @@ import {
   EnergyContext,
 } from './device-energy.ts'
 import { OutputMinutes, type OutputMinutesState } from './output-minutes.ts'
+import { type LoggedSeries, ReadingLog, type ReadingLogWrite, type SeriesLogState } from './reading-log.ts'
 import { ReadingSeries, type SeriesState } from './series.ts'
 import type { ScopeRef } from './site-state.ts'
 import { SiteState } from './site-state.ts'
@@ -240,7 +241,11 @@ export interface AccountingState {
     nAgg: number
     newest: number
   } & SavedSite)[]
-  devices: PackedSeries
+  /**
+   * The retained readings: since the reading log, per series its state beside the log's chunks
+   * (reading-log.ts); in states written before it, all of them packed.
+   */
+  devices: SeriesLogState | PackedSeries
   /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
   outbox: BucketEvent[]
   /**
@@ -279,6 +284,8 @@ export interface AccountingSnapshot {
   columns: ColumnWrite[]
   /** To pass to coldCommitted() once this snapshot is committed. */
   generation: number
+  /** The reading log's chunk of what was inserted since the previous snapshot, and what to prune. */
+  readings: ReadingLogWrite
 }
 
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
@@ -294,6 +301,8 @@ export class Accounting {
   private readonly sentAhead: BucketEvent[] = []
   private readonly context = new EnergyContext(this.scratch)
   private readonly maxRetained: number
+  /** The retained readings' log for the checkpoint (snapshot()). */
+  private readonly readingLog = new ReadingLog()
   private readonly factors: MinuteFactors = { location: 0, market: 0, pvShare: 0 }
   private factorBuffer = new Float64Array(0)
   /**
@@ -316,6 +325,11 @@ export class Accounting {
    * (cold-minutes.ts); without it their pieces are counted `beyondHistory`.
    */
   cold: ColdPort | undefined
+  /**
+   * Series whose restored readings did not add up to the count their state recorded (a reading
+   * log chunk missing from the store); 0 after a sound restore.
+   */
+  restoreMismatches = 0
   /** Snapshot generation: changes are tagged with it, snapshot() moves it on. */
   private generation = 0
   /** Cold revisions waiting for the checkpoint that holds their columns (cold-minutes.ts). */
@@ -1416,22 +1430,34 @@ export class Accounting {
         ...saveSite(site),
       })
     }
+    const readings = this.readingLog.take(this.loggedSeries(), full)
     return {
       state: {
         format: 'plantwatt-accounting-state',
         version: 1,
         counters: { ...this.counters },
         sites,
-        devices: this.packSeries(),
+        devices: readings.state,
         outbox: this.outbox.map((entry) => ({ ...entry.event })),
         output: [...this.outputs].map(([id, minutes]) => [id, minutes.toJSON()] as [string, OutputMinutesState]),
       },
       columns,
       generation,
+      readings: readings.write,
     }
   }
 
-  private packSeries(): PackedSeries {
+  private loggedSeries(): LoggedSeries[] {
+    const all: LoggedSeries[] = []
+    for (const [device, dev] of this.devices) {
+      all.push({ device, name: 'energy', series: dev.energy }, { device, name: 'power', series: dev.power })
+      for (const [name, series] of dev.others) all.push({ device, name, series })
+    }
+    return all
+  }
+
+  /** Every device's retained readings packed (states before the reading log; tests). */
+  packSeries(): PackedSeries {
     const device: string[] = []
     const name: string[] = []
     let values = 0
@@ -1470,13 +1496,15 @@ export class Accounting {
 
   /**
    * A new engine for the same plant model from a snapshot()'s state and the columns persisted with
-   * it and before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros).
+   * it and before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros);
+   * `readings`, the reading log's chunks held, by generation in ascending order.
    */
   static restoreFrom(
     plant: PlantIndex,
     state: AccountingState,
     column: (site: string, minute: number) => Uint8Array | undefined,
     options: AccountingOptions = {},
+    readings: () => Iterable<[number, Uint8Array]> = () => [],
   ): Accounting {
     if (state?.format !== 'plantwatt-accounting-state' || state.version !== 1) {
       throw new TypeError('not a plantwatt accounting state of version 1')
@@ -1504,6 +1532,20 @@ export class Accounting {
     for (const [id, saved] of state.output ?? []) {
       const site = engine.sites.get(id)
       if (site !== undefined) engine.outputs.set(id, OutputMinutes.from(saved, site.store.length, site.store.nAgg))
+    }
+    if ('keys' in state.devices) {
+      const { mismatched } = engine.readingLog.restore(state.devices, readings(), (id, name, withValues) => {
+        const info = plant.device(id)
+        if (info === undefined) return undefined
+        const dev = engine.deviceOf(info)
+        if (name === 'energy') return dev.energy
+        if (name === 'power') return dev.power
+        const series = new ReadingSeries(withValues)
+        dev.others.set(name, series)
+        return series
+      })
+      engine.restoreMismatches = mismatched.length
+      return engine
     }
     const packed = state.devices
     let at = 0

@@ -16,6 +16,15 @@ export class ReadingSeries {
   /** Earliest and latest time ever accepted (kept across evictions: counter coverage, §7). */
   firstEver = Number.POSITIVE_INFINITY
   lastEver = Number.NEGATIVE_INFINITY
+  /**
+   * The checkpoint's reading log (reading-log.ts): earliest time inserted since the last checkpoint
+   * (+∞: none, −∞: log the series whole), and the first log chunk holding all retained readings
+   * (−1: none yet).
+   */
+  dirtyFrom = Number.NEGATIVE_INFINITY
+  logGen = -1
+  /** `device name`, the series' key in the log (made once, not at every checkpoint). */
+  logKey: string | undefined
 
   constructor(withValues: boolean, capacity = INITIAL_CAPACITY) {
     this.t = new Float64Array(capacity)
@@ -55,6 +64,7 @@ export class ReadingSeries {
     this.t[at] = t
     if (this.v) this.v[at] = value
     this.len++
+    if (t < this.dirtyFrom) this.dirtyFrom = t
     if (t < this.firstEver) this.firstEver = t
     if (t > this.lastEver) this.lastEver = t
   }

@@ -53,8 +53,12 @@ export interface EquipmentJson {
   learner: LearnerJson | null
   machine: IdleMachineJson
   anomaly: AnomalyJson
-  /** Recent steps, oldest first: [time, power, output rose 0/1]. Absent in older checkpoints. */
-  recent?: [number, number, number][]
+  /**
+   * Recent steps, oldest first, as time, power, output rose 0/1 after one another: one typed array
+   * (node:v8 copies it whole; an object with index keys after a JSON round trip); triples in
+   * checkpoints written before it; absent in older ones.
+   */
+  recent?: Float64Array | Record<string, number> | [number, number, number][]
   /** Thresholds were usable at the latest step. */
   usable?: boolean
 }
@@ -274,15 +278,21 @@ export class EquipmentDetector {
       learner: this.learner?.toJSON() ?? null,
       machine: this.machine.toJSON(),
       anomaly: this.anomaly.toJSON(),
-      recent:
-        this.recentCount === 0
-          ? undefined
-          : Array.from({ length: this.recentCount }, (_, k) => {
-              const i = (this.recentNext - this.recentCount + k + RECENT_STEPS) % RECENT_STEPS
-              return [this.recentT[i]!, this.recentW[i]!, this.recentRose[i]!] as [number, number, number]
-            }),
+      recent: this.recentCount === 0 ? undefined : this.recentSteps(),
       usable: this.usable,
     }
+  }
+
+  /** The remembered steps, oldest first, as time, power, rose after one another. */
+  private recentSteps(): Float64Array {
+    const out = new Float64Array(3 * this.recentCount)
+    for (let k = 0; k < this.recentCount; k++) {
+      const i = (this.recentNext - this.recentCount + k + RECENT_STEPS) % RECENT_STEPS
+      out[3 * k] = this.recentT[i]!
+      out[3 * k + 1] = this.recentW[i]!
+      out[3 * k + 2] = this.recentRose[i]!
+    }
+    return out
   }
 
   restore(json: EquipmentJson): void {
@@ -301,7 +311,7 @@ export class EquipmentDetector {
     this.anomaly.restore(json.anomaly)
     this.recentCount = 0
     this.recentNext = 0
-    for (const [t, w, rose] of (json.recent ?? []).slice(-RECENT_STEPS)) this.remember(t, w, rose === 1)
+    for (const [t, w, rose] of recentTriples(json.recent).slice(-RECENT_STEPS)) this.remember(t, w, rose === 1)
     // Older checkpoints: usable as the thresholds now say, so nothing is begun from an empty past.
     this.usable = json.usable ?? this.usableThresholds() !== undefined
     let sum = 0
@@ -314,4 +324,14 @@ export class EquipmentDetector {
     }
     this.powerW = any ? sum : Number.NaN
   }
+}
+
+/** A checkpoint's remembered steps as triples, whichever form it holds them in. */
+function recentTriples(recent: EquipmentJson['recent']): [number, number, number][] {
+  if (recent === undefined) return []
+  if (Array.isArray(recent)) return recent
+  const flat = ArrayBuffer.isView(recent) ? recent : Object.values(recent)
+  const out: [number, number, number][] = []
+  for (let k = 0; k + 2 < flat.length; k += 3) out.push([flat[k]!, flat[k + 1]!, flat[k + 2]!])
+  return out
 }

@@ -4,8 +4,14 @@
 // resolution. Counts are halved when the total passes a cap, so old history fades.
 
 export interface HistogramJson {
-  /** Sparse [bin, count] pairs. */
-  bins: [number, number][]
+  /**
+   * The bins that hold a count and their counts: two typed arrays that node:v8 copies whole (the
+   * processor's checkpoint, issue 13), objects with index keys after a JSON round trip.
+   */
+  index?: Uint16Array | Record<string, number>
+  count?: Uint32Array | Record<string, number>
+  /** Sparse [bin, count] pairs: checkpoints written before `index` and `count`. */
+  bins?: [number, number][]
   total: number
 }
 
@@ -109,16 +115,30 @@ export class LogHistogram {
   }
 
   toJSON(): HistogramJson {
-    const bins: [number, number][] = []
-    this.counts.forEach((c, i) => {
-      if (c > 0) bins.push([i, c])
-    })
-    return { bins, total: this.total }
+    const { counts } = this
+    let n = 0
+    for (let i = 0; i < counts.length; i++) if (counts[i]! > 0) n++
+    const index = new Uint16Array(n)
+    const count = new Uint32Array(n)
+    for (let i = 0, k = 0; i < counts.length; i++) {
+      if (counts[i]! > 0) {
+        index[k] = i
+        count[k++] = counts[i]!
+      }
+    }
+    return { index, count, total: this.total }
   }
 
   restore(json: HistogramJson): void {
     this.counts.fill(0)
-    for (const [i, c] of json.bins) if (i >= 0 && i < this.counts.length) this.counts[i] = c
+    if (json.index !== undefined && json.count !== undefined) {
+      const values = (x: ArrayLike<number> | Record<string, number>) =>
+        ArrayBuffer.isView(x) ? (x as ArrayLike<number>) : Object.values(x)
+      const index = values(json.index)
+      const count = values(json.count)
+      for (let k = 0; k < index.length; k++) if (index[k]! < this.counts.length) this.counts[index[k]!] = count[k]!
+    }
+    for (const [i, c] of json.bins ?? []) if (i >= 0 && i < this.counts.length) this.counts[i] = c
     this.total = json.total
   }
 }

@@ -3,9 +3,10 @@
 // processor (journal-less, in-process bus, the history store and the processor's state store in a
 // temp dir); then --checkpoints rounds of one more simulated minute each followed by a checkpoint,
 // while a 1 ms timer measures how long the event loop is held during the checkpoints only.
-// Reported per checkpoint: state bytes (blob and packed readings), columns written and their bytes,
-// write time; event-loop delay p50/p99/max during the checkpoints and in a quiet second; the state
-// store's size; the synchronous parts of one snapshot.
+// Reported per checkpoint: bytes by part (columns, reading log chunks, detection, the rest's blob),
+// readings logged, write time and the event loop held by its synchronous parts (Processor
+// lastCheckpoint.heldMs); event-loop delay p50/p99/max during the checkpoints and in a quiet second;
+// the state store's size.
 //
 //   node --import tsx services/processor/bench/checkpoint-loop-delay.ts [--devices 10000] [--minutes 30] [--checkpoints 5]
 
@@ -13,7 +14,6 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { serialize } from 'node:v8'
 import { createAedesBus } from '@plantwatt/bus'
 import { deviceTopic } from '@plantwatt/contract'
 import { HistoryStore } from '@plantwatt/history-store'
@@ -22,7 +22,6 @@ import { Aedes } from 'aedes'
 import pino from 'pino'
 import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
-import { encodeState } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
 
 const { values } = parseArgs({
@@ -105,7 +104,13 @@ await new Promise((resolve) => setTimeout(resolve, 1000))
 const quiet = stopQuiet()
 
 const delay: number[] = []
-const written: { ms: number; stateBytes: number; columns: number; columnBytes: number }[] = []
+const written: {
+  ms: number
+  heldMs: { max: number; total: number }
+  parts: Record<string, number>
+  readings: number
+  columns: number
+}[] = []
 for (let i = 0; i < checkpoints; i++) {
   await runMinute()
   const stop = loopProbe()
@@ -114,28 +119,16 @@ for (let i = 0; i < checkpoints; i++) {
   const ms = performance.now() - started
   delay.push(...stop())
   const last = processor.lastCheckpoint!
-  written.push({ ms: Math.round(ms), stateBytes: last.bytes, columns: last.columns, columnBytes: last.columnBytes })
+  const r = (x: number) => Math.round(x * 10) / 10
+  written.push({
+    ms: Math.round(ms),
+    heldMs: { max: r(last.heldMs.max), total: r(last.heldMs.total) },
+    parts: last.parts,
+    readings: last.readings,
+    columns: last.columns,
+  })
 }
 const stateFile = (await stat(join(dir, 'processor', 'state', 'data.mdb'))).size
-// Where the held time goes, all synchronous on the event loop: the pipeline's snapshot (accounting's
-// changed columns and packed readings, detection, devices) and node:v8 of what is not an array.
-// Each part 5 times: the least is its cost on a machine shared with other work, the median beside it.
-function timed<T>(run: () => T): { value: T; minMs: number; medianMs: number } {
-  const times: number[] = []
-  let value!: T
-  for (let i = 0; i < 5; i++) {
-    const t0 = performance.now()
-    value = run()
-    times.push(performance.now() - t0)
-  }
-  times.sort((a, b) => a - b)
-  return { value, minMs: Math.round(times[0]! * 10) / 10, medianMs: Math.round(times[2]! * 10) / 10 }
-}
-const accounting = timed(() => processor.state.accounting.snapshot())
-const detection = timed(() => processor.state.detection.checkpoint())
-const snapshot = timed(() => processor.state.snapshot())
-const tuning = processor.tuning.checkpoint()
-const encoded = timed(() => encodeState({ journalSeq: 0, savedAt: 0, pipeline: snapshot.value.state, tuning }))
 console.log(
   JSON.stringify(
     {
@@ -146,15 +139,6 @@ console.log(
       loopDelayDuringCheckpointMs: summary(delay),
       loopDelayQuietMs: summary(quiet),
       stateStoreFileBytes: stateFile,
-      parts: {
-        accountingSnapshotMs: [accounting.minMs, accounting.medianMs],
-        packedReadingsBytes: accounting.value.state.devices.data.byteLength,
-        detectionMs: [detection.minMs, detection.medianMs],
-        detectionBytes: serialize(detection.value).byteLength,
-        pipelineSnapshotMs: [snapshot.minMs, snapshot.medianMs],
-        encodeMs: [encoded.minMs, encoded.medianMs],
-        blobBytes: encoded.value.blob.byteLength,
-      },
       storeRowsWritten: processor.historySink?.counters.written,
     },
     null,

@@ -2,9 +2,10 @@
 //
 // Since issue 13 the checkpoint lives in the processor's state store (state-store.ts): the
 // changed minutes of accounting's 1-minute ring as columns, and everything else the pipeline must
-// carry over a restart (counter baselines, retained readings packed into one array, open idle
+// carry over a restart (counter baselines, the retained readings' per-series state, open idle
 // episodes and alerts, learned thresholds, the alert log, the tuners, the newest readings per
-// device) as one node:v8 blob with the last journal record it covers (`encodeState`).
+// device) as one node:v8 blob with the last journal record it covers (`encodeState`), and the
+// retained readings as a log of what each checkpoint added (the reading log's chunks).
 //
 // `CheckpointFile` reads the file of older versions (`processor/checkpoint.v8`: the same, with the
 // whole ring inside, hundreds of MB at 10,000 devices), so that a data directory written by one is
@@ -86,34 +87,44 @@ export interface EncodedState {
 
 /**
  * Serialised at once (synchronously): the blob is the state of one moment, whatever runs after.
- * The retained readings (one packed array, most of the state's bytes) stay out of node:v8, which
- * would copy them into the blob on the event loop; they are written beside it, as they are.
+ * The retained readings are not in it: the reading log's chunks are written beside it
+ * (@plantwatt/accounting reading-log.ts), and the blob keeps their per-series state only.
  */
 export function encodeState(state: ProcessorState): EncodedState {
-  const devices = state.pipeline.accounting.devices
-  const series = devices.data
+  // Detection's state is serialised on its own, beside the blob: its bytes are a part of their own
+  // (plantwatt_checkpoint_bytes{part="detection"}).
+  const detection = serialize(state.pipeline.detection)
   const blob = serialize({
     format: STATE_FORMAT,
     version: STATE_VERSION,
     ...state,
-    pipeline: { ...state.pipeline, accounting: { ...state.pipeline.accounting, devices: { ...devices, data: NONE } } },
+    pipeline: { ...state.pipeline, detection: null },
   })
-  return { blob, arrays: { series: new Uint8Array(series.buffer, series.byteOffset, series.byteLength) } }
+  return { blob, arrays: { detection } }
 }
 
-const NONE = new Float64Array(0)
-
-/** The state from its blob and the arrays stored beside it (`array(name)`, undefined when absent). */
+/**
+ * The state from its blob and the arrays stored beside it (`array(name)`, undefined when absent):
+ * states written before the reading log keep every retained reading packed in the array `series`.
+ */
 export function decodeState(bytes: Uint8Array, array: (name: string) => Uint8Array | undefined): ProcessorState {
   const value = deserialize(bytes) as { format?: string; version?: number } & ProcessorState
   if (value?.format !== STATE_FORMAT || value.version !== STATE_VERSION) {
     throw new Error(`not a plantwatt processor state (version ${STATE_VERSION})`)
   }
-  const stored = array('series') ?? new Uint8Array(0)
-  // Copied into an array of its own: a stored value need not be aligned for a Float64Array view.
-  const series = new Float64Array(stored.byteLength / 8)
-  new Uint8Array(series.buffer).set(stored)
-  value.pipeline.accounting.devices.data = series
+  if (value.pipeline.detection === null) {
+    const detection = array('detection')
+    if (detection === undefined) throw new Error('processor state without its detection array')
+    value.pipeline.detection = deserialize(detection)
+  }
+  const devices = value.pipeline.accounting.devices
+  if ('data' in devices) {
+    const stored = array('series') ?? new Uint8Array(0)
+    // Copied into an array of its own: a stored value need not be aligned for a Float64Array view.
+    const series = new Float64Array(stored.byteLength / 8)
+    new Uint8Array(series.buffer).set(stored)
+    devices.data = series
+  }
   return {
     journalSeq: value.journalSeq,
     journalSeqs: value.journalSeqs,

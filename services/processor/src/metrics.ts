@@ -1,5 +1,5 @@
 import type { HistorySink } from '@plantwatt/history'
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { Processor } from './processor.ts'
 
 // The processor's Prometheus metrics (issue 6 /metrics): ingest, rejections by reason, lateness
@@ -162,6 +162,34 @@ function registerHistoryStoreMetrics(registry: Registry, processor: Processor): 
   )
   readGauge(registry, 'plantwatt_store_queued_rows', 'Rows waiting for the history store', () =>
     processor.historySink ? processor.historySink.store.queuedRows : 0,
+  )
+  registerCheckpointMetrics(registry, processor)
+}
+
+/** The processor's checkpoint (issue 13): how long each write took, what it wrote, what failed. */
+function registerCheckpointMetrics(registry: Registry, processor: Processor): void {
+  new Histogram({
+    name: 'plantwatt_checkpoint_duration_seconds',
+    help: 'Wall time of a checkpoint, from its snapshot to its commit on disk',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+    collect() {
+      // Observed at scrape time from what the processor recorded since the last one.
+      for (const seconds of processor.takeCheckpointDurations()) this.observe(seconds)
+    },
+  })
+  readGauge(
+    registry,
+    'plantwatt_checkpoint_bytes',
+    'Bytes of the last checkpoint written, by part (columns uncompressed)',
+    () => ({ ...(processor.lastCheckpoint?.parts ?? { columns: 0, readings: 0, detection: 0, blob: 0 }) }),
+    'part',
+  )
+  readCounter(
+    registry,
+    'plantwatt_checkpoint_failures_total',
+    'Checkpoints that failed to write (the journal keeps what they would have covered)',
+    () => processor.checkpointFailures,
   )
 }
 

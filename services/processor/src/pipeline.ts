@@ -8,6 +8,7 @@ import {
   type AcceptResult,
   Accounting,
   type AccountingOptions,
+  type AccountingSnapshot,
   type AccountingState,
   type BucketEvent,
   type ColumnWrite,
@@ -96,12 +97,18 @@ export interface PipelineSnapshot {
   columns: ColumnWrite[]
   /** Accounting's snapshot generation (Accounting.coldCommitted). */
   generation: number
+  /** The reading log's chunk to write with the state, and the chunks it lets go. */
+  readings: AccountingSnapshot['readings']
 }
 
-/** A state to restore from, with the persisted columns of the ring (undefined: none, zeros). */
+/**
+ * A state to restore from, with the persisted columns of the ring (undefined: none, zeros) and
+ * the reading log's chunks (by generation, oldest first; absent: none).
+ */
 export interface RestoredPipelineState {
   state: PipelineState
   column: (site: string, minute: number) => Uint8Array | undefined
+  readings?: () => Iterable<[number, Uint8Array]>
 }
 
 export class ReadingPipeline {
@@ -140,7 +147,13 @@ export class ReadingPipeline {
     const saved = restored === undefined ? undefined : 'state' in restored ? restored.state : restored
     if (restored === undefined) this.accounting = new Accounting(plant, options.accounting)
     else if ('state' in restored) {
-      this.accounting = Accounting.restoreFrom(plant, restored.state.accounting, restored.column, options.accounting)
+      this.accounting = Accounting.restoreFrom(
+        plant,
+        restored.state.accounting,
+        restored.column,
+        options.accounting,
+        restored.readings,
+      )
     } else this.accounting = Accounting.restore(plant, restored.accounting, options.accounting)
     const accounting = this.accounting
     // Detection asks accounting for an idle episode's energy and tells it the idle spans, so that
@@ -321,6 +334,7 @@ export class ReadingPipeline {
       },
       columns: accounting.columns,
       generation: accounting.generation,
+      readings: accounting.readings,
     }
   }
 

@@ -36,6 +36,7 @@ import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
 import {
   type DeviceCounters,
   type PipelineOptions,
+  type PipelineSnapshot,
   type PipelineStats,
   ReadingPipeline,
   type RestoredPipelineState,
@@ -46,6 +47,25 @@ import type { TuningStats } from './tuning-loop.ts'
 import { TuningService } from './tuning-service.ts'
 
 export type { DeviceCounters }
+
+/** What the last checkpoint wrote (Processor.lastCheckpoint). */
+export interface CheckpointWritten {
+  /** Bytes of the state: blob and the arrays beside it. */
+  bytes: number
+  columns: number
+  columnBytes: number
+  /** Readings in the reading log's chunks written. */
+  readings: number
+  /** Wall time of the checkpoint, s. */
+  seconds: number
+  /** Bytes written per part (columns uncompressed). */
+  parts: { columns: number; readings: number; detection: number; blob: number }
+  /**
+   * Milliseconds the event loop was held: the longest synchronous stretch (a snapshot with its
+   * encoding, or handing the writes to the store) and their sum.
+   */
+  heldMs: { max: number; total: number }
+}
 
 export interface ProcessorOptions {
   plant: PlantIndex
@@ -169,8 +189,15 @@ export class Processor {
   bucketRevisions = 0
   /** accounting's beyondHistory as last logged. */
   private beyondLogged = 0
-  /** The last checkpoint written: bytes of its state (blob and arrays), columns and their bytes (uncompressed). */
-  lastCheckpoint: { bytes: number; columns: number; columnBytes: number } | undefined
+  /**
+   * The last checkpoint written: bytes of its state (blob and arrays), columns and their bytes
+   * (uncompressed), and bytes per part (columns, reading log chunks, detection, the rest's blob).
+   */
+  lastCheckpoint: CheckpointWritten | undefined
+  /** Checkpoints that failed to write (plantwatt_checkpoint_failures_total). */
+  checkpointFailures = 0
+  /** Wall times (s) of checkpoints written since metrics last took them (bounded). */
+  private checkpointDurations: number[] = []
 
   constructor(private readonly options: ProcessorOptions) {
     this.now = options.now ?? Date.now
@@ -223,6 +250,11 @@ export class Processor {
     const { bus, logger } = this.options
     const restored = await this.restore()
     this.pipeline = new ReadingPipeline(this.options.plant, this.options.pipeline, restored?.pipeline)
+    const mismatched = this.pipeline.accounting.restoreMismatches
+    if (mismatched > 0) {
+      // Only a reading log chunk missing from the store does this: the series keep what was found.
+      logger.warn({ series: mismatched }, 'retained readings restored short of what the checkpoint recorded')
+    }
     this.tuningService = new TuningService({
       plant: this.options.plant,
       bus,
@@ -403,7 +435,11 @@ export class Processor {
         journalSeqs: state.journalSeqs,
         savedAt: state.savedAt,
         tuning: state.tuning,
-        pipeline: { state: state.pipeline, column: (site, minute) => store.column(site, minute) },
+        pipeline: {
+          state: state.pipeline,
+          column: (site, minute) => store.column(site, minute),
+          readings: () => store.readingChunks(),
+        },
       }
     }
     if (!legacy) return undefined
@@ -441,6 +477,13 @@ export class Processor {
     return this.live?.interests.size ?? 0
   }
 
+  /** Wall times (s) of the checkpoints written since the last call (metrics). */
+  takeCheckpointDurations(): number[] {
+    const taken = this.checkpointDurations
+    this.checkpointDurations = []
+    return taken
+  }
+
   /**
    * Writes the checkpoint now (one at a time); the journal then drops what it covers. Asked while
    * one is being written (from an older snapshot), it writes another once that one is done, from
@@ -460,6 +503,12 @@ export class Processor {
       const store = this.stateStore!
       try {
         const started = this.now()
+        const wallStarted = performance.now()
+        const held = { max: 0, total: 0 }
+        const hold = (ms: number) => {
+          held.max = Math.max(held.max, ms)
+          held.total += ms
+        }
         const full = this.fullNext
         this.fullNext = false
         // Columns taken by every round: a round takes only what changed since the one before.
@@ -467,22 +516,40 @@ export class Processor {
         const take = (list: ColumnPut[]) => {
           for (const column of list) columns.set(`${column.site} ${column.minute}`, column)
         }
+        // The reading log's chunks of every round: each holds what was inserted since the one before.
+        const readings: { gen: number; bytes: Uint8Array }[] = []
+        let readingsPruneBelow = 0
+        let readingCount = 0
+        const takeReadings = (chunk: PipelineSnapshot['readings']) => {
+          readings.push(chunk)
+          readingsPruneBelow = Math.max(readingsPruneBelow, chunk.pruneBelow)
+          readingCount += chunk.readings
+        }
         let snapshot = await this.snapshotWithHistoryWritten(full, started)
+        hold(snapshot.heldMs)
         take(snapshot.columns)
+        takeReadings(snapshot.readings)
         // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
         // snapshot: take it again so that the revisions it records are not behind the store.
         for (let round = 0; round < 3 && snapshot.conflicted; round++) {
           snapshot = await this.snapshotWithHistoryWritten(false, started)
+          hold(snapshot.heldMs)
           take(snapshot.columns)
+          takeReadings(snapshot.readings)
         }
         const { journalSeqs, generation } = snapshot
         try {
-          await store.write({
+          const handing = performance.now()
+          const written = store.write({
             state: snapshot.state.blob,
             arrays: snapshot.state.arrays,
             columns: [...columns.values()],
             pruneBefore: this.pipeline.accounting.columnFloors(),
+            readings,
+            readingsPruneBelow,
           })
+          hold(performance.now() - handing)
+          await written
         } catch (error) {
           // The columns taken are not on disk: the next checkpoint writes all the ring holds.
           this.fullNext = true
@@ -492,7 +559,22 @@ export class Processor {
           snapshot.state.blob.byteLength + Object.values(snapshot.state.arrays).reduce((n, a) => n + a.byteLength, 0)
         let columnBytes = 0
         for (const column of columns.values()) columnBytes += column.bytes.byteLength
-        this.lastCheckpoint = { bytes, columns: columns.size, columnBytes }
+        const seconds = (performance.now() - wallStarted) / 1000
+        this.lastCheckpoint = {
+          bytes,
+          columns: columns.size,
+          columnBytes,
+          readings: readingCount,
+          seconds,
+          heldMs: held,
+          parts: {
+            columns: columnBytes,
+            readings: readings.reduce((n, chunk) => n + chunk.bytes.byteLength, 0),
+            detection: snapshot.state.arrays.detection?.byteLength ?? 0,
+            blob: snapshot.state.blob.byteLength,
+          },
+        }
+        if (this.checkpointDurations.length < 1000) this.checkpointDurations.push(seconds)
         // Revisions of minutes older than the ring go out once their columns are on disk.
         this.sendCold(this.pipeline.accounting.coldCommitted(generation))
         for (const [slot, journal] of this.journals) await journal.release(journalSeqs.get(slot) ?? 0)
@@ -506,6 +588,7 @@ export class Processor {
           'checkpoint written',
         )
       } catch (error) {
+        this.checkpointFailures++
         this.options.logger.error(
           { err: error },
           'writing the checkpoint failed; the journal keeps everything since the last one',
@@ -524,9 +607,10 @@ export class Processor {
    * buckets that would be in neither place after a crash.
    */
   private async snapshotWithHistoryWritten(full: boolean, savedAt: number) {
+    const heldFrom = performance.now()
     const journalSeqs = new Map(this.journalSeqs)
     this.publishEvents()
-    const { state: pipeline, columns, generation } = this.pipeline.snapshot(full)
+    const { state: pipeline, columns, generation, readings } = this.pipeline.snapshot(full)
     // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
     const tuning = this.tuningService.loop.checkpoint()
     // Encoded in the same turn too: nothing that runs while the store is written can change it.
@@ -537,6 +621,7 @@ export class Processor {
       pipeline,
       tuning,
     })
+    const heldMs = performance.now() - heldFrom
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
     return {
@@ -544,6 +629,8 @@ export class Processor {
       state,
       columns,
       generation,
+      readings,
+      heldMs,
       conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
     }
   }

@@ -4,12 +4,16 @@
 //   equipment's energy, idle and peak, the site's PV and grid; bucket-store.ts), written only when
 //   it changed since the previous checkpoint and kept for maxAgeS and a margin, so a late reading
 //   can still revise a minute the in-memory ring no longer holds;
+// - `readings`: the retained readings as a log, one chunk per checkpoint of the readings inserted
+//   since the one before, keyed by the chunk's generation; pruned from the oldest, whose still
+//   retained readings the chunk written with the pruning carries forward (@plantwatt/accounting
+//   reading-log.ts);
 // - `state`: the rest of the processor's state as one node:v8 blob (counters, sites' metadata,
-//   retained readings packed, detection, tuning, the newest readings per device) and the journal
-//   position it covers.
+//   the retained readings' per-series state, detection, tuning, the newest readings per device)
+//   and the journal position it covers.
 //
-// Why one environment and one transaction: the columns and the blob that claims a journal position
-// must never disagree after a crash. Were they two writes, a crash between them would leave newer
+// Why one environment and one transaction: the columns, the log's chunks and the blob that claims a
+// journal position must never disagree after a crash. Were they two writes, a crash between them would leave newer
 // columns under an older journal position, and the replayed journal would add its readings to them
 // a second time. lmdb-js puts every write issued in one event turn into one transaction
 // (`eventTurnBatching`, on by default), committed and flushed on its own thread: `write` issues all
@@ -36,6 +40,10 @@ export interface StateWrite {
    * a Uint8Array's memory to its write thread as it is, so they cost the event loop nothing.
    */
   arrays?: Readonly<Record<string, Uint8Array>>
+  /** Reading log chunks to put, by generation (lmdb-js hands their memory over as it is). */
+  readings?: readonly { gen: number; bytes: Uint8Array }[]
+  /** Reading log chunks of generations below this one are deleted. */
+  readingsPruneBelow?: number
 }
 
 const STATE_KEY = 'checkpoint'
@@ -44,6 +52,9 @@ export class ProcessorStateStore {
   private readonly root: RootDatabase
   private readonly columns: Database<Buffer, [string, number]>
   private readonly state: Database<Buffer, string>
+  private readonly readings: Database<Buffer, number>
+  /** The array of states before the reading log is deleted with the first write (once). */
+  private legacySeries = true
   /** Per site, the first minute whose column may still be held (raised by pruning). */
   private readonly prunedTo = new Map<string, number>()
   private closed = false
@@ -58,6 +69,16 @@ export class ProcessorStateStore {
       compression: true,
     })
     this.state = this.root.openDB<Buffer, string>({ name: 'state', encoding: 'binary' })
+    this.readings = this.root.openDB<Buffer, number>({
+      name: 'readings',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    })
+  }
+
+  /** The reading log's chunks held, by generation, oldest first (copies). */
+  *readingChunks(): Generator<[number, Uint8Array]> {
+    for (const { key, value } of this.readings.getRange({})) yield [key, value]
   }
 
   /** The last state blob written, undefined when none was. */
@@ -104,8 +125,18 @@ export class ProcessorStateStore {
       }
       this.prunedTo.set(site, before)
     }
+    const oldChunks: number[] = []
+    if (write.readingsPruneBelow !== undefined) {
+      for (const key of this.readings.getKeys({ end: write.readingsPruneBelow })) oldChunks.push(key)
+    }
     // From here to the state's put: no await, so everything is one event turn, one transaction.
     for (const key of removals) void this.columns.remove(key)
+    for (const key of oldChunks) void this.readings.remove(key)
+    for (const chunk of write.readings ?? []) void this.readings.put(chunk.gen, chunk.bytes as Buffer)
+    if (this.legacySeries && write.readings !== undefined) {
+      void this.state.remove('array:series')
+      this.legacySeries = false
+    }
     for (const column of write.columns) void this.columns.put([column.site, column.minute], column.bytes as Buffer)
     for (const [name, bytes] of Object.entries(write.arrays ?? {}))
       void this.state.put(`array:${name}`, bytes as Buffer)
@@ -115,11 +146,12 @@ export class ProcessorStateStore {
   }
 
   /** Bytes of the environment's data file and of its pages in use. */
-  stats(): { fileBytes: number; usedBytes: number; columns: number } {
+  stats(): { fileBytes: number; usedBytes: number; columns: number; readingChunks: number } {
     const s = this.root.getStats() as { pageSize: number; lastPageNumber: number }
     let used = 0
     let columns = 0
-    for (const db of [this.columns, this.state]) {
+    let readingChunks = 0
+    for (const db of [this.columns, this.state, this.readings] as { getStats(): unknown }[]) {
       const d = db.getStats() as {
         treeBranchPageCount: number
         treeLeafPageCount: number
@@ -128,8 +160,9 @@ export class ProcessorStateStore {
       }
       used += d.treeBranchPageCount + d.treeLeafPageCount + d.overflowPages
       if (db === this.columns) columns = d.entryCount
+      if (db === this.readings) readingChunks = d.entryCount
     }
-    return { fileBytes: (s.lastPageNumber + 1) * s.pageSize, usedBytes: used * s.pageSize, columns }
+    return { fileBytes: (s.lastPageNumber + 1) * s.pageSize, usedBytes: used * s.pageSize, columns, readingChunks }
   }
 
   async close(): Promise<void> {
