@@ -1108,10 +1108,16 @@ export class Accounting {
         for (const [position, delta] of deltas.figures) bucket.add(position, delta)
         if (deltas.peaks.size === 0) continue
         let byScope = peaks.get(bucket)
-        if (byScope === undefined) peaks.set(bucket, (byScope = new Map()))
+        if (byScope === undefined) {
+          byScope = new Map()
+          peaks.set(bucket, byScope)
+        }
         for (const [position, before] of deltas.peaks) {
           let byMinute = byScope.get(position)
-          if (byMinute === undefined) byScope.set(position, (byMinute = new Map()))
+          if (byMinute === undefined) {
+            byMinute = new Map()
+            byScope.set(position, byMinute)
+          }
           if (!byMinute.has(m)) byMinute.set(m, before)
         }
       }
@@ -1161,7 +1167,10 @@ export class Accounting {
         c.peakBefore < 0 ? 0 : PEAK_WATTS[store.eqPeak[slot * store.nEq + eq]!]! - PEAK_WATTS[c.peakBefore]!
       for (const position of site.scopesOf(eq)) {
         let t = touched.get(position)
-        if (t === undefined) touched.set(position, (t = [0, 0, 0, 0]))
+        if (t === undefined) {
+          t = [0, 0, 0, 0]
+          touched.set(position, t)
+        }
         t[0] += c.energy
         t[1] += c.idle
         t[2] += c.output
