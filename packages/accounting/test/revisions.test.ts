@@ -186,6 +186,24 @@ describe('revisions that follow material change (§5 buckets, v1.1)', () => {
     })
   }
 
+  it('sends a bucket whole above a revision the history store holds with other figures (reviseAbove)', () => {
+    const { engine, send } = engineOf(plantOf())
+    feedE1(send, T, T + 600)
+    engine.takeBucketEvents()
+    expect(engine.reviseAbove(E2, '1m', T * 1000, 5)).toBe(true)
+    expect(engine.hasPendingRevisions()).toBe(true)
+    const again = engine.takeBucketEvents()
+    expect(
+      again
+        .filter((e) => e.t === T * 1000)
+        .map((e) => e.scope)
+        .sort(),
+    ).toEqual(['s', 's/a', L1, L2, E1, E2, E3].sort())
+    expect(again.every((e) => e.revision === 6)).toBe(true)
+    expect(minuteOf(again, E1, T)[0]!.energyWh).toBe(100)
+    expect(engine.hasPendingRevisions()).toBe(false)
+  })
+
   it('tells the processor a revision is still to be sent while one waits for its second', () => {
     const { engine, send } = engineOf(plantOf())
     feedE1(send, T, T + 600)
