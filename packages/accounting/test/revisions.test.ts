@@ -220,3 +220,31 @@ describe('revisions that follow material change (§5 buckets, v1.1)', () => {
     expect(engine.hasPendingRevisions()).toBe(false)
   })
 })
+
+describe('the history answers the figures last sent (§5 v1.1)', () => {
+  it('while a sub-threshold change waits, and after the last revision carried it', () => {
+    const { engine, send } = engineOf(plantOf())
+    feedE1(send, T, T + 600)
+    const closed = minuteOf(engine.takeBucketEvents(), L1, T)[0]!
+    send('d2', energy(T, 0))
+    send('d2', energy(T + 60, 0.05))
+    expect(engine.takeBucketEvents().filter((e) => e.revision > 0)).toEqual([])
+    const { revision: _r, scope: _s, step: _st, ...sentFigures } = closed
+    const held = exactOf(engine, L1, T)
+    expect(held.energyWh).toBe(sentFigures.energyWh)
+    expect(held.idleWh).toBe(sentFigures.idleWh)
+    expect(held.peakW).toBe(sentFigures.peakW)
+    expect(held.co2G).toBeCloseTo(sentFigures.co2G, 9)
+    expect(held.co2MarketG).toBeCloseTo(sentFigures.co2MarketG, 9)
+    expect(exactOf(engine, E2, T).energyWh).toBe(0)
+    const last: BucketEvent[] = []
+    for (let t = T + 660; t <= T + 60 + FINAL_AFTER_S; t += 60) {
+      feedE1(send, t, t)
+      last.push(...minuteOf(engine.takeBucketEvents(), L1, T))
+    }
+    const { revision, scope: _s2, step: _st2, ...finalFigures } = last.at(-1)!
+    expect(revision).toBe(1)
+    expect(exactOf(engine, L1, T)).toEqual(finalFigures)
+    expect(finalFigures.energyWh).toBeCloseTo(100.05, 12)
+  })
+})
