@@ -21,6 +21,7 @@ import {
 import { OutputMinutes, type OutputMinutesState } from './output-minutes.ts'
 import {
   anyUnsent,
+  asSent,
   type BucketGate,
   CO2,
   CO2_MARKET,
@@ -1202,13 +1203,13 @@ export class Accounting {
       const eOld = energy - dEnergy
       const iOld = idle - dIdle
       const d = new Float64Array(FIGURE_COUNT)
-      d[ENERGY] = dEnergy / 1000
-      d[IDLE] = dIdle / 1000
+      d[ENERGY] = dEnergy
+      d[IDLE] = dIdle
       d[CO2] = (energy * locNow - eOld * locOld) / 1000
       d[CO2_MARKET] = (energy * marketNow - eOld * marketOld) / 1000
       d[PV] = (energy * pvNow - eOld * pvOld) / 1000
       d[IDLE_CO2] = (idle * locNow - iOld * locOld) / 1000
-      d[OUTPUT] = (t?.[2] ?? 0) / 1000
+      d[OUTPUT] = t?.[2] ?? 0
       if (anyUnsent(d)) figures.set(position, d)
       if (t !== undefined && t[3] !== 0) {
         this.scopeMinute(site.refs[position]!, store, slot, f)
@@ -1372,8 +1373,19 @@ export class Accounting {
    * default, so at least the last 24 h at every step, and the whole local day for 1d) and that
    * start no later than the site clock's minute; the open ones hold what has arrived so far.
    * Longer history is the history store's (InfluxDB) job.
+   *
+   * The rows are the exact figures (§7) unless `asSent`: then a closed bucket is answered with the
+   * figures last sent for it (§5 v1.1: the history API answers exactly those), which differ from
+   * the exact ones by less than the revision threshold while a small change waits for the
+   * bucket's last revision (revision-gate.ts).
    */
-  history(scope: string, step: BucketStep, fromMs: number, toMs: number): BucketRow[] {
+  history(
+    scope: string,
+    step: BucketStep,
+    fromMs: number,
+    toMs: number,
+    options: { asSent?: boolean } = {},
+  ): BucketRow[] {
     const ref = this.scopes.get(scope)
     if (ref === undefined) return []
     const site = ref.site
@@ -1401,9 +1413,29 @@ export class Accounting {
         idleCo2G: f.idleCo2,
       }
       if (f.output !== 0) row.outputUnits = f.output
+      if (options.asSent) this.rowAsSent(ref, step, start, row)
       rows.push(row)
     }
     return rows
+  }
+
+  /**
+   * §5 v1.1: the history answers the figures last sent. A closed bucket whose scope has a change
+   * not sent yet (under the threshold, waiting for its last revision) is answered as sent.
+   */
+  private rowAsSent(ref: ScopeRef, step: BucketStep, start: number, row: BucketRow): void {
+    const unsent = ref.site.gate.buckets[step].get(start)?.unsent.get(ref.position)
+    if (unsent === undefined) return
+    row.energyWh = asSent(row.energyWh, unsent, ENERGY)
+    row.idleWh = asSent(row.idleWh, unsent, IDLE)
+    row.co2G = asSent(row.co2G, unsent, CO2)
+    row.co2MarketG = asSent(row.co2MarketG, unsent, CO2_MARKET)
+    row.pvWh = asSent(row.pvWh ?? 0, unsent, PV)
+    row.idleCo2G = asSent(row.idleCo2G ?? 0, unsent, IDLE_CO2)
+    row.peakW = asSent(row.peakW, unsent, PEAK)
+    const output = asSent(row.outputUnits ?? 0, unsent, OUTPUT)
+    if (output !== 0) row.outputUnits = output
+    else delete row.outputUnits
   }
 
   /** Today's figures of a scope over its closed minutes dayFrom..through, extended incrementally. */

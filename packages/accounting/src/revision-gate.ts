@@ -41,6 +41,11 @@ export const IDLE_CO2 = 5
 export const OUTPUT = 6
 export const PEAK = 7
 export const FIGURE_COUNT = 8
+/**
+ * Units of a difference record per figure: energy, idle and output in thousandths (whole mWh and
+ * milli-units, exact integers, so the figures as sent are recovered exactly), the rest as sent.
+ */
+export const RECORD_SCALE: readonly number[] = [1000, 1000, 1, 1, 1, 1, 1000, 1]
 
 /** A change is material above this, in each figure's own unit (Wh, g, W, units)… */
 export const ABSOLUTE_THRESHOLD = 0.1
@@ -135,7 +140,7 @@ export class BucketGate {
     let over = false
     for (let i = 0; i < FIGURE_COUNT; i++) {
       record[i]! += delta[i]!
-      if (Math.abs(record[i]!) > ABSOLUTE_THRESHOLD) over = true
+      if (Math.abs(record[i]!) > ABSOLUTE_THRESHOLD * RECORD_SCALE[i]!) over = true
     }
     if (over) this.candidates.add(position)
   }
@@ -160,14 +165,26 @@ export class BucketGate {
 
 /**
  * Whether a scope's difference is material: any figure moved by more than 0.1 (its unit) or 1e-6
- * of the figure as last sent, whichever is larger. `exact` is the figures now.
+ * of the figure as last sent, whichever is larger. `exact` is the figures now, in their units.
  */
 export function material(unsent: Float64Array, exact: ArrayLike<number>): boolean {
   for (let i = 0; i < FIGURE_COUNT; i++) {
-    const sent = exact[i]! - unsent[i]!
-    if (Math.abs(unsent[i]!) > Math.max(ABSOLUTE_THRESHOLD, RELATIVE_THRESHOLD * Math.abs(sent))) return true
+    const moved = unsent[i]! / RECORD_SCALE[i]!
+    const sent = exact[i]! - moved
+    if (Math.abs(moved) > Math.max(ABSOLUTE_THRESHOLD, RELATIVE_THRESHOLD * Math.abs(sent))) return true
   }
   return false
+}
+
+/**
+ * A figure as last sent, from the figure now and the record's difference: exact for the figures
+ * kept in thousandths (energy, idle, output: whole numbers of them) and the peak (whole watts);
+ * for CO2 and PV energy within float rounding (about 1e-15 of the figure) of the one sent.
+ */
+export function asSent(exact: number, unsent: Float64Array, i: number): number {
+  const scale = RECORD_SCALE[i]!
+  if (scale === 1) return exact - unsent[i]!
+  return (Math.round(exact * scale) - unsent[i]!) / scale
 }
 
 /** Whether anything of a difference is unsent. */

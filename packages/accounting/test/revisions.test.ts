@@ -230,13 +230,15 @@ describe('the history answers the figures last sent (§5 v1.1)', () => {
     send('d2', energy(T + 60, 0.05))
     expect(engine.takeBucketEvents().filter((e) => e.revision > 0)).toEqual([])
     const { revision: _r, scope: _s, step: _st, ...sentFigures } = closed
-    const held = exactOf(engine, L1, T)
+    const held = engine.history(L1, '1m', T * 1000, T * 1000 + 1, { asSent: true })[0]!
     expect(held.energyWh).toBe(sentFigures.energyWh)
     expect(held.idleWh).toBe(sentFigures.idleWh)
     expect(held.peakW).toBe(sentFigures.peakW)
     expect(held.co2G).toBeCloseTo(sentFigures.co2G, 9)
     expect(held.co2MarketG).toBeCloseTo(sentFigures.co2MarketG, 9)
-    expect(exactOf(engine, E2, T).energyWh).toBe(0)
+    expect(engine.history(E2, '1m', T * 1000, T * 1000 + 1, { asSent: true })[0]!.energyWh).toBe(0)
+    // The exact figures (§7) are there too.
+    expect(exactOf(engine, E2, T).energyWh).toBeCloseTo(0.05, 12)
     const last: BucketEvent[] = []
     for (let t = T + 660; t <= T + 60 + FINAL_AFTER_S; t += 60) {
       feedE1(send, t, t)
@@ -244,6 +246,7 @@ describe('the history answers the figures last sent (§5 v1.1)', () => {
     }
     const { revision, scope: _s2, step: _st2, ...finalFigures } = last.at(-1)!
     expect(revision).toBe(1)
+    expect(engine.history(L1, '1m', T * 1000, T * 1000 + 1, { asSent: true })[0]!).toEqual(finalFigures)
     expect(exactOf(engine, L1, T)).toEqual(finalFigures)
     expect(finalFigures.energyWh).toBeCloseTo(100.05, 12)
   })
