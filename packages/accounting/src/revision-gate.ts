@@ -106,7 +106,11 @@ export type SavedMinuteChange = [number, number, [number, number, number, number
 
 /** A bucket sent at least once that has unsent differences or was sent lately. */
 export class BucketGate {
-  /** Per scope position: exact figures now minus the figures last sent (FIGURE_COUNT numbers). */
+  /**
+   * Per scope position: exact figures now minus the figures last sent (FIGURE_COUNT numbers), then
+   * each figure's threshold in the same units (0.1 until a check found the figure as sent larger:
+   * then 1e-6 of it, so that a big scope is not checked again at every take until it may pass).
+   */
   readonly unsent = new Map<number, Float64Array>()
   /** Scopes whose difference passed the absolute threshold: to check exactly and send. */
   readonly candidates = new Set<number>()
@@ -134,13 +138,14 @@ export class BucketGate {
   add(position: number, delta: ArrayLike<number>): void {
     let record = this.unsent.get(position)
     if (record === undefined) {
-      record = new Float64Array(FIGURE_COUNT)
+      record = new Float64Array(2 * FIGURE_COUNT)
+      for (let i = 0; i < FIGURE_COUNT; i++) record[FIGURE_COUNT + i] = ABSOLUTE_THRESHOLD * RECORD_SCALE[i]!
       this.unsent.set(position, record)
     }
     let over = false
     for (let i = 0; i < FIGURE_COUNT; i++) {
       record[i]! += delta[i]!
-      if (Math.abs(record[i]!) > ABSOLUTE_THRESHOLD * RECORD_SCALE[i]!) over = true
+      if (Math.abs(record[i]!) > record[FIGURE_COUNT + i]!) over = true
     }
     if (over) this.candidates.add(position)
   }
@@ -168,12 +173,16 @@ export class BucketGate {
  * of the figure as last sent, whichever is larger. `exact` is the figures now, in their units.
  */
 export function material(unsent: Float64Array, exact: ArrayLike<number>): boolean {
+  let any = false
   for (let i = 0; i < FIGURE_COUNT; i++) {
     const moved = unsent[i]! / RECORD_SCALE[i]!
     const sent = exact[i]! - moved
-    if (Math.abs(moved) > Math.max(ABSOLUTE_THRESHOLD, RELATIVE_THRESHOLD * Math.abs(sent))) return true
+    const threshold = Math.max(ABSOLUTE_THRESHOLD, RELATIVE_THRESHOLD * Math.abs(sent))
+    // The figure as sent stays until the next send: so does its threshold (see BucketGate.unsent).
+    unsent[FIGURE_COUNT + i] = threshold * RECORD_SCALE[i]!
+    if (Math.abs(moved) > threshold) any = true
   }
-  return false
+  return any
 }
 
 /**
