@@ -20,6 +20,25 @@ import {
 } from './device-energy.ts'
 import { OutputMinutes, type OutputMinutesState } from './output-minutes.ts'
 import { type LoggedSeries, ReadingLog, type ReadingLogWrite, type SeriesLogState } from './reading-log.ts'
+import {
+  anyUnsent,
+  asSent,
+  type BucketGate,
+  CO2,
+  CO2_MARKET,
+  ENERGY,
+  FIGURE_COUNT,
+  FINAL_AFTER_LATENESS,
+  IDLE,
+  IDLE_CO2,
+  type MinuteChange,
+  MinuteChange as MinuteChangeClass,
+  material,
+  OUTPUT,
+  PEAK,
+  PV,
+  type SavedGate,
+} from './revision-gate.ts'
 import { ReadingSeries, type SeriesState } from './series.ts'
 import type { ScopeRef } from './site-state.ts'
 import { SiteState } from './site-state.ts'
@@ -187,6 +206,8 @@ interface SavedSite {
   monthKey: number
   monthPeakWh: Float64Array
   spans: [number, [number, number][]][]
+  /** Changes to sent minutes not yet taken, buckets with unsent differences (revision-gate.ts); absent in older states. */
+  gate?: SavedGate
 }
 
 function saveSite(site: SiteState): SavedSite {
@@ -202,6 +223,7 @@ function saveSite(site: SiteState): SavedSite {
     spans: site.spans.flatMap((spans, eq) =>
       spans && spans.length > 0 ? [[eq, spans.map((s) => [s.start, s.end] as [number, number])]] : [],
     ) as [number, [number, number][]][],
+    gate: site.gate.save(),
   }
 }
 
@@ -215,6 +237,21 @@ function applySavedSite(site: SiteState, saved: SavedSite): void {
   site.monthKey = saved.monthKey
   site.monthPeakWh.set(saved.monthPeakWh)
   for (const [eq, spans] of saved.spans) site.spans[eq] = spans.map(([start, end]): Span => ({ start, end }))
+  site.gate.changes.clear()
+  for (const [minute, change] of saved.gate?.changes ?? [])
+    site.gate.changes.set(minute, MinuteChangeClass.from(change))
+  // The unsent differences were not saved: those buckets go out whole, exact, above the revisions sent.
+  for (const [step, start, finalDone] of saved.gate?.buckets ?? []) {
+    const end = site.calendar.bucketEnd(step, start)
+    const gate = site.gate.bucket(step, start, end, finalAt(site, end), site.clock ?? Number.NEGATIVE_INFINITY)
+    gate.whole = true
+    gate.finalDone = finalDone
+  }
+}
+
+/** Site clock (s) at which a bucket ending at minute `end` gets its last revision (§5). */
+function finalAt(site: SiteState, end: number): number {
+  return end * 60 + FINAL_AFTER_LATENESS * site.info.latenessS
 }
 
 interface CheckpointState {
@@ -508,6 +545,7 @@ export class Accounting {
       if (m <= site.emittedThrough) {
         site.dirty.add(m)
         site.closedChanges++
+        site.gate.change(m).of(eq).output += units
       }
     }
     out.clear()
@@ -538,7 +576,7 @@ export class Accounting {
         // after an outage): what closed by the clock so far is sent now, while the ring holds all
         // of its buckets' minutes. The reading that moves the clock is not placed yet; where it
         // adds to a minute sent here, that minute is revised like any late one.
-        this.emitRevisions(site, this.sentAhead)
+        this.emitRevisions(site, this.sentAhead, newOldest)
         this.emitClosed(site, this.sentAhead)
         // A single jump past the ring: the minutes it drops are sent as they stand (the reading's
         // own part of them goes the way of any reading older than the ring).
@@ -559,7 +597,8 @@ export class Accounting {
     const firstUnsent = Math.max(site.emittedThrough + 1, site.firstMinute)
     if (firstUnsent <= site.store.newest && needs(firstUnsent)) return true
     for (const m of site.dirty) if (needs(m)) return true
-    return false
+    // A bucket with unsent differences is sent before its first minute leaves (revision-gate.ts).
+    return newOldest > site.store.oldest() && site.gate.holdsBefore(newOldest)
   }
 
   private raisePeak(site: SiteState, eq: number, t: number, watts: number): void {
@@ -570,9 +609,12 @@ export class Accounting {
       if (cold?.buckets.raisePeak(0, eq, site.equipmentAggregates[eq]!, watts)) this.coldTouched(site, cold)
       return
     }
+    const before = site.store.eqPeak[slot * site.store.nEq + eq]!
     if (site.store.raisePeak(slot, eq, site.equipmentAggregates[eq]!, watts) && minute <= site.emittedThrough) {
       site.dirty.add(minute)
       site.closedChanges++
+      const change = site.gate.change(minute).of(eq)
+      if (change.peakBefore < 0) change.peakBefore = before
     }
   }
 
@@ -607,6 +649,13 @@ export class Accounting {
       if (m <= site.emittedThrough) {
         site.dirty.add(m)
         site.closedChanges++
+        const change = site.gate.change(m)
+        if (sink.kind === 'equipment') {
+          const of = change.of(sink.eq)
+          of.energy += energy
+          of.idle += idle
+        } else if (sink.kind === 'pv') change.pv += energy
+        else change.grid += energy
       }
     }
     out.clear()
@@ -746,8 +795,8 @@ export class Accounting {
    * Buckets of CONTRACT.md §5 that closed or changed since the last call, for every step and
    * scope: a minute closes once the site clock passed its end by latenessS, a 15m/1h/1d bucket
    * with its last minute. A change to an emitted minute (late reading, idle span, PV or grid
-   * reading: a site's carbon factor moves every scope's CO2) re-sends the buckets holding it, for
-   * every scope of the site, with the revision increased.
+   * reading: a site's carbon factor moves every scope's CO2) re-sends the buckets holding it with
+   * the revision increased, for the scopes whose figures moved materially (revision-gate.ts).
    */
   takeBucketEvents(): BucketEvent[] {
     const events: BucketEvent[] = this.sentAhead.splice(0)
@@ -992,35 +1041,286 @@ export class Accounting {
     const end = site.calendar.bucketEnd(step, start)
     if (start < site.store.oldest() || end - 1 > site.emittedThrough) return false
     if ((site.revisions[step].get(start) ?? 0) < storedRevision) site.revisions[step].set(start, storedRevision)
-    site.dirty.add(start)
+    site.gate.bucket(step, start, end, finalAt(site, end), site.clock ?? Number.NEGATIVE_INFINITY).whole = true
     return true
   }
 
-  /** Whether a revised bucket waits for the next takeBucketEvents(). */
+  /**
+   * Whether a revision waits for the next takeBucketEvents(): a change to a sent minute not yet
+   * looked at, a material difference (also one held for its second of the site clock), a last
+   * revision that is due, a bucket to send whole. Differences under the threshold whose last
+   * revision is not due yet do not count: the figures sent are within the threshold of the exact ones.
+   */
   hasPendingRevisions(): boolean {
-    for (const site of this.sites.values()) if (site.dirty.size > 0) return true
+    for (const site of this.sites.values()) {
+      if (site.dirty.size > 0) return true
+      if (site.clock !== undefined && site.gate.pending(site.clock)) return true
+    }
     return false
   }
 
-  private emitRevisions(site: SiteState, events: BucketEvent[]): void {
-    if (site.dirty.size === 0) return
-    const minutes = [...site.dirty].sort((a, b) => a - b)
-    site.dirty.clear()
+  /**
+   * Revisions of buckets already sent (CONTRACT.md §5 v1.1, revision-gate.ts): the changes logged
+   * for sent minutes become each scope's unsent difference in the buckets holding them, then every
+   * bucket with something unsent sends the scopes that moved materially (at most once a second of
+   * the site clock), or all it holds unsent at its last revision, or when its first minute is
+   * about to leave the ring (`evictBefore`: the ring moves to it next).
+   */
+  private emitRevisions(site: SiteState, events: BucketEvent[], evictBefore = Number.NEGATIVE_INFINITY): void {
+    const clock = site.clock
+    if (clock === undefined) return
     const oldest = site.store.oldest()
+    const gate = site.gate
+    if (site.dirty.size > 0) this.foldChanges(site, clock)
+    else gate.changes.clear()
     for (const step of STEPS) {
-      const revised = new Set<number>()
-      for (const m of minutes) {
-        const start = site.calendar.bucketStart(step, m)
-        const end = site.calendar.bucketEnd(step, start)
-        if (end - 1 > site.emittedThrough || start < oldest || revised.has(start)) continue
-        revised.add(start)
-        const revision = (site.revisions[step].get(start) ?? 0) + 1
-        site.revisions[step].set(start, revision)
-        this.emitBucket(site, step, start, end, revision, events)
+      const map = gate.buckets[step]
+      for (const [start, bucket] of map) {
+        if (start < oldest) {
+          // Its first minute left the ring (sent before, see wouldEvictUnsent): nothing exact to send.
+          map.delete(start)
+          continue
+        }
+        if (bucket.whole) this.sendScopes(site, bucket, 'all', events, clock)
+        else if (bucket.unsent.size > 0) {
+          const due = bucket.finalDue(clock)
+          if (start < evictBefore || (due && bucket.mayRevise(clock))) {
+            this.sendScopes(site, bucket, 'unsent', events, clock)
+          } else if (bucket.candidates.size > 0 && bucket.mayRevise(clock)) {
+            this.sendScopes(site, bucket, 'material', events, clock)
+          }
+        }
+        if (bucket.unsent.size === 0 && bucket.finalDue(clock)) bucket.finalDone = true
+        if (bucket.idle(clock)) map.delete(start)
       }
       // Revisions of buckets that left the history are no longer needed.
       for (const start of site.revisions[step].keys()) if (start < oldest - 1440) site.revisions[step].delete(start)
     }
+  }
+
+  /** Turns the changes logged for sent minutes into unsent differences of the buckets holding them. */
+  private foldChanges(site: SiteState, clock: number): void {
+    const minutes = [...site.dirty].sort((a, b) => a - b)
+    site.dirty.clear()
+    const oldest = site.store.oldest()
+    const gate = site.gate
+    /** Per bucket, per scope position, per minute: the scope's peak in that minute before it rose. */
+    const peaks = new Map<BucketGate, Map<number, Map<number, number>>>()
+    for (const m of minutes) {
+      const change = gate.changes.get(m)
+      const slot = site.store.slotOf(m)
+      const deltas = change !== undefined && slot >= 0 ? this.minuteDeltas(site, m, slot, change) : undefined
+      for (const step of STEPS) {
+        const start = site.calendar.bucketStart(step, m)
+        const end = site.calendar.bucketEnd(step, start)
+        if (end - 1 > site.emittedThrough || start < oldest) continue
+        const bucket = gate.bucket(step, start, end, finalAt(site, end), clock)
+        // A minute marked without a log (a checkpoint from before the log): its buckets go whole.
+        if (deltas === undefined) {
+          bucket.whole = true
+          continue
+        }
+        for (const [position, delta] of deltas.figures) bucket.add(position, delta)
+        if (deltas.peaks.size === 0) continue
+        let byScope = peaks.get(bucket)
+        if (byScope === undefined) {
+          byScope = new Map()
+          peaks.set(bucket, byScope)
+        }
+        for (const [position, before] of deltas.peaks) {
+          let byMinute = byScope.get(position)
+          if (byMinute === undefined) {
+            byMinute = new Map()
+            byScope.set(position, byMinute)
+          }
+          if (!byMinute.has(m)) byMinute.set(m, before)
+        }
+      }
+    }
+    gate.changes.clear()
+    // A bucket's peak is the highest of its minutes': it moved by (highest now) − (highest before).
+    const delta = new Float64Array(FIGURE_COUNT)
+    const f = this.newFigures()
+    for (const [bucket, byScope] of peaks) {
+      for (const [position, byMinute] of byScope) {
+        const ref = site.refs[position]!
+        let now = 0
+        let before = 0
+        for (let m = Math.max(bucket.start, oldest); m < bucket.end; m++) {
+          const slot = site.store.slotOf(m)
+          if (slot < 0) continue
+          const peak = this.scopeMinute(ref, site.store, slot, f).peak
+          now = Math.max(now, peak)
+          before = Math.max(before, byMinute.get(m) ?? peak)
+        }
+        if (now === before) continue
+        delta.fill(0)
+        delta[PEAK] = now - before
+        bucket.add(position, delta)
+      }
+    }
+  }
+
+  /**
+   * Each scope's change of figures in minute `m` from the minute's log: the scopes holding the
+   * equipment changed, and, when the minute's carbon factors moved (§7: CO2 is shared as energy ×
+   * I/E), every scope with energy in it. `peaks`: the scope's peak in the minute before it rose.
+   */
+  private minuteDeltas(
+    site: SiteState,
+    m: number,
+    slot: number,
+    change: MinuteChange,
+  ): { figures: Map<number, Float64Array>; peaks: Map<number, number> } {
+    const store = site.store
+    // Per scope: mWh of energy and idle, milli-units, peak W added.
+    const touched = new Map<number, [number, number, number, number]>()
+    let siteEnergy = 0
+    for (const [eq, c] of change.equipment) {
+      siteEnergy += c.energy
+      const peakAdded =
+        c.peakBefore < 0 ? 0 : PEAK_WATTS[store.eqPeak[slot * store.nEq + eq]!]! - PEAK_WATTS[c.peakBefore]!
+      for (const position of site.scopesOf(eq)) {
+        let t = touched.get(position)
+        if (t === undefined) {
+          t = [0, 0, 0, 0]
+          touched.set(position, t)
+        }
+        t[0] += c.energy
+        t[1] += c.idle
+        t[2] += c.output
+        t[3] += peakAdded
+      }
+    }
+    const carbon = carbonAt(site.carbon, m)
+    const grid = gridIntensity(carbon, site.calendar, m)
+    const market = marketIntensity(carbon)
+    const eNow = store.aggEnergy[slot * store.nAgg]!
+    const now = minuteFactors(eNow, store.pv[slot]!, store.grid[slot]!, site.hasGridMeters, grid, market, this.factors)
+    const [locNow, marketNow, pvNow] = [now.location, now.market, now.pvShare]
+    const old = minuteFactors(
+      eNow - siteEnergy,
+      store.pv[slot]! - change.pv,
+      store.grid[slot]! - change.grid,
+      site.hasGridMeters,
+      grid,
+      market,
+      this.factors,
+    )
+    const [locOld, marketOld, pvOld] = [old.location, old.market, old.pvShare]
+    const figures = new Map<number, Float64Array>()
+    const peaks = new Map<number, number>()
+    const f = this.newFigures()
+    const add = (position: number, energy: number, idle: number, t: [number, number, number, number] | undefined) => {
+      const dEnergy = t?.[0] ?? 0
+      const dIdle = t?.[1] ?? 0
+      const eOld = energy - dEnergy
+      const iOld = idle - dIdle
+      const d = new Float64Array(FIGURE_COUNT)
+      d[ENERGY] = dEnergy
+      d[IDLE] = dIdle
+      d[CO2] = (energy * locNow - eOld * locOld) / 1000
+      d[CO2_MARKET] = (energy * marketNow - eOld * marketOld) / 1000
+      d[PV] = (energy * pvNow - eOld * pvOld) / 1000
+      d[IDLE_CO2] = (idle * locNow - iOld * locOld) / 1000
+      d[OUTPUT] = t?.[2] ?? 0
+      if (anyUnsent(d)) figures.set(position, d)
+      if (t !== undefined && t[3] !== 0) {
+        this.scopeMinute(site.refs[position]!, store, slot, f)
+        peaks.set(position, f.peak - t[3])
+      }
+    }
+    if (locNow === locOld && marketNow === marketOld && pvNow === pvOld) {
+      // The factors stayed: only the scopes holding the equipment changed moved.
+      for (const [position, t] of touched) {
+        this.scopeMinute(site.refs[position]!, store, slot, f)
+        add(position, f.energy, f.idle, t)
+      }
+    } else {
+      // Every scope's CO2 and PV share moved with the factors: compute, and keep what is not zero.
+      for (const ref of site.refs) {
+        const t = touched.get(ref.position)
+        this.scopeMinute(ref, store, slot, f)
+        if (t === undefined && f.energy === 0 && f.idle === 0) continue
+        add(ref.position, f.energy, f.idle, t)
+      }
+    }
+    return { figures, peaks }
+  }
+
+  /**
+   * Sends a bucket for some of its scopes with the next revision: `all` of them, those with an
+   * `unsent` difference, or those whose difference is `material` (checked against the exact
+   * figures). Their differences are cleared: what is sent is exact.
+   */
+  private sendScopes(
+    site: SiteState,
+    bucket: BucketGate,
+    which: 'all' | 'unsent' | 'material',
+    events: BucketEvent[],
+    clock: number,
+  ): void {
+    const { step, start, end } = bucket
+    const from = Math.max(start, site.store.oldest())
+    const factors = this.minuteFactorsOf(site, from, end)
+    const positions: Iterable<number> =
+      which === 'all'
+        ? site.refs.map((r) => r.position)
+        : which === 'unsent'
+          ? [...bucket.unsent.keys()]
+          : [...bucket.candidates]
+    const f = this.newFigures()
+    const exact = new Float64Array(FIGURE_COUNT)
+    const sameMonth = step === '15m' && site.calendar.monthKey(start) === site.monthKey
+    let revision = -1
+    for (const position of positions) {
+      const ref = site.refs[position]!
+      const unsent = bucket.unsent.get(position)
+      if (which === 'unsent' && (unsent === undefined || !anyUnsent(unsent))) {
+        bucket.unsent.delete(position)
+        continue
+      }
+      this.figures(ref, from, end, factors, f)
+      if (which === 'material') {
+        exact[ENERGY] = f.energy
+        exact[IDLE] = f.idle
+        exact[CO2] = f.co2
+        exact[CO2_MARKET] = f.co2Market
+        exact[PV] = f.pv
+        exact[IDLE_CO2] = f.idleCo2
+        exact[OUTPUT] = f.output
+        exact[PEAK] = f.peak
+        if (unsent === undefined || !material(unsent, exact)) continue
+      }
+      if (revision < 0) {
+        revision = (site.revisions[step].get(start) ?? 0) + 1
+        site.revisions[step].set(start, revision)
+      }
+      const event: BucketEvent = {
+        scope: ref.scope,
+        step,
+        t: start * 60_000,
+        energyWh: f.energy,
+        co2G: f.co2,
+        co2MarketG: f.co2Market,
+        idleWh: f.idle,
+        peakW: f.peak,
+        revision,
+        pvWh: f.pv,
+        idleCo2G: f.idleCo2,
+      }
+      if (f.output !== 0) event.outputUnits = f.output
+      events.push(event)
+      bucket.unsent.delete(position)
+      if (sameMonth && f.energy > site.monthPeakWh[position]!) site.monthPeakWh[position] = f.energy
+    }
+    bucket.candidates.clear()
+    if (which === 'all') {
+      bucket.unsent.clear()
+      bucket.whole = false
+    }
+    if (which !== 'material' && bucket.finalDue(clock)) bucket.finalDone = true
+    if (revision >= 0) bucket.lastSentS = clock
   }
 
   private emitClosed(site: SiteState, events: BucketEvent[], through = Number.POSITIVE_INFINITY): void {
@@ -1087,8 +1387,19 @@ export class Accounting {
    * default, so at least the last 24 h at every step, and the whole local day for 1d) and that
    * start no later than the site clock's minute; the open ones hold what has arrived so far.
    * Longer history is the history store's (InfluxDB) job.
+   *
+   * The rows are the exact figures (§7) unless `asSent`: then a closed bucket is answered with the
+   * figures last sent for it (§5 v1.1: the history API answers exactly those), which differ from
+   * the exact ones by less than the revision threshold while a small change waits for the
+   * bucket's last revision (revision-gate.ts).
    */
-  history(scope: string, step: BucketStep, fromMs: number, toMs: number): BucketRow[] {
+  history(
+    scope: string,
+    step: BucketStep,
+    fromMs: number,
+    toMs: number,
+    options: { asSent?: boolean } = {},
+  ): BucketRow[] {
     const ref = this.scopes.get(scope)
     if (ref === undefined) return []
     const site = ref.site
@@ -1116,9 +1427,29 @@ export class Accounting {
         idleCo2G: f.idleCo2,
       }
       if (f.output !== 0) row.outputUnits = f.output
+      if (options.asSent) this.rowAsSent(ref, step, start, row)
       rows.push(row)
     }
     return rows
+  }
+
+  /**
+   * §5 v1.1: the history answers the figures last sent. A closed bucket whose scope has a change
+   * not sent yet (under the threshold, waiting for its last revision) is answered as sent.
+   */
+  private rowAsSent(ref: ScopeRef, step: BucketStep, start: number, row: BucketRow): void {
+    const unsent = ref.site.gate.buckets[step].get(start)?.unsent.get(ref.position)
+    if (unsent === undefined) return
+    row.energyWh = asSent(row.energyWh, unsent, ENERGY)
+    row.idleWh = asSent(row.idleWh, unsent, IDLE)
+    row.co2G = asSent(row.co2G, unsent, CO2)
+    row.co2MarketG = asSent(row.co2MarketG, unsent, CO2_MARKET)
+    row.pvWh = asSent(row.pvWh ?? 0, unsent, PV)
+    row.idleCo2G = asSent(row.idleCo2G ?? 0, unsent, IDLE_CO2)
+    row.peakW = asSent(row.peakW, unsent, PEAK)
+    const output = asSent(row.outputUnits ?? 0, unsent, OUTPUT)
+    if (output !== 0) row.outputUnits = output
+    else delete row.outputUnits
   }
 
   /** Today's figures of a scope over its closed minutes dayFrom..through, extended incrementally. */

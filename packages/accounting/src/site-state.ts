@@ -6,6 +6,7 @@ import { SiteBuckets } from './bucket-store.ts'
 import { type BucketStep, LocalCalendar } from './calendar.ts'
 import type { CarbonVersion } from './carbon.ts'
 import type { ColdColumn } from './cold-minutes.ts'
+import { RevisionGate } from './revision-gate.ts'
 import type { Span } from './spread.ts'
 
 export type ScopeKind = 'equipment' | 'line' | 'aggregate'
@@ -45,13 +46,20 @@ export class SiteState {
   dirty = new Set<number>()
   /** Counts changes to emitted minutes, so that sums cached over them know they are stale. */
   closedChanges = 0
-  /** Latest revision per step and bucket start minute (one per site: a revision re-sends every scope). */
+  /**
+   * Latest revision per step and bucket start minute, one counter per bucket of the site: each
+   * revision sent (for the scopes that moved, revision-gate.ts) takes the next number.
+   */
   revisions: Record<BucketStep, Map<number, number>> = {
     '1m': new Map(),
     '15m': new Map(),
     '1h': new Map(),
     '1d': new Map(),
   }
+  /** Changes to minutes already sent and the buckets they leave unsent (revision-gate.ts). */
+  readonly gate = new RevisionGate()
+  /** Per equipment: the positions in `refs` of the scopes holding it (built when first needed). */
+  private holders: number[][] | undefined
   /** Minutes older than the ring held to take late readings (cold-minutes.ts), by minute. */
   readonly cold = new Map<number, ColdColumn>()
   /** Cold minutes changed since their buckets were last revised. */
@@ -98,6 +106,16 @@ export class SiteState {
       })
     }
     this.monthPeakWh = new Float64Array(this.refs.length)
+  }
+
+  /** Positions in `refs` of the scopes holding equipment `eq` (itself, its line, area and site). */
+  scopesOf(eq: number): number[] {
+    if (this.holders === undefined) {
+      const holders: number[][] = this.info.equipment.map(() => [])
+      for (const ref of this.refs) for (const e of ref.equipment) holders[e]!.push(ref.position)
+      this.holders = holders
+    }
+    return this.holders[eq]!
   }
 
   /** Last minute whose end the site clock has passed by latenessS (§7 closing). */

@@ -92,12 +92,15 @@ describe('closing and revisions (§5 buckets, §7)', () => {
     ])
     expect(events.map((e) => e.scope).sort()).toEqual(['s', 's/a', 's/a/l1', E1, E2, 's/a/l2/e3', 's/a/l2'].sort())
     expect(engine.takeBucketEvents()).toEqual([])
-    // A late reading of another device changes minute 0: every scope is re-sent with revision 1.
+    // A late reading of another device changes minute 0: the scopes whose figures moved (§5 v1.1:
+    // e2 and its line, area and site; without PV or grid meters no other scope's CO2 moves) are
+    // re-sent with revision 1.
     send('d2', power(T, 3600))
     send('d2', power(T + 60, 3600))
     const revised = engine.takeBucketEvents()
     expect(revised.find((e) => e.scope === E2)).toMatchObject({ t: T * 1000, energyWh: 60, revision: 1 })
     expect(revised.find((e) => e.scope === 's')).toMatchObject({ energyWh: 120, revision: 1 })
+    expect(revised.map((e) => e.scope).sort()).toEqual(['s', 's/a', L1, E2].sort())
     expect(revised.every((e) => e.step === '1m' && e.revision === 1)).toBe(true)
   })
 

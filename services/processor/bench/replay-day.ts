@@ -194,6 +194,9 @@ const result = {
     publishTicks: run.ticks,
     perHour: run.perHour,
     bucketEvents: run.bucketEvents,
+    bucketRevisions: run.bucketRevisions,
+    // Issue 14: bucket events at most twice the bucket slots (scopes × buckets of each step closed).
+    bucketSlots: bucketSlots((run.lastT - spec.startS) / 60),
     liveFigures: run.liveFigures,
     memory: {
       peakRssMB: Math.round(run.peakRssBytes / MB),
@@ -260,12 +263,20 @@ interface ReplayRun {
   other: number
   ticks: number
   bucketEvents: number
+  /** Of them, revisions (revision > 0). */
+  bucketRevisions: number
   liveFigures: number
   alerts: Alert[]
   peakRssBytes: number
   peakHeapBytes: number
   endHeapAfterGcBytes: number | null
   endExternalBytes: number
+}
+
+/** Scopes × buckets of every step within `minutes` simulated minutes (1m, 15m, 1h, 1d). */
+function bucketSlots(minutes: number): number {
+  const scopes = [...plant.sites.values()].reduce((n, site) => n + site.scopes.length, 0)
+  return Math.round(scopes * (minutes + minutes / 15 + minutes / 60 + minutes / 1440))
 }
 
 async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRun> {
@@ -282,6 +293,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     other: 0,
     ticks: 0,
     bucketEvents: 0,
+    bucketRevisions: 0,
     liveFigures: 0,
     alerts: [],
     peakRssBytes: 0,
@@ -298,7 +310,9 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   const publish = () => {
     const began = performance.now()
     run.ticks++
-    run.bucketEvents += pipeline.takeBucketEvents().length
+    const buckets = pipeline.takeBucketEvents()
+    run.bucketEvents += buckets.length
+    for (const bucket of buckets) if (bucket.revision > 0) run.bucketRevisions++
     for (const { event } of pipeline.takeAlertEvents()) run.alerts.push(event)
     const changes = pipeline.takeChanges()
     for (const siteId of live ? changes.sites : []) {

@@ -50,7 +50,8 @@ export async function energyAnswer(
   if (typeof fromMs !== 'number' || typeof toMs !== 'number') throw new Error('bad energy query')
   // Read before the store's await: the answer is the state of one moment, not of two.
   const held = accounting
-    .history(scope, step as BucketStep, fromMs, toMs)
+    // §5 v1.1: closed buckets as last sent (a change under the revision threshold may wait).
+    .history(scope, step as BucketStep, fromMs, toMs, { asSent: true })
     .map((row) => completeHeld(row, scope, step as BucketStep))
   if (!sink) return held.length > MAX_BUCKETS_PER_ANSWER ? tooMany(step as BucketStep) : held
   const stored = await sink.range(scope, step as BucketStep, fromMs, toMs, MAX_BUCKETS_PER_ANSWER + 1)

@@ -105,7 +105,7 @@ export class ReportQuery {
     const siteId = scope.split('/', 1)[0]!
     const clock = this.accounting.siteClock(siteId)
     // Read before the store's await: the answer is the state of one moment.
-    const held = this.accounting.history(scope, '15m', fromMs, toMs)
+    const held = this.accounting.history(scope, '15m', fromMs, toMs, { asSent: true })
     const heldFrom = held[0]?.t ?? toMs
     let peak: DemandPeak | null = null
     if (this.sink) {
