@@ -2,6 +2,7 @@
 //
 //   pnpm bench:today [--hours 1,23] [--seconds 60] [--scopes 1000] [--interval 120]
 //                    [--reporting all|watched] [--out FILE]
+// (`pnpm bench:today` runs node with --expose-gc, for the bytes kept per scope asked.)
 //
 // The 40,000-device plant of the replay benchmark (generatePlant, seed 1: one site, 23,128
 // equipment, 27,636 scopes, Asia/Shanghai) is fed synthetic energy counters — the first device of
@@ -120,16 +121,37 @@ function late(now: number): void {
 
 const results: Record<string, unknown>[] = []
 const began = Date.now()
+/** Heap and typed arrays in use after a full collection (with --expose-gc), else undefined. */
+function memoryInUse(): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) return undefined
+  gc()
+  const m = process.memoryUsage()
+  return m.heapUsed + m.arrayBuffers
+}
+let bytesPerScopeAsked: number | undefined
+
 for (const hour of HOURS) {
   advance(DAY0 + hour * 3600)
+  if (bytesPerScopeAsked === undefined) {
+    // What live() keeps per scope asked: memory in use before and after asking each scope once.
+    const before = memoryInUse()
+    for (const scope of watched) engine.live(scope)
+    const after = memoryInUse()
+    if (before !== undefined && after !== undefined) bytesPerScopeAsked = Math.round((after - before) / watched.length)
+  }
   const perSecond: number[] = []
   let calls = 0
   let checksum = 0
+  let cpuUs = 0
   advance(DAY0 + hour * 3600 + SECONDS, (now) => {
     late(now)
+    const cpu = process.cpuUsage()
     const from = process.hrtime.bigint()
     for (const scope of watched) checksum += engine.live(scope)!.energyTodayWh
     perSecond.push(Number(process.hrtime.bigint() - from) / 1000)
+    const used = process.cpuUsage(cpu)
+    cpuUs += used.user + used.system
     calls += watched.length
   })
   perSecond.sort((a, b) => a - b)
@@ -140,6 +162,8 @@ for (const hour of HOURS) {
     seconds: SECONDS,
     liveCalls: calls,
     usPerLive: Math.round((total / calls) * 100) / 100,
+    // Process CPU time (less sensitive than wall time to other work on a shared machine).
+    cpuUsPerLive: Math.round((cpuUs / calls) * 100) / 100,
     msPerSecondP50: Math.round(perSecond[Math.floor(perSecond.length / 2)]! / 10) / 100,
     msPerSecondMax: Math.round(perSecond.at(-1)! / 10) / 100,
     siteEnergyTodayWh: Math.round(engine.live(site.node.scope)!.energyTodayWh),
@@ -149,7 +173,8 @@ for (const hour of HOURS) {
   results.push(result)
   console.log(JSON.stringify(result))
 }
-const [early, lateHour] = [results[0], results.at(-1)] as { usPerLive: number }[]
+const [early, lateHour] = [results[0], results.at(-1)] as { usPerLive: number; cpuUsPerLive: number }[]
+const stats = (engine as { todayStats?: () => unknown }).todayStats?.()
 const summary = {
   devices: Number(values.devices),
   equipment: site.equipment.length,
@@ -161,6 +186,9 @@ const summary = {
   counters: engine.counters,
   bucketEvents,
   ratioLastToFirst: Math.round((lateHour!.usPerLive / early!.usPerLive) * 100) / 100,
+  cpuRatioLastToFirst: Math.round((lateHour!.cpuUsPerLive / early!.cpuUsPerLive) * 100) / 100,
+  bytesPerScopeAsked,
+  todayStats: stats,
   wallS: Math.round((Date.now() - began) / 100) / 10,
   machine: { cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30) },
   node: process.version,
