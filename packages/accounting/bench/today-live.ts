@@ -140,6 +140,8 @@ for (const hour of HOURS) {
     const after = memoryInUse()
     if (before !== undefined && after !== undefined) bytesPerScopeAsked = Math.round((after - before) / watched.length)
   }
+  const todayStats = () => (engine as { todayStats?: () => { minutesRead: number } }).todayStats?.()
+  const minutesBefore = todayStats()?.minutesRead
   const perSecond: number[] = []
   let calls = 0
   let checksum = 0
@@ -164,6 +166,11 @@ for (const hour of HOURS) {
     usPerLive: Math.round((total / calls) * 100) / 100,
     // Process CPU time (less sensitive than wall time to other work on a shared machine).
     cpuUsPerLive: Math.round((cpuUs / calls) * 100) / 100,
+    // Minutes today's sums read per live() (a cost that no other work on the machine moves).
+    minutesPerLive:
+      minutesBefore === undefined
+        ? undefined
+        : Math.round(((todayStats()!.minutesRead - minutesBefore) / calls) * 100) / 100,
     msPerSecondP50: Math.round(perSecond[Math.floor(perSecond.length / 2)]! / 10) / 100,
     msPerSecondMax: Math.round(perSecond.at(-1)! / 10) / 100,
     siteEnergyTodayWh: Math.round(engine.live(site.node.scope)!.energyTodayWh),
@@ -175,6 +182,7 @@ for (const hour of HOURS) {
 }
 const [early, lateHour] = [results[0], results.at(-1)] as { usPerLive: number; cpuUsPerLive: number }[]
 const stats = (engine as { todayStats?: () => unknown }).todayStats?.()
+
 const summary = {
   devices: Number(values.devices),
   equipment: site.equipment.length,
