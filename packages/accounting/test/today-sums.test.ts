@@ -6,6 +6,7 @@
 
 import { describe, expect, it } from 'vitest'
 import type { Accounting } from '../src/index.ts'
+import { ClosedMinuteChanges, LOG_LENGTH } from '../src/today-sums.ts'
 import { E1, E2, energy, engineOf, L1, plantOf, utc } from './helpers.ts'
 
 const SCOPES = [E1, E2, L1, 's/a/l2', 's/a/l2/e3', 's/a', 's']
@@ -58,7 +59,7 @@ function d1(fromS: number, t: number): number {
  * Returns the engine and how many revised buckets were sent (closed minutes that changed).
  */
 function runDay(
-  opts: { timezone?: string; fromS: number; minutes: number; grid?: boolean },
+  opts: { timezone?: string; fromS: number; minutes: number; grid?: boolean; asked?: string[] },
   each: (engine: Accounting, t: number, k: number) => void,
 ) {
   const plant = plantOf({ timezone: opts.timezone, pv: true, grid: opts.grid })
@@ -73,7 +74,7 @@ function runDay(
     if (k % 37 === 36) send('d1', energy(t - 200, d1(opts.fromS, t - 200) + 3))
     send('d2', energy(t + 30, k * 300 + (k % 7) * 10))
     for (const event of engine.takeBucketEvents()) if (event.revision > 0) revisions++
-    for (const scope of SCOPES) engine.live(scope)
+    for (const scope of opts.asked ?? SCOPES) engine.live(scope)
     each(engine, t, k)
   }
   return { engine, revisions }
@@ -178,6 +179,26 @@ describe("today's figures (§5 live) from per-hour sums of the closed minutes", 
     expect(cost[65]).toBeLessThanOrEqual(120)
   })
 
+  it('equal the day summed afresh for a scope not asked for longer than the change log holds', () => {
+    const day = utc(2025, 3, 3)
+    runDay({ fromS: day, minutes: 1400, asked: [] }, (engine, _t, k) => {
+      // d3's readings every 5 hours and PV after its gap change far more minutes than the log keeps.
+      if (k === 100 || k === 1400) expectExact(engine, day)
+    })
+  })
+
+  it('logs the last changes one by one, older ones by quarter hour', () => {
+    const changes = new ClosedMinuteChanges(1516)
+    for (let m = 0; m < LOG_LENGTH + 10; m++) changes.note(1_000_000 + (m % 600))
+    expect(changes.logged(0)).toBe(false)
+    expect(changes.logged(20)).toBe(true)
+    expect(changes.minuteOf(changes.version)).toBe(1_000_000 + ((LOG_LENGTH + 9) % 600))
+    expect(changes.changedSince(1_000_000, 1_000_015, changes.version - 1)).toBe(false)
+    expect(changes.changedSince(1_000_000, 1_000_015, 0)).toBe(true)
+    // Quarter hours from 1_000_605 on hold no changed minute.
+    expect(changes.changedSince(1_000_605, 1_000_700, 0)).toBe(false)
+  })
+
   it('states what it keeps per scope asked', () => {
     const day = utc(2025, 3, 3)
     const { engine } = runDay({ fromS: day, minutes: 120 }, () => {})
@@ -185,5 +206,7 @@ describe("today's figures (§5 live) from per-hour sums of the closed minutes", 
     expect(stats.scopes).toBe(SCOPES.length)
     expect(stats.bytes / stats.scopes).toBeGreaterThan(0)
     expect(stats.bytes / stats.scopes).toBeLessThan(2048)
+    // The site's change log: the last changes one by one, and one number per quarter hour.
+    expect(stats.siteBytes).toBeLessThan(12 * 1024)
   })
 })
