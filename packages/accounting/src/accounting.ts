@@ -1106,14 +1106,14 @@ export class Accounting {
   }
 
   /**
-   * What today's sums keep (today-sums.ts): scopes asked, their bytes with the sites' change logs,
-   * and the minutes summed so far (the cost of keeping them).
+   * What today's sums keep (today-sums.ts): scopes asked and the bytes of their sums, the bytes of
+   * the sites' change logs, and the minutes summed so far (the cost of keeping them).
    */
-  todayStats(): { scopes: number; bytes: number; minutesRead: number } {
+  todayStats(): { scopes: number; bytes: number; siteBytes: number; minutesRead: number } {
     const { scopes, bytes } = this.today.stats()
-    let logs = 0
-    for (const site of this.sites.values()) logs += site.closedChanges.bytes()
-    return { scopes, bytes: bytes + logs, minutesRead: this.today.minutesRead }
+    let siteBytes = 0
+    for (const site of this.sites.values()) siteBytes += site.closedChanges.bytes()
+    return { scopes, bytes, siteBytes, minutesRead: this.today.minutesRead }
   }
 
   /**

@@ -8,11 +8,12 @@
 // 23:00 against 60 at 01:00.
 //
 // Instead:
-// - per site, `ClosedMinuteChanges` keeps, per UTC quarter hour of the ring, the change count at
-//   which one of its closed minutes last changed. This is the site's log of changed minutes,
-//   compacted to one number per quarter hour: bounded (the ring's length / 15), nothing to trim.
+// - per site, `ClosedMinuteChanges` logs which closed minute each change touched, the last
+//   LOG_LENGTH changes in a ring, and compacts older ones to, per UTC quarter hour of the ring,
+//   the change count at which one of its minutes last changed (bounded: the ring's length / 15).
 //   Quarter hours, because every real zone's offset is a multiple of 15 minutes, so a local day
-//   starts on one, also on DST days;
+//   starts on one, also on DST days. A scope asked every second walks the few changes since its
+//   last update; one not asked for longer than the log holds compares its hours' quarters;
 // - per scope asked, `DaySums` keeps the sums of the closed minutes of the current local day by
 //   hour from local midnight (25 of them on a 25-hour DST day), each with the change count it was
 //   taken at and the minutes it covers. An hour whose quarters changed since is summed again; the
@@ -35,7 +36,13 @@ export interface TodayFigures {
 /** Adds a scope's figures over minutes [from, to) to `out` (the engine's bucket reader). */
 export type RangeSummer = (ref: ScopeRef, from: number, to: number, out: TodayFigures) => void
 
-/** The quarter hours of a site's ring, each with the change count of its last closed-minute change. */
+/** Changes kept one by one (8 KB per site); older ones only by quarter hour. */
+export const LOG_LENGTH = 1024
+
+/**
+ * Changes to a site's closed minutes: the last LOG_LENGTH one by one, and per quarter hour of the
+ * ring the change count of its last change.
+ */
 export class ClosedMinuteChanges {
   /** Changes to closed minutes so far; sums taken at `version` v hold for quarters not changed after v. */
   version = 0
@@ -43,6 +50,8 @@ export class ClosedMinuteChanges {
   private readonly quarters: Float64Array
   /** Per slot: `version` at that quarter's last change. */
   private readonly changedAt: Float64Array
+  /** The minute of change v at v mod LOG_LENGTH, for the last LOG_LENGTH changes. */
+  private readonly log = new Float64Array(LOG_LENGTH)
 
   /** `minutes`: the ring's length; quarters older than it are never asked about. */
   constructor(minutes: number) {
@@ -55,6 +64,7 @@ export class ClosedMinuteChanges {
   /** A closed minute's figures changed. */
   note(minute: number): void {
     this.version++
+    this.log[this.version % LOG_LENGTH] = minute
     const quarter = Math.floor(minute / 15)
     const slot = quarter % this.quarters.length
     const at = slot < 0 ? slot + this.quarters.length : slot
@@ -74,8 +84,18 @@ export class ClosedMinuteChanges {
     return false
   }
 
+  /** Whether every change after `version` is still in the log (minuteOf). */
+  logged(version: number): boolean {
+    return this.version - version <= LOG_LENGTH
+  }
+
+  /** The minute change `v` touched; v within the log (logged). */
+  minuteOf(v: number): number {
+    return this.log[v % LOG_LENGTH]!
+  }
+
   bytes(): number {
-    return this.quarters.byteLength + this.changedAt.byteLength
+    return this.quarters.byteLength + this.changedAt.byteLength + this.log.byteLength
   }
 }
 
@@ -94,11 +114,13 @@ const FIELDS = 7
 /** One scope's per-hour sums of the closed minutes of one local day. */
 class DaySums {
   dayStart = Number.NaN
+  /** The site's change count at the last update: every hour summed is valid as of it. */
+  version = 0
   readonly hours = new Float64Array(HOURS * FIELDS)
 }
 
 /** Bytes of one DaySums: its typed array and, roughly, the objects and map entry holding it. */
-const BYTES_PER_SCOPE = HOURS * FIELDS * 8 + 160
+const BYTES_PER_SCOPE = HOURS * FIELDS * 8 + 170
 
 /** Per scope asked: today's sums of its closed minutes, by hour. */
 export class TodaySums {
@@ -134,7 +156,17 @@ export class TodaySums {
     if (day.dayStart !== dayStart) {
       day.dayStart = dayStart
       for (let h = 0; h < HOURS; h++) hours[h * FIELDS + FROM] = Number.NaN
+    } else if (day.version !== changes.version && changes.logged(day.version)) {
+      // The changes since the last update, one by one: their hours are summed again.
+      for (let v = day.version + 1; v <= changes.version; v++) {
+        const h = Math.floor((changes.minuteOf(v) - dayStart) / 60)
+        if (h >= 0 && h < HOURS) hours[h * FIELDS + FROM] = Number.NaN
+      }
+      day.version = changes.version
     }
+    // Too many changes since the last update for the log: each hour compares its quarter hours.
+    const compare = day.version !== changes.version
+    day.version = changes.version
     for (let h = 0; dayStart + h * 60 <= through; h++) {
       const from = Math.max(dayStart + h * 60, dayFrom)
       const end = Math.min(dayStart + (h + 1) * 60, through + 1)
@@ -148,7 +180,7 @@ export class TodaySums {
       const stale =
         hours[i + FROM] !== from ||
         hours[i + THROUGH]! >= end ||
-        changes.changedSince(from, hours[i + THROUGH]! + 1, hours[i + VERSION]!)
+        (compare && changes.changedSince(from, hours[i + THROUGH]! + 1, hours[i + VERSION]!))
       if (stale) {
         hours[i + FROM] = from
         hours[i + THROUGH] = from - 1
