@@ -133,13 +133,13 @@ let bytesPerScopeAsked: number | undefined
 
 for (const hour of HOURS) {
   advance(DAY0 + hour * 3600)
-  if (bytesPerScopeAsked === undefined) {
-    // What live() keeps per scope asked: memory in use before and after asking each scope once.
-    const before = memoryInUse()
-    for (const scope of watched) engine.live(scope)
-    const after = memoryInUse()
-    if (before !== undefined && after !== undefined) bytesPerScopeAsked = Math.round((after - before) / watched.length)
-  }
+  // Each scope asked once before the timed seconds: the scopes were not asked during the fill, so
+  // their first call sums the day so far (a processor asks its watched scopes every second). The
+  // first time, what live() keeps per scope asked: memory in use before and after.
+  const before = bytesPerScopeAsked === undefined ? memoryInUse() : undefined
+  for (const scope of watched) engine.live(scope)
+  const after = before === undefined ? undefined : memoryInUse()
+  if (before !== undefined && after !== undefined) bytesPerScopeAsked = Math.round((after - before) / watched.length)
   const todayStats = () => (engine as { todayStats?: () => { minutesRead: number } }).todayStats?.()
   const minutesBefore = todayStats()?.minutesRead
   const perSecond: number[] = []
