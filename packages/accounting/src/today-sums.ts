@@ -16,8 +16,8 @@
 //   last update; one not asked for longer than the log holds compares its hours' quarters;
 // - per scope asked, `DaySums` keeps the sums of the closed minutes of the current local day by
 //   hour from local midnight (25 of them on a 25-hour DST day), each with the change count it was
-//   taken at and the minutes it covers. An hour whose quarters changed since is summed again; the
-//   hour still filling is extended by the minutes that closed since.
+//   taken at and the minutes it covers. An hour holding a minute changed since is summed again;
+//   the hour still filling is extended by the minutes that closed since.
 // So an update costs the minutes of the hours that changed (one or two for a late reading) plus
 // the day's hours (a few comparisons each), whatever the time of day. The sums are those of the
 // same minutes as summing the whole day, grouped by hour (equal within floating-point rounding).
