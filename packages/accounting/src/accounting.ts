@@ -43,6 +43,7 @@ import { ReadingSeries, type SeriesState } from './series.ts'
 import type { ScopeRef } from './site-state.ts'
 import { SiteState } from './site-state.ts'
 import { MinuteScratch, type Span, spreadPart } from './spread.ts'
+import { type TodayFigures, TodaySums } from './today-sums.ts'
 
 export interface AccountingOptions {
   /**
@@ -181,18 +182,6 @@ interface Figures {
   /** Milli-units produced (output counters), and whether the scope has any equipment counting. */
   output: number
   counts: boolean
-}
-
-interface TodayClosed {
-  dayFrom: number
-  /** Last minute included. */
-  through: number
-  /** The site's closedChanges when computed. */
-  version: number
-  energy: number
-  co2: number
-  co2Market: number
-  pv: number
 }
 
 /** A site's closing and revision bookkeeping, the same in both checkpoint formats. */
@@ -343,11 +332,20 @@ export class Accounting {
   private readonly factors: MinuteFactors = { location: 0, market: 0, pvShare: 0 }
   private factorBuffer = new Float64Array(0)
   /**
-   * Per scope, today's figures over the minutes already closed: live() adds only the open minutes
-   * to them instead of summing the whole day again (a line's day is its equipment × 1,440 minutes,
-   * asked for every second). Dropped when the day changes or a closed minute of the site changes.
+   * Per scope asked, today's figures over the minutes already closed, by hour (today-sums.ts):
+   * live() adds only the open minutes to them instead of summing the whole day again (a line's
+   * day is its equipment × 1,440 minutes, asked for every second); a changed closed minute makes
+   * only its hour summed again.
    */
-  private readonly todayClosed = new Map<ScopeRef, TodayClosed>()
+  private readonly today = new TodaySums((ref, from, to, out) => {
+    const f = this.figures(ref, from, to, this.minuteFactorsOf(ref.site, from, to), this.todayScratch)
+    out.energy += f.energy
+    out.co2 += f.co2
+    out.co2Market += f.co2Market
+    out.pv += f.pv
+  })
+  private readonly todayScratch: Figures = this.newFigures()
+  private readonly todayFigures: TodayFigures = { energy: 0, co2: 0, co2Market: 0, pv: 0 }
   readonly counters: AccountingCounters = {
     accepted: 0,
     duplicate: 0,
@@ -544,7 +542,7 @@ export class Accounting {
       minutes.add(m, slot, eq, aggs, units)
       if (m <= site.emittedThrough) {
         site.dirty.add(m)
-        site.closedChanges++
+        site.closedChanges.note(m)
         site.gate.change(m).of(eq).output += units
       }
     }
@@ -612,7 +610,7 @@ export class Accounting {
     const before = site.store.eqPeak[slot * site.store.nEq + eq]!
     if (site.store.raisePeak(slot, eq, site.equipmentAggregates[eq]!, watts) && minute <= site.emittedThrough) {
       site.dirty.add(minute)
-      site.closedChanges++
+      site.closedChanges.note(minute)
       const change = site.gate.change(minute).of(eq)
       if (change.peakBefore < 0) change.peakBefore = before
     }
@@ -648,7 +646,7 @@ export class Accounting {
       else store.addGrid(slot, energy)
       if (m <= site.emittedThrough) {
         site.dirty.add(m)
-        site.closedChanges++
+        site.closedChanges.note(m)
         const change = site.gate.change(m)
         if (sink.kind === 'equipment') {
           const of = change.of(sink.eq)
@@ -1452,29 +1450,15 @@ export class Accounting {
     else delete row.outputUnits
   }
 
-  /** Today's figures of a scope over its closed minutes dayFrom..through, extended incrementally. */
-  private closedToday(ref: ScopeRef, dayFrom: number, through: number): TodayClosed {
-    const site = ref.site
-    let cached = this.todayClosed.get(ref)
-    if (
-      cached === undefined ||
-      cached.dayFrom !== dayFrom ||
-      cached.version !== site.closedChanges ||
-      cached.through > through
-    ) {
-      cached = { dayFrom, through: dayFrom - 1, version: site.closedChanges, energy: 0, co2: 0, co2Market: 0, pv: 0 }
-      this.todayClosed.set(ref, cached)
-    }
-    if (cached.through < through) {
-      const from = cached.through + 1
-      const f = this.figures(ref, from, through + 1, this.minuteFactorsOf(site, from, through + 1), this.newFigures())
-      cached.energy += f.energy
-      cached.co2 += f.co2
-      cached.co2Market += f.co2Market
-      cached.pv += f.pv
-      cached.through = through
-    }
-    return cached
+  /**
+   * What today's sums keep (today-sums.ts): scopes asked and the bytes of their sums, the bytes of
+   * the sites' change logs, and the minutes summed so far (the cost of keeping them).
+   */
+  todayStats(): { scopes: number; bytes: number; siteBytes: number; minutesRead: number } {
+    const { scopes, bytes } = this.today.stats()
+    let siteBytes = 0
+    for (const site of this.sites.values()) siteBytes += site.closedChanges.bytes()
+    return { scopes, bytes, siteBytes, minutesRead: this.today.minutesRead }
   }
 
   /**
@@ -1503,9 +1487,11 @@ export class Accounting {
     const store = site.store
     const minute = Math.floor(clock / 60)
     const f = this.newFigures()
-    const dayFrom = Math.max(cal.dayStart(cal.dayNumber(minute)), store.oldest())
-    const closed = this.closedToday(ref, dayFrom, Math.min(site.emittedThrough, minute))
-    const openFrom = Math.max(dayFrom, closed.through + 1)
+    const dayStart = cal.dayStart(cal.dayNumber(minute))
+    const dayFrom = Math.max(dayStart, store.oldest())
+    const through = Math.min(site.emittedThrough, minute)
+    const closed = this.today.closed(ref, site.closedChanges, dayStart, dayFrom, through, this.todayFigures)
+    const openFrom = Math.max(dayFrom, through + 1)
     this.figures(ref, openFrom, minute + 1, this.minuteFactorsOf(site, openFrom, minute + 1), f)
     const today = {
       energy: closed.energy + f.energy,

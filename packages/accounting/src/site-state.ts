@@ -8,6 +8,7 @@ import type { CarbonVersion } from './carbon.ts'
 import type { ColdColumn } from './cold-minutes.ts'
 import { RevisionGate } from './revision-gate.ts'
 import type { Span } from './spread.ts'
+import { ClosedMinuteChanges } from './today-sums.ts'
 
 export type ScopeKind = 'equipment' | 'line' | 'aggregate'
 
@@ -44,8 +45,8 @@ export class SiteState {
   emittedThrough = Number.NEGATIVE_INFINITY
   /** Emitted minutes changed since (by later readings, idle spans, carbon inputs). */
   dirty = new Set<number>()
-  /** Counts changes to emitted minutes, so that sums cached over them know they are stale. */
-  closedChanges = 0
+  /** Counts changes to emitted minutes by quarter hour, so that sums cached over them know they are stale. */
+  readonly closedChanges: ClosedMinuteChanges
   /**
    * Latest revision per step and bucket start minute, one counter per bucket of the site: each
    * revision sent (for the scopes that moved, revision-gate.ts) takes the next number.
@@ -87,6 +88,7 @@ export class SiteState {
       if (node.level === 'site' || node.level === 'area') aggregateOf.set(node.scope, aggregateOf.size)
     }
     this.store = new SiteBuckets(historyMinutes, info.equipment.length, aggregateOf.size)
+    this.closedChanges = new ClosedMinuteChanges(historyMinutes)
     this.spans = new Array(info.equipment.length).fill(undefined)
     for (const eq of info.equipment) {
       this.equipmentAggregates[eq.index] = eq.ancestors
