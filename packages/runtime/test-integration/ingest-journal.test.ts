@@ -48,7 +48,9 @@ describe('ingest journal', () => {
     expect(journal.stats).toMatchObject({ appended: 65, writes: 2 })
     await journal.close()
     const reopened = await IngestJournal.open(dir)
-    expect((await collect(reopened, 0)).map((record) => record.seq)).toEqual(Array.from({ length: 65 }, (_, k) => k + 1))
+    expect((await collect(reopened, 0)).map((record) => record.seq)).toEqual(
+      Array.from({ length: 65 }, (_, k) => k + 1),
+    )
     await reopened.close()
   })
 

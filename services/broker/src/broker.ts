@@ -125,6 +125,14 @@ class Connection {
   internalClientId: string | undefined = undefined
   connected = false
   dropped = false
+  /**
+   * Message ids of uplinks acknowledged in this turn whose PUBACKs are not written yet (the
+   * uplink fast path writes them together at the end of the turn); made at the first uplink and
+   * reused, so an idle session holds none.
+   */
+  pendingAcks: number[] | undefined = undefined
+  /** True while this connection is in the broker's list of those with PUBACKs to write. */
+  acksQueued = false
 
   constructor(
     readonly stream: Duplex,
@@ -248,13 +256,19 @@ const AT_LEAST_ONCE: Record<string, number> = new Proxy(Object.create(null) as R
 
 type ParsedPacket = { cmd: string; qos?: number; topic?: string }
 
-/** PUBACK for `messageId` (MQTT 3.1.1 §3.4): type 4, remaining length 2, the id. One buffer, one write. */
-function pubackBytes(messageId: number): Buffer {
-  const bytes = Buffer.allocUnsafe(4)
-  bytes[0] = 0x40
-  bytes[1] = 0x02
-  bytes[2] = messageId >> 8
-  bytes[3] = messageId & 0xff
+/**
+ * The PUBACKs for `messageIds` (MQTT 3.1.1 §3.4: type 4, remaining length 2, the id), in order, in
+ * one buffer: one write for all of them.
+ */
+function pubacksBytes(messageIds: number[]): Buffer {
+  const bytes = Buffer.allocUnsafe(4 * messageIds.length)
+  for (let k = 0, at = 0; k < messageIds.length; k++, at += 4) {
+    const messageId = messageIds[k]!
+    bytes[at] = 0x40
+    bytes[at + 1] = 0x02
+    bytes[at + 2] = messageId >> 8
+    bytes[at + 3] = messageId & 0xff
+  }
   return bytes
 }
 
@@ -615,7 +629,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   //     the pacer exactly as on aedes' route (CONTRACT.md §4: slowed, not dropped);
   //   - the journal (`plantwatt up`): the PUBACK is written only once the record is on disk, and
   //     a failed append refuses the publish as before;
-  //   - the PUBACK is one 4-byte buffer and one write; then aedes.publish delivers the message to
+  //   - the PUBACK is queued for the connection's one write of this turn (queuePuback: every
+  //     PUBACK of the turn in one buffer); then aedes.publish delivers the message to
   //     subscribers (the bus, split-mode processors, offline persistent sessions) as aedes would;
   //   - aedes' accounting of the socket read is kept: _parsingBatch counts the packet until its
   //     publish is done, so aedes reads no more of a slowed or journal-bound client, as before.
@@ -629,18 +644,62 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     client: Client,
     done: (error?: Error | null) => void,
   ) => void
-  const publishUplink = (client: AedesClient, packet: PublishPacket) => {
+  // PUBACKs are written once per connection per turn of the event loop, not once per uplink: a
+  // device's uplinks read in one chunk (or committed by the journal in one group) are acknowledged
+  // in one buffer and one write(2). A write per PUBACK was the largest item of the broker's profile
+  // (a syscall each, and on loopback the receiver's TCP work charged to the sender). The ids wait
+  // in their connection's array; connections with ids wait in `acking`; one flush for all of them
+  // runs on process.nextTick, that is once the read (or the journal's callbacks) now being handled
+  // is done, before any I/O: a PUBACK is delayed by no more than the rest of this handler.
+  const acking: Connection[] = []
+  let ackFlushScheduled = false
+  const flushPubacks = () => {
+    ackFlushScheduled = false
+    for (let k = 0; k < acking.length; k++) {
+      const connection = acking[k]!
+      const ids = connection.pendingAcks!
+      connection.acksQueued = false
+      // A socket closed in this turn gets none; its device sends the uplinks again.
+      if (!connection.stream.destroyed && ids.length > 0) connection.stream.write(pubacksBytes(ids))
+      ids.length = 0
+    }
+    acking.length = 0
+  }
+  const queuePuback = (connection: Connection, messageId: number) => {
+    connection.pendingAcks ??= []
+    connection.pendingAcks.push(messageId)
+    if (!connection.acksQueued) {
+      connection.acksQueued = true
+      acking.push(connection)
+    }
+    if (!ackFlushScheduled) {
+      ackFlushScheduled = true
+      process.nextTick(flushPubacks)
+    }
+  }
+  const publishUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
     // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
     // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
     if (!client.connecting && !client.connected) return client._nextBatch(new Error('connection closed'))
-    if (client.conn.write(pubackBytes(packet.messageId!))) return publishFrom(packet, client, client._nextBatch)
-    client.waitForDrain((error) => (error ? client._nextBatch(error) : publishFrom(packet, client, client._nextBatch)))
+    // A device that does not read its PUBACKs is not read either: while its socket's buffer is
+    // over the mark, its uplinks wait for the drain (and aedes' drain timeout), as before.
+    if (!client.conn.writableNeedDrain) {
+      queuePuback(connection, packet.messageId!)
+      return publishFrom(packet, client, client._nextBatch)
+    }
+    client.waitForDrain((error) => {
+      if (error) return client._nextBatch(error)
+      queuePuback(connection, packet.messageId!)
+      publishFrom(packet, client, client._nextBatch)
+    })
   }
-  const acceptUplink = (client: AedesClient, packet: PublishPacket) => {
+  const acceptUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
     countDevicePublish(packet)
-    if (!uplinkJournal) return publishUplink(client, packet)
+    if (!uplinkJournal) return publishUplink(client, connection, packet)
+    // The one closure per uplink left on the fast path: the journal's callback, which must know
+    // its packet (the journal keeps no context); it lives until the group commit is on disk.
     uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
-      if (!error) return publishUplink(client, packet)
+      if (!error) return publishUplink(client, connection, packet)
       metrics.messagesRefused.inc({ reason: 'journal_failed' })
       logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
       client._nextBatch(error)
@@ -661,11 +720,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     const publish = packet as PublishPacket
     client._parsingBatch++
     if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh()
-    if (connection.publishes.tryNow()) return acceptUplink(client, publish)
+    if (connection.publishes.tryNow()) return acceptUplink(client, connection, publish)
     const admission = connection.publishes.admit(() => {
       if (connection.dropped) return
       refreshKeepalive(client)
-      acceptUplink(client, publish)
+      acceptUplink(client, connection, publish)
     })
     if (admission === 'queued') metrics.publishesSlowed.inc()
     else if (admission === 'full') {
