@@ -111,8 +111,13 @@ class Connection {
   willTopic: string | undefined
   /** The keep-alive of the CONNECT, seconds; 0 means none, and the broker's idle limit applies. */
   keepaliveS = -1
-  /** When bytes last arrived (ms): the idle limit's clock. */
+  /** When bytes last arrived (ms): the idle limit's and the keep-alive's clock. */
   lastReadAt: number
+  /**
+   * True once the broker's sweep, not an aedes timer, watches this session's keep-alive
+   * (adoptKeepalive): from its clientReady, for a keep-alive above 0.
+   */
+  keepaliveOnSweep = false
   internal = false
   /**
    * A device's own `up` topic, set once it has logged in: the one topic its fast-path publishes
@@ -212,7 +217,7 @@ function refreshKeepalive(client: Client): void {
  * takes one handled packet off that count.
  */
 interface AedesClient extends Client {
-  _parser: EventEmitter & { client: AedesClient; _list: unknown }
+  _parser: EventEmitter & { client: AedesClient; _list: unknown; _states: readonly string[] }
   _parsingBatch: number
   /** Removes aedes' stream.finished listeners from the socket (lib/client.js). */
   _eos: () => void
@@ -225,6 +230,42 @@ interface AedesClient extends Client {
 }
 
 function noop(): void {}
+
+/**
+ * Listeners shared by every connection, in place of those aedes 1.2 binds per client
+ * (lib/client.js: `conn.on('error', this.emit.bind(this, 'error'))`, `conn.on('end',
+ * this.close.bind(this))`, the parser's `on('error', this.emit.bind(this, 'error'))`): the same
+ * calls, found through the `client` property aedes sets on the socket and on the parser, without
+ * three bound functions per idle session.
+ */
+function onConnError(this: Duplex & { client?: AedesClient }, error: Error): void {
+  this.client?.emit('error', error)
+}
+function onConnEnd(this: Duplex & { client?: AedesClient }): void {
+  this.client?.close()
+}
+function onParserError(this: { client?: AedesClient }, error: Error): void {
+  this.client?.emit('error', error)
+}
+
+/** Replaces the one listener of `event` aedes bound as `bound <name>` with `shared`; else leaves it. */
+function shareListener(
+  emitter: EventEmitter,
+  event: string,
+  boundName: string,
+  shared: (...args: never[]) => void,
+): void {
+  const mine = emitter.listeners(event).filter((listener) => listener.name === `bound ${boundName}`)
+  if (mine.length !== 1) return
+  emitter.removeListener(event, mine[0] as (...args: unknown[]) => void)
+  emitter.on(event, shared as (...args: unknown[]) => void)
+}
+
+/**
+ * mqtt-packet's parser makes an array of its four state names per parser (parser.js `_states`);
+ * one copy serves them all: the parser only reads it.
+ */
+const PARSER_STATES = Object.freeze(['_parseHeader', '_parseLength', '_parsePayload', '_newPacket'])
 
 /** A device's `down` topic from its `up` topic (the same site and device). */
 function downTopicOf(uplinkTopic: string): string {
@@ -574,7 +615,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   aedes.on('clientReady', (client: Client) => {
     const connection = connections.get(client.conn as Duplex)
-    if (connection) connection.connected = true
+    if (connection) {
+      connection.connected = true
+      adoptKeepalive(client as AedesClient, connection)
+    }
     connectedCount++
     metrics.connected.set(connectedCount)
     metrics.connects.inc()
@@ -719,7 +763,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const publish = packet as PublishPacket
     client._parsingBatch++
-    if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh()
+    // No keep-alive timer to refresh: the sweep watches it from lastReadAt (adoptKeepalive).
     if (connection.publishes.tryNow()) return acceptUplink(client, connection, publish)
     const admission = connection.publishes.admit(() => {
       if (connection.dropped) return
@@ -751,6 +795,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       client._eos()
       client._eos = noop
     }
+    const conn = client.conn as unknown as EventEmitter
+    shareListener(conn, 'error', 'emit', onConnError)
+    shareListener(conn, 'end', 'close', onConnEnd)
+    shareListener(parser, 'error', 'emit', onParserError)
+    if (PARSER_STATES.every((state, k) => parser._states[k] === state) && parser._states.length === 4) {
+      parser._states = PARSER_STATES
+    }
     const listeners = parser.listeners('packet') as ((this: unknown, packet: ParsedPacket) => void)[]
     const enqueue = listeners[0]
     if (listeners.length !== 1 || enqueue === undefined) return
@@ -758,6 +809,30 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     if (enqueue !== aedesEnqueue) return
     parser.removeListener('packet', enqueue)
     parser.on('packet', onParsedPacket)
+  }
+
+  /**
+   * Moves a session's keep-alive from aedes' timer to the broker's sweep. aedes 1.2 gives every
+   * session with a keep-alive its own Timeout and closure (lib/handlers/connect.js setKeepAlive),
+   * held for as long as the session lasts, and refreshes that timer for each packet it handles;
+   * the sweep already visits every connection each second and knows when its bytes last arrived
+   * (lastReadAt), so it closes a session silent for 1.5 × its keep-alive (MQTT-3.1.2-24) the
+   * same way aedes did (a 'keep alive timeout' error on the client), at most one sweep later.
+   */
+  const adoptKeepalive = (client: AedesClient, connection: Connection) => {
+    if (client._keepaliveTimer === null || client._keepaliveInterval <= 0) return
+    clearTimeout(client._keepaliveTimer)
+    client._keepaliveTimer = null
+    // aedes refreshes the timer while this is above 0 (lib/handlers/index.js); -1 is its "none".
+    client._keepaliveInterval = -1
+    connection.keepaliveOnSweep = connection.keepaliveS > 0
+  }
+  const keepaliveExpired = (connection: Connection) => {
+    connection.keepaliveOnSweep = false
+    const client = (connection.stream as Duplex & { client?: AedesClient }).client
+    if (!client || client.closed) return
+    aedes.emit('keepaliveTimeout', client)
+    client.emit('error', new Error('keep alive timeout'))
   }
 
   // One listener of each kind for every connection, rather than closures per connection: each
@@ -800,7 +875,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const connection = new Connection(stream, address, limits, now(), pacerClock)
     connections.set(stream, connection)
-    stream.once('close', onStreamClose)
+    // `on`, not `once`: a stream closes once, and `once` wraps the listener in a bound function
+    // and a state object per connection.
+    stream.on('close', onStreamClose)
     aedes.handle(stream, request)
     adoptClient((stream as Duplex & { client?: AedesClient }).client)
     // Attached after aedes' 'readable' listener, so it observes each chunk aedes reads without
@@ -808,9 +885,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     stream.on('data', onStreamData)
   }
 
-  // One sweep for every connection, rather than a timer per packet: drop those whose current
-  // packet has been arriving for longer than the limit (a trickled packet ties up a session), and
-  // keep-alive-0 sessions silent for the idle limit (CONTRACT.md §4).
+  // One sweep for every connection, rather than a timer per packet or per session: drop those
+  // whose current packet has been arriving for longer than the limit (a trickled packet ties up a
+  // session), keep-alive-0 sessions silent for the idle limit (CONTRACT.md §4), and sessions
+  // silent for 1.5 × their keep-alive (adoptKeepalive).
   const sweep = setInterval(
     () => {
       const at = now()
@@ -821,6 +899,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
         else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {
           drop(connection, 'idle', { idleLimitMs: limits.idleLimitMs })
+        } else if (connection.keepaliveOnSweep && at - connection.lastReadAt > connection.keepaliveS * 1500) {
+          keepaliveExpired(connection)
         }
       }
     },
