@@ -1024,7 +1024,7 @@ async function boundInternalSessions(
     }
   }
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
-  persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
+  const bounded = async (subscribers: QueueSubscriber[], packet: unknown) => {
     // Not for a session whose expiry is under way: devices acknowledged at once keep publishing
     // while its subscriptions are removed, and each of those would still be queued for it.
     const kept = bound.admit(subscribers)
@@ -1032,6 +1032,11 @@ async function boundInternalSessions(
     const expired = bound.count(kept)
     if (expired.length > 0) await Promise.all(expired.map(expire))
   }
+  // aedes asks for every QoS 1 message, each device uplink included, nearly always with no
+  // offline subscriber at all: that answer needs no async function, promise or count.
+  const nothingQueued = Promise.resolve()
+  persistence.outgoingEnqueueCombi = (subscribers, packet) =>
+    subscribers.length === 0 ? nothingQueued : bounded(subscribers, packet)
 
   const listen = (topic: string, onMessage: (from: string, payload: Buffer) => void) =>
     new Promise<void>((resolve) =>
