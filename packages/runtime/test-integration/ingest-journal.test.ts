@@ -38,6 +38,22 @@ describe('ingest journal', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
+  it('commits the records appended in one turn of the event loop in one write and fdatasync', async () => {
+    const journal = await IngestJournal.open(dir, { now: () => clock++ })
+    // The broker appends every uplink of a socket read (and of every socket read in the same poll
+    // phase) in one turn: they are one group commit, not the first alone and the rest after it.
+    await appendAll(journal, 40)
+    expect(journal.stats).toMatchObject({ appended: 40, writes: 1 })
+    await appendAll(journal, 25, 40)
+    expect(journal.stats).toMatchObject({ appended: 65, writes: 2 })
+    await journal.close()
+    const reopened = await IngestJournal.open(dir)
+    expect((await collect(reopened, 0)).map((record) => record.seq)).toEqual(
+      Array.from({ length: 65 }, (_, k) => k + 1),
+    )
+    await reopened.close()
+  })
+
   it('hands each record to its reader once on disk, in order, and replays them after a reopen', async () => {
     const journal = await IngestJournal.open(dir, { now: () => clock++ })
     const durable: number[] = []

@@ -111,8 +111,13 @@ class Connection {
   willTopic: string | undefined
   /** The keep-alive of the CONNECT, seconds; 0 means none, and the broker's idle limit applies. */
   keepaliveS = -1
-  /** When bytes last arrived (ms): the idle limit's clock. */
+  /** When bytes last arrived (ms): the idle limit's and the keep-alive's clock. */
   lastReadAt: number
+  /**
+   * True once the broker's sweep, not an aedes timer, watches this session's keep-alive
+   * (adoptKeepalive): from its clientReady, for a keep-alive above 0.
+   */
+  keepaliveOnSweep = false
   internal = false
   /**
    * A device's own `up` topic, set once it has logged in: the one topic its fast-path publishes
@@ -125,6 +130,14 @@ class Connection {
   internalClientId: string | undefined = undefined
   connected = false
   dropped = false
+  /**
+   * Message ids of uplinks acknowledged in this turn whose PUBACKs are not written yet (the
+   * uplink fast path writes them together at the end of the turn); made at the first uplink and
+   * reused, so an idle session holds none.
+   */
+  pendingAcks: number[] | undefined = undefined
+  /** True while this connection is in the broker's list of those with PUBACKs to write. */
+  acksQueued = false
 
   constructor(
     readonly stream: Duplex,
@@ -204,7 +217,7 @@ function refreshKeepalive(client: Client): void {
  * takes one handled packet off that count.
  */
 interface AedesClient extends Client {
-  _parser: EventEmitter & { client: AedesClient; _list: unknown }
+  _parser: EventEmitter & { client: AedesClient; _list: unknown; _states: readonly string[] }
   _parsingBatch: number
   /** Removes aedes' stream.finished listeners from the socket (lib/client.js). */
   _eos: () => void
@@ -217,6 +230,42 @@ interface AedesClient extends Client {
 }
 
 function noop(): void {}
+
+/**
+ * Listeners shared by every connection, in place of those aedes 1.2 binds per client
+ * (lib/client.js: `conn.on('error', this.emit.bind(this, 'error'))`, `conn.on('end',
+ * this.close.bind(this))`, the parser's `on('error', this.emit.bind(this, 'error'))`): the same
+ * calls, found through the `client` property aedes sets on the socket and on the parser, without
+ * three bound functions per idle session.
+ */
+function onConnError(this: Duplex & { client?: AedesClient }, error: Error): void {
+  this.client?.emit('error', error)
+}
+function onConnEnd(this: Duplex & { client?: AedesClient }): void {
+  this.client?.close()
+}
+function onParserError(this: { client?: AedesClient }, error: Error): void {
+  this.client?.emit('error', error)
+}
+
+/** Replaces the one listener of `event` aedes bound as `bound <name>` with `shared`; else leaves it. */
+function shareListener(
+  emitter: EventEmitter,
+  event: string,
+  boundName: string,
+  shared: (...args: never[]) => void,
+): void {
+  const mine = emitter.listeners(event).filter((listener) => listener.name === `bound ${boundName}`)
+  if (mine.length !== 1) return
+  emitter.removeListener(event, mine[0] as (...args: unknown[]) => void)
+  emitter.on(event, shared as (...args: unknown[]) => void)
+}
+
+/**
+ * mqtt-packet's parser makes an array of its four state names per parser (parser.js `_states`);
+ * one copy serves them all: the parser only reads it.
+ */
+const PARSER_STATES = Object.freeze(['_parseHeader', '_parseLength', '_parsePayload', '_newPacket'])
 
 /** A device's `down` topic from its `up` topic (the same site and device). */
 function downTopicOf(uplinkTopic: string): string {
@@ -248,13 +297,19 @@ const AT_LEAST_ONCE: Record<string, number> = new Proxy(Object.create(null) as R
 
 type ParsedPacket = { cmd: string; qos?: number; topic?: string }
 
-/** PUBACK for `messageId` (MQTT 3.1.1 §3.4): type 4, remaining length 2, the id. One buffer, one write. */
-function pubackBytes(messageId: number): Buffer {
-  const bytes = Buffer.allocUnsafe(4)
-  bytes[0] = 0x40
-  bytes[1] = 0x02
-  bytes[2] = messageId >> 8
-  bytes[3] = messageId & 0xff
+/**
+ * The PUBACKs for `messageIds` (MQTT 3.1.1 §3.4: type 4, remaining length 2, the id), in order, in
+ * one buffer: one write for all of them.
+ */
+function pubacksBytes(messageIds: number[]): Buffer {
+  const bytes = Buffer.allocUnsafe(4 * messageIds.length)
+  for (let k = 0, at = 0; k < messageIds.length; k++, at += 4) {
+    const messageId = messageIds[k]!
+    bytes[at] = 0x40
+    bytes[at + 1] = 0x02
+    bytes[at + 2] = messageId >> 8
+    bytes[at + 3] = messageId & 0xff
+  }
   return bytes
 }
 
@@ -560,7 +615,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   aedes.on('clientReady', (client: Client) => {
     const connection = connections.get(client.conn as Duplex)
-    if (connection) connection.connected = true
+    if (connection) {
+      connection.connected = true
+      adoptKeepalive(client as AedesClient, connection)
+    }
     connectedCount++
     metrics.connected.set(connectedCount)
     metrics.connects.inc()
@@ -615,7 +673,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   //     the pacer exactly as on aedes' route (CONTRACT.md §4: slowed, not dropped);
   //   - the journal (`plantwatt up`): the PUBACK is written only once the record is on disk, and
   //     a failed append refuses the publish as before;
-  //   - the PUBACK is one 4-byte buffer and one write; then aedes.publish delivers the message to
+  //   - the PUBACK is queued for the connection's one write of this turn (queuePuback: every
+  //     PUBACK of the turn in one buffer); then aedes.publish delivers the message to
   //     subscribers (the bus, split-mode processors, offline persistent sessions) as aedes would;
   //   - aedes' accounting of the socket read is kept: _parsingBatch counts the packet until its
   //     publish is done, so aedes reads no more of a slowed or journal-bound client, as before.
@@ -629,18 +688,62 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     client: Client,
     done: (error?: Error | null) => void,
   ) => void
-  const publishUplink = (client: AedesClient, packet: PublishPacket) => {
+  // PUBACKs are written once per connection per turn of the event loop, not once per uplink: a
+  // device's uplinks read in one chunk (or committed by the journal in one group) are acknowledged
+  // in one buffer and one write(2). A write per PUBACK was the largest item of the broker's profile
+  // (a syscall each, and on loopback the receiver's TCP work charged to the sender). The ids wait
+  // in their connection's array; connections with ids wait in `acking`; one flush for all of them
+  // runs on process.nextTick, that is once the read (or the journal's callbacks) now being handled
+  // is done, before any I/O: a PUBACK is delayed by no more than the rest of this handler.
+  const acking: Connection[] = []
+  let ackFlushScheduled = false
+  const flushPubacks = () => {
+    ackFlushScheduled = false
+    for (let k = 0; k < acking.length; k++) {
+      const connection = acking[k]!
+      const ids = connection.pendingAcks!
+      connection.acksQueued = false
+      // A socket closed in this turn gets none; its device sends the uplinks again.
+      if (!connection.stream.destroyed && ids.length > 0) connection.stream.write(pubacksBytes(ids))
+      ids.length = 0
+    }
+    acking.length = 0
+  }
+  const queuePuback = (connection: Connection, messageId: number) => {
+    connection.pendingAcks ??= []
+    connection.pendingAcks.push(messageId)
+    if (!connection.acksQueued) {
+      connection.acksQueued = true
+      acking.push(connection)
+    }
+    if (!ackFlushScheduled) {
+      ackFlushScheduled = true
+      process.nextTick(flushPubacks)
+    }
+  }
+  const publishUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
     // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
     // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
     if (!client.connecting && !client.connected) return client._nextBatch(new Error('connection closed'))
-    if (client.conn.write(pubackBytes(packet.messageId!))) return publishFrom(packet, client, client._nextBatch)
-    client.waitForDrain((error) => (error ? client._nextBatch(error) : publishFrom(packet, client, client._nextBatch)))
+    // A device that does not read its PUBACKs is not read either: while its socket's buffer is
+    // over the mark, its uplinks wait for the drain (and aedes' drain timeout), as before.
+    if (!client.conn.writableNeedDrain) {
+      queuePuback(connection, packet.messageId!)
+      return publishFrom(packet, client, client._nextBatch)
+    }
+    client.waitForDrain((error) => {
+      if (error) return client._nextBatch(error)
+      queuePuback(connection, packet.messageId!)
+      publishFrom(packet, client, client._nextBatch)
+    })
   }
-  const acceptUplink = (client: AedesClient, packet: PublishPacket) => {
+  const acceptUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
     countDevicePublish(packet)
-    if (!uplinkJournal) return publishUplink(client, packet)
+    if (!uplinkJournal) return publishUplink(client, connection, packet)
+    // The one closure per uplink left on the fast path: the journal's callback, which must know
+    // its packet (the journal keeps no context); it lives until the group commit is on disk.
     uplinkJournal.append(packet.topic, packet.payload as Buffer, (error) => {
-      if (!error) return publishUplink(client, packet)
+      if (!error) return publishUplink(client, connection, packet)
       metrics.messagesRefused.inc({ reason: 'journal_failed' })
       logger.error({ err: error, clientId: client.id }, 'uplink not journaled: refused')
       client._nextBatch(error)
@@ -660,12 +763,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const publish = packet as PublishPacket
     client._parsingBatch++
-    if (client._keepaliveInterval > 0) client._keepaliveTimer?.refresh()
-    if (connection.publishes.tryNow()) return acceptUplink(client, publish)
+    // No keep-alive timer to refresh: the sweep watches it from lastReadAt (adoptKeepalive).
+    if (connection.publishes.tryNow()) return acceptUplink(client, connection, publish)
     const admission = connection.publishes.admit(() => {
       if (connection.dropped) return
       refreshKeepalive(client)
-      acceptUplink(client, publish)
+      acceptUplink(client, connection, publish)
     })
     if (admission === 'queued') metrics.publishesSlowed.inc()
     else if (admission === 'full') {
@@ -692,6 +795,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       client._eos()
       client._eos = noop
     }
+    const conn = client.conn as unknown as EventEmitter
+    shareListener(conn, 'error', 'emit', onConnError)
+    shareListener(conn, 'end', 'close', onConnEnd)
+    shareListener(parser, 'error', 'emit', onParserError)
+    if (PARSER_STATES.every((state, k) => parser._states[k] === state) && parser._states.length === 4) {
+      parser._states = PARSER_STATES
+    }
     const listeners = parser.listeners('packet') as ((this: unknown, packet: ParsedPacket) => void)[]
     const enqueue = listeners[0]
     if (listeners.length !== 1 || enqueue === undefined) return
@@ -699,6 +809,30 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     if (enqueue !== aedesEnqueue) return
     parser.removeListener('packet', enqueue)
     parser.on('packet', onParsedPacket)
+  }
+
+  /**
+   * Moves a session's keep-alive from aedes' timer to the broker's sweep. aedes 1.2 gives every
+   * session with a keep-alive its own Timeout and closure (lib/handlers/connect.js setKeepAlive),
+   * held for as long as the session lasts, and refreshes that timer for each packet it handles;
+   * the sweep already visits every connection each second and knows when its bytes last arrived
+   * (lastReadAt), so it closes a session silent for 1.5 × its keep-alive (MQTT-3.1.2-24) the
+   * same way aedes did (a 'keep alive timeout' error on the client), at most one sweep later.
+   */
+  const adoptKeepalive = (client: AedesClient, connection: Connection) => {
+    if (client._keepaliveTimer === null || client._keepaliveInterval <= 0) return
+    clearTimeout(client._keepaliveTimer)
+    client._keepaliveTimer = null
+    // aedes refreshes the timer while this is above 0 (lib/handlers/index.js); -1 is its "none".
+    client._keepaliveInterval = -1
+    connection.keepaliveOnSweep = connection.keepaliveS > 0
+  }
+  const keepaliveExpired = (connection: Connection) => {
+    connection.keepaliveOnSweep = false
+    const client = (connection.stream as Duplex & { client?: AedesClient }).client
+    if (!client || client.closed) return
+    aedes.emit('keepaliveTimeout', client)
+    client.emit('error', new Error('keep alive timeout'))
   }
 
   // One listener of each kind for every connection, rather than closures per connection: each
@@ -741,7 +875,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const connection = new Connection(stream, address, limits, now(), pacerClock)
     connections.set(stream, connection)
-    stream.once('close', onStreamClose)
+    // `on`, not `once`: a stream closes once, and `once` wraps the listener in a bound function
+    // and a state object per connection.
+    stream.on('close', onStreamClose)
     aedes.handle(stream, request)
     adoptClient((stream as Duplex & { client?: AedesClient }).client)
     // Attached after aedes' 'readable' listener, so it observes each chunk aedes reads without
@@ -749,9 +885,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     stream.on('data', onStreamData)
   }
 
-  // One sweep for every connection, rather than a timer per packet: drop those whose current
-  // packet has been arriving for longer than the limit (a trickled packet ties up a session), and
-  // keep-alive-0 sessions silent for the idle limit (CONTRACT.md §4).
+  // One sweep for every connection, rather than a timer per packet or per session: drop those
+  // whose current packet has been arriving for longer than the limit (a trickled packet ties up a
+  // session), keep-alive-0 sessions silent for the idle limit (CONTRACT.md §4), and sessions
+  // silent for 1.5 × their keep-alive (adoptKeepalive).
   const sweep = setInterval(
     () => {
       const at = now()
@@ -762,6 +899,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         if (started !== 0 && at - started > limits.packetTimeoutMs) drop(connection, 'incomplete_packet')
         else if (connection.keepaliveS === 0 && at - connection.lastReadAt > limits.idleLimitMs) {
           drop(connection, 'idle', { idleLimitMs: limits.idleLimitMs })
+        } else if (connection.keepaliveOnSweep && at - connection.lastReadAt > connection.keepaliveS * 1500) {
+          keepaliveExpired(connection)
         }
       }
     },
@@ -885,7 +1024,7 @@ async function boundInternalSessions(
     }
   }
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
-  persistence.outgoingEnqueueCombi = async (subscribers, packet) => {
+  const bounded = async (subscribers: QueueSubscriber[], packet: unknown) => {
     // Not for a session whose expiry is under way: devices acknowledged at once keep publishing
     // while its subscriptions are removed, and each of those would still be queued for it.
     const kept = bound.admit(subscribers)
@@ -893,6 +1032,11 @@ async function boundInternalSessions(
     const expired = bound.count(kept)
     if (expired.length > 0) await Promise.all(expired.map(expire))
   }
+  // aedes asks for every QoS 1 message, each device uplink included, nearly always with no
+  // offline subscriber at all: that answer needs no async function, promise or count.
+  const nothingQueued = Promise.resolve()
+  persistence.outgoingEnqueueCombi = (subscribers, packet) =>
+    subscribers.length === 0 ? nothingQueued : bounded(subscribers, packet)
 
   const listen = (topic: string, onMessage: (from: string, payload: Buffer) => void) =>
     new Promise<void>((resolve) =>

@@ -93,4 +93,36 @@ describe('broker keep-alive (issue 12 finding 9)', () => {
     expect(raw.closed).toBe(false)
     raw.destroy()
   })
+
+  it('closes a connection silent for one and a half times its keep-alive, and counts it', async () => {
+    const before = await metricValue(broker.metrics.disconnects, { reason: 'keepalive_timeout' })
+    const raw = await connectWith(1)
+    expect(raw.packets.find((packet) => packet.cmd === 'connack')?.returnCode).toBe(0)
+    const connectedAt = Date.now()
+    await raw.whenClosed()
+    const silentMs = Date.now() - connectedAt
+    // MQTT-3.1.2-24: 1.5 × 1 s, and then at most one sweep of the broker's later.
+    expect(silentMs).toBeGreaterThanOrEqual(1500 - 50)
+    expect(silentMs).toBeLessThan(1500 + 3000)
+    expect(await metricValue(broker.metrics.disconnects, { reason: 'keepalive_timeout' })).toBe(before + 1)
+  })
+
+  it('keeps a connection whose only packets are uplinks on the fast path', async () => {
+    const raw = await connectWith(1)
+    const up = 'sites/yibin/devices/860100000000123/up'
+    // Four keep-alive periods of QoS 1 uplinks every 400 ms, each acknowledged: none is a close.
+    for (let id = 1; id <= 10 && !raw.closed; id++) {
+      raw.send({ cmd: 'publish', qos: 1, dup: false, retain: false, topic: up, payload: '[]', messageId: id })
+      await new Promise<void>((resolve) => {
+        const check = () =>
+          raw.closed || raw.packets.some((packet) => packet.cmd === 'puback' && packet.messageId === id)
+            ? resolve()
+            : setImmediate(check)
+        check()
+      })
+      await new Promise((resolve) => setTimeout(resolve, 400))
+    }
+    expect(raw.closed).toBe(false)
+    raw.destroy()
+  })
 })

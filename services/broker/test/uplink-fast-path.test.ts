@@ -1,7 +1,11 @@
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { deriveDevicePassword } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
-import type { Packet } from 'mqtt-packet'
+import { IngestJournal } from '@plantwatt/runtime'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
@@ -39,51 +43,83 @@ function recordWrites(socket: Socket): WriteLog {
   return log
 }
 
-describe('broker: the uplink fast path', () => {
-  let broker: Broker
-  let server: Server
-  let port: number
-  const logs: WriteLog[] = []
-
-  beforeAll(async () => {
-    broker = await createBroker({
-      plant: new PlantIndex(examplePlant()),
-      deviceSecret: SECRET,
-      logger: pino({ level: 'silent' }),
-    })
-    // The broker's own handleStream on a plain TCP server, so the test can watch the socket.
-    server = createServer((socket) => {
-      logs.push(recordWrites(socket))
-      broker.handleStream(socket, socket.remoteAddress ?? 'unknown')
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    port = (server.address() as AddressInfo).port
+const pubackFor = (device: RawClient, messageId: number) =>
+  new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (device.packets.some((p) => p.cmd === 'puback' && p.messageId === messageId)) return resolve()
+      if (device.closed) return reject(new Error('closed before the PUBACK'))
+      setImmediate(check)
+    }
+    check()
   })
 
-  afterAll(async () => {
-    await broker.close()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+/** A broker on a plain TCP server whose sockets' writes and reads (on the broker's side) are recorded. */
+async function watchedBroker(journal?: IngestJournal) {
+  const broker = await createBroker({
+    plant: new PlantIndex(examplePlant()),
+    deviceSecret: SECRET,
+    logger: pino({ level: 'silent' }),
+    ...(journal ? { uplinkJournal: journal } : {}),
   })
-
+  const logs: { writes: WriteLog; reads: Buffer[] }[] = []
+  // The broker's own handleStream on a plain TCP server, so the test can watch the socket.
+  const server = createServer((socket) => {
+    const writes = recordWrites(socket)
+    const reads: Buffer[] = []
+    broker.handleStream(socket, socket.remoteAddress ?? 'unknown')
+    // After the broker's listeners, as its own: it sees each chunk the broker reads.
+    socket.on('data', (chunk: Buffer) => reads.push(chunk))
+    logs.push({ writes, reads })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
   const connectDevice = async () => {
     const device = await RawClient.open(port)
     device.send(connectPacket(DEVICE, DEVICE, deriveDevicePassword(SECRET, DEVICE)))
     expect(await device.next('connack')).toMatchObject({ returnCode: 0 })
-    return { device, log: logs.at(-1)! }
+    const { writes, reads } = logs.at(-1)!
+    return { device, log: writes, reads }
   }
+  const close = async () => {
+    await broker.close()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  return { broker, connectDevice, close }
+}
+
+const pubacksOf = (ids: number[]) => Buffer.concat(ids.map((id) => Buffer.from([0x40, 0x02, id >> 8, id & 0xff])))
+
+/** Several QoS 1 uplinks in one buffer, as a device that sends them in one TCP write. */
+const uplinksInOneWrite = (ids: number[]) =>
+  Buffer.concat(
+    ids.map((id) =>
+      mqttPacket.generate({
+        cmd: 'publish',
+        qos: 1,
+        dup: false,
+        retain: false,
+        topic: UP,
+        payload: `[{"n":"power","v":${id}}]`,
+        messageId: id,
+      } as Packet),
+    ),
+  )
+
+describe('broker: the uplink fast path', () => {
+  let broker: Broker
+  let connectDevice: Awaited<ReturnType<typeof watchedBroker>>['connectDevice']
+  let close: () => Promise<void>
+
+  beforeAll(async () => {
+    ;({ broker, connectDevice, close } = await watchedBroker())
+  })
+
+  afterAll(async () => {
+    await close()
+  })
 
   const publish = (device: RawClient, messageId: number, payload = '[{"n":"power","v":1}]') =>
     device.send({ cmd: 'publish', qos: 1, dup: false, retain: false, topic: UP, payload, messageId } as Packet)
-
-  const pubackFor = (device: RawClient, messageId: number) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (device.packets.some((p) => p.cmd === 'puback' && p.messageId === messageId)) return resolve()
-        if (device.closed) return reject(new Error('closed before the PUBACK'))
-        setImmediate(check)
-      }
-      check()
-    })
 
   it('acknowledges each uplink with one write of the 4 bytes of its PUBACK, and delivers it on the bus', async () => {
     const received: string[] = []
@@ -132,6 +168,64 @@ describe('broker: the uplink fast path', () => {
     // Each PUBLISH: 2 bytes of fixed header, 2 + topic, 2 of message id, the payload.
     const packetBytes = 2 + 2 + UP.length + 2 + '[{"n":"power","v":1}]'.length
     expect((await metricValue(broker.metrics.bytesIn)) - before.bytes).toBe(50 * packetBytes)
+    device.destroy()
+  })
+
+  it('writes the PUBACKs of the uplinks it read together in one write of one buffer, in order', async () => {
+    const received: string[] = []
+    const unsubscribe = await broker.bus.subscribe('sites/+/devices/+/up', (_topic, payload) =>
+      received.push(payload.toString()),
+    )
+    const { device, log, reads } = await connectDevice()
+    log.length = 0
+    reads.length = 0
+    const ids = Array.from({ length: 12 }, (_, k) => 1000 + k * 3)
+    device.write(uplinksInOneWrite(ids))
+    for (const id of ids) await pubackFor(device, id)
+    // A write per PUBACK is a syscall (and on loopback the receiver's TCP work) per packet:
+    // the PUBACKs of one read go out together, one buffer, once the read is handled.
+    expect(reads.length).toBeGreaterThan(0)
+    expect(log.length).toBeLessThanOrEqual(reads.length)
+    for (const chunks of log) expect(chunks).toHaveLength(1)
+    expect(Buffer.concat(log.flat())).toEqual(pubacksOf(ids))
+    expect(received).toEqual(ids.map((id) => `[{"n":"power","v":${id}}]`))
+    device.destroy()
+    await unsubscribe()
+  })
+})
+
+describe('broker: the uplink fast path with the ingest journal', () => {
+  let dir: string
+  let journal: IngestJournal
+  let watched: Awaited<ReturnType<typeof watchedBroker>>
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'plantwatt-fast-path-'))
+    journal = await IngestJournal.open(dir)
+    watched = await watchedBroker(journal)
+  })
+
+  afterAll(async () => {
+    await watched.close()
+    await journal.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('journals the uplinks of one read in one group commit and acknowledges them in one write', async () => {
+    const durable: number[] = []
+    journal.onDurable = (record) => durable.push(record.seq)
+    const { device, log, reads } = await watched.connectDevice()
+    log.length = 0
+    reads.length = 0
+    const writesBefore = journal.stats.writes
+    const ids = Array.from({ length: 10 }, (_, k) => 2000 + k)
+    device.write(uplinksInOneWrite(ids))
+    for (const id of ids) await pubackFor(device, id)
+    // Each PUBACK only once its record is on disk, and no more fdatasyncs than reads.
+    expect(durable).toHaveLength(ids.length)
+    expect(journal.stats.writes - writesBefore).toBeLessThanOrEqual(reads.length)
+    expect(log.length).toBeLessThanOrEqual(reads.length)
+    expect(Buffer.concat(log.flat())).toEqual(pubacksOf(ids))
     device.destroy()
   })
 })
