@@ -16,9 +16,16 @@ import { InterestBook } from './live-interests.ts'
 
 // Live figures only for the scopes someone watches (issue 14, CONTRACT.md §5 `live`): the gateways
 // announce their live subscriptions' scopes (InterestBook); each tick this sends, per site, the
-// site clock and the figures of the watched scopes that changed, each scope at most once a second,
+// site clock and the figures of the watched scopes that changed, each site at most once a second,
 // and a newly watched scope's figures at once (its subscriber's snapshot waits for them). Figures
 // are computed only for what is sent, on event time as ever; only the pacing uses the wall clock.
+//
+// The pacing is per site, not per scope, and a batch carries *every* changed watched scope of its
+// site: the gateway treats a moved clock as a change of each of the site's scopes, so a batch that
+// moved the clock without a changed scope's figures had it send that scope's subscribers the old
+// figures under the new clock — and its own one-frame-a-second pacing then held the new figures a
+// second more (issue 16: a reading's first frame 1.6–2 s after it, with broker workers mostly).
+// Scope by scope pacing also let scopes snapshotted at different moments go out in turns.
 
 /** What the figures come from: the reading pipeline (and the tuner's savings) in the processor. */
 export interface LiveSource {
@@ -36,7 +43,10 @@ export interface LivePublisherOptions {
   source: LiveSource
   /** Wall clock, ms: pacing and leases only. */
   now: () => number
-  /** At most one batch entry per scope this often (CONTRACT.md §5: one frame a second). */
+  /**
+   * At most one batch per site this often, a new watcher's snapshot aside (CONTRACT.md §5: one
+   * frame a second); the name is older than the per-site pacing.
+   */
   minScopeIntervalMs?: number
 }
 
@@ -60,9 +70,11 @@ export class LivePublisher {
     badInterest: 0,
     resyncs: 0,
   }
-  /** Watched scopes whose figures changed and wait for their second to be up, per site. */
+  /** Watched scopes whose figures changed and wait for their site's second to be up, per site. */
   private readonly pending = new Map<string, Set<ScopeNode>>()
-  /** Wall time each watched scope was last sent. */
+  /** Sites whose clock moved since their last batch. */
+  private readonly clockMoved = new Set<string>()
+  /** Wall time each site's last batch went out. */
   private readonly lastSentMs = new Map<string, number>()
   private readonly minScopeIntervalMs: number
   private resyncAsked = false
@@ -82,7 +94,8 @@ export class LivePublisher {
 
   /**
    * One round: expired gateways are forgotten, the pipeline's changes taken (always, so they do not
-   * pile up), and every site whose clock moved or that has watched scopes due gets a batch.
+   * pile up), and every site whose clock moved or whose watched scopes changed gets a batch once
+   * its second is up.
    */
   tick(): void {
     const now = this.options.now()
@@ -97,20 +110,12 @@ export class LivePublisher {
         pending.add(node)
       }
     }
-    const sites = new Set(changes.sites)
+    for (const siteId of changes.sites) this.clockMoved.add(siteId)
+    const sites = new Set(this.clockMoved)
     for (const [siteId, pending] of this.pending) if (pending.size > 0) sites.add(siteId)
     for (const siteId of sites) {
-      const pending = this.pending.get(siteId)
-      const due: ScopeNode[] = []
-      if (pending) {
-        for (const node of pending) {
-          if (now - (this.lastSentMs.get(node.scope) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) continue
-          due.push(node)
-          pending.delete(node)
-        }
-      }
-      // A site whose clock did not move and has nothing due has nothing to say.
-      if (due.length > 0 || changes.sites.has(siteId)) this.send(siteId, due, now)
+      if (now - (this.lastSentMs.get(siteId) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) continue
+      this.flushSite(siteId, [], now)
     }
   }
 
@@ -150,16 +155,29 @@ export class LivePublisher {
       list.push(node)
       this.pending.get(node.siteId)?.delete(node)
     }
-    for (const [siteId, nodes] of bySite) this.send(siteId, nodes, now)
+    for (const [siteId, nodes] of bySite) this.flushSite(siteId, nodes, now)
   }
 
-  private send(siteId: string, nodes: ScopeNode[], now: number): void {
+  /**
+   * One batch for a site: these scopes, every changed watched scope of the site and its clock —
+   * whatever moves the gateway's clock for the site comes with every figure it makes stale.
+   */
+  private flushSite(siteId: string, nodes: ScopeNode[], now: number): void {
+    const pending = this.pending.get(siteId)
+    const all = new Set(nodes)
+    if (pending) {
+      for (const node of pending) all.add(node)
+      pending.clear()
+    }
+    this.clockMoved.delete(siteId)
+    this.lastSentMs.set(siteId, now)
+    this.send(siteId, [...all])
+  }
+
+  private send(siteId: string, nodes: ScopeNode[]): void {
     const { source } = this.options
     const scopes: LiveFigures[] = []
-    for (const node of nodes) {
-      scopes.push(source.figures(node))
-      this.lastSentMs.set(node.scope, now)
-    }
+    for (const node of nodes) scopes.push(source.figures(node))
     const batch: LiveBatch = {
       site: siteId,
       at: source.siteClockMs(siteId),
@@ -186,7 +204,6 @@ export class LivePublisher {
   }
 
   private forget(scope: string): void {
-    this.lastSentMs.delete(scope)
     const node = this.options.plant.scope(scope)
     if (node) this.pending.get(node.siteId)?.delete(node)
   }
