@@ -32,7 +32,7 @@ describe('LivePublisher', () => {
   let broker: Aedes
   let bus: Bus
   let batches: LiveBatch[]
-  let waiters: (() => void)[]
+  let waiters: (() => boolean)[]
   let now: number
   let pipeline: ReadingPipeline
   let publisher: LivePublisher
