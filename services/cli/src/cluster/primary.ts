@@ -37,7 +37,7 @@ import {
 } from '../roles.ts'
 import type { RunningSystem, UpOptions } from '../up.ts'
 import { DownlinkOwner, loadPendingDownlinks, PendingDownlinks, savePendingDownlinks } from './downlinks.ts'
-import { decodeRecords, type FromWorker, type ToWorker } from './protocol.ts'
+import { decodeRecords, type ForwardedRecord, type FromWorker, type ToWorker } from './protocol.ts'
 import { proxyToWorker } from './proxy.ts'
 
 // The primary of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the site owner.
@@ -94,7 +94,7 @@ class WorkerJournal implements JournalSource {
     }
   }
 
-  deliver(records: JournalRecord[]): void {
+  deliver(records: ForwardedRecord[]): void {
     for (const record of records) {
       this.tap(record)
       this.onDurable(record)
