@@ -20,12 +20,12 @@ import { InterestBook } from './live-interests.ts'
 // and a newly watched scope's figures at once (its subscriber's snapshot waits for them). Figures
 // are computed only for what is sent, on event time as ever; only the pacing uses the wall clock.
 //
-// The pacing is per site, not per scope, and a batch carries *every* changed watched scope of its
-// site: the gateway treats a moved clock as a change of each of the site's scopes, so a batch that
-// moved the clock without a changed scope's figures had it send that scope's subscribers the old
-// figures under the new clock — and its own one-frame-a-second pacing then held the new figures a
-// second more (issue 16: a reading's first frame 1.6–2 s after it, with broker workers mostly).
-// Scope by scope pacing also let scopes snapshotted at different moments go out in turns.
+// The gateway treats a moved site clock as a change of each of the site's scopes. So a batch that
+// moves the clock carries every changed watched scope of its site, and goes once all of them had
+// their second; until then the site's clock is held (a snapshot meanwhile carries the clock last
+// sent). A batch that moved the clock ahead of a changed scope's figures had the gateway send that
+// scope's subscribers the old figures under the new clock, and its own one-frame-a-second pacing
+// then held the new figures a second more (issue 16: a reading's first frame 1.6–2 s after it).
 
 /** What the figures come from: the reading pipeline (and the tuner's savings) in the processor. */
 export interface LiveSource {
@@ -43,10 +43,7 @@ export interface LivePublisherOptions {
   source: LiveSource
   /** Wall clock, ms: pacing and leases only. */
   now: () => number
-  /**
-   * At most one batch per site this often, a new watcher's snapshot aside (CONTRACT.md §5: one
-   * frame a second); the name is older than the per-site pacing.
-   */
+  /** At most one batch entry per scope this often (CONTRACT.md §5: one frame a second). */
   minScopeIntervalMs?: number
 }
 
@@ -74,8 +71,10 @@ export class LivePublisher {
   private readonly pending = new Map<string, Set<ScopeNode>>()
   /** Sites whose clock moved since their last batch. */
   private readonly clockMoved = new Set<string>()
-  /** Wall time each site's last batch went out. */
+  /** Wall time each watched scope was last sent. */
   private readonly lastSentMs = new Map<string, number>()
+  /** The clock and grid intensity each site's last batch carried (what the gateways hold). */
+  private readonly sentSite = new Map<string, { at: number | null; gridGPerKWh: number }>()
   private readonly minScopeIntervalMs: number
   private resyncAsked = false
 
@@ -95,7 +94,7 @@ export class LivePublisher {
   /**
    * One round: expired gateways are forgotten, the pipeline's changes taken (always, so they do not
    * pile up), and every site whose clock moved or whose watched scopes changed gets a batch once
-   * its second is up.
+   * each of those scopes had its second.
    */
   tick(): void {
     const now = this.options.now()
@@ -114,8 +113,12 @@ export class LivePublisher {
     const sites = new Set(this.clockMoved)
     for (const [siteId, pending] of this.pending) if (pending.size > 0) sites.add(siteId)
     for (const siteId of sites) {
-      if (now - (this.lastSentMs.get(siteId) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) continue
-      this.flushSite(siteId, [], now)
+      const pending = this.pending.get(siteId)
+      let due = true
+      for (const node of pending ?? []) {
+        if (now - (this.lastSentMs.get(node.scope) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) due = false
+      }
+      if (due) this.flushSite(siteId, now)
     }
   }
 
@@ -155,35 +158,38 @@ export class LivePublisher {
       list.push(node)
       this.pending.get(node.siteId)?.delete(node)
     }
-    for (const [siteId, nodes] of bySite) this.flushSite(siteId, nodes, now)
-  }
-
-  /**
-   * One batch for a site: these scopes, every changed watched scope of the site and its clock —
-   * whatever moves the gateway's clock for the site comes with every figure it makes stale.
-   */
-  private flushSite(siteId: string, nodes: ScopeNode[], now: number): void {
-    const pending = this.pending.get(siteId)
-    const all = new Set(nodes)
-    if (pending) {
-      for (const node of pending) all.add(node)
-      pending.clear()
+    for (const [siteId, nodes] of bySite) {
+      // Changes held for their second keep the site's clock held too: the gateways keep the last sent.
+      const held = (this.pending.get(siteId)?.size ?? 0) > 0
+      if (!held) this.clockMoved.delete(siteId)
+      this.send(siteId, nodes, now, held ? this.sentSite.get(siteId) : undefined)
     }
-    this.clockMoved.delete(siteId)
-    this.lastSentMs.set(siteId, now)
-    this.send(siteId, [...all])
   }
 
-  private send(siteId: string, nodes: ScopeNode[]): void {
+  /** The site's clock with every changed watched scope of the site. */
+  private flushSite(siteId: string, now: number): void {
+    const pending = this.pending.get(siteId)
+    const nodes = pending ? [...pending] : []
+    pending?.clear()
+    this.clockMoved.delete(siteId)
+    this.send(siteId, nodes, now)
+  }
+
+  private send(
+    siteId: string,
+    nodes: ScopeNode[],
+    now: number,
+    site?: { at: number | null; gridGPerKWh: number },
+  ): void {
     const { source } = this.options
     const scopes: LiveFigures[] = []
-    for (const node of nodes) scopes.push(source.figures(node))
-    const batch: LiveBatch = {
-      site: siteId,
-      at: source.siteClockMs(siteId),
-      gridGPerKWh: source.gridGPerKWh(siteId),
-      scopes,
+    for (const node of nodes) {
+      scopes.push(source.figures(node))
+      this.lastSentMs.set(node.scope, now)
     }
+    const { at, gridGPerKWh } = site ?? { at: source.siteClockMs(siteId), gridGPerKWh: source.gridGPerKWh(siteId) }
+    this.sentSite.set(siteId, { at, gridGPerKWh })
+    const batch: LiveBatch = { site: siteId, at, gridGPerKWh, scopes }
     const payload = encodeLiveBatch(batch)
     this.stats.batches++
     this.stats.bytes += payload.length
@@ -204,6 +210,7 @@ export class LivePublisher {
   }
 
   private forget(scope: string): void {
+    this.lastSentMs.delete(scope)
     const node = this.options.plant.scope(scope)
     if (node) this.pending.get(node.siteId)?.delete(node)
   }
