@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { deriveDevicePassword } from '@plantwatt/contract'
@@ -49,6 +50,11 @@ describe('plantwatt up: first end-to-end slice', () => {
     expect(system.mqttPort).toBeGreaterThan(0)
     expect(system.httpPort).toBeGreaterThan(0)
     expect(system.logs.filter((record) => record.msg === 'listening')).toHaveLength(1)
+  })
+
+  it('uses every core by default, whatever the size of the plant (issue 16)', () => {
+    const listening = system.logs.find((record) => record.msg === 'listening')!
+    expect(listening.workers).toBe(availableParallelism())
   })
 
   it('refuses a WebSocket upgrade without a valid token with 401', async () => {

@@ -1,4 +1,5 @@
 export * from './asyncapi.ts'
+export * from './decoded-pack.ts'
 export * from './device-auth.ts'
 export * from './plant-model.ts'
 export * from './plant-schema.ts'

@@ -117,17 +117,15 @@ async function roleContext(opts: { plant?: string; dataDir: string }): Promise<R
 }
 
 /**
- * `up --workers` by default: one process up to 15,000 devices; beyond, one broker worker per core and enough that none holds more than
+ * `up --workers` by default: one broker worker per core, and enough that none holds more than
  * 15,000 device sessions — one process may hold at most 20,000 descriptors here (issue 16), and a
- * worker's share of round-robin connections is only about even.
+ * worker's share of round-robin connections is only about even. A one-core machine runs the single
+ * process. (Small plants and the demo stayed in one process while a reading's first live frame
+ * came up to 2 s after it with workers: the processor's pacing sent a moved site clock ahead of
+ * the figures it made stale; paced per site since, docs/decisions.md.)
  */
 function defaultWorkers(plant: PlantModel): number {
   const devices = new PlantIndex(plant).devices.size
-  // A plant that one process holds stays in one process for now: with broker workers, a reading's
-  // first live frame came up to 2 s after its PUBACK in up-first-slice (the processor's and the
-  // gateway's once-a-second pacing behind the cross-process path; not yet explained), against
-  // 1.1 s in one process.
-  if (devices <= 15_000) return 1
   return Math.max(availableParallelism(), Math.ceil(devices / 15_000))
 }
 
@@ -187,7 +185,7 @@ program
       'broker processes sharing the MQTT port (1: everything in one process)',
       'PLANTWATT_WORKERS',
     )
-      .default(undefined, '1 up to 15,000 devices and with --demo; else one per core, at least one per 15,000 devices')
+      .default(undefined, 'one per core, at least one per 15,000 devices')
       .argParser(parseCount(1, 64)),
   )
   .action(async (opts) => {
@@ -207,8 +205,7 @@ program
         acceptOld: opts.acceptOld === true,
         maxProcessNames: opts.maxProcessNames,
         demoHistoryHours: opts.demoHistory,
-        // The demo (300 devices) needs one process, and its history backfill runs only there (up.ts).
-        workers: opts.workers ?? (opts.demo === true ? 1 : defaultWorkers(context.plant)),
+        workers: opts.workers ?? defaultWorkers(context.plant),
       },
       context.logger,
     )

@@ -60,12 +60,6 @@ export interface RunningSystem {
 export async function up(options: UpOptions, logger: Logger): Promise<RunningSystem> {
   const workers = options.workers ?? 1
   if (workers <= 1) return upSingle(options, logger)
-  if (options.demo && (options.demoHistoryHours ?? 1) > 0) {
-    // The backfill appends to an ingest journal the processor reads in this process, and its
-    // simulated devices answer the commands the processor sends meanwhile; across workers those
-    // commands would stay pending at the primary and reach the live devices later. Not wired yet.
-    logger.warn({ workers }, 'the demo history backfill runs with --workers 1 only: starting without history')
-  }
   return upPrimary(options, logger, workers)
 }
 
@@ -142,7 +136,7 @@ export async function upSingle(options: UpOptions, logger: Logger): Promise<Runn
   const mqttPort = await broker.listen({ host: options.host, port: options.mqttPort })
   ready = true
   logger.info(
-    { mqttPort, httpPort, host: options.host, devices: plant.devices.size, dataDir: options.dataDir },
+    { mqttPort, httpPort, host: options.host, devices: plant.devices.size, dataDir: options.dataDir, workers: 1 },
     'listening',
   )
 

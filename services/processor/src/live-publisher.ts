@@ -16,9 +16,16 @@ import { InterestBook } from './live-interests.ts'
 
 // Live figures only for the scopes someone watches (issue 14, CONTRACT.md §5 `live`): the gateways
 // announce their live subscriptions' scopes (InterestBook); each tick this sends, per site, the
-// site clock and the figures of the watched scopes that changed, each scope at most once a second,
+// site clock and the figures of the watched scopes that changed, each site at most once a second,
 // and a newly watched scope's figures at once (its subscriber's snapshot waits for them). Figures
 // are computed only for what is sent, on event time as ever; only the pacing uses the wall clock.
+//
+// The gateway treats a moved site clock as a change of each of the site's scopes. So a batch that
+// moves the clock carries every changed watched scope of its site, and goes once all of them had
+// their second; until then the site's clock is held (a snapshot meanwhile carries the clock last
+// sent). A batch that moved the clock ahead of a changed scope's figures had the gateway send that
+// scope's subscribers the old figures under the new clock, and its own one-frame-a-second pacing
+// then held the new figures a second more (issue 16: a reading's first frame 1.6–2 s after it).
 
 /** What the figures come from: the reading pipeline (and the tuner's savings) in the processor. */
 export interface LiveSource {
@@ -60,10 +67,14 @@ export class LivePublisher {
     badInterest: 0,
     resyncs: 0,
   }
-  /** Watched scopes whose figures changed and wait for their second to be up, per site. */
+  /** Watched scopes whose figures changed and wait for their site's second to be up, per site. */
   private readonly pending = new Map<string, Set<ScopeNode>>()
+  /** Sites whose clock moved since their last batch. */
+  private readonly clockMoved = new Set<string>()
   /** Wall time each watched scope was last sent. */
   private readonly lastSentMs = new Map<string, number>()
+  /** The clock and grid intensity each site's last batch carried (what the gateways hold). */
+  private readonly sentSite = new Map<string, { at: number | null; gridGPerKWh: number }>()
   private readonly minScopeIntervalMs: number
   private resyncAsked = false
 
@@ -82,7 +93,8 @@ export class LivePublisher {
 
   /**
    * One round: expired gateways are forgotten, the pipeline's changes taken (always, so they do not
-   * pile up), and every site whose clock moved or that has watched scopes due gets a batch.
+   * pile up), and every site whose clock moved or whose watched scopes changed gets a batch once
+   * each of those scopes had its second.
    */
   tick(): void {
     const now = this.options.now()
@@ -97,20 +109,16 @@ export class LivePublisher {
         pending.add(node)
       }
     }
-    const sites = new Set(changes.sites)
+    for (const siteId of changes.sites) this.clockMoved.add(siteId)
+    const sites = new Set(this.clockMoved)
     for (const [siteId, pending] of this.pending) if (pending.size > 0) sites.add(siteId)
     for (const siteId of sites) {
       const pending = this.pending.get(siteId)
-      const due: ScopeNode[] = []
-      if (pending) {
-        for (const node of pending) {
-          if (now - (this.lastSentMs.get(node.scope) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) continue
-          due.push(node)
-          pending.delete(node)
-        }
+      let due = true
+      for (const node of pending ?? []) {
+        if (now - (this.lastSentMs.get(node.scope) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) due = false
       }
-      // A site whose clock did not move and has nothing due has nothing to say.
-      if (due.length > 0 || changes.sites.has(siteId)) this.send(siteId, due, now)
+      if (due) this.flushSite(siteId, now)
     }
   }
 
@@ -150,22 +158,38 @@ export class LivePublisher {
       list.push(node)
       this.pending.get(node.siteId)?.delete(node)
     }
-    for (const [siteId, nodes] of bySite) this.send(siteId, nodes, now)
+    for (const [siteId, nodes] of bySite) {
+      // Changes held for their second keep the site's clock held too: the gateways keep the last sent.
+      const held = (this.pending.get(siteId)?.size ?? 0) > 0
+      if (!held) this.clockMoved.delete(siteId)
+      this.send(siteId, nodes, now, held ? this.sentSite.get(siteId) : undefined)
+    }
   }
 
-  private send(siteId: string, nodes: ScopeNode[], now: number): void {
+  /** The site's clock with every changed watched scope of the site. */
+  private flushSite(siteId: string, now: number): void {
+    const pending = this.pending.get(siteId)
+    const nodes = pending ? [...pending] : []
+    pending?.clear()
+    this.clockMoved.delete(siteId)
+    this.send(siteId, nodes, now)
+  }
+
+  private send(
+    siteId: string,
+    nodes: ScopeNode[],
+    now: number,
+    site?: { at: number | null; gridGPerKWh: number },
+  ): void {
     const { source } = this.options
     const scopes: LiveFigures[] = []
     for (const node of nodes) {
       scopes.push(source.figures(node))
       this.lastSentMs.set(node.scope, now)
     }
-    const batch: LiveBatch = {
-      site: siteId,
-      at: source.siteClockMs(siteId),
-      gridGPerKWh: source.gridGPerKWh(siteId),
-      scopes,
-    }
+    const { at, gridGPerKWh } = site ?? { at: source.siteClockMs(siteId), gridGPerKWh: source.gridGPerKWh(siteId) }
+    this.sentSite.set(siteId, { at, gridGPerKWh })
+    const batch: LiveBatch = { site: siteId, at, gridGPerKWh, scopes }
     const payload = encodeLiveBatch(batch)
     this.stats.batches++
     this.stats.bytes += payload.length

@@ -14,11 +14,12 @@ import {
   type ColumnWrite,
   powerInRange,
 } from '@plantwatt/accounting'
-import type { Alert, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
+import type { Alert, DecodedPack, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
 import { decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
 import { Detection, type DetectionCheckpoint, type DetectionOptions, type Sequenced } from '@plantwatt/detection'
 import { type DeviceInfo, isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
 import { DEFAULT_MAX_PROCESS_NAMES, isCountedName, namesToForget } from './device-names.ts'
+import { wallFloor } from './uplink-decode.ts'
 
 /** The decoder's reasons, a device under the wrong site, and a name past the bound (§2). */
 export type RejectionReason = RejectReason | 'wrong_site' | 'too_many_names'
@@ -65,9 +66,6 @@ export interface PipelineOptions {
   /** Most distinct process-variable names per device (CONTRACT.md §2, default 16). */
   maxProcessNames?: number
 }
-
-/** RFC 8428 §4.5.3: absolute times start at 2^28 s; a resolved time before it is nobody's reading. */
-const EARLIEST_ABSOLUTE_S = 2 ** 28
 
 /** Everything the pipeline must carry over a restart (see checkpoint-file.ts). */
 export interface PipelineCheckpoint {
@@ -194,6 +192,36 @@ export class ReadingPipeline {
    * accepted, counted as a duplicate or rejected with a reason (CONTRACT.md §2); nothing throws.
    */
   ingest(topic: string, payload: Uint8Array, nowMs: number): void {
+    this.ingestMessage(topic, nowMs, (siteId, siteFloor) => {
+      const receivedAt = nowMs / 1000
+      const notBefore = Math.max(wallFloor(this.plant, siteId, receivedAt, this.acceptOld), siteFloor)
+      return decodeSenml(payload, { receivedAt, notBefore })
+    })
+  }
+
+  /**
+   * The same message decoded where it was received (uplink-decode.ts: a broker worker of `up
+   * --workers N`), validated against the wall clock already; the site clock's `too_old` floor, the
+   * decode's last check, is applied here. Counts and applies exactly as `ingest` of its payload.
+   */
+  ingestDecoded(topic: string, pack: DecodedPack, nowMs: number): void {
+    this.ingestMessage(topic, nowMs, (_siteId, siteFloor) => {
+      if (!pack.readings.some((reading) => reading.time < siteFloor)) return pack
+      const readings: Reading[] = []
+      const rejections = [...pack.rejections]
+      for (const reading of pack.readings) {
+        if (reading.time < siteFloor) rejections.push({ index: -1, reason: 'too_old', detail: '' })
+        else readings.push(reading)
+      }
+      return { readings, rejections }
+    })
+  }
+
+  private ingestMessage(
+    topic: string,
+    nowMs: number,
+    decode: (siteId: string, siteFloor: number) => DecodedPack,
+  ): void {
     this.stats.messages++
     const parsed = parseDeviceTopic(topic)
     if (parsed?.kind !== 'up') return
@@ -210,15 +238,10 @@ export class ReadingPipeline {
 
     const site = this.plant.sites.get(device.siteId)!
     const siteClock = this.accounting.siteClock(device.siteId)
-    const receivedAt = nowMs / 1000
     // CONTRACT.md §2 and §7 `too_old`: behind the site clock by more than maxAgeS, or behind the
     // wall clock at receipt by more than maxAgeS (so that one device with a reset clock cannot set
     // a fresh site's clock decades back), unless --accept-old.
-    const wallFloor = this.acceptOld ? EARLIEST_ABSOLUTE_S : receivedAt - site.maxAgeS
-    const decoded = decodeSenml(payload, {
-      receivedAt,
-      notBefore: siteClock === undefined ? wallFloor : Math.max(wallFloor, siteClock - site.maxAgeS),
-    })
+    const decoded = decode(device.siteId, siteClock === undefined ? Number.NEGATIVE_INFINITY : siteClock - site.maxAgeS)
     for (const rejection of decoded.rejections) this.reject(counters, rejection.reason)
     const equipment = device.equipment
     const accepted: Reading[] = []

@@ -20,7 +20,7 @@ import {
   syncAnswerMessages,
   type Unsubscribe,
 } from '@plantwatt/bus'
-import type { Alert, BucketStep } from '@plantwatt/contract'
+import type { Alert, BucketStep, DecodedPack } from '@plantwatt/contract'
 import { ACK_FILTER, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
@@ -115,13 +115,22 @@ export interface ProcessorOptions {
 }
 
 /**
+ * A durable record as a source hands it over: a device's uplink may come decoded already, by the
+ * broker worker that received it (uplink-decode.ts); its raw payload is then in that worker's
+ * journal, which is what a replay reads.
+ */
+export interface SourceRecord extends JournalRecord {
+  decoded?: DecodedPack
+}
+
+/**
  * Where durable uplinks come from: an IngestJournal in this process, or (`up --workers N`) a
  * worker's journal whose records reach this process in batches. Records of one source come in
  * sequence order; `release` lets the source drop what a checkpoint covers.
  */
 export interface JournalSource {
   replay(afterSeq: number): AsyncIterable<JournalRecord>
-  onDurable: (record: JournalRecord) => void
+  onDurable: (record: SourceRecord) => void
   release(seq: number): Promise<void>
 }
 
@@ -640,9 +649,10 @@ export class Processor {
    * already: a restarted worker replays its journal from the position it was given, and records
    * forwarded before its crash may still arrive; they are not counted twice.
    */
-  private applyRecord(slot: number, record: JournalRecord): void {
+  private applyRecord(slot: number, record: SourceRecord): void {
     if (record.seq <= (this.journalSeqs.get(slot) ?? 0)) return
-    this.ingest(record.topic, record.payload, record.receivedAtMs)
+    if (record.decoded) this.pipeline.ingestDecoded(record.topic, record.decoded, record.receivedAtMs)
+    else this.ingest(record.topic, record.payload, record.receivedAtMs)
     this.journalSeqs.set(slot, record.seq)
   }
 

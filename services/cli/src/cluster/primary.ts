@@ -23,6 +23,7 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client'
+import { backfillDemo } from '../demo-backfill.ts'
 import {
   checkpointPath,
   cleanDataDir,
@@ -36,7 +37,7 @@ import {
 } from '../roles.ts'
 import type { RunningSystem, UpOptions } from '../up.ts'
 import { DownlinkOwner, loadPendingDownlinks, PendingDownlinks, savePendingDownlinks } from './downlinks.ts'
-import { decodeRecords, type FromWorker, type ToWorker } from './protocol.ts'
+import { decodeRecords, type ForwardedRecord, type FromWorker, type ToWorker } from './protocol.ts'
 import { proxyToWorker } from './proxy.ts'
 
 // The primary of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the site owner.
@@ -93,7 +94,7 @@ class WorkerJournal implements JournalSource {
     }
   }
 
-  deliver(records: JournalRecord[]): void {
+  deliver(records: ForwardedRecord[]): void {
     for (const record of records) {
       this.tap(record)
       this.onDurable(record)
@@ -105,6 +106,39 @@ class WorkerJournal implements JournalSource {
     if (this.worker?.isConnected()) sendTo(this.worker, { t: 'release', seq })
     return Promise.resolve()
   }
+}
+
+/**
+ * The journal slot of `--demo`'s history backfill, which the primary runs itself: beyond every
+ * worker's (`--workers` is at most 64), so that no worker ever writes it. A start without the demo
+ * replays and releases it as any slot left over.
+ */
+export const DEMO_BACKFILL_SLOT = 64
+
+/**
+ * A journal of this process as the processor's source, every record shown to `tap` first (the
+ * pending downlinks see the simulated devices' acks, as they see those the workers forward).
+ */
+function tappedJournal(journal: IngestJournal, tap: (record: JournalRecord) => void) {
+  return {
+    stats: journal.stats,
+    async *replay(afterSeq: number): AsyncGenerator<JournalRecord> {
+      for await (const record of journal.replay(afterSeq)) {
+        tap(record)
+        yield record
+      }
+    },
+    get onDurable() {
+      return journal.onDurable
+    },
+    set onDurable(apply: (record: JournalRecord) => void) {
+      journal.onDurable = (record) => {
+        tap(record)
+        apply(record)
+      }
+    },
+    release: (seq: number) => journal.release(seq),
+  } satisfies JournalSource & { stats: WorkerJournal['stats'] }
 }
 
 function sendTo(worker: Worker, message: ToWorker): void {
@@ -217,7 +251,18 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
   }
   const leftovers: IngestJournal[] = []
   const sources = new Map<number, JournalSource & { stats: WorkerJournal['stats'] }>(slots)
+  // The demo's history goes through a journal of the primary's own, beside the workers' (it runs
+  // while they listen, and the simulated devices' acks settle the tuners' commands it causes).
+  let demoJournal: IngestJournal | undefined
+  if (options.demo) {
+    demoJournal = await IngestJournal.open(slotJournalDir(options.dataDir, DEMO_BACKFILL_SLOT), {
+      onSkip: (skip) => logJournalSkip(logger, skip),
+    })
+    leftovers.push(demoJournal)
+    sources.set(DEMO_BACKFILL_SLOT, tappedJournal(demoJournal, tap))
+  }
   for (const slot of await leftoverJournalSlots(options.dataDir, workers)) {
+    if (sources.has(slot)) continue
     const journal = await IngestJournal.open(slotJournalDir(options.dataDir, slot), {
       onSkip: (skip) => logJournalSkip(logger, skip),
     })
@@ -357,24 +402,47 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
   for (let slot = 0; slot < workers; slot++) fork(slot)
   await allListening
   const mqttPort = [...listening.values()][0]!.port
-  let fleet: Fleet | undefined
-  if (options.demo) {
-    const brokerHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
-    fleet = await startFleet({
-      plant: options.plant,
-      brokerUrl: `mqtt://${brokerHost.includes(':') ? `[${brokerHost}]` : brokerHost}:${mqttPort}`,
-      deviceSecret,
-      onError: (error) => logger.debug({ err: error }, 'demo device error'),
-    })
-    logger.info({ devices: fleet.stats.devices }, 'demo fleet started')
-  }
+  const brokerHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host
+  const brokerUrl = `mqtt://${brokerHost.includes(':') ? `[${brokerHost}]` : brokerHost}:${mqttPort}`
 
-  // Last, once the demo devices too are running: whoever waits for this record finds the whole
+  // Last: whoever waits for this record finds the whole
   // system up (and a signal after it finds the stop handlers installed).
   logger.info(
     { mqttPort, httpPort, host: options.host, devices: plant.devices.size, dataDir: options.dataDir, workers },
     'listening',
   )
+
+  // The demo runs in the background, as in one process (up.ts): first the plant's history through
+  // the primary's own journal, then its live devices, connected to the workers like any device.
+  const demoAbort = new AbortController()
+  let demo: Promise<Fleet | undefined> | undefined
+  if (demoJournal) {
+    const journal = demoJournal
+    demo = (async () => {
+      const history = await backfillDemo({
+        plant: options.plant,
+        journal,
+        processor,
+        bus,
+        logger: logger.child({ role: 'demo' }),
+        hours: options.demoHistoryHours,
+        signal: demoAbort.signal,
+      })
+      if (!history || demoAbort.signal.aborted) return undefined
+      const fleet = await startFleet({
+        plant: options.plant,
+        simulation: history.simulation,
+        brokerUrl,
+        deviceSecret,
+        onError: (error) => logger.debug({ err: error }, 'demo device error'),
+      })
+      logger.info({ devices: fleet.stats.devices }, 'demo fleet started')
+      return fleet
+    })().catch((error) => {
+      logger.error({ err: error }, 'the demo failed to start')
+      return undefined
+    })
+  }
 
   let stopped: Promise<void> | undefined
   return {
@@ -383,6 +451,8 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
     stop() {
       stopped ??= (async () => {
         stopping = true
+        demoAbort.abort()
+        const fleet = await demo
         await fleet?.stop()
         // The workers first: they stop taking uplinks and forward what their journals made durable.
         for (const worker of running.values()) sendTo(worker, { t: 'stop' })

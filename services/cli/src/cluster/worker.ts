@@ -7,6 +7,7 @@ import {
   type LoginGuardOptions,
 } from '@plantwatt/broker'
 import { PlantIndex } from '@plantwatt/plant'
+import { decodeUplink } from '@plantwatt/processor/uplink-decode'
 import { IngestJournal, type JournalRecord, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
 import {
   logJournalSkip,
@@ -17,7 +18,7 @@ import {
 } from '../broker-support.ts'
 import type { UpOptions } from '../up.ts'
 import { WorkerDownlinks } from './downlinks.ts'
-import { encodeRecords, type FromWorker, type ToWorker } from './protocol.ts'
+import { encodeRecords, type ForwardedRecord, type FromWorker, type ToWorker } from './protocol.ts'
 import { decodeProxyHeader } from './proxy.ts'
 
 // One broker worker of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the MQTT
@@ -88,7 +89,7 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
 
   // Durable records to the primary: those of one group commit (onDurable is called for each, in a
   // loop) go as one message, sent once the loop is done.
-  let batch: JournalRecord[] = []
+  let batch: ForwardedRecord[] = []
   let flushScheduled = false
   const flush = () => {
     flushScheduled = false
@@ -97,8 +98,12 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
     batch = []
     send({ t: 'records', bytes: encodeRecords(records) })
   }
+  const acceptOld = options.acceptOld === true
   const forward = (record: JournalRecord) => {
-    batch.push(record)
+    // Per-reading work stays here (issue 16): a device's uplink is decoded and validated against
+    // the wall clock at receipt, and crosses as a binary pack; acks and anything else cross raw.
+    const decoded = decodeUplink(plant, record.topic, record.payload, record.receivedAtMs, acceptOld)
+    batch.push(decoded ? { ...record, decoded } : record)
     if (!flushScheduled) {
       flushScheduled = true
       setImmediate(flush)
