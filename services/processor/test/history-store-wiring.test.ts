@@ -39,7 +39,7 @@ function pack(deviceId: string, t: number, watts: number): Buffer {
 
 /**
  * Three devices reporting power every 5 minutes for `days`; every 50th report of one oven device
- * arrives 40 minutes late, so closed buckets are revised (CONTRACT.md §7).
+ * arrives 40 minutes late, a surge of 30 kW, so closed buckets are revised materially (CONTRACT.md §5, §7).
  */
 function messages(days: number): Message[] {
   const out: Message[] = []
@@ -50,7 +50,9 @@ function messages(days: number): Message[] {
     out.push({ topic: up('860100000000123'), payload: pack('860100000000123', t, oven), atS: t })
     out.push({ topic: up('860100000000223'), payload: pack('860100000000223', t, 80_000 + (k % 7) * 500), atS: t })
     const late = k % 50 === 0
-    out.push({ topic: up('860100000000124'), payload: pack('860100000000124', t, oven / 2), atS: late ? t + 2_400 : t })
+    // A late report is a short surge: it changes its minutes' energy by far more than §5's 0.1 Wh.
+    const watts = late ? oven / 2 + 30_000 : oven / 2
+    out.push({ topic: up('860100000000124'), payload: pack('860100000000124', t, watts), atS: late ? t + 2_400 : t })
   }
   return out.sort((a, b) => a.atS - b.atS)
 }
