@@ -184,6 +184,26 @@ interface Figures {
   counts: boolean
 }
 
+/**
+ * A bucket's figures as sent (§5) and answered (§6). `outputUnits` is present where units were
+ * counted: decided by the figures alone, so the same readings give the same fields in any arrival
+ * order (an equipment's first reading adds no units).
+ */
+function bucketRow(t: number, f: Figures): BucketRow {
+  const row: BucketRow = {
+    t,
+    energyWh: f.energy,
+    co2G: f.co2,
+    co2MarketG: f.co2Market,
+    idleWh: f.idle,
+    peakW: f.peak,
+    pvWh: f.pv,
+    idleCo2G: f.idleCo2,
+  }
+  if (f.output !== 0) row.outputUnits = f.output
+  return row
+}
+
 /** A site's closing and revision bookkeeping, the same in both checkpoint formats. */
 interface SavedSite {
   clock: number | undefined
@@ -1294,21 +1314,7 @@ export class Accounting {
         revision = (site.revisions[step].get(start) ?? 0) + 1
         site.revisions[step].set(start, revision)
       }
-      const event: BucketEvent = {
-        scope: ref.scope,
-        step,
-        t: start * 60_000,
-        energyWh: f.energy,
-        co2G: f.co2,
-        co2MarketG: f.co2Market,
-        idleWh: f.idle,
-        peakW: f.peak,
-        revision,
-        pvWh: f.pv,
-        idleCo2G: f.idleCo2,
-      }
-      if (f.output !== 0) event.outputUnits = f.output
-      events.push(event)
+      events.push({ scope: ref.scope, step, revision, ...bucketRow(start * 60_000, f) })
       bucket.unsent.delete(position)
       if (sameMonth && f.energy > site.monthPeakWh[position]!) site.monthPeakWh[position] = f.energy
     }
@@ -1358,23 +1364,7 @@ export class Accounting {
     const t = start * 60_000
     for (const ref of site.refs) {
       this.figures(ref, from, end, factors, f)
-      const event: BucketEvent = {
-        scope: ref.scope,
-        step,
-        t,
-        energyWh: f.energy,
-        co2G: f.co2,
-        co2MarketG: f.co2Market,
-        idleWh: f.idle,
-        peakW: f.peak,
-        revision,
-        pvWh: f.pv,
-        idleCo2G: f.idleCo2,
-      }
-      // Present where units were counted: decided by the figures alone, so the same readings give
-      // the same fields in any arrival order (an equipment's first reading adds no units).
-      if (f.output !== 0) event.outputUnits = f.output
-      events.push(event)
+      events.push({ scope: ref.scope, step, revision, ...bucketRow(t, f) })
       if (sameMonth && f.energy > site.monthPeakWh[ref.position]!) site.monthPeakWh[ref.position] = f.energy
     }
   }
@@ -1414,17 +1404,7 @@ export class Accounting {
       const end = cal.bucketEnd(step, start)
       if (end <= site.firstMinute) continue
       this.figures(ref, start, end, this.minuteFactorsOf(site, start, end), f)
-      const row: BucketRow = {
-        t: start * 60_000,
-        energyWh: f.energy,
-        co2G: f.co2,
-        co2MarketG: f.co2Market,
-        idleWh: f.idle,
-        peakW: f.peak,
-        pvWh: f.pv,
-        idleCo2G: f.idleCo2,
-      }
-      if (f.output !== 0) row.outputUnits = f.output
+      const row = bucketRow(start * 60_000, f)
       if (options.asSent) this.rowAsSent(ref, step, start, row)
       rows.push(row)
     }
