@@ -8,12 +8,12 @@ import { IngestJournal } from '@plantwatt/runtime'
 import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
+import type { OutgoingMessage } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
-import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
 import { decodeState } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
 import { ProcessorStateStore } from '../src/state-store.ts'
+import { simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // `plantwatt up` over several worker processes (issue 16): each worker has its own ingest
 // journal (a slot), and the processor's checkpoint records, per slot, the last record applied.
@@ -26,18 +26,7 @@ const START_S = Date.UTC(2025, 2, 3, 13, 0) / 1000
 const END_S = START_S + 60 * 60
 const logger = pino({ level: 'silent' })
 
-function simulatedMessages(): OutgoingMessage[] {
-  const sim = new PlantSimulation({
-    plant: model,
-    seed: 9,
-    startS: START_S,
-    reportIntervalS: 10,
-    faults: FAULT_PRESETS.nbiot,
-  })
-  const out: OutgoingMessage[] = []
-  for (let t = START_S + 60; t <= END_S; t += 60) out.push(...sim.advanceTo(t))
-  return out.filter((message) => message.kind === 'up')
-}
+const simulatedMessages = () => simulatedUplinks(model, { seed: 9, startS: START_S, endS: END_S })
 
 /** A device stays on one worker's journal (a connection), as a device's order is what its session keeps. */
 function slotOf(deviceId: string): number {

@@ -2,7 +2,6 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
-import { deviceTopic } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal } from '@plantwatt/runtime'
 import { Aedes } from 'aedes'
@@ -10,10 +9,10 @@ import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // The simulator is reached by path, as the repository's other cross-workspace tests do: a
 // service may not depend on it.
-import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
+import type { OutgoingMessage } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
-import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
 import { Processor } from '../src/processor.ts'
+import { feedUplinks, simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // A processor that crashes between checkpoints carries on from its checkpoint and the ingest
 // journal without losing or double counting a reading: its final buckets, alerts and counters
@@ -26,33 +25,10 @@ const START_S = Date.UTC(2025, 2, 3, 13, 0) / 1000
 const END_S = START_S + 90 * 60
 const logger = pino({ level: 'silent' })
 
-function simulatedMessages(): OutgoingMessage[] {
-  const sim = new PlantSimulation({
-    plant: model,
-    seed: 8,
-    startS: START_S,
-    reportIntervalS: 10,
-    faults: FAULT_PRESETS.nbiot,
-  })
-  const out: OutgoingMessage[] = []
-  for (let t = START_S + 60; t <= END_S; t += 60) out.push(...sim.advanceTo(t))
-  return out.filter((message) => message.kind === 'up')
-}
+const simulatedMessages = () => simulatedUplinks(model, { seed: 8, startS: START_S, endS: END_S })
 
 /** Appends messages as the broker would, each received at its send time; resolves once all are durable. */
-function feed(journal: IngestJournal, clock: { ms: number }, messages: OutgoingMessage[]): Promise<void> {
-  return Promise.all(
-    messages.map(
-      (message) =>
-        new Promise<void>((resolve, reject) => {
-          clock.ms = message.sendAtS * 1000
-          journal.append(deviceTopic(message.site, message.deviceId, 'up'), message.payload, (error) =>
-            error ? reject(error) : resolve(),
-          )
-        }),
-    ),
-  ).then(() => undefined)
-}
+const feed = feedUplinks
 
 /** Everything a restart must not change: every scope's 1-minute history, the alert log, the counts. */
 function finalState(processor: Processor) {

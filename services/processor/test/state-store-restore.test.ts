@@ -2,17 +2,16 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Bus, createAedesBus } from '@plantwatt/bus'
-import { BUCKET_STEPS, deviceTopic } from '@plantwatt/contract'
+import { BUCKET_STEPS } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal } from '@plantwatt/runtime'
 import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
-import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
 import { CheckpointFile } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
+import { feedUplinks, simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // Issue 13: the checkpoint writes only the minutes of accounting's ring that changed (as columns,
 // in the processor's state store) with the rest of the state, in one transaction. A processor that
@@ -26,32 +25,9 @@ const START_S = Date.UTC(2025, 2, 3, 13, 0) / 1000
 const END_S = START_S + 3 * 3600
 const logger = pino({ level: 'silent' })
 
-function simulatedMessages(): OutgoingMessage[] {
-  const sim = new PlantSimulation({
-    plant: model,
-    seed: 9,
-    startS: START_S,
-    reportIntervalS: 10,
-    faults: FAULT_PRESETS.nbiot,
-  })
-  const out: OutgoingMessage[] = []
-  for (let t = START_S + 60; t <= END_S; t += 60) out.push(...sim.advanceTo(t))
-  return out.filter((message) => message.kind === 'up')
-}
+const simulatedMessages = () => simulatedUplinks(model, { seed: 9, startS: START_S, endS: END_S })
 
-function feed(journal: IngestJournal, clock: { ms: number }, messages: OutgoingMessage[]): Promise<void> {
-  return Promise.all(
-    messages.map(
-      (message) =>
-        new Promise<void>((resolve, reject) => {
-          clock.ms = message.sendAtS * 1000
-          journal.append(deviceTopic(message.site, message.deviceId, 'up'), message.payload, (error) =>
-            error ? reject(error) : resolve(),
-          )
-        }),
-    ),
-  ).then(() => undefined)
-}
+const feed = feedUplinks
 
 /** Every bucket accounting holds, every step and scope, and every equipment's live power. */
 function held(processor: Processor) {

@@ -3,46 +3,21 @@
 
 import { join } from 'node:path'
 import type { Bus } from '@plantwatt/bus'
-import { deviceTopic } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal } from '@plantwatt/runtime'
 import pino from 'pino'
-import { type OutgoingMessage, PlantSimulation } from '../../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../../simulators/fleet/src/plant-generator.ts'
-import { FAULT_PRESETS } from '../../../../simulators/fleet/src/run/faults.ts'
 import { Processor } from '../../src/processor.ts'
+import { feedUplinks, simulatedUplinks } from './simulated-uplinks.ts'
 
 export const model = generatePlant({ devices: 20, seed: 13 })
 export const plant = new PlantIndex(model)
 export const START_S = Date.UTC(2025, 2, 3, 8, 0) / 1000
 
-export function simulatedMessages(): OutgoingMessage[] {
-  const sim = new PlantSimulation({
-    plant: model,
-    seed: 4,
-    startS: START_S,
-    reportIntervalS: 10,
-    faults: FAULT_PRESETS.nbiot,
-  })
-  const out: OutgoingMessage[] = []
-  for (let t = START_S + 60; t <= START_S + 3600; t += 60) out.push(...sim.advanceTo(t))
-  return out.filter((message) => message.kind === 'up')
-}
+export const simulatedMessages = () => simulatedUplinks(model, { seed: 4, startS: START_S, endS: START_S + 3600 })
 
 /** Appends to the journal; resolves once all are durable (acknowledged). */
-export function feed(journal: IngestJournal, clock: { ms: number }, messages: OutgoingMessage[]): Promise<void> {
-  return Promise.all(
-    messages.map(
-      (message) =>
-        new Promise<void>((resolve, reject) => {
-          clock.ms = message.sendAtS * 1000
-          journal.append(deviceTopic(message.site, message.deviceId, 'up'), message.payload, (error) =>
-            error ? reject(error) : resolve(),
-          )
-        }),
-    ),
-  ).then(() => undefined)
-}
+export const feed = feedUplinks
 
 export async function startProcessor(dir: string, bus: Bus, clock: { ms: number }) {
   const journal = await IngestJournal.open(join(dir, 'journal'), { now: () => clock.ms })
