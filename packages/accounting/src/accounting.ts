@@ -18,7 +18,14 @@ import {
   type DeviceSink,
   EnergyContext,
 } from './device-energy.ts'
-import { OutputMinutes, type OutputMinutesState } from './output-minutes.ts'
+import {
+  type OutputColumnWrite,
+  OutputMinutes,
+  type OutputMinutesHead,
+  type OutputMinutesState,
+  restoreOutputs,
+  snapshotOutputs,
+} from './output-minutes.ts'
 import { type LoggedSeries, ReadingLog, type ReadingLogWrite, type SeriesLogState } from './reading-log.ts'
 import {
   anyUnsent,
@@ -295,11 +302,12 @@ export interface AccountingState {
   /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
   outbox: BucketEvent[]
   /**
-   * Units produced per minute, per site that has output counters (output-minutes.ts); absent in
-   * states written before it. Written whole at every checkpoint (only equipment that report output
-   * hold it): not yet incremental like the ring's columns.
+   * Units produced per minute, per site that has output counters (output-minutes.ts), whole: in
+   * states written before `outputHeads`.
    */
   output?: [string, OutputMinutesState][]
+  /** Units produced per minute: per site the ring's head; the minutes are columns (outputColumns). */
+  outputHeads?: [string, OutputMinutesHead][]
 }
 
 /**
@@ -332,6 +340,8 @@ export interface AccountingSnapshot {
   generation: number
   /** The reading log's chunk of what was inserted since the previous snapshot, and what to prune. */
   readings: ReadingLogWrite
+  /** Output minutes' columns changed since the previous snapshot (all held ones when `full`). */
+  outputColumns: OutputColumnWrite[]
 }
 
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
@@ -1728,6 +1738,7 @@ export class Accounting {
       })
     }
     const readings = this.readingLog.take(this.loggedSeries(), full)
+    const output = snapshotOutputs(this.outputs, full)
     return {
       state: {
         format: 'plantwatt-accounting-state',
@@ -1736,11 +1747,12 @@ export class Accounting {
         sites,
         devices: readings.state,
         outbox: this.outbox.map((entry) => ({ ...entry.event })),
-        output: [...this.outputs].map(([id, minutes]) => [id, minutes.toJSON()] as [string, OutputMinutesState]),
+        outputHeads: output.heads,
       },
       columns,
       generation,
       readings: readings.write,
+      outputColumns: output.columns,
     }
   }
 
@@ -1794,7 +1806,8 @@ export class Accounting {
   /**
    * A new engine for the same plant model from a snapshot()'s state and the columns persisted with
    * it and before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros);
-   * `readings`, the reading log's chunks held, by generation in ascending order.
+   * `readings`, the reading log's chunks held, by generation in ascending order; `outputColumn`,
+   * a minute's output column (snapshot().outputColumns).
    */
   static restoreFrom(
     plant: PlantIndex,
@@ -1802,6 +1815,7 @@ export class Accounting {
     column: (site: string, minute: number) => Uint8Array | undefined,
     options: AccountingOptions = {},
     readings: () => Iterable<[number, Uint8Array]> = () => [],
+    outputColumn: (site: string, minute: number) => Uint8Array | undefined = () => undefined,
   ): Accounting {
     if (state?.format !== 'plantwatt-accounting-state' || state.version !== 1) {
       throw new TypeError('not a plantwatt accounting state of version 1')
@@ -1830,6 +1844,7 @@ export class Accounting {
       const site = engine.sites.get(id)
       if (site !== undefined) engine.outputs.set(id, OutputMinutes.from(saved, site.store.length, site.store.nAgg))
     }
+    restoreOutputs(engine.outputs, state.outputHeads ?? [], (id) => engine.sites.get(id)?.store, outputColumn)
     if ('keys' in state.devices) {
       const { mismatched } = engine.readingLog.restore(state.devices, readings(), (id, name, withValues) => {
         const info = plant.device(id)

@@ -34,7 +34,7 @@ describe('detection checkpoint over several turns', () => {
     let done = false
     let from = T0 + 3600
     while (!done) {
-      done = capture.slice(0)
+      done = capture.slice(() => false)
       turns++
       feedSpan(h, from, from + 120)
       feedSpan(twin, from, from + 120)
