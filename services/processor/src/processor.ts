@@ -71,7 +71,14 @@ export interface CheckpointWritten {
    * Milliseconds the event loop was held: the longest synchronous stretch (a snapshot with its
    * encoding, or handing the writes to the store) and their sum.
    */
-  heldMs: { max: number; total: number }
+  heldMs: {
+    max: number
+    total: number
+    /** The longest of each kind: the snapshot's turn, a turn of detection's capture, handing the writes to the store. */
+    snapshot: number
+    slice: number
+    store: number
+  }
   /** Turns of the event loop the snapshot's encoding took (detection's capture, issue 13). */
   slices: number
 }
@@ -528,8 +535,9 @@ export class Processor {
       try {
         const started = this.now()
         const wallStarted = performance.now()
-        const held = { max: 0, total: 0 }
-        const hold = (ms: number) => {
+        const held = { max: 0, total: 0, snapshot: 0, slice: 0, store: 0 }
+        const hold = (ms: number, kind: 'snapshot' | 'slice' | 'store') => {
+          held[kind] = Math.max(held[kind], ms)
           held.max = Math.max(held.max, ms)
           held.total += ms
         }
@@ -576,7 +584,7 @@ export class Processor {
             readings,
             readingsPruneBelow,
           })
-          hold(performance.now() - handing)
+          hold(performance.now() - handing, 'store')
           await written
         } catch (error) {
           // The columns taken are not on disk: the next checkpoint writes all the ring holds.
@@ -599,7 +607,9 @@ export class Processor {
           parts: {
             columns: columnBytes,
             readings: readings.reduce((n, chunk) => n + chunk.bytes.byteLength, 0),
-            detection: snapshot.state.arrays.detection?.byteLength ?? 0,
+            detection: Object.entries(snapshot.state.arrays)
+              .filter(([name]) => name.startsWith('detection'))
+              .reduce((n, [, array]) => n + array.byteLength, 0),
             blob: snapshot.state.blob.byteLength,
             output: [...outputColumns.values()].reduce((n, column) => n + column.bytes.byteLength, 0),
           },
@@ -636,7 +646,11 @@ export class Processor {
    * step 4): the checkpoint may then let the journal go up to that sequence without losing closed
    * buckets that would be in neither place after a crash.
    */
-  private async snapshotWithHistoryWritten(full: boolean, savedAt: number, hold: (ms: number) => void) {
+  private async snapshotWithHistoryWritten(
+    full: boolean,
+    savedAt: number,
+    hold: (ms: number, kind: 'snapshot' | 'slice') => void,
+  ) {
     let heldFrom = performance.now()
     const journalSeqs = new Map(this.journalSeqs)
     this.publishEvents()
@@ -661,7 +675,7 @@ export class Processor {
         pipeline,
         tuning,
       })
-      hold(performance.now() - heldFrom)
+      hold(performance.now() - heldFrom, 'snapshot')
       // Detection's state in later turns, each equipment as it stood at this snapshot (capture.ts):
       // readings applied meanwhile do not hold up behind it.
       const sliceMs = this.options.checkpointSliceMs ?? 2
@@ -672,7 +686,7 @@ export class Processor {
         // Half the turn for copying equipment, half for node:v8 of the copies (about as long).
         const until = heldFrom + sliceMs / 2
         const done = capture.slice(() => performance.now() < until)
-        hold(performance.now() - heldFrom)
+        hold(performance.now() - heldFrom, 'slice')
         if (done) break
       }
     } finally {
