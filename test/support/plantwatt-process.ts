@@ -66,6 +66,9 @@ export async function runCliExpectingRefusal(
   return { code, stdout, stderr, started }
 }
 
+/** When a stop that has not finished is reported, well inside the hooks' 60 s timeout. */
+const STOP_REPORT_MS = 30_000
+
 export interface RunningPlantwatt {
   child: ChildProcess
   mqttPort: number
@@ -169,7 +172,15 @@ export async function startRole(
       // Already gone (a test may kill -9 it): 'exit' has fired and will not again.
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
       child.kill('SIGTERM')
+      // A stop that hangs fails the test's hook by its timeout; this says where it hung.
+      const slow = setTimeout(() => {
+        const last = logs.slice(-15).map((record) => JSON.stringify(record).slice(0, 300))
+        process.stderr.write(
+          `plantwatt ${args[0]} has not stopped ${STOP_REPORT_MS} ms after SIGTERM; its last log records:\n${last.join('\n')}\n${stderr.slice(-2000)}\n`,
+        )
+      }, STOP_REPORT_MS)
       const [code] = (await once(child, 'exit')) as [number | null]
+      clearTimeout(slow)
       return code
     },
   }
