@@ -81,6 +81,11 @@ export interface RunningPlantwatt {
    * `timeoutMs` or when the process exits first.
    */
   waitForLog(msg: string, timeoutMs: number): Promise<Record<string, unknown>>
+  /**
+   * Waits until `done(logs)` holds over the records seen so far; for records of several processes
+   * (a worker's own lines reach the shared stdout in no set order with the primary's).
+   */
+  waitForLogs(done: (logs: Record<string, unknown>[]) => boolean, timeoutMs: number): Promise<void>
   stop(): Promise<number | null>
 }
 
@@ -136,37 +141,43 @@ export async function startRole(
     )
   })
   const record = await listening
+  const waitUntil = (done: (entries: Record<string, unknown>[]) => boolean, what: string, timeoutMs: number) => {
+    if (done(logs)) return Promise.resolve()
+    return new Promise<void>((resolveWait, rejectWait) => {
+      const finish = () => {
+        clearTimeout(timer)
+        logWaiters.delete(waiter)
+        child.off('exit', onExit)
+      }
+      const waiter = () => {
+        if (!done(logs)) return
+        finish()
+        resolveWait()
+      }
+      const onExit = (code: number | null) => {
+        finish()
+        rejectWait(new Error(`plantwatt ${args[0]} exited with ${code} before ${what}:\n${stderr}`))
+      }
+      const timer = setTimeout(() => {
+        finish()
+        rejectWait(new Error(`no ${what} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      logWaiters.add(waiter)
+      child.once('exit', onExit)
+    })
+  }
   return {
     child,
     mqttPort: (record.mqttPort as number | undefined) ?? 0,
     httpPort: (record.httpPort as number | undefined) ?? 0,
     dataDir,
     logs,
-    waitForLog(msg, timeoutMs) {
-      const seen = logs.find((entry) => entry.msg === msg)
-      if (seen) return Promise.resolve(seen)
-      return new Promise((resolveWait, rejectWait) => {
-        const done = () => {
-          clearTimeout(timer)
-          logWaiters.delete(waiter)
-          child.off('exit', onExit)
-        }
-        const waiter = (entry: Record<string, unknown>) => {
-          if (entry.msg !== msg) return
-          done()
-          resolveWait(entry)
-        }
-        const onExit = (code: number | null) => {
-          done()
-          rejectWait(new Error(`plantwatt ${args[0]} exited with ${code} before logging "${msg}":\n${stderr}`))
-        }
-        const timer = setTimeout(() => {
-          done()
-          rejectWait(new Error(`no "${msg}" log record within ${timeoutMs} ms`))
-        }, timeoutMs)
-        logWaiters.add(waiter)
-        child.once('exit', onExit)
-      })
+    async waitForLog(msg, timeoutMs) {
+      await waitUntil((entries) => entries.some((entry) => entry.msg === msg), `a "${msg}" log record`, timeoutMs)
+      return logs.find((entry) => entry.msg === msg)!
+    },
+    waitForLogs(done, timeoutMs) {
+      return waitUntil(done, 'the log records waited for', timeoutMs)
     },
     async stop() {
       // Already gone (a test may kill -9 it): 'exit' has fired and will not again.
