@@ -44,23 +44,6 @@ import { MinuteClosing } from './minute-closing.ts'
 import { ReadModels } from './read-models.ts'
 import { ScopeFigures } from './scope-figures.ts'
 
-export type {
-  AccountingSnapshot,
-  AccountingState,
-  ColumnWrite,
-  PackedSeries,
-} from './accounting-checkpoint.ts'
-export type {
-  AcceptResult,
-  AccountingCounters,
-  AccountingOptions,
-  BucketEvent,
-  BucketRow,
-  EnergyFigures,
-  LiveAccounting,
-} from './accounting-types.ts'
-export { meterLimitW, powerInRange } from './reading-ranges.ts'
-
 /** Columns are kept this much longer than maxAgeS (columnFloors). */
 const COLUMN_MARGIN_MINUTES = 1440
 

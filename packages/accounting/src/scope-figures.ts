@@ -69,16 +69,7 @@ export class ScopeFigures {
         buf[i * 3 + 2] = 0
         continue
       }
-      const carbon = carbonAt(site.carbon, m)
-      const f = minuteFactors(
-        store.aggEnergy[slot * store.nAgg]!,
-        store.pv[slot]!,
-        store.grid[slot]!,
-        site.hasGridMeters,
-        gridIntensity(carbon, site.calendar, m),
-        marketIntensity(carbon),
-        this.factors,
-      )
+      const f = this.slotFactors(site, store, slot, m)
       buf[i * 3] = f.location
       buf[i * 3 + 1] = f.market
       buf[i * 3 + 2] = f.pvShare
@@ -205,8 +196,14 @@ export class ScopeFigures {
 
   /** Carbon factors of one slot of a cold column (the site's row is aggregate 0, as in the ring). */
   coldFactors(site: SiteState, b: SiteBuckets, slot: number, minute: number): [number, number, number] {
+    const f = this.slotFactors(site, b, slot, minute)
+    return [f.location, f.market, f.pvShare]
+  }
+
+  /** Carbon factors and PV share of `minute`, held in `slot` of `b` (the ring or a cold column), into `factors`. */
+  private slotFactors(site: SiteState, b: SiteBuckets, slot: number, minute: number): MinuteFactors {
     const carbon = carbonAt(site.carbon, minute)
-    const f = minuteFactors(
+    return minuteFactors(
       b.aggEnergy[slot * b.nAgg]!,
       b.pv[slot]!,
       b.grid[slot]!,
@@ -215,6 +212,5 @@ export class ScopeFigures {
       marketIntensity(carbon),
       this.factors,
     )
-    return [f.location, f.market, f.pvShare]
   }
 }
