@@ -137,15 +137,9 @@ export class Accounting {
     return this.revisions.hasPendingRevisions()
   }
 
-  /** Buckets of `step` with fromMs ≤ t < toMs held in the 1-minute history (§6, read-models.ts). */
-  history(
-    scope: string,
-    step: BucketStep,
-    fromMs: number,
-    toMs: number,
-    options: { asSent?: boolean } = {},
-  ): BucketRow[] {
-    return this.reads.history(scope, step, fromMs, toMs, options)
+  /** Buckets of `step` with fromMs ≤ t < toMs held in the 1-minute history, exact or `asSent` (§6, read-models.ts). */
+  history(...args: Parameters<ReadModels['history']>): BucketRow[] {
+    return this.reads.history(...args)
   }
 
   /** What today's sums keep and cost (read-models.ts). */
