@@ -64,7 +64,8 @@ function sourceLocations(): Plugin {
     setup(b) {
       b.onLoad({ filter: /\.ts$/ }, async (args) => {
         const text = await readFile(args.path, 'utf8')
-        if (args.path.startsWith(CLI_SRC + sep) || !text.includes('import.meta.url')) return { contents: text, loader: 'ts' }
+        if (args.path.startsWith(CLI_SRC + sep) || !text.includes('import.meta.url'))
+          return { contents: text, loader: 'ts' }
         const url = JSON.stringify(pathToFileURL(args.path).href)
         return { contents: text.replaceAll('import.meta.url', url), loader: 'ts' }
       })
@@ -78,10 +79,20 @@ export interface BuildResult {
   metafile: Metafile
 }
 
-/** Builds main.js and worker-main.js into `outDir`. */
-export async function buildCli(outDir = DEFAULT_OUT_DIR): Promise<BuildResult> {
+/**
+ * Builds main.js and worker-main.js into `outDir`; `extraEntries` (output name → source file) adds
+ * other scripts built the same way, e.g. a benchmark's `--import` preload for the built command.
+ */
+export async function buildCli(
+  outDir = DEFAULT_OUT_DIR,
+  extraEntries: Record<string, string> = {},
+): Promise<BuildResult> {
   const result = await build({
-    entryPoints: { main: join(CLI_SRC, 'main.ts'), 'worker-main': join(CLI_SRC, 'cluster', 'worker-main.ts') },
+    entryPoints: {
+      main: join(CLI_SRC, 'main.ts'),
+      'worker-main': join(CLI_SRC, 'cluster', 'worker-main.ts'),
+      ...extraEntries,
+    },
     outdir: outDir,
     outExtension: { '.js': '.js' },
     bundle: true,
