@@ -8,9 +8,12 @@ import { createInterface } from 'node:readline'
 export const REPO_ROOT = resolve(import.meta.dirname, '../..')
 export const CLI_ENTRY = join(REPO_ROOT, 'services/cli/src/main.ts')
 
-/** `node --import tsx services/cli/src/main.ts …`: the same code path as `pnpm plantwatt …`. */
-export function cliArgs(args: string[]): string[] {
-  return ['--import', 'tsx', CLI_ENTRY, ...args]
+/**
+ * `node --import tsx services/cli/src/main.ts …`: the same code path as `pnpm plantwatt …`; with
+ * `builtEntry`, the compiled CLI run by plain node (`pnpm build`'s main.js, as `pnpm start` runs it).
+ */
+export function cliArgs(args: string[], builtEntry?: string): string[] {
+  return builtEntry ? [builtEntry, ...args] : ['--import', 'tsx', CLI_ENTRY, ...args]
 }
 
 export interface CliResult {
@@ -96,8 +99,14 @@ export interface RunningPlantwatt {
 export function startPlantwatt(
   args: string[],
   env: Record<string, string | undefined> = {},
+  builtEntry?: string,
 ): Promise<RunningPlantwatt> {
-  return startRole(['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args], env)
+  return startRole(
+    ['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args],
+    env,
+    'listening',
+    builtEntry,
+  )
 }
 
 /**
@@ -109,13 +118,14 @@ export async function startRole(
   args: string[],
   env: Record<string, string | undefined> = {},
   readyMessage = 'listening',
+  builtEntry?: string,
 ): Promise<RunningPlantwatt> {
   const dataDir = args.includes('--data-dir')
     ? args[args.indexOf('--data-dir') + 1]!
     : await mkdtemp(join(tmpdir(), 'plantwatt-e2e-'))
   const child = spawn(
     process.execPath,
-    cliArgs(args.includes('--data-dir') ? args : [...args, '--data-dir', dataDir]),
+    cliArgs(args.includes('--data-dir') ? args : [...args, '--data-dir', dataDir], builtEntry),
     { cwd: REPO_ROOT, env: { ...process.env, PLANTWATT_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const logs: Record<string, unknown>[] = []

@@ -34,6 +34,7 @@ import mqtt from 'mqtt'
 import WebSocket from 'ws'
 // /proc readings shared with the other load benches (bench code, not part of a service).
 import { cpuSeconds, machineCpu, rssBytes } from '../../broker/bench/proc.ts'
+import { buildCli } from '../src/build.ts'
 import { READINGS_PER_PACK } from './up-load-payload.ts'
 
 const HELP = `Usage: pnpm bench:up-load [options]
@@ -49,6 +50,7 @@ const HELP = `Usage: pnpm bench:up-load [options]
   --seed S           plant seed (default 1)
   --up-workers N     plantwatt up --workers (default: up's own, one broker worker per core)
   --up-node-args=A   Node options for the \`up\` process, e.g. --up-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --from-sources     run \`up\` from its TypeScript sources under tsx instead of built (pnpm build's bundles)
   --keep             keep the temporary directory (plant, data directory, up.log)
   --out FILE         JSON result (default services/cli/bench/results/up-load-<devices>-<time>.json)
 `
@@ -76,6 +78,7 @@ const { values } = parseArgs({
     'up-node-args': { type: 'string', default: '' },
     'up-workers': { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'from-sources': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -106,6 +109,8 @@ const settings = {
   liveLines: int('live-lines', values['live-lines'], 0, 50),
   seed: int('seed', values.seed, 0, 2 ** 31),
   upNodeArgs: values['up-node-args'].split(/\s+/).filter(Boolean),
+  /** `up` run as `pnpm start` runs it (built, plain node) or from sources under tsx. */
+  upRuntime: values['from-sources'] ? ('tsx' as const) : ('built' as const),
 }
 const out = resolve(
   values.out ??
@@ -157,16 +162,22 @@ interface UpProcess {
   exited: Promise<number | null>
 }
 
+/**
+ * The command line of `up`: built into the work directory as `pnpm build` builds it (with the
+ * loop-delay preload built beside it, as plain node cannot load TypeScript), or from sources.
+ */
+async function upCommand(): Promise<string[]> {
+  if (settings.upRuntime === 'tsx') return ['--import', 'tsx', '--import', PRELOAD, ...settings.upNodeArgs, CLI_ENTRY]
+  const outDir = join(work, 'cli')
+  await buildCli(outDir, { 'loop-delay-preload': PRELOAD })
+  return ['--import', join(outDir, 'loop-delay-preload.js'), ...settings.upNodeArgs, join(outDir, 'main.js')]
+}
+
 async function startUp(): Promise<UpProcess> {
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      '--import',
-      PRELOAD,
-      ...settings.upNodeArgs,
-      CLI_ENTRY,
+      ...(await upCommand()),
       'up',
       '--plant',
       plantFile,
