@@ -63,6 +63,14 @@ export interface BrokerOptions {
    */
   uplinkJournal?: { append(topic: string, payload: Buffer, done: (error: Error | null) => void): void }
   /**
+   * False: a device's uplink taken by the fast path is journaled and acknowledged, not published
+   * through aedes (its emitter, the store's offline subscriptions). For a broker where nobody can
+   * subscribe to an uplink and the journal is its one reader: a broker worker of `plantwatt up
+   * --workers N` (no internal secret, so no internal clients; devices subscribe only to their own
+   * `down`). Only with `uplinkJournal`; default true.
+   */
+  deliverUplinks?: boolean
+  /**
    * Asked before a command on a device's own `down` topic is written to it, live or from its
    * stored session: false drops it (and clears it from the session). `plantwatt up --workers N`
    * (issue 16) keeps the pending downlinks with the site owner and every worker's session store
@@ -681,6 +689,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   // Everything else of aedes (sessions, subscriptions, downlinks, wills, keep-alive) is untouched.
   let aedesEnqueue: ((this: unknown, packet: ParsedPacket) => void) | undefined
   const uplinkJournal = options.uplinkJournal
+  // Without delivery (options.deliverUplinks), the journal is the uplink's one reader: the
+  // publish is done once its PUBACK is queued. Only with a journal, whose callback never runs
+  // inside aedes' parse of the socket's bytes, so that reading the device's next packets there
+  // (client._nextBatch) does not re-enter the parser.
+  const deliverUplinks = options.deliverUplinks !== false || uplinkJournal === undefined
   // aedes.publish takes the publishing client as its second argument (aedes.js publish(packet,
   // client, done), as its own PUBLISH handler calls it); its typings know only (packet, done).
   const publishFrom = aedes.publish.bind(aedes) as unknown as (
@@ -729,11 +742,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // over the mark, its uplinks wait for the drain (and aedes' drain timeout), as before.
     if (!client.conn.writableNeedDrain) {
       queuePuback(connection, packet.messageId!)
+      if (!deliverUplinks) return client._nextBatch()
       return publishFrom(packet, client, client._nextBatch)
     }
     client.waitForDrain((error) => {
       if (error) return client._nextBatch(error)
       queuePuback(connection, packet.messageId!)
+      if (!deliverUplinks) return client._nextBatch()
       publishFrom(packet, client, client._nextBatch)
     })
   }
