@@ -3,9 +3,10 @@
 // aedes writes PUBACK as soon as a publish has passed `authorizePublish` and gone to its emitter; the
 // processor sees the message afterwards, and its state reaches the data directory only at the next
 // checkpoint. So the broker appends every device uplink here first and lets aedes go on (and
-// acknowledge) only once the record is on disk (a write on a descriptor opened O_DSYNC, as good as write + fdatasync). The processor reads the journal, not
-// the emitter: each record has a sequence number, a checkpoint names the last one it covers, and on
-// start the processor replays the records after it. Records wholly covered by a checkpoint are
+// acknowledge) only once the record is on disk (a write on a descriptor opened O_DSYNC, as good
+// as write + fdatasync). The processor reads the journal, not the emitter: each record has a
+// sequence number, a checkpoint names the last one it covers, and on start the processor replays
+// the records after it. Records wholly covered by a checkpoint are
 // deleted segment by segment.
 //
 // Appends are group-committed: the records appended in one turn of the event loop go in one write,
