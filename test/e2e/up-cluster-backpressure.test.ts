@@ -22,13 +22,13 @@ const model = generatePlant({ devices: 10, seed: 16 })
 const plant = new PlantIndex(model)
 const device = [...plant.devices.values()].find((d) => d.equipment !== undefined)!
 
-describe('plantwatt up --workers 1: a lagging primary pauses the worker, nothing is lost', () => {
+describe('plantwatt up --workers 2: a lagging primary pauses the worker, nothing is lost', () => {
   let system: RunningPlantwatt
 
   beforeAll(async () => {
     const plantFile = join(tmpdir(), `plantwatt-e2e-backpressure-${process.pid}.json`)
     await writeFile(plantFile, JSON.stringify(model))
-    system = await startPlantwatt(['--plant', plantFile, '--workers', '1'], {
+    system = await startPlantwatt(['--plant', plantFile, '--workers', '2'], {
       PLANTWATT_DEVICE_SECRET: SECRET,
       PLANTWATT_ADMIN_TOKEN: ADMIN,
       PLANTWATT_FORWARD_MAX_UNAPPLIED: String(LIMIT),

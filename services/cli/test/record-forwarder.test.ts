@@ -44,7 +44,7 @@ describe('RecordForwarder', () => {
     expect(sent[0]!.records.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
     expect(sent[0]!.records[4]).toEqual(record(5))
     expect(sent[0]!.at - started).toBeGreaterThanOrEqual(45)
-    expect(forwarder.stats).toEqual({ batches: 1, records: 12 })
+    expect(forwarder.stats).toMatchObject({ batches: 1, records: 12 })
   })
 
   it('sends a full batch at once, and the rest on flush (a stopping worker)', () => {
@@ -64,6 +64,31 @@ describe('RecordForwarder', () => {
     // Nothing left: a second flush sends nothing, and no timer is left behind to send later.
     forwarder.flush()
     expect(sent).toHaveLength(2)
-    expect(forwarder.stats).toEqual({ batches: 2, records: 7 })
+    expect(forwarder.stats).toMatchObject({ batches: 2, records: 7 })
+  })
+
+  it('asks to stop reading once too much is unapplied by the primary, and to read on at half of it', () => {
+    const pressure: boolean[] = []
+    const forwarder = new RecordForwarder({
+      intervalMs: 60_000,
+      maxRecords: 4,
+      maxUnapplied: 10,
+      send: () => {},
+      onPressure: (paused) => pressure.push(paused),
+    })
+    for (let seq = 1; seq <= 8; seq++) forwarder.push(record(seq))
+    expect(forwarder.unapplied).toBe(8)
+    expect(pressure).toEqual([])
+    for (let seq = 9; seq <= 12; seq++) forwarder.push(record(seq))
+    expect(forwarder.unapplied).toBe(12)
+    expect(pressure).toEqual([true])
+    expect(forwarder.paused).toBe(true)
+    // Applied, but still over half the bound: paused still.
+    forwarder.applied(4)
+    expect(pressure).toEqual([true])
+    forwarder.applied(4)
+    expect(forwarder.unapplied).toBe(4)
+    expect(pressure).toEqual([true, false])
+    expect(forwarder.stats).toMatchObject({ pauses: 1, applied: 8 })
   })
 })
