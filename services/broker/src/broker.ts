@@ -98,6 +98,14 @@ export interface Broker {
   listen(options: { host: string; port: number }): Promise<number>
   /** Serves one connection from any duplex stream: MQTT over WebSocket (/mqtt), tests. */
   handleStream(stream: Duplex, address: string, request?: IncomingMessage): void
+  /**
+   * Stops reading the devices' sockets (their uplinks on the fast path, and new bytes) until
+   * resumeReading: the bytes wait in the sockets, TCP slows the devices. For a broker whose
+   * uplinks' reader lags (a worker of `plantwatt up --workers N` whose primary has not applied
+   * what it forwarded). Only with `deliverUplinks: false`, whose fast path it gates.
+   */
+  pauseReading(): void
+  resumeReading(): void
   close(): Promise<void>
 }
 
@@ -734,6 +742,37 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       process.nextTick(flushPubacks)
     }
   }
+  // Reading paused (pauseReading): a client whose uplink is done, or whose socket has new bytes,
+  // waits here instead of reading on. aedes reads a client's next packets in its nextBatch, from
+  // its socket's 'readable' event and after each packet handled; both are held: the fast path's
+  // (below) counts the packet done as nextBatch would (_parsingBatch) without reading, and the
+  // socket's 'readable' goes through onConnReadable (adoptClient). Resuming reads each held one.
+  let readingPaused = false
+  const heldReaders = new Set<AedesClient>()
+  const readOn = (client: AedesClient) => {
+    if (!readingPaused) return client._nextBatch()
+    client._parsingBatch = Math.max(0, client._parsingBatch - 1)
+    heldReaders.add(client)
+  }
+  function onConnReadable(this: Duplex & { client?: AedesClient }): void {
+    const client = this.client
+    if (!client) return
+    if (readingPaused) heldReaders.add(client)
+    else client._nextBatch()
+  }
+  const resumeReading = () => {
+    if (!readingPaused) return
+    readingPaused = false
+    const held = [...heldReaders]
+    heldReaders.clear()
+    for (const client of held) {
+      if (client.closed) continue
+      // nextBatch counts one packet done; this one was counted already (readOn) or was a
+      // 'readable' (no packet): even it out, so that it reads exactly when aedes would.
+      client._parsingBatch++
+      client._nextBatch()
+    }
+  }
   const publishUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
     // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
     // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
@@ -742,13 +781,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // over the mark, its uplinks wait for the drain (and aedes' drain timeout), as before.
     if (!client.conn.writableNeedDrain) {
       queuePuback(connection, packet.messageId!)
-      if (!deliverUplinks) return client._nextBatch()
+      if (!deliverUplinks) return readOn(client)
       return publishFrom(packet, client, client._nextBatch)
     }
     client.waitForDrain((error) => {
       if (error) return client._nextBatch(error)
       queuePuback(connection, packet.messageId!)
-      if (!deliverUplinks) return client._nextBatch()
+      if (!deliverUplinks) return readOn(client)
       publishFrom(packet, client, client._nextBatch)
     })
   }
@@ -811,6 +850,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       client._eos = noop
     }
     const conn = client.conn as unknown as EventEmitter
+    // aedes reads on each 'readable' (its nextBatch); one shared listener that can hold it instead.
+    const readers = conn.listeners('readable')
+    if (readers.length === 1 && readers[0] === client._nextBatch) {
+      conn.removeListener('readable', client._nextBatch)
+      conn.on('readable', onConnReadable)
+    }
     shareListener(conn, 'error', 'emit', onConnError)
     shareListener(conn, 'end', 'close', onConnEnd)
     shareListener(parser, 'error', 'emit', onParserError)
@@ -951,6 +996,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       return client?.connected === true && connection !== undefined && hasDownSubscription(client, connection)
     },
     handleStream,
+    pauseReading: () => {
+      readingPaused = true
+    },
+    resumeReading,
     async listen({ host, port }) {
       const server = createServer((socket) => {
         // TCP keep-alive finds a peer that vanished (NB-IoT modules in power saving use long MQTT

@@ -16,10 +16,18 @@ export interface RecordForwarderOptions {
   intervalMs: number
   /** A batch this full goes at once. */
   maxRecords: number
+  /**
+   * Records sent and not yet applied by the primary beyond which the worker stops reading its
+   * devices (`onPressure(true)`); it reads on (`onPressure(false)`) once they are half this.
+   */
+  maxUnapplied?: number
+  onPressure?(paused: boolean): void
 }
 
 export class RecordForwarder {
-  readonly stats = { batches: 0, records: 0 }
+  readonly stats = { batches: 0, records: 0, applied: 0, pauses: 0 }
+  /** True while the primary lags: the worker reads no more of its devices. */
+  paused = false
   private batch: ForwardedRecord[] = []
   private timer: NodeJS.Timeout | undefined
 
@@ -43,5 +51,28 @@ export class RecordForwarder {
     this.stats.batches++
     this.stats.records += records.length
     this.options.send(encodeRecords(records), records.length)
+    const limit = this.options.maxUnapplied
+    if (!this.paused && limit !== undefined && this.unapplied >= limit) {
+      // The IPC channel queues without bound in memory when the primary does not read it: the
+      // worker stops taking uplinks instead; what it acknowledged already is in its journal.
+      this.paused = true
+      this.stats.pauses++
+      this.options.onPressure?.(true)
+    }
+  }
+
+  /** Sent and not yet applied by the primary. */
+  get unapplied(): number {
+    return this.stats.records - this.stats.applied
+  }
+
+  /** The primary applied `count` more records (its `applied` message). */
+  applied(count: number): void {
+    this.stats.applied += count
+    const limit = this.options.maxUnapplied
+    if (this.paused && limit !== undefined && this.unapplied <= limit / 2) {
+      this.paused = false
+      this.options.onPressure?.(false)
+    }
   }
 }

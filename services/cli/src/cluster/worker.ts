@@ -9,6 +9,7 @@ import {
 import { PlantIndex } from '@plantwatt/plant'
 import { decodeUplink } from '@plantwatt/processor/uplink-decode'
 import { IngestJournal, type JournalRecord, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import {
   logJournalSkip,
   metricsRegistry,
@@ -29,6 +30,38 @@ import { RecordForwarder } from './record-forwarder.ts'
 export const FORWARD_INTERVAL_MS = 10
 /** A batch of this many records goes at once (about 0.5 MB of decoded packs). */
 export const FORWARD_MAX_RECORDS = 4096
+/**
+ * Records forwarded and not yet applied by the primary beyond which a worker stops reading its
+ * devices (about 10 s of a 40,000-device plant's packs at one per 10 s, ~25 MB of decoded packs at
+ * most in flight). PLANTWATT_FORWARD_MAX_UNAPPLIED sets another (tests).
+ */
+export const FORWARD_MAX_UNAPPLIED = 40_000
+
+function forwardMaxUnapplied(): number {
+  const value = Number(process.env.PLANTWATT_FORWARD_MAX_UNAPPLIED)
+  return Number.isInteger(value) && value > 0 ? value : FORWARD_MAX_UNAPPLIED
+}
+
+/** The forwarder's bound on /metrics (summed over the workers by the primary). */
+function registerForwarderMetrics(registry: Registry, forwarder: RecordForwarder): void {
+  new Counter({
+    name: 'plantwatt_up_worker_read_pauses_total',
+    help: 'Times a broker worker stopped reading its devices because the primary had not applied what it forwarded',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(forwarder.stats.pauses)
+    },
+  })
+  new Gauge({
+    name: 'plantwatt_up_worker_unapplied_records',
+    help: 'Records a broker worker forwarded that the primary has not applied yet',
+    registers: [registry],
+    collect() {
+      this.set(forwarder.unapplied)
+    },
+  })
+}
 
 // One broker worker of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the MQTT
 // sessions of the connections it accepted (node's cluster hands out connections round-robin), their
@@ -104,8 +137,19 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
   const forwarder = new RecordForwarder({
     intervalMs: FORWARD_INTERVAL_MS,
     maxRecords: FORWARD_MAX_RECORDS,
+    maxUnapplied: forwardMaxUnapplied(),
     send: (bytes) => send({ t: 'records', bytes }),
+    onPressure: (paused) => {
+      if (paused) {
+        broker.pauseReading()
+        log.warn({ unapplied: forwarder.unapplied }, 'reading paused: the primary lags')
+      } else {
+        broker.resumeReading()
+        log.info({ unapplied: forwarder.unapplied }, 'reading resumed')
+      }
+    },
   })
+  registerForwarderMetrics(registry, forwarder)
   const flush = () => forwarder.flush()
   const acceptOld = options.acceptOld === true
   const forward = (record: JournalRecord) => {
@@ -161,6 +205,9 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
           log.fatal({ err: error }, 'worker could not start')
           process.exit(1)
         })
+        break
+      case 'applied':
+        forwarder.applied(message.records)
         break
       case 'release':
         journal.release(message.seq).catch((error) => log.warn({ err: error }, 'journal release failed'))
