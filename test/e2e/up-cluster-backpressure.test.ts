@@ -10,7 +10,7 @@ import { type RunningPlantwatt, startPlantwatt } from '../support/plantwatt-proc
 
 // Issue 16: the records a broker worker forwards to the primary wait, unapplied, in the IPC
 // channel and the worker's memory. When the primary lags (here: stopped with SIGSTOP) the worker
-// stops reading its devices' sockets once `PLANTWATT_FORWARD_MAX_UNAPPLIED` records are unapplied,
+// stops taking its devices' uplinks once `PLANTWATT_FORWARD_MAX_UNAPPLIED` records are unapplied,
 // instead of queueing without bound, and reads on once the primary has caught up. Nothing it
 // acknowledged is lost: the journal held it all along.
 

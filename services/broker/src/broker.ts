@@ -99,10 +99,10 @@ export interface Broker {
   /** Serves one connection from any duplex stream: MQTT over WebSocket (/mqtt), tests. */
   handleStream(stream: Duplex, address: string, request?: IncomingMessage): void
   /**
-   * Stops reading the devices' sockets (their uplinks on the fast path, and new bytes) until
-   * resumeReading: the bytes wait in the sockets, TCP slows the devices. For a broker whose
-   * uplinks' reader lags (a worker of `plantwatt up --workers N` whose primary has not applied
-   * what it forwarded). Only with `deliverUplinks: false`, whose fast path it gates.
+   * Stops taking devices' uplinks (QoS 1 on their own `up` topic, the fast path) until
+   * resumeReading: each waits as parsed, not journaled and not acknowledged, so its device waits
+   * for its PUBACK. For a broker whose uplinks' reader lags (a worker of `plantwatt up --workers
+   * N` whose primary has not applied what it forwarded).
    */
   pauseReading(): void
   resumeReading(): void
@@ -742,35 +742,22 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       process.nextTick(flushPubacks)
     }
   }
-  // Reading paused (pauseReading): a client whose uplink is done, or whose socket has new bytes,
-  // waits here instead of reading on. aedes reads a client's next packets in its nextBatch, from
-  // its socket's 'readable' event and after each packet handled; both are held: the fast path's
-  // (below) counts the packet done as nextBatch would (_parsingBatch) without reading, and the
-  // socket's 'readable' goes through onConnReadable (adoptClient). Resuming reads each held one.
+  // Uplinks paused (pauseReading): a device's uplink parsed on the fast path waits here, counted
+  // in aedes' _parsingBatch, neither journaled nor acknowledged, until resumeReading takes each on
+  // as if just parsed. A device waits for its PUBACK before its next uplink, so this holds about
+  // one packet per connection; one that floods meets the pacer's bound when taken on. (Holding
+  // aedes' socket reads instead, by replacing its 'readable' listener, broke streams that also
+  // have a 'data' listener: MQTT over WebSocket through the cluster's proxy.)
   let readingPaused = false
-  const heldReaders = new Set<AedesClient>()
-  const readOn = (client: AedesClient) => {
-    if (!readingPaused) return client._nextBatch()
-    client._parsingBatch = Math.max(0, client._parsingBatch - 1)
-    heldReaders.add(client)
-  }
-  function onConnReadable(this: Duplex & { client?: AedesClient }): void {
-    const client = this.client
-    if (!client) return
-    if (readingPaused) heldReaders.add(client)
-    else client._nextBatch()
-  }
+  let heldUplinks: [AedesClient, Connection, PublishPacket][] = []
   const resumeReading = () => {
     if (!readingPaused) return
     readingPaused = false
-    const held = [...heldReaders]
-    heldReaders.clear()
-    for (const client of held) {
-      if (client.closed) continue
-      // nextBatch counts one packet done; this one was counted already (readOn) or was a
-      // 'readable' (no packet): even it out, so that it reads exactly when aedes would.
-      client._parsingBatch++
-      client._nextBatch()
+    const held = heldUplinks
+    heldUplinks = []
+    for (const [client, connection, publish] of held) {
+      if (connection.dropped || client.closed) continue
+      takeUplink(client, connection, publish)
     }
   }
   const publishUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
@@ -781,13 +768,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // over the mark, its uplinks wait for the drain (and aedes' drain timeout), as before.
     if (!client.conn.writableNeedDrain) {
       queuePuback(connection, packet.messageId!)
-      if (!deliverUplinks) return readOn(client)
+      if (!deliverUplinks) return client._nextBatch()
       return publishFrom(packet, client, client._nextBatch)
     }
     client.waitForDrain((error) => {
       if (error) return client._nextBatch(error)
       queuePuback(connection, packet.messageId!)
-      if (!deliverUplinks) return readOn(client)
+      if (!deliverUplinks) return client._nextBatch()
       publishFrom(packet, client, client._nextBatch)
     })
   }
@@ -817,6 +804,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const publish = packet as PublishPacket
     client._parsingBatch++
+    if (readingPaused) {
+      heldUplinks.push([client, connection, publish])
+      return
+    }
+    takeUplink(client, connection, publish)
+  }
+  function takeUplink(client: AedesClient, connection: Connection, publish: PublishPacket): void {
     // No keep-alive timer to refresh: the sweep watches it from lastReadAt (adoptKeepalive).
     if (connection.publishes.tryNow()) return acceptUplink(client, connection, publish)
     const admission = connection.publishes.admit(() => {
@@ -850,12 +844,6 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       client._eos = noop
     }
     const conn = client.conn as unknown as EventEmitter
-    // aedes reads on each 'readable' (its nextBatch); one shared listener that can hold it instead.
-    const readers = conn.listeners('readable')
-    if (readers.length === 1 && readers[0] === client._nextBatch) {
-      conn.removeListener('readable', client._nextBatch)
-      conn.on('readable', onConnReadable)
-    }
     shareListener(conn, 'error', 'emit', onConnError)
     shareListener(conn, 'end', 'close', onConnEnd)
     shareListener(parser, 'error', 'emit', onParserError)

@@ -33,7 +33,7 @@ export type ToWorker =
     }
   /**
    * The processor has applied one `records` message of `records` records (in order): the worker
-   * counts what is still unapplied and stops reading its devices while that is over its bound.
+   * counts what is still unapplied and stops taking uplinks while that is over its bound.
    */
   | { t: 'applied'; records: number }
   /** The owner's checkpoint covers the journal up to `seq`. */

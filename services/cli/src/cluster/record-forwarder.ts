@@ -17,8 +17,8 @@ export interface RecordForwarderOptions {
   /** A batch this full goes at once. */
   maxRecords: number
   /**
-   * Records sent and not yet applied by the primary beyond which the worker stops reading its
-   * devices (`onPressure(true)`); it reads on (`onPressure(false)`) once they are half this.
+   * Records sent and not yet applied by the primary beyond which the worker stops taking its devices'
+   * uplinks (`onPressure(true)`); it takes them again (`onPressure(false)`) once they are half this.
    */
   maxUnapplied?: number
   onPressure?(paused: boolean): void

@@ -31,8 +31,8 @@ export const FORWARD_INTERVAL_MS = 10
 /** A batch of this many records goes at once (about 0.5 MB of decoded packs). */
 export const FORWARD_MAX_RECORDS = 4096
 /**
- * Records forwarded and not yet applied by the primary beyond which a worker stops reading its
- * devices (about 10 s of a 40,000-device plant's packs at one per 10 s, ~25 MB of decoded packs at
+ * Records forwarded and not yet applied by the primary beyond which a worker stops taking its devices'
+ * uplinks (about 10 s of a 40,000-device plant's packs at one per 10 s, ~25 MB of decoded packs at
  * most in flight). PLANTWATT_FORWARD_MAX_UNAPPLIED sets another (tests).
  */
 export const FORWARD_MAX_UNAPPLIED = 40_000
