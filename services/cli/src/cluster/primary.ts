@@ -362,9 +362,14 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
           })
           slots.get(slot)!.replayedHere = false
           break
-        case 'records':
-          slots.get(slot)!.deliver(decodeRecords(message.bytes))
+        case 'records': {
+          const records = decodeRecords(message.bytes)
+          slots.get(slot)!.deliver(records)
+          // Applied (the processor takes them synchronously): the worker's bound on what is in
+          // flight towards this process (record-forwarder.ts) counts them off.
+          sendTo(worker, { t: 'applied', records: records.length })
           break
+        }
         case 'listening':
           listening.set(slot, { port: message.port, proxyPort: message.proxyPort })
           restartDelay.delete(slot)
