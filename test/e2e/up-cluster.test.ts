@@ -85,7 +85,10 @@ describe('plantwatt up --workers 2', () => {
   }, 60_000)
 
   it('is ready once both workers listen, on one MQTT port', async () => {
-    const workers = system.logs.filter((record) => record.msg === 'worker listening')
+    // Each worker logs on its own stdout: its line may reach the pipe after the primary's.
+    const workerLines = (logs: Record<string, unknown>[]) => logs.filter((record) => record.msg === 'worker listening')
+    await system.waitForLogs((logs) => new Set(workerLines(logs).map((record) => record.worker)).size === 2, 10_000)
+    const workers = workerLines(system.logs)
     expect(new Set(workers.map((record) => record.worker))).toEqual(new Set([0, 1]))
     expect(new Set(workers.map((record) => record.mqttPort))).toEqual(new Set([system.mqttPort]))
     const response = await fetch(`http://127.0.0.1:${system.httpPort}/readyz`)

@@ -8,9 +8,12 @@ import { createInterface } from 'node:readline'
 export const REPO_ROOT = resolve(import.meta.dirname, '../..')
 export const CLI_ENTRY = join(REPO_ROOT, 'services/cli/src/main.ts')
 
-/** `node --import tsx services/cli/src/main.ts …`: the same code path as `pnpm plantwatt …`. */
-export function cliArgs(args: string[]): string[] {
-  return ['--import', 'tsx', CLI_ENTRY, ...args]
+/**
+ * `node --import tsx services/cli/src/main.ts …`: the same code path as `pnpm plantwatt …`; with
+ * `builtEntry`, the compiled CLI run by plain node (`pnpm build`'s main.js, as `pnpm start` runs it).
+ */
+export function cliArgs(args: string[], builtEntry?: string): string[] {
+  return builtEntry ? [builtEntry, ...args] : ['--import', 'tsx', CLI_ENTRY, ...args]
 }
 
 export interface CliResult {
@@ -66,6 +69,9 @@ export async function runCliExpectingRefusal(
   return { code, stdout, stderr, started }
 }
 
+/** When a stop that has not finished is reported, well inside the hooks' 60 s timeout. */
+const STOP_REPORT_MS = 30_000
+
 export interface RunningPlantwatt {
   child: ChildProcess
   mqttPort: number
@@ -78,6 +84,11 @@ export interface RunningPlantwatt {
    * `timeoutMs` or when the process exits first.
    */
   waitForLog(msg: string, timeoutMs: number): Promise<Record<string, unknown>>
+  /**
+   * Waits until `done(logs)` holds over the records seen so far; for records of several processes
+   * (a worker's own lines reach the shared stdout in no set order with the primary's).
+   */
+  waitForLogs(done: (logs: Record<string, unknown>[]) => boolean, timeoutMs: number): Promise<void>
   stop(): Promise<number | null>
 }
 
@@ -88,8 +99,14 @@ export interface RunningPlantwatt {
 export function startPlantwatt(
   args: string[],
   env: Record<string, string | undefined> = {},
+  builtEntry?: string,
 ): Promise<RunningPlantwatt> {
-  return startRole(['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args], env)
+  return startRole(
+    ['up', '--host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0', ...args],
+    env,
+    'listening',
+    builtEntry,
+  )
 }
 
 /**
@@ -101,13 +118,14 @@ export async function startRole(
   args: string[],
   env: Record<string, string | undefined> = {},
   readyMessage = 'listening',
+  builtEntry?: string,
 ): Promise<RunningPlantwatt> {
   const dataDir = args.includes('--data-dir')
     ? args[args.indexOf('--data-dir') + 1]!
     : await mkdtemp(join(tmpdir(), 'plantwatt-e2e-'))
   const child = spawn(
     process.execPath,
-    cliArgs(args.includes('--data-dir') ? args : [...args, '--data-dir', dataDir]),
+    cliArgs(args.includes('--data-dir') ? args : [...args, '--data-dir', dataDir], builtEntry),
     { cwd: REPO_ROOT, env: { ...process.env, PLANTWATT_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const logs: Record<string, unknown>[] = []
@@ -133,43 +151,57 @@ export async function startRole(
     )
   })
   const record = await listening
+  const waitUntil = (done: (entries: Record<string, unknown>[]) => boolean, what: string, timeoutMs: number) => {
+    if (done(logs)) return Promise.resolve()
+    return new Promise<void>((resolveWait, rejectWait) => {
+      const finish = () => {
+        clearTimeout(timer)
+        logWaiters.delete(waiter)
+        child.off('exit', onExit)
+      }
+      const waiter = () => {
+        if (!done(logs)) return
+        finish()
+        resolveWait()
+      }
+      const onExit = (code: number | null) => {
+        finish()
+        rejectWait(new Error(`plantwatt ${args[0]} exited with ${code} before ${what}:\n${stderr}`))
+      }
+      const timer = setTimeout(() => {
+        finish()
+        rejectWait(new Error(`no ${what} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      logWaiters.add(waiter)
+      child.once('exit', onExit)
+    })
+  }
   return {
     child,
     mqttPort: (record.mqttPort as number | undefined) ?? 0,
     httpPort: (record.httpPort as number | undefined) ?? 0,
     dataDir,
     logs,
-    waitForLog(msg, timeoutMs) {
-      const seen = logs.find((entry) => entry.msg === msg)
-      if (seen) return Promise.resolve(seen)
-      return new Promise((resolveWait, rejectWait) => {
-        const done = () => {
-          clearTimeout(timer)
-          logWaiters.delete(waiter)
-          child.off('exit', onExit)
-        }
-        const waiter = (entry: Record<string, unknown>) => {
-          if (entry.msg !== msg) return
-          done()
-          resolveWait(entry)
-        }
-        const onExit = (code: number | null) => {
-          done()
-          rejectWait(new Error(`plantwatt ${args[0]} exited with ${code} before logging "${msg}":\n${stderr}`))
-        }
-        const timer = setTimeout(() => {
-          done()
-          rejectWait(new Error(`no "${msg}" log record within ${timeoutMs} ms`))
-        }, timeoutMs)
-        logWaiters.add(waiter)
-        child.once('exit', onExit)
-      })
+    async waitForLog(msg, timeoutMs) {
+      await waitUntil((entries) => entries.some((entry) => entry.msg === msg), `a "${msg}" log record`, timeoutMs)
+      return logs.find((entry) => entry.msg === msg)!
+    },
+    waitForLogs(done, timeoutMs) {
+      return waitUntil(done, 'the log records waited for', timeoutMs)
     },
     async stop() {
       // Already gone (a test may kill -9 it): 'exit' has fired and will not again.
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
       child.kill('SIGTERM')
+      // A stop that hangs fails the test's hook by its timeout; this says where it hung.
+      const slow = setTimeout(() => {
+        const last = logs.slice(-15).map((record) => JSON.stringify(record).slice(0, 300))
+        process.stderr.write(
+          `plantwatt ${args[0]} has not stopped ${STOP_REPORT_MS} ms after SIGTERM; its last log records:\n${last.join('\n')}\n${stderr.slice(-2000)}\n`,
+        )
+      }, STOP_REPORT_MS)
       const [code] = (await once(child, 'exit')) as [number | null]
+      clearTimeout(slow)
       return code
     },
   }

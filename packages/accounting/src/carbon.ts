@@ -68,3 +68,16 @@ export function minuteFactors(
   out.pvShare = Math.min(Math.max(g, 0), e) / e
   return out
 }
+
+/**
+ * Replaces a site's carbon figures (§6 PUT /api/v1/sites/{site}/carbon) for the minutes after the
+ * site clock's (`clock`, epoch s; undefined before the first reading: all of them); buckets up to
+ * the clock's minute keep the figures they had.
+ */
+export function replaceCarbon(versions: CarbonVersion[], clock: number | undefined, carbon: SiteCarbon): void {
+  const fromMinute = clock === undefined ? Number.NEGATIVE_INFINITY : Math.floor(clock / 60) + 1
+  const last = versions[versions.length - 1]!
+  const version = { fromMinute, carbon: structuredClone(carbon) }
+  if (last.fromMinute === fromMinute) versions[versions.length - 1] = version
+  else versions.push(version)
+}

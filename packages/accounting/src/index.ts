@@ -1,18 +1,8 @@
-export {
-  type AcceptResult,
-  Accounting,
-  type AccountingCounters,
-  type AccountingOptions,
-  type AccountingSnapshot,
-  type AccountingState,
-  type BucketEvent,
-  type BucketRow,
-  type ColumnWrite,
-  type EnergyFigures,
-  type LiveAccounting,
-  powerInRange,
-} from './accounting.ts'
+export { Accounting } from './accounting.ts'
+export type { AccountingSnapshot, AccountingState, ColumnWrite } from './accounting-checkpoint.ts'
+export type * from './accounting-types.ts'
 export { type BucketStep, LocalCalendar } from './calendar.ts'
+export { powerInRange } from './reading-ranges.ts'
 export {
   type DemandPeak,
   type PeriodBounds,

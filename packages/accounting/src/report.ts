@@ -2,7 +2,7 @@
 // (day, week Monday to Monday, month, year), and the report's figures from the buckets that tile it.
 // Pure: the calendar and the rows are passed in.
 
-import type { BucketRow } from './accounting.ts'
+import type { BucketRow } from './accounting-types.ts'
 import type { LocalCalendar } from './calendar.ts'
 
 export type ReportPeriod = 'day' | 'week' | 'month' | 'year'

@@ -1,4 +1,5 @@
-import { appendFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { appendFile, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -18,6 +19,19 @@ function appendAll(journal: IngestJournal, count: number, from = 0): Promise<voi
     )
   }
   return Promise.all(appends).then(() => undefined)
+}
+
+/** The open flags (Linux /proc/self/fdinfo) of this process's descriptors on `path`. */
+async function openFlagsOf(path: string): Promise<number[]> {
+  const flags: number[] = []
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
+    if (target !== path) continue
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '')
+    const match = /^flags:\s+([0-7]+)$/m.exec(info)
+    if (match) flags.push(Number.parseInt(match[1]!, 8))
+  }
+  return flags
 }
 
 async function collect(journal: IngestJournal, afterSeq: number): Promise<JournalRecord[]> {
@@ -107,6 +121,29 @@ describe('ingest journal', () => {
     expect(after.map((record) => record.seq)).toEqual(Array.from({ length: 100 }, (_, k) => k + 101))
     await journal.close()
   })
+
+  // One group commit is one write(2) on a segment opened O_DSYNC (the write returns once the data
+  // and the size needed to read it back are on disk, as write + fdatasync did): one round trip to
+  // libuv's thread pool per commit instead of two. Issue 16's profile of a broker worker.
+  it.runIf(process.platform === 'linux')(
+    'writes every segment, the first and those it rolls to, through a descriptor opened O_DSYNC',
+    async () => {
+      const journal = await IngestJournal.open(dir, { segmentBytes: 4096 })
+      await appendAll(journal, 20)
+      const first = join(dir, (await readdir(dir)).sort()[0]!)
+      const firstFlags = await openFlagsOf(first)
+      expect(firstFlags).toHaveLength(1)
+      expect(firstFlags[0]! & constants.O_DSYNC).toBe(constants.O_DSYNC)
+      for (let k = 1; k < 6; k++) await appendAll(journal, 20, k * 20)
+      const segments = (await readdir(dir)).sort()
+      expect(segments.length).toBeGreaterThan(1)
+      const lastFlags = await openFlagsOf(join(dir, segments.at(-1)!))
+      expect(lastFlags).toHaveLength(1)
+      expect(lastFlags[0]! & constants.O_DSYNC).toBe(constants.O_DSYNC)
+      await journal.close()
+      expect((await collect(await IngestJournal.open(dir), 0)).length).toBe(120)
+    },
+  )
 
   it('refuses appends after close', async () => {
     const journal = await IngestJournal.open(dir)

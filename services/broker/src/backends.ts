@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { ClassicLevel } from 'classic-level'
-import { Redis } from 'ioredis'
-import MQEmitterRedis from 'mqemitter-redis'
+import type { Redis } from 'ioredis'
 
 // The aedes backends: where sessions and queued QoS 1 downlinks live (persistence) and how
 // messages travel between broker processes (mq). Pass them to createBroker; close the broker
@@ -18,6 +17,13 @@ import MQEmitterRedis from 'mqemitter-redis'
 // restarts, random ones do not. The Redis queue is a list, oldest first in any case.
 
 const require = createRequire(import.meta.url)
+
+// ioredis and mqemitter-redis are loaded by createRedisBackends only: the embedded default's
+// broker workers never use Redis and would carry both in every process (issue 16, memory).
+async function loadRedis() {
+  const [{ Redis }, { default: MQEmitterRedis }] = await Promise.all([import('ioredis'), import('mqemitter-redis')])
+  return { Redis, MQEmitterRedis }
+}
 
 /** An aedes 1.x persistence (the async API of aedes-persistence 11): aedes calls `setup` itself. */
 export interface AedesPersistence {
@@ -105,6 +111,7 @@ export async function createRedisBackends(options: RedisBackendsOptions): Promis
     throw new Error(`keyPrefix must match ${KEY_PREFIX_PATTERN}: ${JSON.stringify(keyPrefix)}`)
   }
   const keys = keyPrefix === undefined ? {} : { keyPrefix: `${keyPrefix}:` }
+  const { Redis, MQEmitterRedis } = await loadRedis()
   // Three connections: the persistence's, and the emitter's publisher and subscriber (a
   // subscribed Redis connection can do nothing else). ioredis does not prefix channels.
   const connections = {

@@ -63,6 +63,14 @@ export interface BrokerOptions {
    */
   uplinkJournal?: { append(topic: string, payload: Buffer, done: (error: Error | null) => void): void }
   /**
+   * False: a device's uplink taken by the fast path is journaled and acknowledged, not published
+   * through aedes (its emitter, the store's offline subscriptions). For a broker where nobody can
+   * subscribe to an uplink and the journal is its one reader: a broker worker of `plantwatt up
+   * --workers N` (no internal secret, so no internal clients; devices subscribe only to their own
+   * `down`). Only with `uplinkJournal`; default true.
+   */
+  deliverUplinks?: boolean
+  /**
    * Asked before a command on a device's own `down` topic is written to it, live or from its
    * stored session: false drops it (and clears it from the session). `plantwatt up --workers N`
    * (issue 16) keeps the pending downlinks with the site owner and every worker's session store
@@ -90,6 +98,14 @@ export interface Broker {
   listen(options: { host: string; port: number }): Promise<number>
   /** Serves one connection from any duplex stream: MQTT over WebSocket (/mqtt), tests. */
   handleStream(stream: Duplex, address: string, request?: IncomingMessage): void
+  /**
+   * Stops taking devices' uplinks (QoS 1 on their own `up` topic, the fast path) until
+   * resumeReading: each waits as parsed, not journaled and not acknowledged, so its device waits
+   * for its PUBACK. For a broker whose uplinks' reader lags (a worker of `plantwatt up --workers
+   * N` whose primary has not applied what it forwarded).
+   */
+  pauseReading(): void
+  resumeReading(): void
   close(): Promise<void>
 }
 
@@ -681,6 +697,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   // Everything else of aedes (sessions, subscriptions, downlinks, wills, keep-alive) is untouched.
   let aedesEnqueue: ((this: unknown, packet: ParsedPacket) => void) | undefined
   const uplinkJournal = options.uplinkJournal
+  // Without delivery (options.deliverUplinks), the journal is the uplink's one reader: the
+  // publish is done once its PUBACK is queued. Only with a journal, whose callback never runs
+  // inside aedes' parse of the socket's bytes, so that reading the device's next packets there
+  // (client._nextBatch) does not re-enter the parser.
+  const deliverUplinks = options.deliverUplinks !== false || uplinkJournal === undefined
   // aedes.publish takes the publishing client as its second argument (aedes.js publish(packet,
   // client, done), as its own PUBLISH handler calls it); its typings know only (packet, done).
   const publishFrom = aedes.publish.bind(aedes) as unknown as (
@@ -721,6 +742,24 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       process.nextTick(flushPubacks)
     }
   }
+  // Uplinks paused (pauseReading): a device's uplink parsed on the fast path waits here, counted
+  // in aedes' _parsingBatch, neither journaled nor acknowledged, until resumeReading takes each on
+  // as if just parsed. A device waits for its PUBACK before its next uplink, so this holds about
+  // one packet per connection; one that floods meets the pacer's bound when taken on. (Holding
+  // aedes' socket reads instead, by replacing its 'readable' listener, broke streams that also
+  // have a 'data' listener: MQTT over WebSocket through the cluster's proxy.)
+  let readingPaused = false
+  let heldUplinks: [AedesClient, Connection, PublishPacket][] = []
+  const resumeReading = () => {
+    if (!readingPaused) return
+    readingPaused = false
+    const held = heldUplinks
+    heldUplinks = []
+    for (const [client, connection, publish] of held) {
+      if (connection.dropped || client.closed) continue
+      takeUplink(client, connection, publish)
+    }
+  }
   const publishUplink = (client: AedesClient, connection: Connection, packet: PublishPacket) => {
     // As aedes' own write (lib/write.js): a client still restoring its session after its CONNACK
     // is `connecting`; one closed while its publish waited (rate, journal) gets no PUBACK.
@@ -729,11 +768,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // over the mark, its uplinks wait for the drain (and aedes' drain timeout), as before.
     if (!client.conn.writableNeedDrain) {
       queuePuback(connection, packet.messageId!)
+      if (!deliverUplinks) return client._nextBatch()
       return publishFrom(packet, client, client._nextBatch)
     }
     client.waitForDrain((error) => {
       if (error) return client._nextBatch(error)
       queuePuback(connection, packet.messageId!)
+      if (!deliverUplinks) return client._nextBatch()
       publishFrom(packet, client, client._nextBatch)
     })
   }
@@ -763,6 +804,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     }
     const publish = packet as PublishPacket
     client._parsingBatch++
+    if (readingPaused) {
+      heldUplinks.push([client, connection, publish])
+      return
+    }
+    takeUplink(client, connection, publish)
+  }
+  function takeUplink(client: AedesClient, connection: Connection, publish: PublishPacket): void {
     // No keep-alive timer to refresh: the sweep watches it from lastReadAt (adoptKeepalive).
     if (connection.publishes.tryNow()) return acceptUplink(client, connection, publish)
     const admission = connection.publishes.admit(() => {
@@ -936,6 +984,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       return client?.connected === true && connection !== undefined && hasDownSubscription(client, connection)
     },
     handleStream,
+    pauseReading: () => {
+      readingPaused = true
+    },
+    resumeReading,
     async listen({ host, port }) {
       const server = createServer((socket) => {
         // TCP keep-alive finds a peer that vanished (NB-IoT modules in power saving use long MQTT

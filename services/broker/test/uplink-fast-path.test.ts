@@ -54,12 +54,13 @@ const pubackFor = (device: RawClient, messageId: number) =>
   })
 
 /** A broker on a plain TCP server whose sockets' writes and reads (on the broker's side) are recorded. */
-async function watchedBroker(journal?: IngestJournal) {
+async function watchedBroker(journal?: IngestJournal, deliverUplinks?: boolean) {
   const broker = await createBroker({
     plant: new PlantIndex(examplePlant()),
     deviceSecret: SECRET,
     logger: pino({ level: 'silent' }),
     ...(journal ? { uplinkJournal: journal } : {}),
+    ...(deliverUplinks === undefined ? {} : { deliverUplinks }),
   })
   const logs: { writes: WriteLog; reads: Buffer[] }[] = []
   // The broker's own handleStream on a plain TCP server, so the test can watch the socket.
@@ -227,5 +228,57 @@ describe('broker: the uplink fast path with the ingest journal', () => {
     expect(log.length).toBeLessThanOrEqual(reads.length)
     expect(Buffer.concat(log.flat())).toEqual(pubacksOf(ids))
     device.destroy()
+  })
+})
+
+// A broker worker of `plantwatt up --workers N` has no internal clients, and a device may
+// subscribe only to its own `down` topic: nobody there can receive an uplink, whose reader is the
+// journal. Publishing each one through aedes anyway (its emitter, the store's offline
+// subscriptions) was several per cent of a worker's CPU in issue 16's profile.
+describe('broker: the uplink fast path with the journal and no uplink delivery', () => {
+  let dir: string
+  let journal: IngestJournal
+  let watched: Awaited<ReturnType<typeof watchedBroker>>
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'plantwatt-fast-path-'))
+    journal = await IngestJournal.open(dir)
+    watched = await watchedBroker(journal, false)
+  })
+
+  afterAll(async () => {
+    await watched.close()
+    await journal.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('journals and acknowledges every uplink, keeps reading the device, and publishes none through aedes', async () => {
+    const received: string[] = []
+    const unsubscribe = await watched.broker.bus.subscribe('sites/+/devices/+/up', (_topic, payload) =>
+      received.push(payload.toString()),
+    )
+    const durable: string[] = []
+    journal.onDurable = (record) => durable.push(record.payload.toString())
+    const { device, log } = await watched.connectDevice()
+    log.length = 0
+    const before = await metricValue(watched.broker.metrics.messagesIn)
+    // Two reads' worth: the device is read again after the first batch is acknowledged.
+    const ids = Array.from({ length: 10 }, (_, k) => 3000 + k)
+    device.write(uplinksInOneWrite(ids.slice(0, 5)))
+    for (const id of ids.slice(0, 5)) await pubackFor(device, id)
+    device.write(uplinksInOneWrite(ids.slice(5)))
+    for (const id of ids.slice(5)) await pubackFor(device, id)
+    expect(durable).toEqual(ids.map((id) => `[{"n":"power","v":${id}}]`))
+    expect(Buffer.concat(log.flat())).toEqual(pubacksOf(ids))
+    expect((await metricValue(watched.broker.metrics.messagesIn)) - before).toBe(ids.length)
+    // A bus round trip after the last PUBACK: anything published would have arrived by now.
+    await new Promise<void>((resolve) => {
+      void watched.broker.bus
+        .subscribe('probe/#', () => resolve())
+        .then(() => watched.broker.bus.publish('probe/x', Buffer.from('x')))
+    })
+    expect(received).toEqual([])
+    device.destroy()
+    await unsubscribe()
   })
 })

@@ -8,7 +8,7 @@
 //     (wall clock) − the frame's `at` (the site clock, i.e. the newest reading time accepted; the
 //     devices stamp readings with the wall clock at publish), and the gaps between frames;
 //   - the event-loop delay of `up`, from inside it (packages/runtime/bench/loop-delay-preload.ts);
-//   - checkpoint writes and sizes (the file in the data directory, polled);
+//   - checkpoint writes, durations and sizes (the processor's metrics: plantwatt_checkpoint_*);
 //   - CPU seconds, RSS and PSS of `up` (/proc);
 //   - nothing lost: after the load, one last pack dated past `latenessS` closes the buckets; once
 //     the site's 1-minute bucket holding the end of the load is out on the `buckets` channel and
@@ -21,7 +21,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -34,6 +34,7 @@ import mqtt from 'mqtt'
 import WebSocket from 'ws'
 // /proc readings shared with the other load benches (bench code, not part of a service).
 import { cpuSeconds, machineCpu, rssBytes } from '../../broker/bench/proc.ts'
+import { buildCli } from '../src/build.ts'
 import { READINGS_PER_PACK } from './up-load-payload.ts'
 
 const HELP = `Usage: pnpm bench:up-load [options]
@@ -49,6 +50,7 @@ const HELP = `Usage: pnpm bench:up-load [options]
   --seed S           plant seed (default 1)
   --up-workers N     plantwatt up --workers (default: up's own, one broker worker per core)
   --up-node-args=A   Node options for the \`up\` process, e.g. --up-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
+  --from-sources     run \`up\` from its TypeScript sources under tsx instead of built (pnpm build's bundles)
   --keep             keep the temporary directory (plant, data directory, up.log)
   --out FILE         JSON result (default services/cli/bench/results/up-load-<devices>-<time>.json)
 `
@@ -76,6 +78,7 @@ const { values } = parseArgs({
     'up-node-args': { type: 'string', default: '' },
     'up-workers': { type: 'string' },
     keep: { type: 'boolean', default: false },
+    'from-sources': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -106,6 +109,8 @@ const settings = {
   liveLines: int('live-lines', values['live-lines'], 0, 50),
   seed: int('seed', values.seed, 0, 2 ** 31),
   upNodeArgs: values['up-node-args'].split(/\s+/).filter(Boolean),
+  /** `up` run as `pnpm start` runs it (built, plain node) or from sources under tsx. */
+  upRuntime: values['from-sources'] ? ('tsx' as const) : ('built' as const),
 }
 const out = resolve(
   values.out ??
@@ -157,16 +162,22 @@ interface UpProcess {
   exited: Promise<number | null>
 }
 
+/**
+ * The command line of `up`: built into the work directory as `pnpm build` builds it (with the
+ * loop-delay preload built beside it, as plain node cannot load TypeScript), or from sources.
+ */
+async function upCommand(): Promise<string[]> {
+  if (settings.upRuntime === 'tsx') return ['--import', 'tsx', '--import', PRELOAD, ...settings.upNodeArgs, CLI_ENTRY]
+  const outDir = join(work, 'cli')
+  await buildCli(outDir, { 'loop-delay-preload': PRELOAD })
+  return ['--import', join(outDir, 'loop-delay-preload.js'), ...settings.upNodeArgs, join(outDir, 'main.js')]
+}
+
 async function startUp(): Promise<UpProcess> {
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      '--import',
-      PRELOAD,
-      ...settings.upNodeArgs,
-      CLI_ENTRY,
+      ...(await upCommand()),
       'up',
       '--plant',
       plantFile,
@@ -320,49 +331,52 @@ async function scrape(port: number): Promise<{ text: string; sums: Map<string, n
 }
 
 interface CheckpointWrite {
-  /** Seconds since the load started (negative: before). */
+  /** Seconds since the load started (negative: before) of the scrape that first showed it. */
   atS: number
+  /** Checkpoints finished since the scrape before (one, unless scrapes were far apart). */
+  count: number
+  /** Mean wall time of those, from snapshot to commit on disk (plantwatt_checkpoint_duration_seconds). */
+  durationMs: number
+  /** Bytes of the last one, all parts (plantwatt_checkpoint_bytes{part}, columns uncompressed). */
   bytes: number
-  /** From the temporary file first seen to the renamed file seen (polled every 200 ms). */
-  fileWriteMs: number | null
+  parts: Record<string, number>
+}
+
+/** The processor's checkpoint figures on a /metrics page: writes so far, their total seconds, the last one's bytes. */
+function checkpointFigures(text: string): { count: number; seconds: number; parts: Record<string, number> } {
+  const sums = parseMetrics(text)
+  return {
+    count: sums.get('plantwatt_checkpoint_duration_seconds_count') ?? 0,
+    seconds: sums.get('plantwatt_checkpoint_duration_seconds_sum') ?? 0,
+    parts: metricByLabel(text, 'plantwatt_checkpoint_bytes', 'part'),
+  }
 }
 
 /**
- * Watches the processor's checkpoint file from outside (the processor logs its writes at debug
- * level only): each rename of a new version is one write; a `.tmp` beside it is one in progress.
+ * The processor's checkpoints, from its metrics on each scrape (the state store writes several
+ * files; there is no one file to watch): each rise of the duration histogram's count is a write.
  */
-function watchCheckpoints(path: string, loadStartedAt: () => number) {
+function watchCheckpoints(first: string, loadStartedAt: () => number) {
   const writes: CheckpointWrite[] = []
-  const directory = dirname(path)
-  const name = path.slice(directory.length + 1)
-  let lastMtime = 0
-  let temporarySince: number | null = null
-  const poll = () => {
-    const now = Date.now()
-    try {
-      if (temporarySince === null && readdirSync(directory).some((f) => f.startsWith(`${name}.`))) {
-        temporarySince = now
-      }
-      const stat = statSync(path)
-      if (stat.mtimeMs !== lastMtime) {
-        lastMtime = stat.mtimeMs
-        writes.push({
-          atS: round((now - loadStartedAt()) / 1000),
-          bytes: stat.size,
-          fileWriteMs: temporarySince === null ? null : now - temporarySince,
-        })
-        temporarySince = null
-      }
-    } catch {
-      // Not written yet.
-    }
-  }
-  const timer = setInterval(poll, 200)
+  let last = checkpointFigures(first)
   return {
     writes,
-    stop() {
-      clearInterval(timer)
-      poll()
+    /** Notes what a scrape of /metrics shows; returns the writes it found. */
+    seen(text: string): number {
+      const now = checkpointFigures(text)
+      const count = now.count - last.count
+      if (count > 0) {
+        const parts = now.parts
+        writes.push({
+          atS: round((Date.now() - loadStartedAt()) / 1000),
+          count,
+          durationMs: round(((now.seconds - last.seconds) * 1000) / count),
+          bytes: Object.values(parts).reduce((sum, bytes) => sum + bytes, 0),
+          parts,
+        })
+      }
+      last = now
+      return Math.max(0, count)
     },
   }
 }
@@ -548,7 +562,7 @@ try {
   live = await watchLive(up.httpPort)
   const before = await scrape(up.httpPort)
   let loadStartedAt = Date.now()
-  const checkpoints = watchCheckpoints(join(dataDir, 'processor', 'checkpoint.v8'), () => loadStartedAt)
+  const checkpoints = watchCheckpoints(before.text, () => loadStartedAt)
 
   // The load window: from the first publish turn to the last.
   let marks = 1
@@ -574,7 +588,6 @@ try {
     machine: machineAtLoad,
     generator: generatorCpu(),
     accepted: before.sums.get('plantwatt_readings_accepted_total') ?? 0,
-    writes: 0,
   }
   let rssMax = treeSum(up.pid, rssBytes)
   let pssMax = treeSum(up.pid, pssBytes)
@@ -613,7 +626,7 @@ try {
         (100 * (machine - previous.machine - (cpu - previous.cpu) - (generator - previous.generator))) / seconds,
       ),
       readingsAcceptedPerS: Math.round((accepted - previous.accepted) / seconds),
-      checkpointWrites: checkpoints.writes.length - previous.writes,
+      checkpointWrites: metrics ? checkpoints.seen(metrics.text) : 0,
     }
     segmentWindow.close()
     segmentWindow = fleet.openLatencyWindow()
@@ -623,7 +636,7 @@ try {
         `loop p99 ${segment.loopDelay.p99Ms} max ${segment.loopDelay.maxMs} ms, up CPU ${segment.upCpuPercent} %, ` +
         `RSS ${segment.upRssMB} MB, machine ${segment.machineCpuPercent} % (other work ${segment.otherCpuPercent} %), checkpoints ${segment.checkpointWrites}`,
     )
-    previous = { atMs: nowMs, acked: stats.acked, cpu, machine, generator, accepted, writes: checkpoints.writes.length }
+    previous = { atMs: nowMs, acked: stats.acked, cpu, machine, generator, accepted }
   }
 
   await fleet.setPublishing(false)
@@ -675,7 +688,7 @@ try {
     await new Promise((resolvePromise) => setTimeout(resolvePromise, 500))
     after = await scrape(up.httpPort)
   }
-  checkpoints.stop()
+  checkpoints.seen(after.text)
   // CPU per pack over everything the load brought in (all of up's processes), taken until the processor had it all.
   const cpuUntilTaken = treeSum(up.pid, cpuSeconds) - cpuAtLoad
   const packsTakenUnderLoad =
@@ -788,10 +801,11 @@ try {
     otherCpuPercentUnderLoad: Math.round((100 * (machineLoad - cpuLoad - generatorLoad)) / loadSeconds),
     checkpoint: {
       writes,
+      count: writes.reduce((sum, write) => sum + write.count, 0),
       bytesMax: Math.max(0, ...writes.map((write) => write.bytes)),
       bytesLast: writes.at(-1)?.bytes ?? 0,
-      fileWriteMsMax: Math.max(0, ...writes.map((write) => write.fileWriteMs ?? 0)),
-      // Read too where the processor exposes them (not on main at the time of writing).
+      durationMsMax: Math.max(0, ...writes.map((write) => write.durationMs)),
+      // The processor's checkpoint metrics at the end (sums over labels), as read.
       metrics: Object.fromEntries(
         [...after.sums].filter(([name]) => name.startsWith('plantwatt_checkpoint_')).map(([n, v]) => [n, v]),
       ),
@@ -837,7 +851,7 @@ function summaryText(r: {
     pssMaxMB: number
     pssPerDeviceKB: number
   }
-  checkpoint: { writes: CheckpointWrite[]; bytesMax: number }
+  checkpoint: { count: number; bytesMax: number; durationMsMax: number }
   machineCpuPercentUnderLoad: number
   generatorCpuPercentUnderLoad: number
   otherCpuPercentUnderLoad: number
@@ -856,7 +870,7 @@ function summaryText(r: {
     `  live frame age                 ${p(r.live.ageMs)} over ${r.live.frames} frames  (target ≤ 1 s: ${target(r.live.ageMs.maxMs <= 1000)})`,
     `  live frame gaps                ${p(r.live.gapMs)}`,
     `  event-loop delay of up         ${p(r.up.loopDelay)}  (target p99 < 20 ms: ${target(r.up.loopDelay.p99Ms < 20)})`,
-    `  checkpoints                    ${r.checkpoint.writes.length} written, largest ${mb(r.checkpoint.bytesMax)} MB`,
+    `  checkpoints                    ${r.checkpoint.count} written, largest ${mb(r.checkpoint.bytesMax)} MB, slowest ${r.checkpoint.durationMsMax} ms`,
     `  up CPU under load              ${r.up.cpuSecondsUnderLoad} s (${r.up.cpuPercentUnderLoad} % of a core; ${r.up.cpuMicrosPerPackTaken} µs per pack taken)`,
     `  up memory                      RSS max ${r.up.rssMaxMB} MB, PSS max ${r.up.pssMaxMB} MB (${r.up.pssPerDeviceKB} KB per device)`,
     `  machine CPU under load         ${r.machineCpuPercentUnderLoad} % of ${cpus().length * 100} %: generator ${r.generatorCpuPercentUnderLoad} %, other work ${r.otherCpuPercentUnderLoad} %`,

@@ -6,8 +6,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { buildCli } from '../src/build.ts'
 
 const ROOT = resolve(import.meta.dirname, '../../..')
 const CLI_ENTRY = join(ROOT, 'services/cli/src/main.ts')
@@ -32,13 +33,19 @@ export async function startUpChild(options: {
   adminToken: string
   /** PLANTWATT_WORKERS; unset: up's own default. */
   workers?: string
+  /** Run from the TypeScript sources under tsx; default: built beside the data directory, as `pnpm start` runs it. */
+  fromSources?: boolean
 }): Promise<UpChild> {
+  let entry = ['--import', 'tsx', CLI_ENTRY]
+  if (!options.fromSources) {
+    const outDir = join(dirname(options.dataDir), 'cli')
+    await buildCli(outDir)
+    entry = [join(outDir, 'main.js')]
+  }
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      CLI_ENTRY,
+      ...entry,
       'up',
       '--plant',
       options.plantFile,

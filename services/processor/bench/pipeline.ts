@@ -9,11 +9,11 @@
 
 import { parseArgs } from 'node:util'
 import { deviceTopic } from '@plantwatt/contract'
+import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex } from '@plantwatt/plant'
 import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
-import { ReadingPipeline } from '../src/pipeline.ts'
 
 const { values } = parseArgs({
   options: { devices: { type: 'string', default: '4000' }, minutes: { type: 'string', default: '10' } },

@@ -14,8 +14,8 @@
 import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
 import { decodeSlicedCheckpoint } from '@plantwatt/detection'
+import type { PipelineCheckpoint, PipelineState } from '@plantwatt/pipeline'
 import { writeFileAtomic } from '@plantwatt/runtime'
-import type { PipelineCheckpoint, PipelineState } from './pipeline.ts'
 import type { TuningCheckpoint } from './tuning-loop.ts'
 
 export interface ProcessorCheckpoint {

@@ -26,6 +26,14 @@ import { ACK_FILTER, isValidCarbon, UPLINK_FILTER } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
 import { alertPoint, bucketPoint, type HistoryPoint, type HistorySink } from '@plantwatt/history'
 import type { HistoryStore } from '@plantwatt/history-store'
+import {
+  type DeviceCounters,
+  type PipelineOptions,
+  type PipelineSnapshot,
+  type PipelineStats,
+  ReadingPipeline,
+  type RestoredPipelineState,
+} from '@plantwatt/pipeline'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { JournalRecord } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
@@ -40,14 +48,6 @@ import {
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
 import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
-import {
-  type DeviceCounters,
-  type PipelineOptions,
-  type PipelineSnapshot,
-  type PipelineStats,
-  ReadingPipeline,
-  type RestoredPipelineState,
-} from './pipeline.ts'
 import { ReportQuery } from './report-query.ts'
 import { type ColumnPut, ProcessorStateStore } from './state-store.ts'
 import type { TuningStats } from './tuning-loop.ts'

@@ -28,10 +28,10 @@ import {
   parseSetpointAck,
 } from '@plantwatt/contract'
 import type { Sequenced } from '@plantwatt/detection'
+import type { ReadingPipeline } from '@plantwatt/pipeline'
 import { isWithinScope, type PlantIndex } from '@plantwatt/plant'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
-import type { ReadingPipeline } from './pipeline.ts'
 import { type TuningCheckpoint, TuningLoop } from './tuning-loop.ts'
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000

@@ -1,4 +1,5 @@
 import { type DecodedPack, decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
+import { wallFloor } from '@plantwatt/pipeline/wall-floor'
 import type { PlantIndex } from '@plantwatt/plant'
 
 // The per-reading part of an uplink's processing that needs no site state (issue 16): the SenML
@@ -6,10 +7,10 @@ import type { PlantIndex } from '@plantwatt/plant'
 // of `plantwatt up --workers N` runs it on what it received; the site's owner (the primary's
 // reading pipeline, `ingestDecoded`) does the rest: the site clock's `too_old` floor (the last
 // check of the decode, so applying it afterwards changes nothing), the ranges, names, duplicates.
-// Light on purpose: a worker loads this, not the processor.
+// Light on purpose: a worker loads this, not the processor (and of @plantwatt/pipeline, only its
+// wall-floor.ts).
 
-/** RFC 8428 §4.5.3: absolute times start at 2^28 s; a resolved time before it is nobody's reading. */
-export const EARLIEST_ABSOLUTE_S = 2 ** 28
+export { EARLIEST_ABSOLUTE_S, wallFloor } from '@plantwatt/pipeline/wall-floor'
 
 /**
  * The decoded pack of a known device's `up` message received at `receivedAtMs`, validated with the
@@ -29,9 +30,4 @@ export function decodeUplink(
   if (!device || device.siteId !== parsed.site) return undefined
   const receivedAt = receivedAtMs / 1000
   return decodeSenml(payload, { receivedAt, notBefore: wallFloor(plant, device.siteId, receivedAt, acceptOld) })
-}
-
-/** CONTRACT.md §2 and §7 `too_old` at receipt: behind the wall clock by more than maxAgeS, unless --accept-old. */
-export function wallFloor(plant: PlantIndex, siteId: string, receivedAt: number, acceptOld: boolean): number {
-  return acceptOld ? EARLIEST_ABSOLUTE_S : receivedAt - plant.sites.get(siteId)!.maxAgeS
 }

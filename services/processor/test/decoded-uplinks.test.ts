@@ -1,10 +1,10 @@
 import { deserialize, serialize } from 'node:v8'
 import { decodeDecodedPack, encodeDecodedPack } from '@plantwatt/contract'
+import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex } from '@plantwatt/plant'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
-import { ReadingPipeline } from '../src/pipeline.ts'
 import { decodeUplink } from '../src/uplink-decode.ts'
 
 // Issue 16: with broker workers, the SenML of an uplink is decoded and validated in the worker

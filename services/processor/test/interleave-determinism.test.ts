@@ -1,11 +1,11 @@
 import { deviceTopic } from '@plantwatt/contract'
+import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex } from '@plantwatt/plant'
 import { describe, expect, it } from 'vitest'
 // The simulator is reached by path, as the repository's other cross-workspace tests do.
 import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet/src/model/index.ts'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
-import { ReadingPipeline } from '../src/pipeline.ts'
 
 // CONTRACT.md §7 without the network: the same messages in different arrival interleavings (each
 // device's own order kept, every message within latenessS of its send time) give the same buckets

@@ -7,13 +7,13 @@ import {
   LIVE_INTEREST_TOPIC,
   type LiveBatch,
 } from '@plantwatt/bus'
+import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex } from '@plantwatt/plant'
 import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
 import { LivePublisher } from '../src/live-publisher.ts'
-import { ReadingPipeline } from '../src/pipeline.ts'
 
 // The processor's live publisher on a real bus, fed by a real reading pipeline; wall time is the
 // test's (`now`), ticks are called by hand. What the gateway receives must never carry a site

@@ -1,9 +1,9 @@
 import { deserialize, serialize } from 'node:v8'
 import type { PlantModel } from '@plantwatt/contract'
+import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex } from '@plantwatt/plant'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ReadingPipeline } from '../src/pipeline.ts'
 
 // Issue 12: arbitrary packs through the reading pipeline never throw, every record is counted
 // (accepted, duplicate or rejected with a reason, per device and in total), and the per-device

@@ -1,11 +1,11 @@
 import type { BucketEvent } from '@plantwatt/accounting'
 import { createAedesBus } from '@plantwatt/bus'
 import type { PlantModel } from '@plantwatt/contract'
+import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex } from '@plantwatt/plant'
 import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ReadingPipeline } from '../src/pipeline.ts'
 import { TuningService } from '../src/tuning-service.ts'
 
 // A daily bucket's `savedWh` (CONTRACT.md §5 optional field, summed by GET /api/v1/reports) covers

@@ -39,6 +39,7 @@ import type { RunningSystem, UpOptions } from '../up.ts'
 import { DownlinkOwner, loadPendingDownlinks, PendingDownlinks, savePendingDownlinks } from './downlinks.ts'
 import { decodeRecords, type ForwardedRecord, type FromWorker, type ToWorker } from './protocol.ts'
 import { proxyToWorker } from './proxy.ts'
+import { whenWorkerGone } from './worker-gone.ts'
 
 // The primary of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the site owner.
 // It runs the processor (accounting, detection, tuning, the alert seq, the history store's one
@@ -335,13 +336,15 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
     const worker = cluster.fork({ PLANTWATT_WORKER_SLOT: String(slot), PLANTWATT_CLUSTER_KEY: clusterKey })
     running.set(slot, worker)
     slots.get(slot)!.worker = worker
-    // Gone once it exited and its channel closed: every message it sent before has been read.
+    // Gone once it exited and every message it sent before has been read.
     exits.set(
       slot,
-      Promise.all([
-        new Promise((resolve) => worker.once('exit', resolve)),
-        new Promise((resolve) => (worker.isConnected() ? worker.once('disconnect', resolve) : resolve(undefined))),
-      ]).then(() => undefined),
+      whenWorkerGone(worker, () =>
+        logger.warn(
+          { worker: slot },
+          'a broker worker exited but its channel stayed open: what it had not forwarded is replayed from its journal at the next start',
+        ),
+      ),
     )
     worker.on('message', (message: FromWorker) => {
       switch (message.t) {
@@ -359,9 +362,14 @@ export async function upPrimary(options: UpOptions, logger: Logger, workers: num
           })
           slots.get(slot)!.replayedHere = false
           break
-        case 'records':
-          slots.get(slot)!.deliver(decodeRecords(message.bytes))
+        case 'records': {
+          const records = decodeRecords(message.bytes)
+          slots.get(slot)!.deliver(records)
+          // Applied (the processor takes them synchronously): the worker's bound on what is in
+          // flight towards this process (record-forwarder.ts) counts them off.
+          sendTo(worker, { t: 'applied', records: records.length })
           break
+        }
         case 'listening':
           listening.set(slot, { port: message.port, proxyPort: message.proxyPort })
           restartDelay.delete(slot)

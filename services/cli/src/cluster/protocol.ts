@@ -31,6 +31,11 @@ export type ToWorker =
        */
       countSkips: boolean
     }
+  /**
+   * The processor has applied one `records` message of `records` records (in order): the worker
+   * counts what is still unapplied and stops taking uplinks while that is over its bound.
+   */
+  | { t: 'applied'; records: number }
   /** The owner's checkpoint covers the journal up to `seq`. */
   | { t: 'release'; seq: number }
   /** A downlink to deliver (every worker mirrors the pending ones). */

@@ -9,6 +9,7 @@ import {
 import { PlantIndex } from '@plantwatt/plant'
 import { decodeUplink } from '@plantwatt/processor/uplink-decode'
 import { IngestJournal, type JournalRecord, type Logger, loadDeviceSecret } from '@plantwatt/runtime'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import {
   logJournalSkip,
   metricsRegistry,
@@ -18,8 +19,49 @@ import {
 } from '../broker-support.ts'
 import type { UpOptions } from '../up.ts'
 import { WorkerDownlinks } from './downlinks.ts'
-import { encodeRecords, type ForwardedRecord, type FromWorker, type ToWorker } from './protocol.ts'
+import type { FromWorker, ToWorker } from './protocol.ts'
 import { decodeProxyHeader } from './proxy.ts'
+import { RecordForwarder } from './record-forwarder.ts'
+
+/**
+ * The most a durable record waits in a worker for others to share its message to the primary: a
+ * reading reaches the processor (and the live frames) this much later; its PUBACK does not wait.
+ */
+export const FORWARD_INTERVAL_MS = 10
+/** A batch of this many records goes at once (about 0.5 MB of decoded packs). */
+export const FORWARD_MAX_RECORDS = 4096
+/**
+ * Records forwarded and not yet applied by the primary beyond which a worker stops taking its devices'
+ * uplinks (about 10 s of a 40,000-device plant's packs at one per 10 s, ~25 MB of decoded packs at
+ * most in flight). PLANTWATT_FORWARD_MAX_UNAPPLIED sets another (tests).
+ */
+export const FORWARD_MAX_UNAPPLIED = 40_000
+
+function forwardMaxUnapplied(): number {
+  const value = Number(process.env.PLANTWATT_FORWARD_MAX_UNAPPLIED)
+  return Number.isInteger(value) && value > 0 ? value : FORWARD_MAX_UNAPPLIED
+}
+
+/** The forwarder's bound on /metrics (summed over the workers by the primary). */
+function registerForwarderMetrics(registry: Registry, forwarder: RecordForwarder): void {
+  new Counter({
+    name: 'plantwatt_up_worker_read_pauses_total',
+    help: 'Times a broker worker stopped reading its devices because the primary had not applied what it forwarded',
+    registers: [registry],
+    collect() {
+      this.reset()
+      this.inc(forwarder.stats.pauses)
+    },
+  })
+  new Gauge({
+    name: 'plantwatt_up_worker_unapplied_records',
+    help: 'Records a broker worker forwarded that the primary has not applied yet',
+    registers: [registry],
+    collect() {
+      this.set(forwarder.unapplied)
+    },
+  })
+}
 
 // One broker worker of `plantwatt up --workers N` (issue 16, docs/state-ownership.md): the MQTT
 // sessions of the connections it accepted (node's cluster hands out connections round-robin), their
@@ -82,32 +124,39 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
     id: sessions.brokerId,
     logger: log,
     uplinkJournal: journal,
+    // Nobody here can subscribe to an uplink (no internal clients; devices only to their own
+    // `down`): the journal and the forwarder carry it to the processor, aedes need not publish it.
+    deliverUplinks: false,
     limits: { login: workerLoginGuard(workers) },
     forwardDownlink: (deviceId, _topic, payload) => downlinks?.isPending(deviceId, payload) === true,
   })
   downlinks = new WorkerDownlinks(broker, send, log)
 
-  // Durable records to the primary: those of one group commit (onDurable is called for each, in a
-  // loop) go as one message, sent once the loop is done.
-  let batch: ForwardedRecord[] = []
-  let flushScheduled = false
-  const flush = () => {
-    flushScheduled = false
-    if (batch.length === 0) return
-    const records = batch
-    batch = []
-    send({ t: 'records', bytes: encodeRecords(records) })
-  }
+  // Durable records to the primary, several group commits in one message (record-forwarder.ts):
+  // FORWARD_INTERVAL_MS is the most a reading waits here on its way to the processor.
+  const forwarder = new RecordForwarder({
+    intervalMs: FORWARD_INTERVAL_MS,
+    maxRecords: FORWARD_MAX_RECORDS,
+    maxUnapplied: forwardMaxUnapplied(),
+    send: (bytes) => send({ t: 'records', bytes }),
+    onPressure: (paused) => {
+      if (paused) {
+        broker.pauseReading()
+        log.warn({ unapplied: forwarder.unapplied }, 'reading paused: the primary lags')
+      } else {
+        broker.resumeReading()
+        log.info({ unapplied: forwarder.unapplied }, 'reading resumed')
+      }
+    },
+  })
+  registerForwarderMetrics(registry, forwarder)
+  const flush = () => forwarder.flush()
   const acceptOld = options.acceptOld === true
   const forward = (record: JournalRecord) => {
     // Per-reading work stays here (issue 16): a device's uplink is decoded and validated against
     // the wall clock at receipt, and crosses as a binary pack; acks and anything else cross raw.
     const decoded = decodeUplink(plant, record.topic, record.payload, record.receivedAtMs, acceptOld)
-    batch.push(decoded ? { ...record, decoded } : record)
-    if (!flushScheduled) {
-      flushScheduled = true
-      setImmediate(flush)
-    }
+    forwarder.push(decoded ? { ...record, decoded } : record)
   }
 
   let proxy: Server | undefined
@@ -156,6 +205,9 @@ export async function upWorker(options: UpOptions, logger: Logger, slot: number,
           log.fatal({ err: error }, 'worker could not start')
           process.exit(1)
         })
+        break
+      case 'applied':
+        forwarder.applied(message.records)
         break
       case 'release':
         journal.release(message.seq).catch((error) => log.warn({ err: error }, 'journal release failed'))

@@ -25,7 +25,7 @@ import {
 } from '@plantwatt/detection'
 import { type DeviceInfo, isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
 import { DEFAULT_MAX_PROCESS_NAMES, isCountedName, namesToForget } from './device-names.ts'
-import { wallFloor } from './uplink-decode.ts'
+import { wallFloor } from './wall-floor.ts'
 
 /** The decoder's reasons, a device under the wrong site, and a name past the bound (§2). */
 export type RejectionReason = RejectReason | 'wrong_site' | 'too_many_names'
