@@ -10,7 +10,14 @@ import { finalAt } from './bucket-revisions.ts'
 import { STEPS } from './calendar.ts'
 import { encodeCheckpoint } from './checkpoint.ts'
 import type { ColdRevisions } from './cold-revisions.ts'
-import { OutputMinutes, type OutputMinutesState } from './output-minutes.ts'
+import {
+  type OutputColumnWrite,
+  OutputMinutes,
+  type OutputMinutesHead,
+  type OutputMinutesState,
+  restoreOutputs,
+  snapshotOutputs,
+} from './output-minutes.ts'
 import { type LoggedSeries, ReadingLog, type ReadingLogWrite, type SeriesLogState } from './reading-log.ts'
 import { MinuteChange, type SavedGate } from './revision-gate.ts'
 import { ReadingSeries, type SeriesState } from './series.ts'
@@ -109,11 +116,12 @@ export interface AccountingState {
   /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
   outbox: BucketEvent[]
   /**
-   * Units produced per minute, per site that has output counters (output-minutes.ts); absent in
-   * states written before it. Written whole at every checkpoint (only equipment that report output
-   * hold it): not yet incremental like the ring's columns.
+   * Units produced per minute, per site that has output counters (output-minutes.ts), whole: in
+   * states written before `outputHeads`.
    */
   output?: [string, OutputMinutesState][]
+  /** Units produced per minute: per site the ring's head; the minutes are columns (outputColumns). */
+  outputHeads?: [string, OutputMinutesHead][]
 }
 
 /**
@@ -146,6 +154,8 @@ export interface AccountingSnapshot {
   generation: number
   /** The reading log's chunk of what was inserted since the previous snapshot, and what to prune. */
   readings: ReadingLogWrite
+  /** Output minutes' columns changed since the previous snapshot (all held ones when `full`). */
+  outputColumns: OutputColumnWrite[]
 }
 
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
@@ -213,6 +223,7 @@ export class AccountingCheckpoint {
       })
     }
     const readings = this.readingLog.take(this.loggedSeries(), full)
+    const output = snapshotOutputs(this.core.outputs, full)
     return {
       state: {
         format: 'plantwatt-accounting-state',
@@ -221,11 +232,12 @@ export class AccountingCheckpoint {
         sites,
         devices: readings.state,
         outbox: this.coldRevisions.outbox.map((entry) => ({ ...entry.event })),
-        output: [...this.core.outputs].map(([id, minutes]) => [id, minutes.toJSON()] as [string, OutputMinutesState]),
+        outputHeads: output.heads,
       },
       columns,
       generation,
       readings: readings.write,
+      outputColumns: output.columns,
     }
   }
 
@@ -281,12 +293,14 @@ export class AccountingCheckpoint {
    * before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros);
    * `readings`, the reading log's chunks held, by generation in ascending order. Returns the
    * number of series whose restored readings did not add up (Accounting.restoreMismatches).
+   * `outputColumn`: a minute's output column (snapshot().outputColumns).
    */
   restoreFrom(
     plant: PlantIndex,
     state: AccountingState,
     column: (site: string, minute: number) => Uint8Array | undefined,
     readings: () => Iterable<[number, Uint8Array]>,
+    outputColumn: (site: string, minute: number) => Uint8Array | undefined = () => undefined,
   ): number {
     Object.assign(this.core.counters, state.counters)
     for (const saved of state.sites) {
@@ -311,6 +325,7 @@ export class AccountingCheckpoint {
       const site = this.core.sites.get(id)
       if (site !== undefined) this.core.outputs.set(id, OutputMinutes.from(saved, site.store.length, site.store.nAgg))
     }
+    restoreOutputs(this.core.outputs, state.outputHeads ?? [], (id) => this.core.sites.get(id)?.store, outputColumn)
     if ('keys' in state.devices) {
       const { mismatched } = this.readingLog.restore(state.devices, readings(), (id, name, withValues) => {
         const info = plant.device(id)

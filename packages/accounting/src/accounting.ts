@@ -212,7 +212,8 @@ export class Accounting {
   /**
    * A new engine for the same plant model from a snapshot()'s state and the columns persisted with
    * it and before it: `column(site, minute)` gives a minute's bytes, undefined for none (zeros);
-   * `readings`, the reading log's chunks held, by generation in ascending order.
+   * `readings`, the reading log's chunks held, by generation in ascending order; `outputColumn`,
+   * a minute's output column (snapshot().outputColumns).
    */
   static restoreFrom(
     plant: PlantIndex,
@@ -220,10 +221,11 @@ export class Accounting {
     column: (site: string, minute: number) => Uint8Array | undefined,
     options: AccountingOptions = {},
     readings: () => Iterable<[number, Uint8Array]> = () => [],
+    outputColumn?: (site: string, minute: number) => Uint8Array | undefined,
   ): Accounting {
     checkAccountingState(state)
     const engine = new Accounting(plant, options)
-    engine.restoreMismatches = engine.store.restoreFrom(plant, state, column, readings)
+    engine.restoreMismatches = engine.store.restoreFrom(plant, state, column, readings, outputColumn)
     return engine
   }
 

@@ -14,6 +14,7 @@ import type { Alert, Reading } from '@plantwatt/contract'
 import type { DeviceInfo, EquipmentNode, PlantIndex, SiteInfo } from '@plantwatt/plant'
 import { type AckResult, AlertBook, type AlertBookJson, type RaiseInput } from './alert-book.ts'
 import type { AnomalyTransition } from './anomaly.ts'
+import { DetectionCapture } from './capture.ts'
 import {
   EquipmentDetector,
   type EquipmentJson,
@@ -122,6 +123,8 @@ export class Detection {
   private readonly idleByScope = new Map<string, { count: number; powerW: number }>()
   private readonly idleContribW = new Map<EquipmentDetector, number>()
   private readonly popped = new Float64Array(3)
+  /** The checkpoint being captured over several turns (beginCheckpoint), if any. */
+  private capturing: DetectionCapture | undefined
   /** Power/output readings that arrived behind the watermark (beyond §7's lateness bound). */
   behindWatermark = 0
 
@@ -426,6 +429,40 @@ export class Detection {
       })),
       alerts: this.alerts.toJSON(),
     }
+  }
+
+  /**
+   * The same state as checkpoint() at this moment, taken over several turns (capture.ts): this
+   * turn copies the sites' state; the caller runs `slice` in later turns until it returns true, and
+   * must let the capture finish (or close it) before beginning another.
+   */
+  beginCheckpoint(): DetectionCapture {
+    if (this.capturing?.open) throw new Error('a detection checkpoint is being captured already')
+    const buffers: BufferJson[] = []
+    const counts: number[] = []
+    const detectors: EquipmentDetector[] = []
+    const sites = [...this.sites.values()].map((s) => {
+      buffers.push(s.buffer.toJSON())
+      counts.push(s.equipment.length)
+      detectors.push(...s.equipment)
+      return {
+        id: s.info.spec.id,
+        clockS: fin(s.clockS),
+        watermarkS: fin(s.watermarkS),
+        buffer: { t: [], k: [], v: [] },
+        offline: s.offline.toJSON(),
+        equipment: [],
+        held: structuredClone(s.held),
+      }
+    })
+    const checkpoint: DetectionCheckpoint = {
+      format: 'plantwatt-detection',
+      version: 1,
+      sites,
+      alerts: this.alerts.toJSON(),
+    }
+    this.capturing = new DetectionCapture(checkpoint, buffers, counts, detectors)
+    return this.capturing
   }
 
   /** Detection as it was at the checkpoint; the plant must be the same model. */

@@ -65,6 +65,11 @@ export interface EquipmentJson {
 
 export class EquipmentDetector {
   readonly slots = new Map<string, number>()
+  /**
+   * Called once before the next change of this equipment's state, then forgotten: a checkpoint
+   * taken over several turns (capture.ts) copies the state as it was at its snapshot first.
+   */
+  beforeChange: (() => void) | undefined
   private readonly power: Float64Array
   private readonly powerT: Float64Array
   private readonly output: Float64Array
@@ -108,6 +113,7 @@ export class EquipmentDetector {
    * measurement already taken (a duplicate, or a stale one behind the watermark) changes nothing.
    */
   apply(slot: number, measure: number, tS: number, value: number): void {
+    if (this.beforeChange !== undefined) this.changing()
     if (measure === MEASURE_POWER) {
       if (!(tS > this.powerT[slot]!)) return
       this.powerT[slot] = tS
@@ -130,6 +136,7 @@ export class EquipmentDetector {
   /** Steps the machines at tS after the readings of that time were applied. */
   step(tS: number): StepResult | undefined {
     if (!this.changed) return undefined
+    if (this.beforeChange !== undefined) this.changing()
     this.changed = false
     const increased = this.increased
     this.increased = false
@@ -175,6 +182,12 @@ export class EquipmentDetector {
       (this.runAboveW() === null || sum >= this.runAboveW()!)
     const anomaly = this.anomaly.step(tS, sum, running)
     return { idle, reset, anomaly }
+  }
+
+  private changing(): void {
+    const before = this.beforeChange!
+    this.beforeChange = undefined
+    before()
   }
 
   private remember(tS: number, powerW: number, rose: boolean): void {

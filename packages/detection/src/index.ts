@@ -1,5 +1,6 @@
 export { type AckResult, AlertBook, type AlertBookJson, type RaiseInput } from './alert-book.ts'
 export { alertId } from './alert-id.ts'
+export { DetectionCapture, decodeSlicedCheckpoint, isSlicedHeader } from './capture.ts'
 export { Detection, type DetectionCheckpoint, type DetectionPorts, SEVERITY } from './detection.ts'
 export type { EquipmentState, ThresholdsInForce } from './equipment.ts'
 export { EventLog, type EventLogJson, type Scoped, type Sequenced, type SinceResult } from './event-log.ts'

@@ -16,7 +16,13 @@ import {
 } from '@plantwatt/accounting'
 import type { Alert, DecodedPack, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
 import { decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
-import { Detection, type DetectionCheckpoint, type DetectionOptions, type Sequenced } from '@plantwatt/detection'
+import {
+  Detection,
+  type DetectionCapture,
+  type DetectionCheckpoint,
+  type DetectionOptions,
+  type Sequenced,
+} from '@plantwatt/detection'
 import { type DeviceInfo, isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
 import { DEFAULT_MAX_PROCESS_NAMES, isCountedName, namesToForget } from './device-names.ts'
 import { wallFloor } from './wall-floor.ts'
@@ -97,6 +103,14 @@ export interface PipelineSnapshot {
   generation: number
   /** The reading log's chunk to write with the state, and the chunks it lets go. */
   readings: AccountingSnapshot['readings']
+  /** Output minutes' columns changed since the previous snapshot. */
+  outputColumns: AccountingSnapshot['outputColumns']
+}
+
+/** A PipelineSnapshot whose detection state is taken over later turns by `capture`. */
+export interface SlicedPipelineSnapshot extends Omit<PipelineSnapshot, 'state'> {
+  state: Omit<PipelineState, 'detection'> & { detection: null }
+  capture: DetectionCapture
 }
 
 /**
@@ -107,6 +121,8 @@ export interface RestoredPipelineState {
   state: PipelineState
   column: (site: string, minute: number) => Uint8Array | undefined
   readings?: () => Iterable<[number, Uint8Array]>
+  /** A minute's persisted output column (undefined: none). */
+  outputColumn?: (site: string, minute: number) => Uint8Array | undefined
 }
 
 export class ReadingPipeline {
@@ -151,6 +167,7 @@ export class ReadingPipeline {
         restored.column,
         options.accounting,
         restored.readings,
+        restored.outputColumn,
       )
     } else this.accounting = Accounting.restore(plant, restored.accounting, options.accounting)
     const accounting = this.accounting
@@ -345,19 +362,34 @@ export class ReadingPipeline {
    * snapshot (all held ones when `full`). Synchronous: the caller pairs it with a journal position.
    */
   snapshot(full = false): PipelineSnapshot {
+    const snapshot = this.snapshotWithout(full)
+    return { ...snapshot, state: { ...snapshot.state, detection: this.detection.checkpoint() } }
+  }
+
+  /**
+   * The same with detection's state left to `capture` (@plantwatt/detection capture.ts), which the
+   * caller runs over later turns of the event loop (the state then has no detection of its own).
+   */
+  snapshotSliced(full = false): SlicedPipelineSnapshot {
+    const snapshot = this.snapshotWithout(full)
+    return { ...snapshot, capture: this.detection.beginCheckpoint() }
+  }
+
+  private snapshotWithout(full: boolean): Omit<SlicedPipelineSnapshot, 'capture'> {
     const accounting = this.accounting.snapshot(full)
     return {
       state: {
         format: 'plantwatt-processor-state',
         version: 1,
         accounting: accounting.state,
-        detection: this.detection.checkpoint(),
+        detection: null,
         devices: [...this.devices],
         stats: structuredClone(this.stats),
       },
       columns: accounting.columns,
       generation: accounting.generation,
       readings: accounting.readings,
+      outputColumns: accounting.outputColumns,
     }
   }
 

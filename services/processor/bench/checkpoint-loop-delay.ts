@@ -106,7 +106,8 @@ const quiet = stopQuiet()
 const delay: number[] = []
 const written: {
   ms: number
-  heldMs: { max: number; total: number }
+  heldMs: Record<string, number>
+  slices: number
   parts: Record<string, number>
   readings: number
   columns: number
@@ -122,7 +123,8 @@ for (let i = 0; i < checkpoints; i++) {
   const r = (x: number) => Math.round(x * 10) / 10
   written.push({
     ms: Math.round(ms),
-    heldMs: { max: r(last.heldMs.max), total: r(last.heldMs.total) },
+    heldMs: Object.fromEntries(Object.entries(last.heldMs).map(([k, v]) => [k, r(v)])),
+    slices: last.slices,
     parts: last.parts,
     readings: last.readings,
     columns: last.columns,

@@ -13,6 +13,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
+import { decodeSlicedCheckpoint } from '@plantwatt/detection'
 import type { PipelineCheckpoint, PipelineState } from '@plantwatt/pipeline'
 import { writeFileAtomic } from '@plantwatt/runtime'
 import type { TuningCheckpoint } from './tuning-loop.ts'
@@ -103,6 +104,46 @@ export function encodeState(state: ProcessorState): EncodedState {
   return { blob, arrays: { detection } }
 }
 
+/** The state's blob without detection (written beside it: detectionArrays). Synchronous, as encodeState. */
+export function encodeStateBlob(
+  state: Omit<ProcessorState, 'pipeline'> & { pipeline: Omit<PipelineState, 'detection'> },
+): Buffer {
+  return serialize({
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    ...state,
+    pipeline: { ...state.pipeline, detection: null },
+  })
+}
+
+const DETECTION_CHUNKS = 'plantwatt-detection-chunks'
+
+/**
+ * Detection's state as a capture's chunks (@plantwatt/detection capture.ts): `detection` names
+ * how many, `detection.0`… hold them.
+ */
+export function detectionArrays(chunks: readonly Uint8Array[]): Record<string, Uint8Array> {
+  const arrays: Record<string, Uint8Array> = {
+    detection: serialize({ format: DETECTION_CHUNKS, chunks: chunks.length }),
+  }
+  chunks.forEach((chunk, k) => {
+    arrays[`detection.${k}`] = chunk
+  })
+  return arrays
+}
+
+function decodeDetection(bytes: Uint8Array, array: (name: string) => Uint8Array | undefined) {
+  const value = deserialize(bytes) as { format?: string; chunks?: number }
+  if (value?.format !== DETECTION_CHUNKS) return value
+  const chunks: Uint8Array[] = []
+  for (let k = 0; k < value.chunks!; k++) {
+    const chunk = array(`detection.${k}`)
+    if (chunk === undefined) throw new Error(`processor state without detection chunk ${k} of ${value.chunks}`)
+    chunks.push(chunk)
+  }
+  return decodeSlicedCheckpoint(chunks)
+}
+
 /**
  * The state from its blob and the arrays stored beside it (`array(name)`, undefined when absent):
  * states written before the reading log keep every retained reading packed in the array `series`.
@@ -115,7 +156,7 @@ export function decodeState(bytes: Uint8Array, array: (name: string) => Uint8Arr
   if (value.pipeline.detection === null) {
     const detection = array('detection')
     if (detection === undefined) throw new Error('processor state without its detection array')
-    value.pipeline.detection = deserialize(detection)
+    value.pipeline.detection = decodeDetection(detection, array) as PipelineState['detection']
   }
   const devices = value.pipeline.accounting.devices
   if ('data' in devices) {

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { setImmediate } from 'node:timers/promises'
 import type { BucketEvent, BucketRow } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
@@ -37,7 +38,13 @@ import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import type { JournalRecord } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
-import { CheckpointFile, decodeState, encodeState, type ProcessorCheckpoint } from './checkpoint-file.ts'
+import {
+  CheckpointFile,
+  decodeState,
+  detectionArrays,
+  encodeStateBlob,
+  type ProcessorCheckpoint,
+} from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
 import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
@@ -59,12 +66,21 @@ export interface CheckpointWritten {
   /** Wall time of the checkpoint, s. */
   seconds: number
   /** Bytes written per part (columns uncompressed). */
-  parts: { columns: number; readings: number; detection: number; blob: number }
+  parts: { columns: number; readings: number; detection: number; blob: number; output: number }
   /**
    * Milliseconds the event loop was held: the longest synchronous stretch (a snapshot with its
    * encoding, or handing the writes to the store) and their sum.
    */
-  heldMs: { max: number; total: number }
+  heldMs: {
+    max: number
+    total: number
+    /** The longest of each kind: the snapshot's turn, a turn of detection's capture, handing the writes to the store. */
+    snapshot: number
+    slice: number
+    store: number
+  }
+  /** Turns of the event loop the snapshot's encoding took (detection's capture, issue 13). */
+  slices: number
 }
 
 export interface ProcessorOptions {
@@ -100,6 +116,11 @@ export interface ProcessorOptions {
   stateDir?: string
   /** How often the checkpoint is written, ms (default 60 s); also at stop. */
   checkpointIntervalMs?: number
+  /**
+   * About how long one turn of a checkpoint's encoding may hold the event loop, ms (default 2):
+   * detection's state is copied and encoded over as many turns as it takes (0: one equipment a turn).
+   */
+  checkpointSliceMs?: number
   /** History store (InfluxDB); buckets and alert events go there as points. */
   history?: HistorySink
   /**
@@ -448,6 +469,7 @@ export class Processor {
           state: state.pipeline,
           column: (site, minute) => store.column(site, minute),
           readings: () => store.readingChunks(),
+          outputColumn: (site, minute) => store.outputColumn(site, minute),
         },
       }
     }
@@ -513,8 +535,9 @@ export class Processor {
       try {
         const started = this.now()
         const wallStarted = performance.now()
-        const held = { max: 0, total: 0 }
-        const hold = (ms: number) => {
+        const held = { max: 0, total: 0, snapshot: 0, slice: 0, store: 0 }
+        const hold = (ms: number, kind: 'snapshot' | 'slice' | 'store') => {
+          held[kind] = Math.max(held[kind], ms)
           held.max = Math.max(held.max, ms)
           held.total += ms
         }
@@ -522,8 +545,10 @@ export class Processor {
         this.fullNext = false
         // Columns taken by every round: a round takes only what changed since the one before.
         const columns = new Map<string, ColumnPut>()
-        const take = (list: ColumnPut[]) => {
-          for (const column of list) columns.set(`${column.site} ${column.minute}`, column)
+        const outputColumns = new Map<string, ColumnPut>()
+        const take = (snapshot: { columns: ColumnPut[]; outputColumns: ColumnPut[] }) => {
+          for (const column of snapshot.columns) columns.set(`${column.site} ${column.minute}`, column)
+          for (const column of snapshot.outputColumns) outputColumns.set(`${column.site} ${column.minute}`, column)
         }
         // The reading log's chunks of every round: each holds what was inserted since the one before.
         const readings: { gen: number; bytes: Uint8Array }[] = []
@@ -534,16 +559,17 @@ export class Processor {
           readingsPruneBelow = Math.max(readingsPruneBelow, chunk.pruneBelow)
           readingCount += chunk.readings
         }
-        let snapshot = await this.snapshotWithHistoryWritten(full, started)
-        hold(snapshot.heldMs)
-        take(snapshot.columns)
+        let slices = 0
+        let snapshot = await this.snapshotWithHistoryWritten(full, started, hold)
+        slices += snapshot.slices
+        take(snapshot)
         takeReadings(snapshot.readings)
         // A conflict found meanwhile (after a restore) raises revisions in the live state, after the
         // snapshot: take it again so that the revisions it records are not behind the store.
         for (let round = 0; round < 3 && snapshot.conflicted; round++) {
-          snapshot = await this.snapshotWithHistoryWritten(false, started)
-          hold(snapshot.heldMs)
-          take(snapshot.columns)
+          snapshot = await this.snapshotWithHistoryWritten(false, started, hold)
+          slices += snapshot.slices
+          take(snapshot)
           takeReadings(snapshot.readings)
         }
         const { journalSeqs, generation } = snapshot
@@ -553,11 +579,12 @@ export class Processor {
             state: snapshot.state.blob,
             arrays: snapshot.state.arrays,
             columns: [...columns.values()],
+            outputColumns: [...outputColumns.values()],
             pruneBefore: this.pipeline.accounting.columnFloors(),
             readings,
             readingsPruneBelow,
           })
-          hold(performance.now() - handing)
+          hold(performance.now() - handing, 'store')
           await written
         } catch (error) {
           // The columns taken are not on disk: the next checkpoint writes all the ring holds.
@@ -576,11 +603,15 @@ export class Processor {
           readings: readingCount,
           seconds,
           heldMs: held,
+          slices,
           parts: {
             columns: columnBytes,
             readings: readings.reduce((n, chunk) => n + chunk.bytes.byteLength, 0),
-            detection: snapshot.state.arrays.detection?.byteLength ?? 0,
+            detection: Object.entries(snapshot.state.arrays)
+              .filter(([name]) => name.startsWith('detection'))
+              .reduce((n, [, array]) => n + array.byteLength, 0),
             blob: snapshot.state.blob.byteLength,
+            output: [...outputColumns.values()].reduce((n, column) => n + column.bytes.byteLength, 0),
           },
         }
         if (this.checkpointDurations.length < 1000) this.checkpointDurations.push(seconds)
@@ -615,31 +646,63 @@ export class Processor {
    * step 4): the checkpoint may then let the journal go up to that sequence without losing closed
    * buckets that would be in neither place after a crash.
    */
-  private async snapshotWithHistoryWritten(full: boolean, savedAt: number) {
-    const heldFrom = performance.now()
+  private async snapshotWithHistoryWritten(
+    full: boolean,
+    savedAt: number,
+    hold: (ms: number, kind: 'snapshot' | 'slice') => void,
+  ) {
+    let heldFrom = performance.now()
     const journalSeqs = new Map(this.journalSeqs)
     this.publishEvents()
-    const { state: pipeline, columns, generation, readings } = this.pipeline.snapshot(full)
-    // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
-    const tuning = this.tuningService.loop.checkpoint()
-    // Encoded in the same turn too: nothing that runs while the store is written can change it.
-    const state = encodeState({
-      journalSeq: journalSeqs.get(0) ?? 0,
-      journalSeqs: Object.fromEntries(journalSeqs),
-      savedAt,
-      pipeline,
-      tuning,
-    })
-    const heldMs = performance.now() - heldFrom
+    const {
+      state: pipeline,
+      columns,
+      generation,
+      readings,
+      outputColumns,
+      capture,
+    } = this.pipeline.snapshotSliced(full)
+    let blob: Buffer
+    let slices = 1
+    try {
+      // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
+      const tuning = this.tuningService.loop.checkpoint()
+      // Encoded in the same turn too: nothing that runs while the store is written can change it.
+      blob = encodeStateBlob({
+        journalSeq: journalSeqs.get(0) ?? 0,
+        journalSeqs: Object.fromEntries(journalSeqs),
+        savedAt,
+        pipeline,
+        tuning,
+      })
+      hold(performance.now() - heldFrom, 'snapshot')
+      // Detection's state in later turns, each equipment as it stood at this snapshot (capture.ts):
+      // readings applied meanwhile do not hold up behind it.
+      const sliceMs = this.options.checkpointSliceMs ?? 2
+      for (;;) {
+        await setImmediate()
+        heldFrom = performance.now()
+        slices++
+        // Half the turn for copying equipment, half for node:v8 of the copies (about as long).
+        const until = heldFrom + sliceMs / 2
+        const done = capture.slice(() => performance.now() < until)
+        hold(performance.now() - heldFrom, 'slice')
+        if (done) break
+      }
+    } finally {
+      capture.close()
+    }
+    const state = { blob, arrays: detectionArrays(capture.chunks) }
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
     return {
       journalSeqs,
       state,
       columns,
+      outputColumns,
       generation,
       readings,
-      heldMs,
+      slices,
       conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
     }
   }

@@ -4,6 +4,8 @@
 //   equipment's energy, idle and peak, the site's PV and grid; bucket-store.ts), written only when
 //   it changed since the previous checkpoint and kept for maxAgeS and a margin, so a late reading
 //   can still revise a minute the in-memory ring no longer holds;
+// - `output`: one value per (site, minute), the units produced in that minute per equipment that
+//   counts output (@plantwatt/accounting output-minutes.ts), written, kept and pruned as `columns`;
 // - `readings`: the retained readings as a log, one chunk per checkpoint of the readings inserted
 //   since the one before, keyed by the chunk's generation; pruned from the oldest, whose still
 //   retained readings the chunk written with the pruning carries forward (@plantwatt/accounting
@@ -33,7 +35,9 @@ export interface StateWrite {
   state: Uint8Array
   /** Changed columns; an empty value stands for a minute of zeros. */
   columns: readonly ColumnPut[]
-  /** Per site: columns of minutes before this one are deleted (retention). */
+  /** Changed output minutes' columns (output-minutes.ts), by (site, minute). */
+  outputColumns?: readonly ColumnPut[]
+  /** Per site: columns and output columns of minutes before this one are deleted (retention). */
   pruneBefore?: ReadonlyMap<string, number>
   /**
    * Large arrays of the state kept out of the blob (the retained readings), by name: lmdb-js hands
@@ -53,14 +57,17 @@ export class ProcessorStateStore {
   private readonly columns: Database<Buffer, [string, number]>
   private readonly state: Database<Buffer, string>
   private readonly readings: Database<Buffer, number>
+  private readonly output: Database<Buffer, [string, number]>
   /** The array of states before the reading log is deleted with the first write (once). */
   private legacySeries = true
   /** Per site, the first minute whose column may still be held (raised by pruning). */
   private readonly prunedTo = new Map<string, number>()
+  /** The same for output columns. */
+  private readonly outputPrunedTo = new Map<string, number>()
   private closed = false
 
   constructor(readonly path: string) {
-    this.root = open({ path, maxDbs: 4, compression: false, cache: false })
+    this.root = open({ path, maxDbs: 8, compression: false, cache: false })
     this.columns = this.root.openDB<Buffer, [string, number]>({
       name: 'columns',
       keyEncoding: 'ordered-binary',
@@ -74,6 +81,17 @@ export class ProcessorStateStore {
       keyEncoding: 'ordered-binary',
       encoding: 'binary',
     })
+    this.output = this.root.openDB<Buffer, [string, number]>({
+      name: 'output',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+      compression: true,
+    })
+  }
+
+  /** A minute's output column as written (a copy), undefined when none is held. */
+  outputColumn(site: string, minute: number): Uint8Array | undefined {
+    return this.output.getBinary([site, minute])
   }
 
   /** The reading log's chunks held, by generation, oldest first (copies). */
@@ -116,21 +134,25 @@ export class ProcessorStateStore {
    */
   async write(write: StateWrite): Promise<void> {
     if (this.closed) throw new Error('processor state store is closed')
-    const removals: [string, number][] = []
-    for (const [site, before] of write.pruneBefore ?? []) {
-      const from = this.prunedTo.get(site) ?? Number.NEGATIVE_INFINITY
-      if (before <= from) continue
-      for (const key of this.columns.getKeys({ start: [site, from], end: [site, before] })) {
-        removals.push(key as [string, number])
-      }
-      this.prunedTo.set(site, before)
-    }
+    const removals = this.prunable(this.columns, this.prunedTo, write.pruneBefore)
+    const outputRemovals = this.prunable(this.output, this.outputPrunedTo, write.pruneBefore)
     const oldChunks: number[] = []
     if (write.readingsPruneBelow !== undefined) {
       for (const key of this.readings.getKeys({ end: write.readingsPruneBelow })) oldChunks.push(key)
     }
+    // Numbered arrays (`detection.0`, … : a list of chunks) of an earlier write beyond this one's.
+    const staleArrays: string[] = []
+    if (write.arrays !== undefined) {
+      for (const key of this.state.getKeys({ start: 'array:', end: 'array;' })) {
+        const name = String(key).slice('array:'.length)
+        if (/\.\d+$/.test(name) && !(name in write.arrays)) staleArrays.push(String(key))
+      }
+    }
     // From here to the state's put: no await, so everything is one event turn, one transaction.
     for (const key of removals) void this.columns.remove(key)
+    for (const key of outputRemovals) void this.output.remove(key)
+    for (const column of write.outputColumns ?? [])
+      void this.output.put([column.site, column.minute], column.bytes as Buffer)
     for (const key of oldChunks) void this.readings.remove(key)
     for (const chunk of write.readings ?? []) void this.readings.put(chunk.gen, chunk.bytes as Buffer)
     if (this.legacySeries && write.readings !== undefined) {
@@ -138,11 +160,28 @@ export class ProcessorStateStore {
       this.legacySeries = false
     }
     for (const column of write.columns) void this.columns.put([column.site, column.minute], column.bytes as Buffer)
+    for (const key of staleArrays) void this.state.remove(key)
     for (const [name, bytes] of Object.entries(write.arrays ?? {}))
       void this.state.put(`array:${name}`, bytes as Buffer)
     const last = this.state.put(STATE_KEY, write.state as Buffer)
     await last
     await this.root.flushed
+  }
+
+  /** Keys of `db` below each site's floor not yet pruned (and the floors then recorded as pruned). */
+  private prunable(
+    db: Database<Buffer, [string, number]>,
+    prunedTo: Map<string, number>,
+    floors: ReadonlyMap<string, number> | undefined,
+  ): [string, number][] {
+    const removals: [string, number][] = []
+    for (const [site, before] of floors ?? []) {
+      const from = prunedTo.get(site) ?? Number.NEGATIVE_INFINITY
+      if (before <= from) continue
+      for (const key of db.getKeys({ start: [site, from], end: [site, before] })) removals.push(key as [string, number])
+      prunedTo.set(site, before)
+    }
+    return removals
   }
 
   /** Bytes of the environment's data file and of its pages in use. */
@@ -151,7 +190,7 @@ export class ProcessorStateStore {
     let used = 0
     let columns = 0
     let readingChunks = 0
-    for (const db of [this.columns, this.state, this.readings] as { getStats(): unknown }[]) {
+    for (const db of [this.columns, this.state, this.readings, this.output] as { getStats(): unknown }[]) {
       const d = db.getStats() as {
         treeBranchPageCount: number
         treeLeafPageCount: number
