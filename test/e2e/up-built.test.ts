@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type BuildResult, buildCli } from '@plantwatt/cli/build'
 import { deriveDevicePassword, deviceTopic } from '@plantwatt/contract'
 import { generatePlant } from '@plantwatt/fleet'
 import { PlantIndex } from '@plantwatt/plant'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type BuildResult, buildCli } from '../../services/cli/src/build.ts'
 import { type RunningPlantwatt, startPlantwatt } from '../support/plantwatt-process.ts'
 
 // Issue 16: `pnpm build` compiles the plantwatt command to plain JavaScript, and `pnpm start` runs it
