@@ -1069,16 +1069,12 @@ async function boundInternalSessions(
       { clientId, limit: options.maxQueued },
       'offline internal session reached its queue limit: expired (its subscriptions removed)',
     )
-    try {
-      await persistence.cleanSubscriptions({ id: clientId })
-    } finally {
-      bound.expired(clientId)
-    }
+    await persistence.cleanSubscriptions({ id: clientId })
   }
   const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
   const bounded = async (subscribers: QueueSubscriber[], packet: unknown) => {
-    // Not for a session whose expiry is under way: devices acknowledged at once keep publishing
-    // while its subscriptions are removed, and each of those would still be queued for it.
+    // Not for a session that expired while its owner is away: aedes may still match messages to
+    // its subscriptions while they are being removed, and each of those would be queued for it.
     const kept = bound.admit(subscribers)
     if (kept.length > 0) await enqueue(kept, packet)
     const expired = bound.count(kept)

@@ -22,16 +22,19 @@ const UP = `sites/yibin/devices/${DEVICE}/up`
 const PROCESSOR = 'plantwatt-processor-host.example'
 const LIMIT = 50
 
+/** Packets a session store holds for `clientId`. */
+async function queuedIn(persistence: unknown, clientId: string): Promise<number> {
+  const outgoing = persistence as { outgoingStream(client: { id: string }): AsyncIterable<unknown> }
+  let count = 0
+  for await (const _packet of outgoing.outgoingStream({ id: clientId })) count++
+  return count
+}
+
 /** Packets the session store holds for `clientId`, read from its files with the broker closed. */
 async function storedFor(dir: string, clientId: string): Promise<number> {
   const level = await createLevelPersistence(dir)
   try {
-    const persistence = level.persistence as unknown as {
-      outgoingStream(client: { id: string }): AsyncIterable<unknown>
-    }
-    let count = 0
-    for await (const _packet of persistence.outgoingStream({ id: clientId })) count++
-    return count
+    return await queuedIn(level.persistence, clientId)
   } finally {
     await level.close()
   }
@@ -41,6 +44,7 @@ describe('persistent sessions of internal clients', () => {
   let dir: string
   let broker: Broker
   let closeStore: () => Promise<void>
+  let livePersistence: unknown
   let url: string
   let device: MqttClient
 
@@ -48,6 +52,7 @@ describe('persistent sessions of internal clients', () => {
     dir = await mkdtemp(join(tmpdir(), 'plantwatt-internal-sessions-'))
     const store = await createLevelPersistence(dir)
     closeStore = () => store.close()
+    livePersistence = store.persistence
     broker = await createBroker({
       plant: new PlantIndex(examplePlant()),
       deviceSecret: SECRET,
@@ -100,6 +105,10 @@ describe('persistent sessions of internal clients', () => {
     // The broker has seen it go (only the device is left connected).
     const deadline = Date.now() + 5000
     while (broker.connectedCount() > 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    // Readings delivered as it left whose PUBACK the broker had not yet taken stay queued for it
+    // (QoS 1 promises them again): they are not part of the bound, which counts what is queued
+    // while it is away. Read from the broker's own store, which it holds open.
+    const unacknowledged = await queuedIn(livePersistence, PROCESSOR)
 
     // Away: 300 QoS 1 readings, every one acknowledged to the device.
     for (let i = 0; i < 300; i++) await device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })
@@ -110,8 +119,8 @@ describe('persistent sessions of internal clients', () => {
     await closeStore()
     // The limit, and at most a message already on its way as the session expired.
     const stored = await storedFor(dir, PROCESSOR)
-    expect(stored).toBeGreaterThanOrEqual(LIMIT)
-    expect(stored).toBeLessThanOrEqual(LIMIT + 2)
+    expect(stored).toBeGreaterThanOrEqual(LIMIT + unacknowledged)
+    expect(stored).toBeLessThanOrEqual(LIMIT + unacknowledged + 2)
 
     // Its owner returns (to a restarted broker on the same store): it gets what was kept, and,
     // its subscriptions gone, is told there is no session to resume.
