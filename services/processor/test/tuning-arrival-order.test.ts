@@ -1,0 +1,173 @@
+import { deserialize, serialize } from 'node:v8'
+import type { Alert, Reading, SetpointAck, SetpointCommand, SetpointEvent } from '@plantwatt/contract'
+import { AlertBook, EventLog } from '@plantwatt/detection'
+import { type DeviceInfo, type EquipmentNode, PlantIndex } from '@plantwatt/plant'
+import { describe, expect, it } from 'vitest'
+// The oven-like process of the tuner's own tests (fan lag, solvent response, power ∝ f³).
+import { Toy } from '../../../packages/tuning/test/toy.ts'
+import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
+import { type TuningCheckpoint, TuningLoop } from '../src/tuning-loop.ts'
+
+// Issue 15, CONTRACT.md §3 and §7: the same readings and acks make the same setpoint events
+// whatever order they arrive in, as long as each device's readings come in its own time order.
+// A device's ack travels apart from its readings (the broker takes uplinks on its fast path and
+// acks on aedes' route), so under load it may reach the processor after the device's next
+// readings, those that show the new value: the tuner must still see the ack in its event-time
+// place. Here one closed-loop run is recorded as the devices sent it, then fed again to fresh
+// tuning loops in other arrival orders; every one must make the same moves, ids, states, reasons.
+
+const plant = new PlantIndex(generatePlant({ devices: 60, seed: 5 }))
+const oven = [...plant.scopes.values()].find(
+  (node): node is EquipmentNode => node.level === 'equipment' && (node as EquipmentNode).spec.tuning !== undefined,
+)!
+// The simulator's layout: the first device meters the oven's power, the last reports the fan and
+// the solvent concentration (and so takes the commands).
+const meter = plant.device(oven.spec.devices[0]!)!
+const sensor = plant.device(oven.spec.devices.at(-1)!)!
+const TUNER = { dwellS: 240 }
+const T0_S = Date.UTC(2026, 0, 5, 8, 0, 0) / 1000
+const STEP_S = 10
+
+type Message = { device: DeviceInfo; readings: Reading[] } | { device: DeviceInfo; ack: SetpointAck }
+
+const reading = (name: string, value: number, time: number): Reading => ({
+  name,
+  value,
+  time,
+  field: 'v',
+  unit: undefined,
+})
+
+function newLoop(sendCommand: (command: SetpointCommand) => void = () => {}, restored?: TuningCheckpoint) {
+  return new TuningLoop({
+    plant,
+    alerts: new AlertBook(new EventLog<Alert>(10_000), 600),
+    sendCommand: (_site, _device, command) => sendCommand(command),
+    tuner: TUNER,
+    restored,
+  })
+}
+
+function deliver(loop: TuningLoop, m: Message): void {
+  if ('ack' in m) expect(loop.ack(m.device, m.ack)).toBe(true)
+  else loop.readings(m.device, m.readings)
+}
+
+/** The loop's setpoint events, without their seq. */
+const eventsOf = (loop: TuningLoop): SetpointEvent[] => loop.log.since(0).events.map(({ event }) => event)
+
+/**
+ * A closed-loop run, the messages in the order the devices sent them: each step the sensor's
+ * reading, the meter's, then the sensor applies the commands it received before this step and
+ * acks each at this step's time (so the first reading showing the new value is the next step's);
+ * the 4th of every 5 commands it rejects, the 3rd of every 7 it never answers.
+ */
+function record(seconds: number) {
+  const toy = new Toy()
+  toy.noise = 2
+  const received: SetpointCommand[] = []
+  const loop = newLoop((command) => received.push(command))
+  const messages: Message[] = []
+  let commands = 0
+  const send = (m: Message) => {
+    messages.push(m)
+    deliver(loop, m)
+  }
+  for (let s = STEP_S; s <= seconds; s += STEP_S) {
+    const t = T0_S + s
+    toy.step(STEP_S)
+    const taken = received.splice(0)
+    const ppm = Math.round((toy.ppm + toy.wobble()) * 10) / 10
+    send({ device: sensor, readings: [reading('fan_hz', toy.sp, t), reading('solvent_ppm', ppm, t)] })
+    send({ device: meter, readings: [reading('power', Math.round(toy.powerW()), t)] })
+    for (const command of taken) {
+      // Now and then the device refuses a command, or never answers one (the command fails).
+      commands++
+      if (commands % 7 === 3) continue
+      if (commands % 5 === 4) {
+        send({ device: sensor, ack: { id: command.id, status: 'rejected', reason: 'local control', t } })
+        continue
+      }
+      toy.sp = command.value
+      send({ device: sensor, ack: { id: command.id, status: 'applied', t } })
+    }
+  }
+  return { messages, events: eventsOf(loop), loop }
+}
+
+/** Each ack delivered after the next `k` readings of the equipment's devices (overtaken in transit). */
+function acksOvertaken(messages: readonly Message[], k: number): Message[] {
+  const out: Message[] = []
+  const waiting: { ack: Message; after: number }[] = []
+  for (const m of messages) {
+    if ('ack' in m) {
+      waiting.push({ ack: m, after: k })
+      continue
+    }
+    out.push(m)
+    for (const w of waiting) w.after--
+    while (waiting.length > 0 && waiting[0]!.after <= 0) out.push(waiting.shift()!.ack)
+  }
+  for (const w of waiting) out.push(w.ack)
+  return out
+}
+
+/** The meter's readings each delivered after the sensor's next message (the meter lags behind). */
+function meterLagging(messages: readonly Message[]): Message[] {
+  const out: Message[] = []
+  let held: Message | undefined
+  for (const m of messages) {
+    if (m.device === meter && !('ack' in m)) {
+      if (held) out.push(held)
+      held = m
+      continue
+    }
+    out.push(m)
+  }
+  if (held) out.push(held)
+  return out
+}
+
+describe('tuning makes the same moves whatever the arrival order of readings and acks', () => {
+  const recorded = record(6 * 3600)
+  const applied = recorded.events.filter((e) => e.status === 'applied')
+
+  it('the recorded run moves, and each move is applied by its ack a step before a reading shows it', () => {
+    expect(applied.length).toBeGreaterThanOrEqual(6)
+    for (const e of applied) expect(e.reason).toBe('the device applied the command')
+    expect(recorded.events.filter((e) => e.status === 'rejected').length).toBeGreaterThanOrEqual(1)
+    expect(recorded.events.filter((e) => e.status === 'failed').length).toBeGreaterThanOrEqual(1)
+    expect(recorded.loop.stats.late).toBe(0)
+  })
+
+  it('acks that reach the processor after the readings showing the new value', () => {
+    for (const k of [1, 2, 4, 6]) {
+      const loop = newLoop()
+      for (const m of acksOvertaken(recorded.messages, k)) deliver(loop, m)
+      expect(eventsOf(loop), `acks overtaken by ${k} readings`).toEqual(recorded.events)
+      expect(loop.stats.late).toBe(0)
+    }
+  })
+
+  it('acks that arrive before the reading the decision was taken at is released (a lagging meter)', () => {
+    const loop = newLoop()
+    for (const m of meterLagging(recorded.messages)) deliver(loop, m)
+    expect(eventsOf(loop)).toEqual(recorded.events)
+  })
+
+  it('a checkpoint taken while readings wait for an ack resumes the same moves', () => {
+    const order = acksOvertaken(recorded.messages, 4)
+    // Restart just after each of the first acks' readings arrived ahead of it.
+    const cuts = order.flatMap((m, i) => ('ack' in m ? [i - 1] : [])).slice(0, 3)
+    expect(cuts.length).toBe(3)
+    for (const cut of cuts) {
+      const first = newLoop()
+      // As the processor's checkpoint file writes it (v8 serialize).
+      for (const m of order.slice(0, cut)) deliver(first, m)
+      const checkpoint = deserialize(serialize(first.checkpoint())) as TuningCheckpoint
+      const second = newLoop(undefined, checkpoint)
+      for (const m of order.slice(cut)) deliver(second, m)
+      expect(eventsOf(second), `restarted before message ${cut}`).toEqual(recorded.events)
+    }
+  })
+})
