@@ -15,7 +15,14 @@ import type { Reading, SetpointAck, SetpointCommand, SetpointEvent, TuningMode }
 import type { AlertBook, Sequenced } from '@plantwatt/detection'
 import { EventLog, type EventLogJson } from '@plantwatt/detection'
 import { type DeviceInfo, type EquipmentNode, isWithinScope, type PlantIndex } from '@plantwatt/plant'
-import { type EquipmentState, type TunerOptions, type TunerOutput, type TunerState, Tuners } from '@plantwatt/tuning'
+import {
+  type EquipmentState,
+  type Tuner,
+  type TunerOptions,
+  type TunerOutput,
+  type TunerState,
+  Tuners,
+} from '@plantwatt/tuning'
 
 /** How far the newest device of an equipment may run ahead of a silent one before its readings go on. */
 export const HOLD_MS = 600_000
@@ -113,6 +120,8 @@ export function equipmentStateOf(node: EquipmentNode, powerW: number): Equipment
 interface Loop {
   node: EquipmentNode
   s: EquipmentLoopState
+  /** A release of this equipment is running (a command's answer could come back into it). */
+  releasing: boolean
 }
 
 export class TuningLoop {
@@ -136,6 +145,7 @@ export class TuningLoop {
       const saved = restored?.equipment[scope]
       this.loops.set(scope, {
         node,
+        releasing: false,
         s: saved
           ? structuredClone(saved)
           : {
@@ -355,24 +365,45 @@ export class TuningLoop {
     list.splice(i, 0, e)
   }
 
+  /**
+   * Hands the tuner every waiting entry that can no longer be preceded by one still to come, in
+   * (time, readings before acks, device, arrival) order. A device's readings arrive in its own time
+   * order, so the equipment's watermark is its least recent device (or the newest less HOLD_MS). Its
+   * acks do not keep that order (they take another route through the broker, and under load one
+   * reaches the processor after the readings that show the new value), so while the tuner awaits an
+   * answer nothing later than the command's decision goes on, until the ack arrives and takes its
+   * place by its device time, or every device has passed the command's timeout (no ack came: it
+   * fails there). An answered command costs the entries behind it the ack's trip, no more.
+   */
   private release(loop: Loop): void {
-    const s = loop.s
-    let newest = Number.NEGATIVE_INFINITY
-    let oldest = Number.POSITIVE_INFINITY
-    for (const t of s.latest) {
-      const v = t ?? Number.NEGATIVE_INFINITY
-      if (v > newest) newest = v
-      if (v < oldest) oldest = v
-    }
-    const until = Math.max(oldest, newest - HOLD_MS)
-    let k = 0
-    const list = s.pending
-    while (k < list.length && (list[k]!.t <= until || list.length - k > MAX_PENDING_PER_EQUIPMENT)) k++
-    if (k === 0) return
-    const due = list.splice(0, k)
-    for (const e of due) {
-      if (s.releasedMs === null || e.t > s.releasedMs) s.releasedMs = e.t
-      this.apply(loop, e)
+    if (loop.releasing) return // an apply's output came back in: the running release goes on.
+    loop.releasing = true
+    try {
+      const s = loop.s
+      const tuner = this.tuners.get(loop.node.scope)!
+      for (;;) {
+        const until = watermark(s.latest)
+        const list = s.pending
+        const forced = Math.max(0, list.length - MAX_PENDING_PER_EQUIPMENT)
+        let k = 0
+        while (k < list.length && (k < forced || list[k]!.t <= releaseLimit(tuner, until))) k++
+        if (k === 0) return
+        const due = list.splice(0, k)
+        let i = 0
+        for (; i < due.length; i++) {
+          const e = due[i]!
+          // A command sent by the entry before: the ones after it wait for its answer.
+          if (i >= forced && e.t > releaseLimit(tuner, until)) break
+          if (s.releasedMs === null || e.t > s.releasedMs) s.releasedMs = e.t
+          this.apply(loop, e)
+        }
+        if (i < due.length) {
+          s.pending = mergeSorted(due.slice(i), s.pending)
+          return
+        }
+      }
+    } finally {
+      loop.releasing = false
     }
   }
 
@@ -444,7 +475,47 @@ function spreadSaved(saved: Map<number, number>, fromMs: number, toMs: number, w
   }
 }
 
-const before = (a: Pending, b: Pending) => a.t < b.t || (a.t === b.t && (a.d < b.d || (a.d === b.d && a.n < b.n)))
+/** The time every device of the equipment has reported past, or the newest less HOLD_MS. */
+function watermark(latest: readonly (number | null)[]): number {
+  let newest = Number.NEGATIVE_INFINITY
+  let oldest = Number.POSITIVE_INFINITY
+  for (const t of latest) {
+    const v = t ?? Number.NEGATIVE_INFINITY
+    if (v > newest) newest = v
+    if (v < oldest) oldest = v
+  }
+  return Math.max(oldest, newest - HOLD_MS)
+}
+
+/** How far entries may go on: the watermark, held at the decision while its command awaits an ack. */
+function releaseLimit(tuner: Tuner, until: number): number {
+  const awaiting = tuner.awaitingAck
+  if (awaiting === null || until >= awaiting.failsAtMs) return until
+  return Math.min(until, awaiting.issuedMs)
+}
+
+/**
+ * The merge order: time; at one time readings before acks (a device samples, then applies a
+ * command: a reading at its ack's own time still shows the old value, CONTRACT.md §3); then device
+ * order; then arrival (one device's ties).
+ */
+function before(a: Pending, b: Pending): boolean {
+  if (a.t !== b.t) return a.t < b.t
+  const ackA = a.ack === undefined ? 0 : 1
+  const ackB = b.ack === undefined ? 0 : 1
+  if (ackA !== ackB) return ackA < ackB
+  return a.d < b.d || (a.d === b.d && a.n < b.n)
+}
+
+function mergeSorted(a: Pending[], b: Pending[]): Pending[] {
+  const out: Pending[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length && j < b.length) out.push(before(b[j]!, a[i]!) ? b[j++]! : a[i++]!)
+  while (i < a.length) out.push(a[i++]!)
+  while (j < b.length) out.push(b[j++]!)
+  return out
+}
 
 function statusOf(held: string | null, proposed: boolean, s: EquipmentLoopState): string {
   if (s.releasedMs === null) return 'waiting'
