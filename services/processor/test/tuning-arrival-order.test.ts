@@ -48,9 +48,23 @@ function newLoop(sendCommand: (command: SetpointCommand) => void = () => {}, res
   })
 }
 
+/**
+ * One message to the loop. An ack answers its command at once: the tuner's `applied` or
+ * `rejected` is out as soon as the ack is in and the watermark has passed its time, not held
+ * until the command's timeout.
+ */
 function deliver(loop: TuningLoop, m: Message): void {
-  if ('ack' in m) expect(loop.ack(m.device, m.ack)).toBe(true)
-  else loop.readings(m.device, m.readings)
+  if (!('ack' in m)) {
+    loop.readings(m.device, m.readings)
+    return
+  }
+  expect(loop.ack(m.device, m.ack)).toBe(true)
+  const { id, status, t } = m.ack
+  // Every device of the oven has reported past the ack: nothing can come before it any more.
+  const latest = loop.checkpoint().equipment[oven.scope]!.latest
+  if (t === undefined || latest.some((l) => l === null || l < t * 1000)) return
+  const answered = loop.log.since(0).events.some(({ event }) => event.id === id && event.status === status)
+  expect(answered, `${status} of ${id} out once its ack is in`).toBe(true)
 }
 
 /** The loop's setpoint events, without their seq. */
