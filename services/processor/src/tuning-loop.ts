@@ -122,6 +122,8 @@ interface Loop {
   s: EquipmentLoopState
   /** A release of this equipment is running (a command's answer could come back into it). */
   releasing: boolean
+  /** Acks among `s.pending` (derived, not checkpointed: counted again from it at a restore). */
+  acksPending: number
 }
 
 export class TuningLoop {
@@ -146,6 +148,7 @@ export class TuningLoop {
       this.loops.set(scope, {
         node,
         releasing: false,
+        acksPending: saved ? saved.pending.filter((e) => e.ack !== undefined).length : 0,
         s: saved
           ? structuredClone(saved)
           : {
@@ -358,11 +361,12 @@ export class TuningLoop {
       this.apply(loop, e)
       return
     }
-    // Sorted by (t, d, n); arrivals are nearly in order, so the search starts from the end.
+    // In merge order (see before); arrivals are nearly in order, so the search starts from the end.
     const list = s.pending
     let i = list.length
     while (i > 0 && before(e, list[i - 1]!)) i--
     list.splice(i, 0, e)
+    if (e.ack !== undefined) loop.acksPending++
   }
 
   /**
@@ -381,26 +385,17 @@ export class TuningLoop {
     try {
       const s = loop.s
       const tuner = this.tuners.get(loop.node.scope)!
+      // One entry at a time: the limit moves as the tuner sends a command or takes an answer.
       for (;;) {
-        const until = watermark(s.latest)
         const list = s.pending
-        const forced = Math.max(0, list.length - MAX_PENDING_PER_EQUIPMENT)
-        let k = 0
-        while (k < list.length && (k < forced || list[k]!.t <= releaseLimit(tuner, until))) k++
-        if (k === 0) return
-        const due = list.splice(0, k)
-        let i = 0
-        for (; i < due.length; i++) {
-          const e = due[i]!
-          // A command sent by the entry before: the ones after it wait for its answer.
-          if (i >= forced && e.t > releaseLimit(tuner, until)) break
-          if (s.releasedMs === null || e.t > s.releasedMs) s.releasedMs = e.t
-          this.apply(loop, e)
-        }
-        if (i < due.length) {
-          s.pending = mergeSorted(due.slice(i), s.pending)
-          return
-        }
+        if (list.length === 0) return
+        const e = list[0]!
+        const forced = list.length > MAX_PENDING_PER_EQUIPMENT
+        if (!forced && e.t > releaseLimit(tuner, watermark(s.latest), loop)) return
+        list.shift()
+        if (s.releasedMs === null || e.t > s.releasedMs) s.releasedMs = e.t
+        if (e.ack !== undefined) loop.acksPending--
+        this.apply(loop, e)
       }
     } finally {
       loop.releasing = false
@@ -487,10 +482,14 @@ function watermark(latest: readonly (number | null)[]): number {
   return Math.max(oldest, newest - HOLD_MS)
 }
 
-/** How far entries may go on: the watermark, held at the decision while its command awaits an ack. */
-function releaseLimit(tuner: Tuner, until: number): number {
+/**
+ * How far entries may go on: the watermark, held at the decision while its command awaits an ack
+ * that has not arrived (once it has, it waits in `pending` in its place like any entry).
+ */
+function releaseLimit(tuner: Tuner, until: number, loop: Loop): number {
   const awaiting = tuner.awaitingAck
   if (awaiting === null || until >= awaiting.failsAtMs) return until
+  if (loop.acksPending > 0 && loop.s.pending.some((e) => e.ack?.id === awaiting.id)) return until
   return Math.min(until, awaiting.issuedMs)
 }
 
@@ -507,15 +506,6 @@ function before(a: Pending, b: Pending): boolean {
   return a.d < b.d || (a.d === b.d && a.n < b.n)
 }
 
-function mergeSorted(a: Pending[], b: Pending[]): Pending[] {
-  const out: Pending[] = []
-  let i = 0
-  let j = 0
-  while (i < a.length && j < b.length) out.push(before(b[j]!, a[i]!) ? b[j++]! : a[i++]!)
-  while (i < a.length) out.push(a[i++]!)
-  while (j < b.length) out.push(b[j++]!)
-  return out
-}
 
 function statusOf(held: string | null, proposed: boolean, s: EquipmentLoopState): string {
   if (s.releasedMs === null) return 'waiting'
