@@ -506,7 +506,6 @@ function before(a: Pending, b: Pending): boolean {
   return a.d < b.d || (a.d === b.d && a.n < b.n)
 }
 
-
 function statusOf(held: string | null, proposed: boolean, s: EquipmentLoopState): string {
   if (s.releasedMs === null) return 'waiting'
   if (proposed) return 'proposed'
