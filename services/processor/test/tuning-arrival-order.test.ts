@@ -145,6 +145,7 @@ function meterLagging(messages: readonly Message[]): Message[] {
 describe('tuning makes the same moves whatever the arrival order of readings and acks', () => {
   const recorded = record(6 * 3600)
   const applied = recorded.events.filter((e) => e.status === 'applied')
+  const acks = recorded.messages.filter((m) => 'ack' in m).length
 
   it('the recorded run moves, and each move is applied by its ack a step before a reading shows it', () => {
     expect(applied.length).toBeGreaterThanOrEqual(6)
@@ -152,6 +153,7 @@ describe('tuning makes the same moves whatever the arrival order of readings and
     expect(recorded.events.filter((e) => e.status === 'rejected').length).toBeGreaterThanOrEqual(1)
     expect(recorded.events.filter((e) => e.status === 'failed').length).toBeGreaterThanOrEqual(1)
     expect(recorded.loop.stats.late).toBe(0)
+    expect(recorded.loop.stats.acksBehind).toBe(0)
   })
 
   it('acks that reach the processor after the readings showing the new value', () => {
@@ -160,6 +162,8 @@ describe('tuning makes the same moves whatever the arrival order of readings and
       for (const m of acksOvertaken(recorded.messages, k)) deliver(loop, m)
       expect(eventsOf(loop), `acks overtaken by ${k} readings`).toEqual(recorded.events)
       expect(loop.stats.late).toBe(0)
+      // Counted: each ack came after a later reading of its own device.
+      expect(loop.stats.acksBehind).toBe(acks)
     }
   })
 
