@@ -86,6 +86,12 @@ export interface TuningStats {
   acksRejected: number
   /** Entries that arrived after their equipment had moved past them: applied as they came. */
   late: number
+  /**
+   * Acks that arrived after a later reading of their own device (they take another route through
+   * the broker): each still went in at its own time (see TuningLoop.release). Absent in
+   * checkpoints before it was counted.
+   */
+  acksBehind: number
 }
 
 export interface TuningLoopOptions {
@@ -139,7 +145,7 @@ export class TuningLoop {
     this.tuners = new Tuners(plant.model, options.tuner, restored?.tuners)
     const capacity = options.eventCapacity ?? 10_000
     this.log = restored ? EventLog.fromJSON(restored.log, capacity) : new EventLog<SetpointEvent>(capacity)
-    this.stats = restored ? { ...restored.stats } : { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0 }
+    this.stats = { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0, acksBehind: 0, ...restored?.stats }
     for (const open of restored?.open ?? []) this.open.set(open.event.id, open)
     for (const scope of this.tuners.byScope.keys()) {
       const node = plant.scope(scope) as EquipmentNode
@@ -214,7 +220,9 @@ export class TuningLoop {
     }
     this.stats.acks++
     const d = node.spec.devices.indexOf(device.deviceId)
-    const t = ack.t !== undefined ? Math.round(ack.t * 1000) : (loop.s.latest[d] ?? loop.s.releasedMs ?? 0)
+    const latest = loop.s.latest[d]
+    const t = ack.t !== undefined ? Math.round(ack.t * 1000) : (latest ?? loop.s.releasedMs ?? 0)
+    if (latest !== null && latest !== undefined && t < latest) this.stats.acksBehind++
     const entry: Pending = {
       t,
       d,
