@@ -10,6 +10,8 @@
 // without a power reading that says "idle", and make different moves (§7 promises the same moves).
 // So readings and acks wait here until every device of the equipment has reported past them (or
 // the newest is HOLD_MS ahead: a silent device must not stop the loop), then go in time order.
+// Acks do not arrive in order with their device's readings (another route through the broker):
+// while the tuner awaits an answer, the later entries wait for it too (see release).
 
 import type { Reading, SetpointAck, SetpointCommand, SetpointEvent, TuningMode } from '@plantwatt/contract'
 import type { AlertBook, Sequenced } from '@plantwatt/detection'
