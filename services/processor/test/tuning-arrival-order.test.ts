@@ -167,7 +167,7 @@ describe('tuning makes the same moves whatever the arrival order of readings and
     }
   })
 
-  it('acks that arrive before the reading the decision was taken at is released (a lagging meter)', () => {
+  it('acks that arrive before the decision they answer is released (a lagging meter)', () => {
     const loop = newLoop()
     for (const m of meterLagging(recorded.messages)) deliver(loop, m)
     expect(eventsOf(loop)).toEqual(recorded.events)
