@@ -126,19 +126,20 @@ function acksOvertaken(messages: readonly Message[], k: number): Message[] {
   return out
 }
 
-/** The meter's readings each delivered after the sensor's next message (the meter lags behind). */
-function meterLagging(messages: readonly Message[]): Message[] {
+/** The meter's readings each delivered after the sensor's next `k` messages (the meter lags behind). */
+function meterLagging(messages: readonly Message[], k: number): Message[] {
   const out: Message[] = []
-  let held: Message | undefined
+  const held: { m: Message; after: number }[] = []
   for (const m of messages) {
-    if (m.device === meter && !('ack' in m)) {
-      if (held) out.push(held)
-      held = m
+    if (m.device === meter) {
+      held.push({ m, after: k })
       continue
     }
     out.push(m)
+    for (const h of held) h.after--
+    while (held.length > 0 && held[0]!.after <= 0) out.push(held.shift()!.m)
   }
-  if (held) out.push(held)
+  for (const h of held) out.push(h.m)
   return out
 }
 
@@ -167,10 +168,22 @@ describe('tuning makes the same moves whatever the arrival order of readings and
     }
   })
 
-  it('acks that arrive before the decision they answer is released (a lagging meter)', () => {
-    const loop = newLoop()
-    for (const m of meterLagging(recorded.messages)) deliver(loop, m)
-    expect(eventsOf(loop)).toEqual(recorded.events)
+  it('a lagging meter: the decisions wait for it, and with it far behind, acks come before their decision', () => {
+    for (const k of [1, 3]) {
+      const order = meterLagging(recorded.messages, k)
+      if (k === 3) {
+        // The first ack is in before the meter's reading at its command's decision time.
+        const firstAck = order.findIndex((m) => 'ack' in m)
+        const sent = recorded.events.find((e) => e.status === 'sent')!
+        const decision = order.findIndex(
+          (m) => m.device === meter && 'readings' in m && m.readings[0]!.time * 1000 === sent.at,
+        )
+        expect(firstAck).toBeLessThan(decision)
+      }
+      const loop = newLoop()
+      for (const m of order) deliver(loop, m)
+      expect(eventsOf(loop), `meter ${k} messages behind`).toEqual(recorded.events)
+    }
   })
 
   it('a checkpoint taken while readings wait for an ack resumes the same moves', () => {
