@@ -223,6 +223,21 @@ export class Tuner {
   get moves(): number {
     return this.s.moves
   }
+  /**
+   * The command sent and not answered yet: its id, its decision's event time and when it fails
+   * (`commandTimeoutS` later, ms); null when none. While one is out, the device's ack is due, and
+   * an input fed before it that is later in event time would change the outcome (an ack after the
+   * reading that shows the new value leaves `applied` to that reading): whoever orders the inputs
+   * holds the later ones for the ack (services/processor/src/tuning-loop.ts).
+   */
+  get awaitingAck(): { id: string; issuedMs: number; failsAtMs: number } | null {
+    const f = this.s.inFlight
+    if (f === null || f.acked) return null
+    return { id: f.id, issuedMs: f.issuedMs, failsAtMs: f.issuedMs + this.timeoutMs }
+  }
+  private get timeoutMs(): number {
+    return (this.tuning.commandTimeoutS ?? 600) * 1000
+  }
   private get limit(): number {
     return this.tuning.constraint.max * (1 - this.tuning.constraint.margin)
   }
@@ -618,7 +633,7 @@ export class Tuner {
     const s = this.s
     const now = this.clock
     const f = s.inFlight
-    const timeoutMs = (this.tuning.commandTimeoutS ?? 600) * 1000
+    const timeoutMs = this.timeoutMs
     if (f !== null && !f.acked && now >= f.issuedMs + timeoutMs) {
       const at = f.issuedMs + timeoutMs
       this.event(f.id, f.from, f.to, 'failed', `no answer within commandTimeoutS (${timeoutMs / 1000} s)`, at)

@@ -88,6 +88,12 @@ export function registerProcessorMetrics(registry: Registry, processor: Processo
   )
   readCounter(
     registry,
+    'plantwatt_setpoint_acks_behind_total',
+    'Acks that came after a later reading of their own device (each still taken at its own time)',
+    () => tuning().acksBehind,
+  )
+  readCounter(
+    registry,
     'plantwatt_tuning_late_total',
     'Readings and acks of a tuned equipment that came after it had moved past their time',
     () => tuning().late,

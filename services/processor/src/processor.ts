@@ -261,7 +261,9 @@ export class Processor {
 
   /** The tuning loop's counters (metrics), zeros before start(). */
   get tuningStats(): TuningStats {
-    return this.tuningService?.loop.stats ?? { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0 }
+    return (
+      this.tuningService?.loop.stats ?? { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0, acksBehind: 0 }
+    )
   }
 
   /** The domain state, for the HTTP API and tests (read only). */

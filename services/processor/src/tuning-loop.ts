@@ -10,12 +10,21 @@
 // without a power reading that says "idle", and make different moves (§7 promises the same moves).
 // So readings and acks wait here until every device of the equipment has reported past them (or
 // the newest is HOLD_MS ahead: a silent device must not stop the loop), then go in time order.
+// Acks do not arrive in order with their device's readings (another route through the broker):
+// while the tuner awaits an answer, the later entries wait for it too (see release).
 
 import type { Reading, SetpointAck, SetpointCommand, SetpointEvent, TuningMode } from '@plantwatt/contract'
 import type { AlertBook, Sequenced } from '@plantwatt/detection'
 import { EventLog, type EventLogJson } from '@plantwatt/detection'
 import { type DeviceInfo, type EquipmentNode, isWithinScope, type PlantIndex } from '@plantwatt/plant'
-import { type EquipmentState, type TunerOptions, type TunerOutput, type TunerState, Tuners } from '@plantwatt/tuning'
+import {
+  type EquipmentState,
+  type Tuner,
+  type TunerOptions,
+  type TunerOutput,
+  type TunerState,
+  Tuners,
+} from '@plantwatt/tuning'
 
 /** How far the newest device of an equipment may run ahead of a silent one before its readings go on. */
 export const HOLD_MS = 600_000
@@ -79,6 +88,12 @@ export interface TuningStats {
   acksRejected: number
   /** Entries that arrived after their equipment had moved past them: applied as they came. */
   late: number
+  /**
+   * Acks that arrived after a later reading of their own device (they take another route through
+   * the broker): each still went in at its own time (see TuningLoop.release). Absent in
+   * checkpoints before it was counted.
+   */
+  acksBehind: number
 }
 
 export interface TuningLoopOptions {
@@ -113,6 +128,10 @@ export function equipmentStateOf(node: EquipmentNode, powerW: number): Equipment
 interface Loop {
   node: EquipmentNode
   s: EquipmentLoopState
+  /** A release of this equipment is running (a command's answer could come back into it). */
+  releasing: boolean
+  /** Acks among `s.pending` (derived, not checkpointed: counted again from it at a restore). */
+  acksPending: number
 }
 
 export class TuningLoop {
@@ -128,7 +147,7 @@ export class TuningLoop {
     this.tuners = new Tuners(plant.model, options.tuner, restored?.tuners)
     const capacity = options.eventCapacity ?? 10_000
     this.log = restored ? EventLog.fromJSON(restored.log, capacity) : new EventLog<SetpointEvent>(capacity)
-    this.stats = restored ? { ...restored.stats } : { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0 }
+    this.stats = { commands: 0, events: 0, acks: 0, acksRejected: 0, late: 0, acksBehind: 0, ...restored?.stats }
     for (const open of restored?.open ?? []) this.open.set(open.event.id, open)
     for (const scope of this.tuners.byScope.keys()) {
       const node = plant.scope(scope) as EquipmentNode
@@ -136,6 +155,8 @@ export class TuningLoop {
       const saved = restored?.equipment[scope]
       this.loops.set(scope, {
         node,
+        releasing: false,
+        acksPending: saved ? saved.pending.filter((e) => e.ack !== undefined).length : 0,
         s: saved
           ? structuredClone(saved)
           : {
@@ -201,7 +222,9 @@ export class TuningLoop {
     }
     this.stats.acks++
     const d = node.spec.devices.indexOf(device.deviceId)
-    const t = ack.t !== undefined ? Math.round(ack.t * 1000) : (loop.s.latest[d] ?? loop.s.releasedMs ?? 0)
+    const latest = loop.s.latest[d]
+    const t = ack.t !== undefined ? Math.round(ack.t * 1000) : (latest ?? loop.s.releasedMs ?? 0)
+    if (latest !== null && latest !== undefined && t < latest) this.stats.acksBehind++
     const entry: Pending = {
       t,
       d,
@@ -348,31 +371,44 @@ export class TuningLoop {
       this.apply(loop, e)
       return
     }
-    // Sorted by (t, d, n); arrivals are nearly in order, so the search starts from the end.
+    // In merge order (see before); arrivals are nearly in order, so the search starts from the end.
     const list = s.pending
     let i = list.length
     while (i > 0 && before(e, list[i - 1]!)) i--
     list.splice(i, 0, e)
+    if (e.ack !== undefined) loop.acksPending++
   }
 
+  /**
+   * Hands the tuner every waiting entry that can no longer be preceded by one still to come, in
+   * (time, readings before acks, device, arrival) order. A device's readings arrive in its own time
+   * order, so the equipment's watermark is its least recent device (or the newest less HOLD_MS). Its
+   * acks do not keep that order (they take another route through the broker, and under load one
+   * reaches the processor after the readings that show the new value), so while the tuner awaits an
+   * answer nothing later than the command's decision goes on, until the ack arrives and takes its
+   * place by its device time, or every device has passed the command's timeout (no ack came: it
+   * fails there). An answered command costs the entries behind it the ack's trip, no more.
+   */
   private release(loop: Loop): void {
-    const s = loop.s
-    let newest = Number.NEGATIVE_INFINITY
-    let oldest = Number.POSITIVE_INFINITY
-    for (const t of s.latest) {
-      const v = t ?? Number.NEGATIVE_INFINITY
-      if (v > newest) newest = v
-      if (v < oldest) oldest = v
-    }
-    const until = Math.max(oldest, newest - HOLD_MS)
-    let k = 0
-    const list = s.pending
-    while (k < list.length && (list[k]!.t <= until || list.length - k > MAX_PENDING_PER_EQUIPMENT)) k++
-    if (k === 0) return
-    const due = list.splice(0, k)
-    for (const e of due) {
-      if (s.releasedMs === null || e.t > s.releasedMs) s.releasedMs = e.t
-      this.apply(loop, e)
+    if (loop.releasing) return // an apply's output came back in: the running release goes on.
+    loop.releasing = true
+    try {
+      const s = loop.s
+      const tuner = this.tuners.get(loop.node.scope)!
+      // One entry at a time: the limit moves as the tuner sends a command or takes an answer.
+      for (;;) {
+        const list = s.pending
+        if (list.length === 0) return
+        const e = list[0]!
+        const forced = list.length > MAX_PENDING_PER_EQUIPMENT
+        if (!forced && e.t > releaseLimit(tuner, watermark(s.latest), loop)) return
+        list.shift()
+        if (s.releasedMs === null || e.t > s.releasedMs) s.releasedMs = e.t
+        if (e.ack !== undefined) loop.acksPending--
+        this.apply(loop, e)
+      }
+    } finally {
+      loop.releasing = false
     }
   }
 
@@ -444,7 +480,41 @@ function spreadSaved(saved: Map<number, number>, fromMs: number, toMs: number, w
   }
 }
 
-const before = (a: Pending, b: Pending) => a.t < b.t || (a.t === b.t && (a.d < b.d || (a.d === b.d && a.n < b.n)))
+/** The time every device of the equipment has reported past, or the newest less HOLD_MS. */
+function watermark(latest: readonly (number | null)[]): number {
+  let newest = Number.NEGATIVE_INFINITY
+  let oldest = Number.POSITIVE_INFINITY
+  for (const t of latest) {
+    const v = t ?? Number.NEGATIVE_INFINITY
+    if (v > newest) newest = v
+    if (v < oldest) oldest = v
+  }
+  return Math.max(oldest, newest - HOLD_MS)
+}
+
+/**
+ * How far entries may go on: the watermark, held at the decision while its command awaits an ack
+ * that has not arrived (once it has, it waits in `pending` in its place like any entry).
+ */
+function releaseLimit(tuner: Tuner, until: number, loop: Loop): number {
+  const awaiting = tuner.awaitingAck
+  if (awaiting === null || until >= awaiting.failsAtMs) return until
+  if (loop.acksPending > 0 && loop.s.pending.some((e) => e.ack?.id === awaiting.id)) return until
+  return Math.min(until, awaiting.issuedMs)
+}
+
+/**
+ * The merge order: time; at one time readings before acks (a device samples, then applies a
+ * command: a reading at its ack's own time still shows the old value, CONTRACT.md §3); then device
+ * order; then arrival (one device's ties).
+ */
+function before(a: Pending, b: Pending): boolean {
+  if (a.t !== b.t) return a.t < b.t
+  const ackA = a.ack === undefined ? 0 : 1
+  const ackB = b.ack === undefined ? 0 : 1
+  if (ackA !== ackB) return ackA < ackB
+  return a.d < b.d || (a.d === b.d && a.n < b.n)
+}
 
 function statusOf(held: string | null, proposed: boolean, s: EquipmentLoopState): string {
   if (s.releasedMs === null) return 'waiting'
