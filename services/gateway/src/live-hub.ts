@@ -88,12 +88,17 @@ export class LiveHub {
   private readonly schedule: (fn: () => void, delayMs: number) => () => void
   /** Subscriptions with a change held (heldUntil set): the timer's round looks at these only. */
   private readonly held = new Set<LiveSubscription>()
+  /** Subscriptions whose client was behind when a frame was due: the next tick round retries them. */
+  private readonly behind = new Set<LiveSubscription>()
   /** The one timer, for the earliest heldUntil: when it fires, and how to cancel it. */
   private timer: { dueAt: number; cancel: () => void } | undefined
+  private ticks = 0
   framesSent = 0
   framesDropped = 0
-  /** Changes held for a subscription's second (short holds and waits for the next batch). */
+  /** Batches held for a subscription's second (at most MAX_HOLD_MS). */
   framesHeld = 0
+  /** Batches a subscription off its site's phase let pass, to join the phase with the next one. */
+  framesRephased = 0
 
   constructor(private readonly options: LiveHubOptions) {
     this.now = options.now ?? Date.now
@@ -155,11 +160,16 @@ export class LiveHub {
   }
 
   /**
-   * A timer round: sends what a client that was behind (its sink not ready) missed, and a held
-   * change whose time is up (the held ones also have a timer of their own).
+   * A timer round: sends what a client that was behind (its sink not ready) missed. Held changes
+   * have a timer of their own; a round over every subscription once every ten ticks is only a
+   * safety net (it sends nothing that is held or not due).
    */
   tick(): void {
-    this.flush()
+    if (++this.ticks % 10 === 0) return this.flush()
+    if (this.behind.size === 0) return
+    const behind = [...this.behind]
+    this.behind.clear()
+    this.flushSome(behind, this.now(), new Map(), false)
   }
 
   /** Cancels the timer (the gateway is closing). */
@@ -167,6 +177,7 @@ export class LiveHub {
     this.timer?.cancel()
     this.timer = undefined
     this.held.clear()
+    this.behind.clear()
   }
 
   /**
@@ -235,6 +246,7 @@ export class LiveHub {
   unsubscribe(subscription: LiveSubscription): void {
     if (!this.subscriptions.delete(subscription)) return
     this.held.delete(subscription)
+    this.behind.delete(subscription)
     const watchers = this.watchers.get(subscription.scope)
     watchers?.delete(subscription)
     if (watchers && watchers.size > 0) return
@@ -281,7 +293,8 @@ export class LiveHub {
         if (arrived || subscription.heldUntil === undefined) {
           const waitsForNext = arrived && dueAt - now > MAX_HOLD_MS
           subscription.heldUntil = waitsForNext ? now + this.batchIntervalMs + MAX_HOLD_MS : dueAt
-          if (!this.held.has(subscription)) this.framesHeld++
+          if (waitsForNext) this.framesRephased++
+          else if (arrived) this.framesHeld++
           this.held.add(subscription)
         }
         earliestHeld = Math.min(earliestHeld, subscription.heldUntil)
@@ -327,6 +340,7 @@ export class LiveHub {
     this.release(subscription)
     if (!subscription.sink.ready()) {
       this.framesDropped++
+      this.behind.add(subscription)
       return
     }
     // body is `{"scope":…}`; the frame puts type and sub in front of the same fields.
