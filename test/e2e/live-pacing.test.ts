@@ -21,9 +21,12 @@ import { type Frame, WsTestClient } from '../support/ws-client.ts'
 // its `at` (the site clock: the newest reading's time), as the load bench measures it.
 //
 // The allowance over 1 s: the processor paces each site at 1 s plus a 25 ms margin (so that the
-// gateway's own one-frame-a-second guard, started a transit later, does not hold its batches: see
-// docs/decisions.md), and a frame then crosses the bus, the gateway and a WebSocket inside this
-// busy test process (a few ms when quiet; up to a hundred when the machine is shared).
+// gateway's own one-frame-a-second guard, started a transit later, does not hold its batches), and
+// a frame then crosses the bus, the gateway and a WebSocket inside this busy test process (a few
+// ms when quiet; up to a hundred or so when the machine is shared): 25 + 125. A batch the gateway
+// holds for its subscription's second (at most 100 ms, MAX_HOLD_MS) is one that came early
+// because the frame before it went out late: the hold takes the place of that delay, it does not
+// add to it.
 const AGE_ALLOWANCE_MS = 150
 // A snapshot comes at once, between two of the site's batches; its subscription's next frame may
 // come no sooner than a second later, so it joins the site's phase with the batch after: its first
