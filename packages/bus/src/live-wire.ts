@@ -64,7 +64,24 @@ export interface LiveBatch {
   at: number | null
   gridGPerKWh: number
   scopes: LiveFigures[]
+  /**
+   * An answer to new interests (the snapshots of newly watched scopes), sent at once, off the
+   * site's pacing: it carries the clock last sent and only the scopes asked for, and a gateway
+   * sends it only to subscriptions waiting for their first frame. Absent: a paced batch.
+   */
+  answer?: boolean
 }
+
+/**
+ * How far apart the processor sends a site's paced batches (at most): CONTRACT.md §5's second, and
+ * a margin. The gateway holds a subscription's frame until a second after its last one, counted
+ * from when that frame went out, a bus transit after the processor sent it: batches exactly a
+ * second apart could arrive a hair early (the transit's jitter) and be held, and each hold, plus
+ * its timer's lateness, would shift the gateway's phase later, round after round. With the margin
+ * a batch is due on arrival, and a hold, when jitter makes one, shrinks by the margin each round.
+ * The gateway also uses it to know when the next batch is due (docs/internal-bus.md, "Pacing").
+ */
+export const LIVE_BATCH_INTERVAL_MS = 1025
 
 /** Layout version of the packed batch: the first element of the CBOR array. */
 const BATCH_FORMAT = 1
@@ -142,7 +159,10 @@ function unpack(packed: PackedFigures, at: number | null, gridGPerKWh: number): 
 
 /** A batch as CBOR: `[format, site, at, gridGPerKWh, [packed figures…]]`. */
 export function encodeLiveBatch(batch: LiveBatch): Buffer {
-  return encode([BATCH_FORMAT, batch.site, batch.at, batch.gridGPerKWh, batch.scopes.map(pack)])
+  const packed = [BATCH_FORMAT, batch.site, batch.at, batch.gridGPerKWh, batch.scopes.map(pack)]
+  // A trailing element, so that a reader that knows only the first five reads a paced batch.
+  if (batch.answer) packed.push(1)
+  return encode(packed)
 }
 
 /** Throws on anything that is not a batch of this format (the bus contains a throwing handler). */
@@ -151,6 +171,15 @@ export function decodeLiveBatch(payload: Buffer): LiveBatch {
   if (!Array.isArray(value) || value[0] !== BATCH_FORMAT || typeof value[1] !== 'string' || !Array.isArray(value[4])) {
     throw new Error('not a live batch of format 1')
   }
-  const [, site, at, gridGPerKWh, packed] = value as [number, string, number | null, number, PackedFigures[]]
-  return { site, at, gridGPerKWh, scopes: packed.map((one) => unpack(one, at, gridGPerKWh)) }
+  const [, site, at, gridGPerKWh, packed, answer] = value as [
+    number,
+    string,
+    number | null,
+    number,
+    PackedFigures[],
+    number | undefined,
+  ]
+  const batch: LiveBatch = { site, at, gridGPerKWh, scopes: packed.map((one) => unpack(one, at, gridGPerKWh)) }
+  if (answer === 1) batch.answer = true
+  return batch
 }

@@ -77,6 +77,18 @@ export function registerGatewayMetrics(registry: Registry, sources: GatewayMetri
   )
   countedElsewhere(
     registry,
+    'plantwatt_ws_live_frames_held_total',
+    "Live frames held for their subscription's second (at most 100 ms) when the processor's batch came",
+    () => sources.live.framesHeld,
+  )
+  countedElsewhere(
+    registry,
+    'plantwatt_ws_live_frames_rephased_total',
+    "Processor batches a live subscription off its site's phase let pass, to go with the next one",
+    () => sources.live.framesRephased,
+  )
+  countedElsewhere(
+    registry,
     'plantwatt_ws_bucket_frames_total',
     'Bucket frames queued for clients',
     () => sources.buckets.framesSent,

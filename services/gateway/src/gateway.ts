@@ -370,8 +370,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       await interest.start()
       alerts.start()
       setpoints.start()
-      // Frames go out as updates arrive (LiveHub.apply); these rounds send what is still pending
-      // once the processor has gone quiet, so a last change is never held back.
+      // Frames go out as updates arrive (LiveHub.apply), or the moment the one-a-second guard
+      // lets them (its own timer); these rounds send what a client that was behind missed.
       timers.push(setInterval(() => live.tick(), options.liveFlushIntervalMs ?? 100))
       timers.push(
         setInterval(() => {
@@ -386,6 +386,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     async close() {
       for (const timer of timers.splice(0)) clearInterval(timer)
+      live.close()
       await interest.stop()
       for (const unsubscribe of unsubscribes.splice(0)) await unsubscribe()
       for (const connection of connections) connection.close(1001, 'server shutting down')

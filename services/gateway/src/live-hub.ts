@@ -1,4 +1,4 @@
-import type { LiveBatch } from '@plantwatt/bus'
+import { LIVE_BATCH_INTERVAL_MS, type LiveBatch } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
 
@@ -16,7 +16,25 @@ export interface LiveSubscription {
   /** Version of the figures last sent, -1 before the snapshot. */
   sentVersion: number
   lastSentAt: number
+  /**
+   * Set by the hub while a change waits for the subscription's second: no timer round sends it
+   * before this wall time (a paced batch arriving once the second is up still does).
+   */
+  heldUntil?: number
 }
+
+/**
+ * The longest a subscription's frame is held for its second when a paced batch arrives: the jitter
+ * of the bus between two batches. A subscription in its site's phase is held at most this long,
+ * and the processor's margin takes the hold back over the next rounds. A longer hold means the
+ * subscription is off its site's phase (its snapshot came between two batches, or a busy turn
+ * delayed its last frame): holding would send figures up to a second older than they need be, and
+ * every later batch would be held nearly as long (the hold shrinks by the margin only, 25 ms a
+ * round). It waits for the next batch instead, which comes after its second is up and goes as it
+ * arrives: in phase from then on, after one gap of up to two seconds. If no batch comes (nothing
+ * changed), the held figures go a batch interval and this after the skipped batch.
+ */
+export const MAX_HOLD_MS = 100
 
 interface ScopeEntry {
   figures: LiveFigures
@@ -35,12 +53,13 @@ export interface LiveHubOptions {
   now?: () => number
   /** CONTRACT.md §5: at most one live frame per second per subscription. */
   minFrameIntervalMs?: number
+  /** How far apart the processor sends a site's paced batches (LIVE_BATCH_INTERVAL_MS). */
+  batchIntervalMs?: number
   /**
-   * A timer round sends figures only when no update came for this long: while the processor
-   * publishes, frames go out as updates arrive (fresh figures); the timer covers a processor
-   * that went quiet with figures still unsent.
+   * Runs `fn` after `delayMs` (wall clock) and returns a cancel: how a held frame goes out when
+   * its time is up. Default: an unref'd setTimeout.
    */
-  quietAfterMs?: number
+  schedule?: (fn: () => void, delayMs: number) => () => void
   /**
    * A scope's watching changed: its first live subscription came or its last one left. The
    * gateway tells the processor, which sends figures only for watched scopes (issue 14).
@@ -65,15 +84,33 @@ export class LiveHub {
   private readonly watchers = new Map<string, Set<LiveSubscription>>()
   private readonly now: () => number
   private readonly minFrameIntervalMs: number
-  private readonly quietAfterMs: number
-  private lastApplyAt = Number.NEGATIVE_INFINITY
+  private readonly batchIntervalMs: number
+  private readonly schedule: (fn: () => void, delayMs: number) => () => void
+  /** Subscriptions with a change held (heldUntil set): the timer's round looks at these only. */
+  private readonly held = new Set<LiveSubscription>()
+  /** Subscriptions whose client was behind when a frame was due: the next tick round retries them. */
+  private readonly behind = new Set<LiveSubscription>()
+  /** The one timer, for the earliest heldUntil: when it fires, and how to cancel it. */
+  private timer: { dueAt: number; cancel: () => void } | undefined
+  private ticks = 0
   framesSent = 0
   framesDropped = 0
+  /** Batches held for a subscription's second (at most MAX_HOLD_MS). */
+  framesHeld = 0
+  /** Batches a subscription off its site's phase let pass, to join the phase with the next one. */
+  framesRephased = 0
 
   constructor(private readonly options: LiveHubOptions) {
     this.now = options.now ?? Date.now
     this.minFrameIntervalMs = options.minFrameIntervalMs ?? 1000
-    this.quietAfterMs = options.quietAfterMs ?? 300
+    this.batchIntervalMs = options.batchIntervalMs ?? LIVE_BATCH_INTERVAL_MS
+    this.schedule =
+      options.schedule ??
+      ((fn, delayMs) => {
+        const timer = setTimeout(fn, delayMs)
+        timer.unref()
+        return () => clearTimeout(timer)
+      })
   }
 
   get subscriptionCount(): number {
@@ -90,27 +127,65 @@ export class LiveHub {
   }
 
   /**
-   * Takes an update from the processor and sends it at once to every subscription that may have
-   * a frame now: the frame carries figures just computed, so its delay is the fan-out alone.
+   * Takes a batch from the processor and sends it at once to every subscription that may have a
+   * frame now: the frame carries figures just computed, so its delay is the fan-out alone. The
+   * processor paces each site's batches (LIVE_BATCH_INTERVAL_MS, a second and a margin), so a
+   * subscription in its site's phase is due when a batch arrives; one whose last frame is still
+   * under a second old is held (see MAX_HOLD_MS). An answer to new interests goes only to the
+   * subscriptions waiting for their first frame (the others get its figures with the next batch).
    */
   apply(update: LiveBatch): void {
     const clockMoved = this.store(update)
-    this.lastApplyAt = this.now()
-    if (clockMoved) return this.flush()
-    // Same site clock (the processor's answer to new interests, mostly): only the subscriptions of
-    // these scopes can have a frame due, so a burst of new subscribers costs no round over all.
+    if (clockMoved) {
+      // A moved clock is a change of every scope of its site (and of no other site's).
+      const ofSite = [...this.subscriptions].filter((s) => this.options.plant.scope(s.scope)?.siteId === update.site)
+      return this.flushSome(ofSite, this.now(), new Map(), true)
+    }
+    // Same site clock (a batch of late readings, or an answer to new interests): only the
+    // subscriptions of these scopes can have a frame due, so a burst of new subscribers costs no
+    // round over all.
     for (const figures of update.scopes) {
       const subscriptions = this.watchers.get(figures.scope)
-      if (subscriptions) this.flushSome(subscriptions, this.now(), new Map())
+      if (!subscriptions) continue
+      const now = this.now()
+      if (!update.answer) this.flushSome(subscriptions, now, new Map(), true)
+      else
+        this.flushSome(
+          [...subscriptions].filter((s) => s.sentVersion === -1),
+          now,
+          new Map(),
+          true,
+        )
     }
   }
 
-  /** A timer round: sends what is pending only once the processor has gone quiet (see quietAfterMs). */
+  /**
+   * A timer round: sends what a client that was behind (its sink not ready) missed. Held changes
+   * have a timer of their own; a round over every subscription once every ten ticks is only a
+   * safety net (it sends nothing that is held or not due).
+   */
   tick(): void {
-    if (this.now() - this.lastApplyAt >= this.quietAfterMs) this.flush()
+    if (++this.ticks % 10 === 0) return this.flush()
+    if (this.behind.size === 0) return
+    const behind = [...this.behind]
+    this.behind.clear()
+    this.flushSome(behind, this.now(), new Map(), false)
   }
 
-  /** Keeps the batch's figures; true when its site's clock or grid intensity moved. */
+  /** Cancels the timer (the gateway is closing). */
+  close(): void {
+    this.timer?.cancel()
+    this.timer = undefined
+    this.held.clear()
+    this.behind.clear()
+  }
+
+  /**
+   * Keeps the batch's figures; true when its site's clock or grid intensity moved. An answer's
+   * figures of a scope held already replace the held ones without counting as a change: its
+   * subscribers get them with the next paced batch, in their phase (the processor keeps a changed
+   * scope pending for it).
+   */
   private store(update: LiveBatch): boolean {
     const site = this.sites.get(update.site)
     let moved = true
@@ -128,7 +203,7 @@ export class LiveHub {
       const entry = this.scopes.get(figures.scope)
       if (entry) {
         entry.figures = figures
-        entry.version++
+        if (!update.answer) entry.version++
       } else {
         this.scopes.set(figures.scope, { figures, version: 1 })
       }
@@ -170,6 +245,8 @@ export class LiveHub {
 
   unsubscribe(subscription: LiveSubscription): void {
     if (!this.subscriptions.delete(subscription)) return
+    this.held.delete(subscription)
+    this.behind.delete(subscription)
     const watchers = this.watchers.get(subscription.scope)
     watchers?.delete(subscription)
     if (watchers && watchers.size > 0) return
@@ -179,21 +256,50 @@ export class LiveHub {
   }
 
   /**
-   * One round of fan-out: every subscription whose scope changed since its last frame, and whose
-   * last frame is at least a second old, gets the newest figures. A client whose queue is full
-   * misses this round and gets the newest figures in a later one (live frames coalesce).
+   * One round of fan-out: every subscription whose scope changed since its last frame, whose last
+   * frame is at least a second old, and whose change is not held longer, gets the newest figures.
+   * A client whose queue is full misses this round and gets the newest figures in a later one
+   * (live frames coalesce).
    */
   flush(): void {
-    this.flushSome(this.subscriptions, this.now(), new Map())
+    this.flushSome(this.subscriptions, this.now(), new Map(), false)
   }
 
-  private flushSome(subscriptions: Iterable<LiveSubscription>, now: number, bodies: Map<string, string>): void {
+  /**
+   * `arrived`: a batch from the processor brought these changes. A subscription whose second is up
+   * then gets its frame whatever it was held for; one short of it is held, until its second is up
+   * when that is close (MAX_HOLD_MS), else until a batch after the next is overdue (the next
+   * batch, due after its second, sends it on arrival: in phase from then on). Timer and tick
+   * rounds send what is held only once its time is up.
+   */
+  private flushSome(
+    subscriptions: Iterable<LiveSubscription>,
+    now: number,
+    bodies: Map<string, string>,
+    arrived: boolean,
+  ): void {
+    let earliestHeld = Number.POSITIVE_INFINITY
     for (const subscription of subscriptions) {
       // No figures yet for a newly watched scope: the processor's answer brings the snapshot.
       if (!this.scopes.has(subscription.scope)) continue
       const version = this.versionOf(subscription.scope)
-      if (version === subscription.sentVersion) continue
-      if (now - subscription.lastSentAt < this.minFrameIntervalMs) continue
+      if (version === subscription.sentVersion) {
+        this.release(subscription)
+        continue
+      }
+      const dueAt = subscription.lastSentAt + this.minFrameIntervalMs
+      const heldUntil = subscription.heldUntil ?? Number.NEGATIVE_INFINITY
+      if (now < dueAt || (!arrived && now < heldUntil)) {
+        if (arrived || subscription.heldUntil === undefined) {
+          const waitsForNext = arrived && dueAt - now > MAX_HOLD_MS
+          subscription.heldUntil = waitsForNext ? now + this.batchIntervalMs + MAX_HOLD_MS : dueAt
+          if (waitsForNext) this.framesRephased++
+          else if (arrived) this.framesHeld++
+          this.held.add(subscription)
+        }
+        earliestHeld = Math.min(earliestHeld, subscription.heldUntil)
+        continue
+      }
       let body = bodies.get(subscription.scope)
       if (body === undefined) {
         body = this.frameBody(subscription.scope)
@@ -201,11 +307,40 @@ export class LiveHub {
       }
       this.sendTo(subscription, body, version)
     }
+    if (earliestHeld < Number.POSITIVE_INFINITY) this.wakeAt(earliestHeld)
+  }
+
+  /** Arms the one timer for `dueAt` unless it already fires as early. */
+  private wakeAt(dueAt: number): void {
+    if (this.timer && this.timer.dueAt <= dueAt) return
+    this.timer?.cancel()
+    const timer = {
+      dueAt,
+      cancel: this.schedule(
+        () => {
+          if (this.timer !== timer) return
+          this.timer = undefined
+          // Those still short of their time (the timer fired a hair early) re-arm it.
+          this.flushSome([...this.held], this.now(), new Map(), false)
+        },
+        Math.max(0, dueAt - this.now()),
+      ),
+    }
+    this.timer = timer
+  }
+
+  /** Nothing held for the subscription any more. */
+  private release(subscription: LiveSubscription): void {
+    subscription.heldUntil = undefined
+    this.held.delete(subscription)
   }
 
   private sendTo(subscription: LiveSubscription, body: string, version: number): void {
+    // Sent or not, nothing is held: a client that is behind gets the newest at a tick round.
+    this.release(subscription)
     if (!subscription.sink.ready()) {
       this.framesDropped++
+      this.behind.add(subscription)
       return
     }
     // body is `{"scope":…}`; the frame puts type and sub in front of the same fields.

@@ -49,7 +49,8 @@ export async function startProcessorStandIn(bus: Bus, plant: PlantIndex): Promis
       for (const scope of message.scopes ?? []) {
         const node = plant.scope(scope)
         if (!node) continue
-        const batch = { site: node.siteId, at: null, gridGPerKWh: 0, scopes: [zeroFigures(scope)] }
+        // An answer to a new interest, as the processor flags it.
+        const batch = { site: node.siteId, at: null, gridGPerKWh: 0, scopes: [zeroFigures(scope)], answer: true }
         void bus.publish(liveTopic(node.siteId), encodeLiveBatch(batch))
       }
     }),

@@ -2,6 +2,7 @@ import {
   type Bus,
   encodeLiveBatch,
   encodeMessage,
+  LIVE_BATCH_INTERVAL_MS,
   LIVE_INTEREST_SYNC_TOPIC,
   LIVE_INTEREST_TOPIC,
   type LiveBatch,
@@ -16,16 +17,23 @@ import { InterestBook } from './live-interests.ts'
 
 // Live figures only for the scopes someone watches (issue 14, CONTRACT.md §5 `live`): the gateways
 // announce their live subscriptions' scopes (InterestBook); each tick this sends, per site, the
-// site clock and the figures of the watched scopes that changed, each site at most once a second,
-// and a newly watched scope's figures at once (its subscriber's snapshot waits for them). Figures
-// are computed only for what is sent, on event time as ever; only the pacing uses the wall clock.
+// site clock and the figures of the watched scopes that changed, and a newly watched scope's
+// figures at once (its subscriber's snapshot waits for them). Figures are computed only for what
+// is sent, on event time as ever; only the pacing uses the wall clock.
 //
-// The gateway treats a moved site clock as a change of each of the site's scopes. So a batch that
-// moves the clock carries every changed watched scope of its site, and goes once all of them had
-// their second; until then the site's clock is held (a snapshot meanwhile carries the clock last
-// sent). A batch that moved the clock ahead of a changed scope's figures had the gateway send that
-// scope's subscribers the old figures under the new clock, and its own one-frame-a-second pacing
-// then held the new figures a second more (issue 16: a reading's first frame 1.6–2 s after it).
+// The pacing is per site, and it sets the phase of every live subscription of the site (issue 13:
+// frames at most a second old by construction, docs/decisions.md). The gateway treats a moved
+// site clock as a change of each of the site's scopes, so:
+// - a batch that moves the clock carries every changed watched scope of its site (one that moved
+//   the clock ahead of a changed scope's figures had the gateway send the old figures under the
+//   new clock, and hold the new ones a second more: issue 16);
+// - a site's paced batches go at most every LIVE_BATCH_INTERVAL_MS, the moment that interval is
+//   up when something waits (a timer, not the next tick), so that every subscription of the site
+//   gets its frame as the batch arrives, in the same phase; a scope paced on its own phase (as
+//   before) moved the clock for the others off their phase, and the gateway's one-a-second guard
+//   then held their next batch up to a second;
+// - answers to new interests (snapshots) carry the clock last sent and only the scopes asked for,
+//   flagged, so that the gateways send them only to the subscriptions waiting for a first frame.
 
 /** What the figures come from: the reading pipeline (and the tuner's savings) in the processor. */
 export interface LiveSource {
@@ -43,8 +51,14 @@ export interface LivePublisherOptions {
   source: LiveSource
   /** Wall clock, ms: pacing and leases only. */
   now: () => number
-  /** At most one batch entry per scope this often (CONTRACT.md §5: one frame a second). */
-  minScopeIntervalMs?: number
+  /** A site's paced batches at most this often. Default LIVE_BATCH_INTERVAL_MS (a second and a margin). */
+  minSiteIntervalMs?: number
+  /**
+   * Runs `fn` after `delayMs` and returns a cancel: how a site whose changes wait for its interval
+   * goes out the moment it is up rather than at the next tick. Without it (tests that call tick by
+   * hand), they go at the first tick after it.
+   */
+  schedule?: (fn: () => void, delayMs: number) => () => void
 }
 
 export interface LivePublisherStats {
@@ -71,15 +85,17 @@ export class LivePublisher {
   private readonly pending = new Map<string, Set<ScopeNode>>()
   /** Sites whose clock moved since their last batch. */
   private readonly clockMoved = new Set<string>()
-  /** Wall time each watched scope was last sent. */
+  /** Wall time of each site's last paced batch. */
   private readonly lastSentMs = new Map<string, number>()
   /** The clock and grid intensity each site's last batch carried (what the gateways hold). */
   private readonly sentSite = new Map<string, { at: number | null; gridGPerKWh: number }>()
-  private readonly minScopeIntervalMs: number
+  private readonly minSiteIntervalMs: number
   private resyncAsked = false
+  /** The one timer for the earliest site waiting for its interval: when it fires, and its cancel. */
+  private timer: { dueAt: number; cancel: () => void } | undefined
 
   constructor(private readonly options: LivePublisherOptions) {
-    this.minScopeIntervalMs = options.minScopeIntervalMs ?? 1000
+    this.minSiteIntervalMs = options.minSiteIntervalMs ?? LIVE_BATCH_INTERVAL_MS
   }
 
   /** Listens for the gateways' interests and asks every gateway for its full set (a processor that just started). */
@@ -94,32 +110,29 @@ export class LivePublisher {
   /**
    * One round: expired gateways are forgotten, the pipeline's changes taken (always, so they do not
    * pile up), and every site whose clock moved or whose watched scopes changed gets a batch once
-   * each of those scopes had its second.
+   * its interval since its last one is up; a site still short of it gets a round of its own the
+   * moment it is (`schedule`): a change waits at most the interval, never the interval and a tick.
    */
   tick(): void {
     const now = this.options.now()
     this.resyncAsked = false
     for (const scope of this.interests.expire(now)) this.forget(scope)
-    const changes = this.options.source.takeChanges()
-    for (const [siteId, nodes] of changes.scopes) {
-      let pending: Set<ScopeNode> | undefined
-      for (const node of nodes) {
-        if (!this.interests.has(node.scope)) continue
-        pending ??= this.pendingOf(siteId)
-        pending.add(node)
-      }
-    }
-    for (const siteId of changes.sites) this.clockMoved.add(siteId)
+    this.takeChanges()
     const sites = new Set(this.clockMoved)
     for (const [siteId, pending] of this.pending) if (pending.size > 0) sites.add(siteId)
+    let earliestHeld = Number.POSITIVE_INFINITY
     for (const siteId of sites) {
-      const pending = this.pending.get(siteId)
-      let due = true
-      for (const node of pending ?? []) {
-        if (now - (this.lastSentMs.get(node.scope) ?? Number.NEGATIVE_INFINITY) < this.minScopeIntervalMs) due = false
-      }
-      if (due) this.flushSite(siteId, now)
+      const dueAt = (this.lastSentMs.get(siteId) ?? Number.NEGATIVE_INFINITY) + this.minSiteIntervalMs
+      if (now >= dueAt) this.flushSite(siteId, now)
+      else earliestHeld = Math.min(earliestHeld, dueAt)
     }
+    if (earliestHeld < Number.POSITIVE_INFINITY) this.wakeAt(earliestHeld, now)
+  }
+
+  /** Cancels the pacing timer (the processor is stopping). */
+  stop(): void {
+    this.timer?.cancel()
+    this.timer = undefined
   }
 
   /** Every watched scope's figures now (a gateway asked for a sync on the older live-sync topic). */
@@ -143,7 +156,13 @@ export class LivePublisher {
     if (change.added.length > 0) this.sendNow(change.added)
   }
 
-  /** Figures of these scopes at once, one batch per site, whatever their last send. */
+  /**
+   * Figures of these scopes at once, one answer per site, whatever the pacing: under the clock last
+   * sent, so that the gateways' clock moves only with paced batches (which carry every changed
+   * watched scope), and flagged, so that they go only to subscriptions waiting for a first frame.
+   * A site never sent before gets its clock now (no gateway holds anything of it). The scopes stay
+   * pending when they changed: the site's next paced batch brings them to the others.
+   */
   private sendNow(scopes: string[]): void {
     const now = this.options.now()
     const bySite = new Map<string, ScopeNode[]>()
@@ -156,40 +175,51 @@ export class LivePublisher {
         bySite.set(node.siteId, list)
       }
       list.push(node)
-      this.pending.get(node.siteId)?.delete(node)
     }
     for (const [siteId, nodes] of bySite) {
-      // Changes held for their second keep the site's clock held too: the gateways keep the last sent.
-      const held = (this.pending.get(siteId)?.size ?? 0) > 0
-      if (!held) this.clockMoved.delete(siteId)
-      this.send(siteId, nodes, now, held ? this.sentSite.get(siteId) : undefined)
+      const sent = this.sentSite.get(siteId)
+      if (!sent) this.lastSentMs.set(siteId, now)
+      this.send(siteId, nodes, sent, true)
     }
   }
 
-  /** The site's clock with every changed watched scope of the site. */
+  /** The pipeline's changes since the last call: watched scopes to their site's pending set. */
+  private takeChanges(): void {
+    const changes = this.options.source.takeChanges()
+    for (const [siteId, nodes] of changes.scopes) {
+      let pending: Set<ScopeNode> | undefined
+      for (const node of nodes) {
+        if (!this.interests.has(node.scope)) continue
+        pending ??= this.pendingOf(siteId)
+        pending.add(node)
+      }
+    }
+    for (const siteId of changes.sites) this.clockMoved.add(siteId)
+  }
+
+  /** A paced batch: the site's clock with every changed watched scope of the site. */
   private flushSite(siteId: string, now: number): void {
     const pending = this.pending.get(siteId)
     const nodes = pending ? [...pending] : []
     pending?.clear()
     this.clockMoved.delete(siteId)
-    this.send(siteId, nodes, now)
+    this.lastSentMs.set(siteId, now)
+    this.send(siteId, nodes)
   }
 
   private send(
     siteId: string,
     nodes: ScopeNode[],
-    now: number,
     site?: { at: number | null; gridGPerKWh: number },
+    answer = false,
   ): void {
     const { source } = this.options
     const scopes: LiveFigures[] = []
-    for (const node of nodes) {
-      scopes.push(source.figures(node))
-      this.lastSentMs.set(node.scope, now)
-    }
+    for (const node of nodes) scopes.push(source.figures(node))
     const { at, gridGPerKWh } = site ?? { at: source.siteClockMs(siteId), gridGPerKWh: source.gridGPerKWh(siteId) }
     this.sentSite.set(siteId, { at, gridGPerKWh })
     const batch: LiveBatch = { site: siteId, at, gridGPerKWh, scopes }
+    if (answer) batch.answer = true
     const payload = encodeLiveBatch(batch)
     this.stats.batches++
     this.stats.bytes += payload.length
@@ -197,6 +227,22 @@ export class LivePublisher {
     this.options.bus.publish(liveTopic(siteId), payload, { qos: 0 }).catch((error) => {
       this.options.logger.error({ err: error }, 'publishing live figures failed')
     })
+  }
+
+  /** Arms the one pacing timer for `dueAt` unless it already fires as early. */
+  private wakeAt(dueAt: number, now: number): void {
+    const { schedule } = this.options
+    if (!schedule || (this.timer && this.timer.dueAt <= dueAt)) return
+    this.timer?.cancel()
+    const timer = {
+      dueAt,
+      cancel: schedule(() => {
+        if (this.timer !== timer) return
+        this.timer = undefined
+        this.tick()
+      }, dueAt - now),
+    }
+    this.timer = timer
   }
 
   /** Once per tick at most: several gateways' messages may each find the book behind. */
@@ -210,7 +256,6 @@ export class LivePublisher {
   }
 
   private forget(scope: string): void {
-    this.lastSentMs.delete(scope)
     const node = this.options.plant.scope(scope)
     if (node) this.pending.get(node.siteId)?.delete(node)
   }

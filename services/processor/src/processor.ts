@@ -301,6 +301,14 @@ export class Processor {
       bus,
       logger,
       now: this.now,
+      // A site's batch the moment its second is up. Taken after the I/O of that turn of the event
+      // loop (setImmediate): readings that came in while the loop was busy (a checkpoint's turn)
+      // move the clock the batch carries, rather than the batch leaving with the clock before them.
+      schedule: (fn, delayMs) => {
+        const timer = setTimeout(() => void setImmediate().then(fn), Math.max(0, delayMs))
+        timer.unref()
+        return () => clearTimeout(timer)
+      },
       source: {
         takeChanges: () => this.pipeline.takeChanges(),
         figures: (node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node)),
@@ -427,6 +435,7 @@ export class Processor {
     for (const journal of this.journals.values()) journal.onDurable = () => {}
     for (const unsubscribe of this.unsubscribes.splice(0)) await unsubscribe()
     this.publishChanges()
+    this.live.stop()
     await this.checkpoint()
     await this.historyWritten()
     await this.stateStore?.close()

@@ -3,6 +3,7 @@ import {
   createAedesBus,
   decodeLiveBatch,
   encodeMessage,
+  LIVE_BATCH_INTERVAL_MS,
   LIVE_FILTER,
   LIVE_INTEREST_TOPIC,
   type LiveBatch,
@@ -36,6 +37,8 @@ describe('LivePublisher', () => {
   let now: number
   let pipeline: ReadingPipeline
   let publisher: LivePublisher
+  /** The publisher's pacing timer, fired by the test at the test's wall time. */
+  let timer: { fn: () => void; delayMs: number } | undefined
 
   const batchWhere = (predicate: (batch: LiveBatch) => boolean) =>
     new Promise<LiveBatch>((resolve) => {
@@ -59,11 +62,19 @@ describe('LivePublisher', () => {
       waiters = waiters.filter((waiter) => !waiter())
     })
     pipeline = new ReadingPipeline(plant)
+    timer = undefined
     publisher = new LivePublisher({
       plant,
       bus,
       logger: pino({ level: 'silent' }),
       now: () => now,
+      schedule: (fn, delayMs) => {
+        const armed = { fn, delayMs }
+        timer = armed
+        return () => {
+          if (timer === armed) timer = undefined
+        }
+      },
       source: {
         takeChanges: () => pipeline.takeChanges(),
         figures: (node) => pipeline.figures(node),
@@ -128,5 +139,50 @@ describe('LivePublisher', () => {
       expect(powerOf(batch, other)).toBe(powerOf(batch, EQUIPMENT))
     }
     expect(powerOf(last, other)).toBe(power)
+  })
+
+  it('paces each site at LIVE_BATCH_INTERVAL_MS, sent the moment it is up, and answers new interests under the clock last sent', async () => {
+    const other = 'yibin/electrode/coating-1'
+    const interest = { gateway: 'g1', kind: 'full', version: 1, leaseMs: 60_000, scopes: [EQUIPMENT] }
+    await bus.publish(LIVE_INTEREST_TOPIC, encodeMessage(interest), { qos: 1 })
+    // The site's first answer: its clock as it is (none yet), and the site's pacing starts here.
+    const first = await batchWhere((batch) => batch.scopes.length === 1)
+    expect(first).toMatchObject({ answer: true, at: null })
+    const startedMs = now
+
+    // A reading 100 ms later; the tick at 200 ms finds the site short of its interval: the timer is
+    // armed for the moment it is up, not for a later tick.
+    now += 100
+    pipeline.ingest(UP, Buffer.from('[{"n":"power","u":"W","v":1500}]'), now)
+    now += 100
+    publisher.tick()
+    expect(timer?.delayMs).toBe(LIVE_BATCH_INTERVAL_MS - 200)
+    const countBefore = batches.length
+    now = startedMs + LIVE_BATCH_INTERVAL_MS
+    timer!.fn()
+    const paced = await batchWhere((batch) => powerOf(batch, EQUIPMENT) === 1500)
+    expect(batches.indexOf(paced)).toBe(countBefore)
+    expect(paced.answer).toBeUndefined()
+    expect(paced.at).toBe(startedMs + 100)
+
+    // A newer reading, then a new interest: its answer carries the clock last sent (the gateways'
+    // clock moves only with paced batches, which carry every changed scope), flagged, and only the
+    // scope asked for; the new reading's figures wait for the site's next interval.
+    now += 300
+    pipeline.ingest(UP, Buffer.from('[{"n":"power","u":"W","v":1700}]'), now)
+    const more = { gateway: 'g1', kind: 'add', version: 2, leaseMs: 60_000, scopes: [other] }
+    await bus.publish(LIVE_INTEREST_TOPIC, encodeMessage(more), { qos: 1 })
+    const answer = await batchWhere((batch) => batch.scopes.some((figures) => figures.scope === other))
+    expect(answer).toMatchObject({ answer: true, at: startedMs + 100 })
+    expect(answer.scopes.map((figures) => figures.scope)).toEqual([other])
+    now += 100
+    publisher.tick()
+    expect(timer?.delayMs).toBe(LIVE_BATCH_INTERVAL_MS - 400)
+    now = startedMs + 2 * LIVE_BATCH_INTERVAL_MS
+    timer!.fn()
+    const next = await batchWhere((batch) => powerOf(batch, EQUIPMENT) === 1700)
+    expect(next.answer).toBeUndefined()
+    expect(next.at).toBe(startedMs + LIVE_BATCH_INTERVAL_MS + 300)
+    expect(powerOf(next, other)).toBe(1700)
   })
 })
