@@ -138,7 +138,8 @@ describe('retained readings as a log', () => {
       const device = plant.device(id)!
       if (pick < 0.35) engine.accept(device, power(t, Math.round(random() * 40_000)))
       else if (pick < 0.7) engine.accept(device, energy(t, (t - t0) * 0.01))
-      else engine.accept(device, { ...temperature(t, Math.round(random() * 100)), name: names[Math.floor(random() * 3)]! })
+      else
+        engine.accept(device, { ...temperature(t, Math.round(random() * 100)), name: names[Math.floor(random() * 3)]! })
     }
     let slicesTaken = 0
     for (let checkpoint = 0; checkpoint < 12; checkpoint++) {

@@ -13,6 +13,7 @@ import {
   type BucketEvent,
   type ColumnWrite,
   powerInRange,
+  type ReadingLogCapture,
 } from '@plantwatt/accounting'
 import type { Alert, DecodedPack, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
 import { decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
@@ -107,9 +108,13 @@ export interface PipelineSnapshot {
   outputColumns: AccountingSnapshot['outputColumns']
 }
 
-/** A PipelineSnapshot whose detection state is taken over later turns by `capture`. */
-export interface SlicedPipelineSnapshot extends Omit<PipelineSnapshot, 'state'> {
+/**
+ * A PipelineSnapshot whose detection state is taken over later turns by `capture`, and the reading
+ * log's chunk and series' state by `readings` (the state's `accounting.devices` is then null).
+ */
+export interface SlicedPipelineSnapshot extends Omit<PipelineSnapshot, 'state' | 'readings'> {
   state: Omit<PipelineState, 'detection'> & { detection: null }
+  readings: ReadingLogCapture
   capture: DetectionCapture
 }
 
@@ -363,7 +368,16 @@ export class ReadingPipeline {
    */
   snapshot(full = false): PipelineSnapshot {
     const snapshot = this.snapshotWithout(full)
-    return { ...snapshot, state: { ...snapshot.state, detection: this.detection.checkpoint() } }
+    snapshot.readings.slice(() => true)
+    return {
+      ...snapshot,
+      state: {
+        ...snapshot.state,
+        accounting: { ...snapshot.state.accounting, devices: snapshot.readings.state },
+        detection: this.detection.checkpoint(),
+      },
+      readings: snapshot.readings.write(),
+    }
   }
 
   /**
@@ -376,7 +390,7 @@ export class ReadingPipeline {
   }
 
   private snapshotWithout(full: boolean): Omit<SlicedPipelineSnapshot, 'capture'> {
-    const accounting = this.accounting.snapshot(full)
+    const accounting = this.accounting.snapshotSliced(full)
     return {
       state: {
         format: 'plantwatt-processor-state',

@@ -13,6 +13,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
+import type { SeriesLogState } from '@plantwatt/accounting'
 import { decodeSlicedCheckpoint } from '@plantwatt/detection'
 import type { PipelineCheckpoint, PipelineState } from '@plantwatt/pipeline'
 import { writeFileAtomic } from '@plantwatt/runtime'
@@ -116,6 +117,17 @@ export function encodeStateBlob(
   })
 }
 
+/**
+ * The array holding the retained readings' per-series state (@plantwatt/accounting reading-log.ts),
+ * taken over later turns than the blob's: in the blob, `accounting.devices` is then null.
+ */
+export const READINGS_STATE = 'readings.state'
+
+/** The reading log's per-series state for the array READINGS_STATE. */
+export function encodeReadingsState(state: SeriesLogState): Buffer {
+  return serialize(state)
+}
+
 const DETECTION_CHUNKS = 'plantwatt-detection-chunks'
 
 /**
@@ -157,6 +169,11 @@ export function decodeState(bytes: Uint8Array, array: (name: string) => Uint8Arr
     const detection = array('detection')
     if (detection === undefined) throw new Error('processor state without its detection array')
     value.pipeline.detection = decodeDetection(detection, array) as PipelineState['detection']
+  }
+  if (value.pipeline.accounting.devices === null) {
+    const stored = array(READINGS_STATE)
+    if (stored === undefined) throw new Error("processor state without its retained readings' state")
+    value.pipeline.accounting.devices = deserialize(stored) as SeriesLogState
   }
   const devices = value.pipeline.accounting.devices
   if ('data' in devices) {

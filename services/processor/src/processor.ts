@@ -42,8 +42,10 @@ import {
   CheckpointFile,
   decodeState,
   detectionArrays,
+  encodeReadingsState,
   encodeStateBlob,
   type ProcessorCheckpoint,
+  READINGS_STATE,
 } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
@@ -551,7 +553,7 @@ export class Processor {
           for (const column of snapshot.outputColumns) outputColumns.set(`${column.site} ${column.minute}`, column)
         }
         // The reading log's chunks of every round: each holds what was inserted since the one before.
-        const readings: { gen: number; bytes: Uint8Array }[] = []
+        const readings: { gen: number; parts: Uint8Array[] }[] = []
         let readingsPruneBelow = 0
         let readingCount = 0
         const takeReadings = (chunk: PipelineSnapshot['readings']) => {
@@ -606,7 +608,7 @@ export class Processor {
           slices,
           parts: {
             columns: columnBytes,
-            readings: readings.reduce((n, chunk) => n + chunk.bytes.byteLength, 0),
+            readings: readings.reduce((n, chunk) => chunk.parts.reduce((m, part) => m + part.byteLength, n), 0),
             detection: Object.entries(snapshot.state.arrays)
               .filter(([name]) => name.startsWith('detection'))
               .reduce((n, [, array]) => n + array.byteLength, 0),
@@ -628,6 +630,8 @@ export class Processor {
           'checkpoint written',
         )
       } catch (error) {
+        // Whatever the snapshot took (columns, a reading log chunk) is not on disk: the next is full.
+        this.fullNext = true
         this.checkpointFailures++
         this.options.logger.error(
           { err: error },
@@ -663,6 +667,7 @@ export class Processor {
       capture,
     } = this.pipeline.snapshotSliced(full)
     let blob: Buffer
+    let readingsState: Uint8Array | undefined
     let slices = 1
     try {
       // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
@@ -676,23 +681,29 @@ export class Processor {
         tuning,
       })
       hold(performance.now() - heldFrom, 'snapshot')
-      // Detection's state in later turns, each equipment as it stood at this snapshot (capture.ts):
-      // readings applied meanwhile do not hold up behind it.
+      // The reading log's chunk, then detection's state, in later turns, each series and equipment
+      // as it stood at this snapshot (reading-log.ts, capture.ts): readings applied meanwhile do
+      // not hold up behind them.
       const sliceMs = this.options.checkpointSliceMs ?? 2
       for (;;) {
         await setImmediate()
         heldFrom = performance.now()
         slices++
-        // Half the turn for copying equipment, half for node:v8 of the copies (about as long).
+        // Half the turn for copying, half for encoding the copies (about as long).
         const until = heldFrom + sliceMs / 2
-        const done = capture.slice(() => performance.now() < until)
+        const more = () => performance.now() < until
+        let done = false
+        if (readingsState === undefined) {
+          if (readings.slice(more)) readingsState = encodeReadingsState(readings.state)
+        } else done = capture.slice(more)
         hold(performance.now() - heldFrom, 'slice')
         if (done) break
       }
     } finally {
+      readings.close()
       capture.close()
     }
-    const state = { blob, arrays: detectionArrays(capture.chunks) }
+    const state = { blob, arrays: { ...detectionArrays(capture.chunks), [READINGS_STATE]: readingsState! } }
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
     return {
@@ -701,7 +712,7 @@ export class Processor {
       columns,
       outputColumns,
       generation,
-      readings,
+      readings: readings.write(),
       slices,
       conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
     }
