@@ -29,7 +29,7 @@ export class ReadingSeries {
    * A checkpoint's reading log capture that has not taken this series yet (reading-log.ts): told
    * before the series changes, so that it takes the series as it stood at the snapshot.
    */
-  capture: { beforeChange(index: number): void } | undefined
+  capture: { beforeChange(index: number): void } | undefined = undefined
   captureIndex = 0
 
   constructor(withValues: boolean, capacity = INITIAL_CAPACITY) {

@@ -438,11 +438,11 @@ export class Detection {
    */
   beginCheckpoint(): DetectionCapture {
     if (this.capturing?.open) throw new Error('a detection checkpoint is being captured already')
-    const buffers: BufferJson[] = []
+    const buffers: Float64Array[] = []
     const counts: number[] = []
     const detectors: EquipmentDetector[] = []
     const sites = [...this.sites.values()].map((s) => {
-      buffers.push(s.buffer.toJSON())
+      buffers.push(s.buffer.pack())
       counts.push(s.equipment.length)
       detectors.push(...s.equipment)
       return {

@@ -105,6 +105,19 @@ export class ReorderBuffer {
     this.v = grow(this.v)
   }
 
+  /**
+   * The buffered readings as one array, times then order keys then values (3 × size): a copy that a
+   * checkpoint stores as it is (capture.ts), no node:v8. `unpack` reads it back.
+   */
+  pack(): Float64Array {
+    const n = this.n
+    const out = new Float64Array(3 * n)
+    out.set(this.t.subarray(0, n), 0)
+    out.set(this.k.subarray(0, n), n)
+    out.set(this.v.subarray(0, n), 2 * n)
+    return out
+  }
+
   toJSON(): BufferJson {
     return { t: this.t.slice(0, this.n), k: this.k.slice(0, this.n), v: this.v.slice(0, this.n) }
   }
@@ -116,4 +129,10 @@ export class ReorderBuffer {
     const v = numbers(json.v)
     for (let i = 0; i < t.length; i++) this.push(t[i]!, k[i]!, v[i]!)
   }
+}
+
+/** A pack()'s array as BufferJson (views into it). */
+export function unpack(packed: Float64Array): BufferJson {
+  const n = Math.floor(packed.length / 3)
+  return { t: packed.subarray(0, n), k: packed.subarray(n, 2 * n), v: packed.subarray(2 * n, 3 * n) }
 }

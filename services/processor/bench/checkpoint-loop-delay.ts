@@ -87,8 +87,9 @@ if (values.parts) {
   // biome-ignore lint/suspicious/noExplicitAny: reaching into private parts to time them (bench only)
   const store = (pipeline.accounting as any).store
   timeMethod(pipeline, 'snapshotSliced', 'pipelineSnapshot')
-  timeMethod(pipeline.accounting, 'snapshot', 'accountingSnapshot')
-  timeMethod(store.readingLog, 'take', 'readingLogTake')
+  timeMethod(pipeline.accounting, 'snapshotSliced', 'accountingSnapshot')
+  timeMethod(store.readingLog, 'begin', 'readingLogBegin')
+  timeMethod(store, 'loggedSeries', 'loggedSeries')
   timeMethod(pipeline.detection, 'beginCheckpoint', 'detectionBegin')
   const begin = pipeline.detection.beginCheckpoint.bind(pipeline.detection)
   pipeline.detection.beginCheckpoint = () => {
