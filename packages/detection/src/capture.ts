@@ -20,9 +20,11 @@
 import { deserialize, serialize } from 'node:v8'
 import type { DetectionCheckpoint } from './detection.ts'
 import type { EquipmentDetector, EquipmentJson } from './equipment.ts'
-import { type BufferJson, unpack } from './reorder-buffer.ts'
+import { type BufferCapture, type BufferJson, unpack } from './reorder-buffer.ts'
 
 const FORMAT = 'plantwatt-detection-sliced'
+/** Positions of a reorder buffer copied between two looks at the caller's clock (about 0.1 ms). */
+const BUFFER_STEP = 16_384
 const VERSION = 2
 
 interface Header {
@@ -40,23 +42,23 @@ export class DetectionCapture {
   readonly chunks: Uint8Array[]
   private readonly taken: (EquipmentJson | undefined)[]
   private next = 0
+  private nextBuffer = 0
   private closed = false
 
   /**
    * `checkpoint`: the sites' state at the snapshot, copies, each site's `equipment` empty and its
-   * `buffer` taken out into `buffers` (ReorderBuffer.pack() copies, one per site in order);
-   * `detectors`: every equipment in site order.
+   * `buffer` taken out into `buffers` (ReorderBuffer.beginCapture(), one per site in order, copied
+   * in later turns); `detectors`: every equipment in site order.
    */
   constructor(
     checkpoint: DetectionCheckpoint,
-    buffers: Float64Array[],
+    private readonly buffers: readonly BufferCapture[],
     counts: number[],
     private readonly detectors: readonly EquipmentDetector[],
   ) {
     const header: Header = { format: FORMAT, version: VERSION, checkpoint, counts }
     // Serialised now: the offline tracks and the alert book are the live objects' own arrays.
     this.chunks = [serialize(header)]
-    for (const packed of buffers) this.chunks.push(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength))
     this.taken = new Array(detectors.length)
     detectors.forEach((eq, i) => {
       eq.beforeChange = () => {
@@ -82,6 +84,16 @@ export class DetectionCapture {
    */
   slice(more: () => boolean): boolean {
     if (this.closed) throw new Error('detection capture is closed')
+    // The reorder buffers first, in site order, a step of positions at a time.
+    while (this.nextBuffer < this.buffers.length) {
+      const buffer = this.buffers[this.nextBuffer]!
+      if (buffer.step(BUFFER_STEP)) {
+        const { packed } = buffer
+        this.chunks.push(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength))
+        this.nextBuffer++
+      }
+      if (!more()) return false
+    }
     const list: EquipmentJson[] = []
     while (this.next < this.detectors.length) {
       const i = this.next++
@@ -105,6 +117,7 @@ export class DetectionCapture {
   close(): void {
     if (this.closed) return
     this.closed = true
+    for (const buffer of this.buffers) buffer.close()
     for (let i = this.next; i < this.detectors.length; i++) this.detectors[i]!.beforeChange = undefined
   }
 }

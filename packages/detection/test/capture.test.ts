@@ -61,7 +61,7 @@ describe('detection checkpoint over several turns', () => {
     const stored = capture.chunks[1]!
     expect(stored.byteLength).toBe(3 * 8 * buffer.t.length)
     const packed = new Float64Array(stored.slice().buffer)
-    expect([...packed]).toEqual([...buffer.t, ...buffer.k, ...buffer.v])
+    expect([...packed]).toEqual([...Array.from(buffer.t), ...Array.from(buffer.k), ...Array.from(buffer.v)])
   })
 
   it('reads a capture of version 1 (the reorder buffers as one node:v8 chunk)', () => {
