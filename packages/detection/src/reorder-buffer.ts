@@ -194,7 +194,8 @@ export class BufferCapture {
   /** Position `i` of the buffer is about to be written: saved first if the copy needs it still. */
   before(i: number): void {
     if (i >= this.n || i < this.copied) return
-    const saved = (this.saved ??= new Uint8Array(this.n))
+    this.saved ??= new Uint8Array(this.n)
+    const saved = this.saved
     if (saved[i] === 1) return
     saved[i] = 1
     this.copyAt(i)
