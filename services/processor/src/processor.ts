@@ -42,6 +42,7 @@ import {
   CheckpointFile,
   decodeState,
   detectionArrays,
+  deviceArrays,
   encodeReadingsState,
   encodeStateBlob,
   type ProcessorCheckpoint,
@@ -664,6 +665,7 @@ export class Processor {
       generation,
       readings,
       outputColumns,
+      devices,
       capture,
     } = this.pipeline.snapshotSliced(full)
     let blob: Buffer
@@ -681,9 +683,9 @@ export class Processor {
         tuning,
       })
       hold(performance.now() - heldFrom, 'snapshot')
-      // The reading log's chunk, then detection's state, in later turns, each series and equipment
-      // as it stood at this snapshot (reading-log.ts, capture.ts): readings applied meanwhile do
-      // not hold up behind them.
+      // The reading log's chunk, the device counters, then detection's state, in later turns, each
+      // series, device and equipment as it stood at this snapshot (reading-log.ts,
+      // device-capture.ts, capture.ts): readings applied meanwhile do not hold up behind them.
       const sliceMs = this.options.checkpointSliceMs ?? 2
       for (;;) {
         await setImmediate()
@@ -695,15 +697,24 @@ export class Processor {
         let done = false
         if (readingsState === undefined) {
           if (readings.slice(more)) readingsState = encodeReadingsState(readings.state)
-        } else done = capture.slice(more)
+        } else if (devices.open) devices.slice(more)
+        else done = capture.slice(more)
         hold(performance.now() - heldFrom, 'slice')
         if (done) break
       }
     } finally {
       readings.close()
+      devices.close()
       capture.close()
     }
-    const state = { blob, arrays: { ...detectionArrays(capture.chunks), [READINGS_STATE]: readingsState! } }
+    const state = {
+      blob,
+      arrays: {
+        ...detectionArrays(capture.chunks),
+        ...deviceArrays(devices.chunks),
+        [READINGS_STATE]: readingsState!,
+      },
+    }
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
     return {
