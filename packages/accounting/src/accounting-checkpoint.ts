@@ -272,11 +272,17 @@ export class AccountingCheckpoint {
     }
   }
 
+  /** Every series, in the devices' order, each with its key (made once: no object per series per snapshot). */
   private loggedSeries(): LoggedSeries[] {
     const all: LoggedSeries[] = []
+    const add = (device: string, name: string, s: ReadingSeries) => {
+      s.logKey ??= `${device} ${name}`
+      all.push(s as LoggedSeries)
+    }
     for (const [device, dev] of this.core.devices) {
-      all.push({ device, name: 'energy', series: dev.energy }, { device, name: 'power', series: dev.power })
-      for (const [name, series] of dev.others) all.push({ device, name, series })
+      add(device, 'energy', dev.energy)
+      add(device, 'power', dev.power)
+      for (const [name, series] of dev.others) add(device, name, series)
     }
     return all
   }

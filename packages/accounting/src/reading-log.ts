@@ -70,11 +70,8 @@ const CARRY_SHARE = 1 / 4
 /** …or while more than this many are held. */
 const MAX_CHUNKS = 32
 
-export interface LoggedSeries {
-  device: string
-  name: string
-  series: ReadingSeries
-}
+/** A series to log: its `logKey` (`device name`) set (ids and names hold neither a space nor a newline). */
+export type LoggedSeries = ReadingSeries & { logKey: string }
 
 const HEADER = 4
 const VERSION = 1
@@ -315,7 +312,7 @@ export class ReadingLogCapture {
     this.keys = new Array(n)
     this.early = new Array(n)
     for (let k = 0; k < n; k++) {
-      const s = all[k]!.series
+      const s = all[k]!
       s.capture = this
       s.captureIndex = k
     }
@@ -373,16 +370,15 @@ export class ReadingLogCapture {
     if (this.closed) return
     this.closed = true
     for (let k = this.nextK; k < this.all.length; k++) {
-      const s = this.all[k]!.series
+      const s = this.all[k]!
       if (s.capture === this) s.capture = undefined
     }
   }
 
   /** Series k's state now and its readings to log (views into the series), and disarms it. */
   private take(k: number): Taken | undefined {
-    const { device, name, series: s } = this.all[k]!
+    const s = this.all[k]!
     s.capture = undefined
-    s.logKey ??= `${device} ${name}`
     this.keys[k] = s.logKey
     const { state } = this
     state.flags[k] = (s.v ? 1 : 0) | (s.evicted ? 2 : 0)

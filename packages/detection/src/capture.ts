@@ -6,7 +6,7 @@
 // snapshot's turn copies only the sites' state (clocks, the reorder buffers' typed arrays, offline
 // tracks, held events, the alert book) and arms each equipment: the equipment is copied in later
 // turns, a few at a time (`slice`), or, when a reading is about to change it first, just before
-// that change (EquipmentDetector.beforeChange). Either way each equipment's copy is its state at
+// that change (EquipmentDetector.capture). Either way each equipment's copy is its state at
 // the snapshot, so the whole is the state of one moment (the journal position the processor pairs
 // with it), exactly as a synchronous checkpoint() would have been.
 //
@@ -60,11 +60,16 @@ export class DetectionCapture {
     // Serialised now: the offline tracks and the alert book are the live objects' own arrays.
     this.chunks = [serialize(header)]
     this.taken = new Array(detectors.length)
-    detectors.forEach((eq, i) => {
-      eq.beforeChange = () => {
-        this.taken[i] = eq.toJSON()
-      }
-    })
+    for (let i = 0; i < detectors.length; i++) {
+      const eq = detectors[i]!
+      eq.capture = this
+      eq.captureIndex = i
+    }
+  }
+
+  /** Equipment `i` is about to change (EquipmentDetector): copied now, as it stands at the snapshot. */
+  beforeChange(i: number): void {
+    this.taken[i] = this.detectors[i]!.toJSON()
   }
 
   /** Whether it is still running (not complete, not closed). */
@@ -100,7 +105,7 @@ export class DetectionCapture {
       const eq = this.detectors[i]!
       let json = this.taken[i]
       if (json === undefined) {
-        eq.beforeChange = undefined
+        eq.capture = undefined
         json = eq.toJSON()
       }
       this.taken[i] = undefined
@@ -118,7 +123,10 @@ export class DetectionCapture {
     if (this.closed) return
     this.closed = true
     for (const buffer of this.buffers) buffer.close()
-    for (let i = this.next; i < this.detectors.length; i++) this.detectors[i]!.beforeChange = undefined
+    for (let i = this.next; i < this.detectors.length; i++) {
+      const eq = this.detectors[i]!
+      if (eq.capture === this) eq.capture = undefined
+    }
   }
 }
 

@@ -6,7 +6,8 @@
 // Reported per checkpoint: bytes by part (columns, reading log chunks, detection, the rest's blob),
 // readings logged, write time and the event loop held by its synchronous parts (Processor
 // lastCheckpoint.heldMs); event-loop delay p50/p99/max during the checkpoints and in a quiet second;
-// the state store's size.
+// the state store's size; garbage collection pauses that began during each checkpoint (gc: count,
+// total and longest, ms: they hold the loop too, in whichever turn they fall).
 //
 // With --parts, the snapshot's turn is split into its parts (snapshotParts, ms, summed over the
 // checkpoint's rounds): the pipeline's snapshot, in it accounting's (in it the reading log's chunk)
@@ -18,6 +19,7 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { createAedesBus } from '@plantwatt/bus'
 import { deviceTopic } from '@plantwatt/contract'
@@ -152,6 +154,21 @@ const summary = (samples: number[]) => {
   }
 }
 
+/** Garbage collection pauses (start, duration ms): the loop is held by them too, wherever they fall. */
+const gcPauses: { start: number; ms: number }[] = []
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauses.push({ start: entry.startTime, ms: entry.duration })
+}).observe({ entryTypes: ['gc'] })
+const gcDuring = (from: number, to: number) => {
+  const inside = gcPauses.filter((p) => p.start >= from && p.start < to)
+  const r = (x: number) => Math.round(x * 10) / 10
+  return {
+    count: inside.length,
+    totalMs: r(inside.reduce((n, p) => n + p.ms, 0)),
+    maxMs: r(Math.max(0, ...inside.map((p) => p.ms))),
+  }
+}
+
 const stopQuiet = loopProbe()
 await new Promise((resolve) => setTimeout(resolve, 1000))
 const quiet = stopQuiet()
@@ -164,6 +181,7 @@ const written: {
   parts: Record<string, number>
   readings: number
   columns: number
+  gc: ReturnType<typeof gcDuring>
   snapshotParts?: Record<string, number>
 }[] = []
 for (let i = 0; i < checkpoints; i++) {
@@ -174,6 +192,9 @@ for (let i = 0; i < checkpoints; i++) {
   await processor.checkpoint()
   const ms = performance.now() - started
   delay.push(...stop())
+  // The observer is told of a pause after it: one more turn for those of this checkpoint.
+  await new Promise((resolve) => setImmediate(resolve))
+  const gc = gcDuring(started, started + ms)
   const last = processor.lastCheckpoint!
   const r = (x: number) => Math.round(x * 10) / 10
   written.push({
@@ -183,6 +204,7 @@ for (let i = 0; i < checkpoints; i++) {
     parts: last.parts,
     readings: last.readings,
     columns: last.columns,
+    gc,
     ...(values.parts ? { snapshotParts: takeParts() } : {}),
   })
 }
