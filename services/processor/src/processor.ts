@@ -68,8 +68,19 @@ export interface CheckpointWritten {
   readings: number
   /** Wall time of the checkpoint, s. */
   seconds: number
-  /** Bytes written per part (columns uncompressed). */
-  parts: { columns: number; readings: number; detection: number; blob: number; output: number }
+  /**
+   * Bytes written per part (columns uncompressed): `readings` the reading log's chunks, `series`
+   * the series' state beside them, `devices` the per-device counters, `blob` the rest of the state.
+   */
+  parts: {
+    columns: number
+    readings: number
+    detection: number
+    blob: number
+    output: number
+    devices: number
+    series: number
+  }
   /**
    * Milliseconds the event loop was held: the longest synchronous stretch (a snapshot with its
    * encoding, or handing the writes to the store) and their sum.
@@ -77,12 +88,12 @@ export interface CheckpointWritten {
   heldMs: {
     max: number
     total: number
-    /** The longest of each kind: the snapshot's turn, a turn of detection's capture, handing the writes to the store. */
+    /** The longest of each kind: the snapshot's turn, a later turn of the capture, handing the writes to the store. */
     snapshot: number
     slice: number
     store: number
   }
-  /** Turns of the event loop the snapshot's encoding took (detection's capture, issue 13). */
+  /** Turns of the event loop the snapshot's encoding took (the snapshot's and the captures', issue 13). */
   slices: number
 }
 
@@ -615,6 +626,10 @@ export class Processor {
               .reduce((n, [, array]) => n + array.byteLength, 0),
             blob: snapshot.state.blob.byteLength,
             output: [...outputColumns.values()].reduce((n, column) => n + column.bytes.byteLength, 0),
+            devices: Object.entries(snapshot.state.arrays)
+              .filter(([name]) => name === 'devices' || name.startsWith('devices.'))
+              .reduce((n, [, array]) => n + array.byteLength, 0),
+            series: snapshot.state.arrays[READINGS_STATE]?.byteLength ?? 0,
           },
         }
         if (this.checkpointDurations.length < 1000) this.checkpointDurations.push(seconds)
