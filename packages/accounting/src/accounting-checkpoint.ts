@@ -18,7 +18,13 @@ import {
   restoreOutputs,
   snapshotOutputs,
 } from './output-minutes.ts'
-import { type LoggedSeries, ReadingLog, type ReadingLogWrite, type SeriesLogState } from './reading-log.ts'
+import {
+  type LoggedSeries,
+  ReadingLog,
+  type ReadingLogCapture,
+  type ReadingLogWrite,
+  type SeriesLogState,
+} from './reading-log.ts'
 import { MinuteChange, type SavedGate } from './revision-gate.ts'
 import { ReadingSeries, type SeriesState } from './series.ts'
 import type { SiteState } from './site-state.ts'
@@ -110,9 +116,11 @@ export interface AccountingState {
   } & SavedSite)[]
   /**
    * The retained readings: since the reading log, per series its state beside the log's chunks
-   * (reading-log.ts); in states written before it, all of them packed.
+   * (reading-log.ts); in states written before it, all of them packed. Null where the state was
+   * taken over several turns (snapshotSliced()): the series' state is stored beside it and put
+   * back here before restoreFrom().
    */
-  devices: SeriesLogState | PackedSeries
+  devices: SeriesLogState | PackedSeries | null
   /** Cold revisions waiting for this checkpoint's commit (cold-minutes.ts), sent after a restore. */
   outbox: BucketEvent[]
   /**
@@ -156,6 +164,14 @@ export interface AccountingSnapshot {
   readings: ReadingLogWrite
   /** Output minutes' columns changed since the previous snapshot (all held ones when `full`). */
   outputColumns: OutputColumnWrite[]
+}
+
+/**
+ * An AccountingSnapshot whose reading log chunk and series' state are taken over later turns by
+ * `readings` (ReadingLogCapture.slice; `state.devices` is null: the capture's state goes beside it).
+ */
+export interface SlicedAccountingSnapshot extends Omit<AccountingSnapshot, 'readings'> {
+  readings: ReadingLogCapture
 }
 
 const STORE_ARRAYS = ['slotMinute', 'eqEnergy', 'eqIdle', 'eqPeak', 'aggEnergy', 'aggIdle', 'aggPeak', 'pv', 'grid']
@@ -203,6 +219,21 @@ export class AccountingCheckpoint {
    * columns written so far carries on exactly.
    */
   snapshot(full = false): AccountingSnapshot {
+    const sliced = this.snapshotSliced(full)
+    sliced.readings.slice(() => true)
+    return {
+      ...sliced,
+      state: { ...sliced.state, devices: sliced.readings.state },
+      readings: sliced.readings.write(),
+    }
+  }
+
+  /**
+   * The same as snapshot() at this moment, with the reading log's chunk and the series' state
+   * taken over later turns (issue 13: the event loop is held a few ms at a time): the caller runs
+   * `readings.slice` until it returns true, or closes it (the next snapshot must then be full).
+   */
+  snapshotSliced(full = false): SlicedAccountingSnapshot {
     const generation = this.core.generation++
     const columns: ColumnWrite[] = []
     const sites: AccountingState['sites'] = []
@@ -222,7 +253,7 @@ export class AccountingCheckpoint {
         ...saveSite(site),
       })
     }
-    const readings = this.readingLog.take(this.loggedSeries(), full)
+    const readings = this.readingLog.begin(this.loggedSeries(), full)
     const output = snapshotOutputs(this.core.outputs, full)
     return {
       state: {
@@ -230,22 +261,28 @@ export class AccountingCheckpoint {
         version: 1,
         counters: { ...this.core.counters },
         sites,
-        devices: readings.state,
+        devices: null,
         outbox: this.coldRevisions.outbox.map((entry) => ({ ...entry.event })),
         outputHeads: output.heads,
       },
       columns,
       generation,
-      readings: readings.write,
+      readings,
       outputColumns: output.columns,
     }
   }
 
+  /** Every series, in the devices' order, each with its key (made once: no object per series per snapshot). */
   private loggedSeries(): LoggedSeries[] {
     const all: LoggedSeries[] = []
+    const add = (device: string, name: string, s: ReadingSeries) => {
+      s.logKey ??= `${device} ${name}`
+      all.push(s as LoggedSeries)
+    }
     for (const [device, dev] of this.core.devices) {
-      all.push({ device, name: 'energy', series: dev.energy }, { device, name: 'power', series: dev.power })
-      for (const [name, series] of dev.others) all.push({ device, name, series })
+      add(device, 'energy', dev.energy)
+      add(device, 'power', dev.power)
+      for (const [name, series] of dev.others) add(device, name, series)
     }
     return all
   }
@@ -326,6 +363,7 @@ export class AccountingCheckpoint {
       if (site !== undefined) this.core.outputs.set(id, OutputMinutes.from(saved, site.store.length, site.store.nAgg))
     }
     restoreOutputs(this.core.outputs, state.outputHeads ?? [], (id) => this.core.sites.get(id)?.store, outputColumn)
+    if (state.devices === null) throw new TypeError("accounting state without its series' state")
     if ('keys' in state.devices) {
       const { mismatched } = this.readingLog.restore(state.devices, readings(), (id, name, withValues) => {
         const info = plant.device(id)

@@ -21,6 +21,7 @@ import {
   type CheckpointState,
   checkAccountingState,
   type PackedSeries,
+  type SlicedAccountingSnapshot,
 } from './accounting-checkpoint.ts'
 import { AccountingCore } from './accounting-core.ts'
 import type {
@@ -202,6 +203,11 @@ export class Accounting {
   /** The incremental checkpoint (issue 13, accounting-checkpoint.ts); restoreFrom() carries on exactly. */
   snapshot(full = false): AccountingSnapshot {
     return this.store.snapshot(full)
+  }
+
+  /** snapshot() with the reading log's chunk taken over later turns (accounting-checkpoint.ts). */
+  snapshotSliced(full = false): SlicedAccountingSnapshot {
+    return this.store.snapshotSliced(full)
   }
 
   /** Every device's retained readings packed (states before the reading log; tests). */

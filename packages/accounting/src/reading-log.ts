@@ -41,10 +41,14 @@ export interface SeriesLogState {
   next: number
 }
 
-/** A chunk to write and the chunks to delete, in the same transaction as the state that claims them. */
+/**
+ * A chunk to write and the chunks to delete, in the same transaction as the state that claims them.
+ * The chunk is in parts (each a chunk of its own format, holding some of the series): built over
+ * several turns (ReadingLogCapture), a part per turn, so that no turn copies the whole chunk.
+ */
 export interface ReadingLogWrite {
   gen: number
-  bytes: Uint8Array
+  parts: Uint8Array[]
   /** Chunks of generations below this one are deleted. */
   pruneBelow: number
   /** Readings in the chunk. */
@@ -66,11 +70,8 @@ const CARRY_SHARE = 1 / 4
 /** …or while more than this many are held. */
 const MAX_CHUNKS = 32
 
-export interface LoggedSeries {
-  device: string
-  name: string
-  series: ReadingSeries
-}
+/** A series to log: its `logKey` (`device name`) set (ids and names hold neither a space nor a newline). */
+export type LoggedSeries = ReadingSeries & { logKey: string }
 
 const HEADER = 4
 const VERSION = 1
@@ -78,13 +79,28 @@ const VERSION = 1
 export class ReadingLog {
   private chunks: ChunkSummary[] = []
   next = 0
+  private capturing: ReadingLogCapture | undefined
 
   /**
    * The chunk of what was inserted since the previous take (every retained reading when `full`) and
-   * the state of every series. Synchronous and proportional to the readings inserted since, plus a
-   * few typed-array writes per series.
+   * the state of every series, at once (tests, and where no event loop is to be spared).
    */
   take(all: readonly LoggedSeries[], full: boolean): { write: ReadingLogWrite; state: SeriesLogState } {
+    const capture = this.begin(all, full)
+    capture.slice(() => true)
+    return { write: capture.write(), state: capture.state }
+  }
+
+  /**
+   * The same as take() at this moment, taken over several turns (issue 13: a checkpoint never
+   * holds the event loop more than a few ms): this turn decides the pruning and arms every series;
+   * the caller runs `slice` in later turns until it returns true. A series a reading is about to
+   * change before its turn is taken just before the change (copy-on-write, ReadingSeries.capture),
+   * so the chunk and the state are those of this moment. Proportional to the series (a field
+   * written on each) plus the series of the oldest chunk.
+   */
+  begin(all: readonly LoggedSeries[], full: boolean): ReadingLogCapture {
+    if (this.capturing?.open) throw new Error('a reading log chunk is being captured already')
     const gen = this.next++
     let pruneBelow = this.chunks[0]?.gen ?? gen
     if (full) {
@@ -109,73 +125,10 @@ export class ReadingLog {
         pruneBelow = this.chunks[0]?.gen ?? gen
       }
     }
-    const n = all.length
-    const flags = new Uint8Array(n)
-    const ever = new Float64Array(2 * n)
-    const head = new Float64Array(n)
-    const len = new Uint32Array(n)
-    const logGen = new Float64Array(n)
-    const keys: string[] = new Array(n)
-    // What each logged series puts in the chunk: index into `all`, first position, count.
-    const logged: number[] = []
-    let values = 0
-    let wholeReadings = 0
-    for (let k = 0; k < n; k++) {
-      const { device, name, series: s } = all[k]!
-      s.logKey ??= `${device} ${name}`
-      keys[k] = s.logKey
-      flags[k] = (s.v ? 1 : 0) | (s.evicted ? 2 : 0)
-      ever[2 * k] = s.firstEver
-      ever[2 * k + 1] = s.lastEver
-      head[k] = s.len > 0 ? s.time(0) : Number.POSITIVE_INFINITY
-      len[k] = s.len
-      const whole = full || s.logGen < 0 || s.dirtyFrom === Number.NEGATIVE_INFINITY
-      if (whole) s.logGen = gen
-      logGen[k] = s.logGen
-      const from = whole ? 0 : s.dirtyFrom === Number.POSITIVE_INFINITY ? s.len : s.lowerBound(s.dirtyFrom)
-      s.dirtyFrom = Number.POSITIVE_INFINITY
-      const count = s.len - from
-      if (count === 0) continue
-      if (whole) wholeReadings += count
-      logged.push(k, from, count)
-      values += count * (s.v ? 2 : 1)
-    }
-    const m = logged.length / 3
-    const keyBytes = new TextEncoder().encode(logged.length === 0 ? '' : logKeys(keys, logged))
-    // One Float64Array: header, per logged series its count and flags, the readings, then the keys.
-    const floats = HEADER + 2 * m + values + Math.ceil(keyBytes.byteLength / 8)
-    const out = new Float64Array(floats)
-    out[0] = VERSION
-    out[1] = m
-    out[2] = values
-    out[3] = keyBytes.byteLength
-    const series: ReadingSeries[] = new Array(m)
-    const maxT = new Float64Array(m)
-    let at = HEADER + 2 * m
-    let readings = 0
-    for (let j = 0; j < m; j++) {
-      const k = logged[3 * j]!
-      const from = logged[3 * j + 1]!
-      const count = logged[3 * j + 2]!
-      const s = all[k]!.series
-      out[HEADER + 2 * j] = count
-      out[HEADER + 2 * j + 1] = s.v ? 1 : 0
-      out.set(s.t.subarray(s.head + from, s.head + s.len), at)
-      at += count
-      if (s.v) {
-        out.set(s.v.subarray(s.head + from, s.head + s.len), at)
-        at += count
-      }
-      series[j] = s
-      maxT[j] = s.time(s.len - 1)
-      readings += count
-    }
-    new Uint8Array(out.buffer, at * 8, keyBytes.byteLength).set(keyBytes)
-    if (m > 0) this.chunks.push({ gen, series, maxT, readings })
-    return {
-      write: { gen, bytes: new Uint8Array(out.buffer), pruneBelow, readings, whole: wholeReadings },
-      state: { keys: keys.join('\n'), flags, ever, head, len, logGen, next: this.next },
-    }
+    this.capturing = new ReadingLogCapture(all, full, gen, pruneBelow, this.next, (summary) => {
+      if (summary.readings > 0) this.chunks.push(summary)
+    })
+    return this.capturing
   }
 
   /**
@@ -195,18 +148,22 @@ export class ReadingLog {
     // Per series: chunk segments (gen, t, v) in generation order.
     const parts: { gen: number; t: Float64Array; v: Float64Array | undefined }[][] = keys.map(() => [])
     const chunkSeries: { gen: number; ks: number[]; maxT: number[]; readings: number }[] = []
+    // A chunk's parts come one after another under the same generation: one chunk (ReadingLogWrite).
     for (const [gen, bytes] of chunks) {
       const chunk = decodeChunk(bytes)
-      const ks: number[] = []
-      const maxT: number[] = []
+      let summary = chunkSeries.at(-1)
+      if (summary?.gen !== gen) {
+        summary = { gen, ks: [], maxT: [], readings: 0 }
+        chunkSeries.push(summary)
+      }
       for (const part of chunk) {
         const k = index.get(part.key)
         if (k === undefined || gen < state.logGen[k]!) continue
         parts[k]!.push({ gen, t: part.t, v: part.v })
-        ks.push(k)
-        maxT.push(part.t.length > 0 ? part.t[part.t.length - 1]! : Number.NEGATIVE_INFINITY)
+        summary.ks.push(k)
+        summary.maxT.push(part.t.length > 0 ? part.t[part.t.length - 1]! : Number.NEGATIVE_INFINITY)
       }
-      chunkSeries.push({ gen, ks, maxT, readings: chunk.reduce((n, p) => n + p.t.length, 0) })
+      summary.readings += chunk.reduce((n, p) => n + p.t.length, 0)
     }
     const made: (ReadingSeries | undefined)[] = new Array(keys.length)
     const mismatched: string[] = []
@@ -229,6 +186,7 @@ export class ReadingLog {
       s.lastEver = state.ever[2 * k + 1]!
       s.logGen = state.logGen[k]!
       s.dirtyFrom = Number.POSITIVE_INFINITY
+      s.capture = undefined
       if (t.length !== state.len[k]) mismatched.push(key)
     }
     this.next = state.next
@@ -250,12 +208,6 @@ export class ReadingLog {
   get held(): number {
     return this.chunks.length
   }
-}
-
-function logKeys(keys: string[], logged: number[]): string {
-  const out: string[] = new Array(logged.length / 3)
-  for (let j = 0; j < out.length; j++) out[j] = keys[logged[3 * j]!]!
-  return out.join('\n')
 }
 
 /** A chunk's series: key, times and values (views into one aligned copy). */
@@ -312,4 +264,175 @@ function merge(
     v.push(vs[i]!)
   }
   return { t: Float64Array.from(t), v: withValues ? Float64Array.from(v) : undefined }
+}
+
+/** One series as taken for the chunk: its readings from `from` on (views, or copies if taken early). */
+interface Taken {
+  k: number
+  t: Float64Array
+  v: Float64Array | undefined
+}
+
+/**
+ * A reading log chunk and the series' state taken over several turns (ReadingLog.begin). The
+ * series are taken in order a slice at a time, each slice's logged readings written as one part;
+ * a series changed before its turn was taken (copied) just before the change.
+ */
+export class ReadingLogCapture {
+  /** The series' state, complete once `slice` returned true. */
+  readonly state: SeriesLogState
+  private readonly keys: string[]
+  private readonly early: (Taken | null | undefined)[]
+  private readonly parts: Uint8Array[] = []
+  private readonly series: ReadingSeries[] = []
+  private readonly maxT: number[] = []
+  private readings = 0
+  private whole = 0
+  private nextK = 0
+  private closed = false
+
+  constructor(
+    private readonly all: readonly LoggedSeries[],
+    private readonly full: boolean,
+    private readonly gen: number,
+    private readonly pruneBelow: number,
+    next: number,
+    private readonly done: (summary: ChunkSummary) => void,
+  ) {
+    const n = all.length
+    this.state = {
+      keys: '',
+      flags: new Uint8Array(n),
+      ever: new Float64Array(2 * n),
+      head: new Float64Array(n),
+      len: new Uint32Array(n),
+      logGen: new Float64Array(n),
+      next,
+    }
+    this.keys = new Array(n)
+    this.early = new Array(n)
+    for (let k = 0; k < n; k++) {
+      const s = all[k]!
+      s.capture = this
+      s.captureIndex = k
+    }
+  }
+
+  /** Whether it is still running (not complete, not closed). */
+  get open(): boolean {
+    return !this.closed
+  }
+
+  /** The series `k` is about to change (ReadingSeries): taken now, as it stands at the snapshot. */
+  beforeChange(k: number): void {
+    const taken = this.take(k)
+    this.early[k] = taken === undefined ? null : { k, t: taken.t.slice(), v: taken.v?.slice() }
+  }
+
+  /**
+   * Takes series in order while `more()` says so (at least one) and writes what they log as one
+   * part; true once every series is taken (the state is then complete, no series armed any more).
+   */
+  slice(more: () => boolean): boolean {
+    if (this.closed) throw new Error('reading log capture is closed')
+    const n = this.all.length
+    const list: Taken[] = []
+    while (this.nextK < n) {
+      const k = this.nextK++
+      const early = this.early[k]
+      let taken: Taken | undefined
+      if (early === undefined) taken = this.take(k)
+      else {
+        this.early[k] = undefined
+        taken = early ?? undefined
+      }
+      if (taken !== undefined) list.push(taken)
+      if (!more()) break
+    }
+    if (list.length > 0) this.parts.push(this.part(list))
+    if (this.nextK < n) return false
+    this.state.keys = this.keys.join('\n')
+    this.closed = true
+    this.done({ gen: this.gen, series: this.series, maxT: Float64Array.from(this.maxT), readings: this.readings })
+    return true
+  }
+
+  /** The chunk's write; complete once `slice` returned true. */
+  write(): ReadingLogWrite {
+    return { gen: this.gen, parts: this.parts, pruneBelow: this.pruneBelow, readings: this.readings, whole: this.whole }
+  }
+
+  /**
+   * Disarms the series not taken yet (a checkpoint given up: its chunk is never written, so the
+   * next one must be full, as after a failed write). Safe to call twice.
+   */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    for (let k = this.nextK; k < this.all.length; k++) {
+      const s = this.all[k]!
+      if (s.capture === this) s.capture = undefined
+    }
+  }
+
+  /** Series k's state now and its readings to log (views into the series), and disarms it. */
+  private take(k: number): Taken | undefined {
+    const s = this.all[k]!
+    s.capture = undefined
+    this.keys[k] = s.logKey
+    const { state } = this
+    state.flags[k] = (s.v ? 1 : 0) | (s.evicted ? 2 : 0)
+    state.ever[2 * k] = s.firstEver
+    state.ever[2 * k + 1] = s.lastEver
+    state.head[k] = s.len > 0 ? s.time(0) : Number.POSITIVE_INFINITY
+    state.len[k] = s.len
+    const whole = this.full || s.logGen < 0 || s.dirtyFrom === Number.NEGATIVE_INFINITY
+    if (whole) s.logGen = this.gen
+    state.logGen[k] = s.logGen
+    const from = whole ? 0 : s.dirtyFrom === Number.POSITIVE_INFINITY ? s.len : s.lowerBound(s.dirtyFrom)
+    s.dirtyFrom = Number.POSITIVE_INFINITY
+    const count = s.len - from
+    if (count === 0) return undefined
+    if (whole) this.whole += count
+    this.readings += count
+    this.series.push(s)
+    this.maxT.push(s.time(s.len - 1))
+    return {
+      k,
+      t: s.t.subarray(s.head + from, s.head + s.len),
+      v: s.v?.subarray(s.head + from, s.head + s.len),
+    }
+  }
+
+  /** One Float64Array: header, per logged series its count and flags, the readings, then the keys. */
+  private part(list: Taken[]): Uint8Array {
+    const m = list.length
+    let values = 0
+    const keys: string[] = new Array(m)
+    for (let j = 0; j < m; j++) {
+      const { k, t, v } = list[j]!
+      values += t.length * (v ? 2 : 1)
+      keys[j] = this.keys[k]!
+    }
+    const keyBytes = new TextEncoder().encode(keys.join('\n'))
+    const out = new Float64Array(HEADER + 2 * m + values + Math.ceil(keyBytes.byteLength / 8))
+    out[0] = VERSION
+    out[1] = m
+    out[2] = values
+    out[3] = keyBytes.byteLength
+    let at = HEADER + 2 * m
+    for (let j = 0; j < m; j++) {
+      const { t, v } = list[j]!
+      out[HEADER + 2 * j] = t.length
+      out[HEADER + 2 * j + 1] = v ? 1 : 0
+      out.set(t, at)
+      at += t.length
+      if (v) {
+        out.set(v, at)
+        at += v.length
+      }
+    }
+    new Uint8Array(out.buffer, at * 8, keyBytes.byteLength).set(keyBytes)
+    return new Uint8Array(out.buffer)
+  }
 }

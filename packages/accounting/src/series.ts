@@ -25,6 +25,12 @@ export class ReadingSeries {
   logGen = -1
   /** `device name`, the series' key in the log (made once, not at every checkpoint). */
   logKey: string | undefined
+  /**
+   * A checkpoint's reading log capture that has not taken this series yet (reading-log.ts): told
+   * before the series changes, so that it takes the series as it stood at the snapshot.
+   */
+  capture: { beforeChange(index: number): void } | undefined = undefined
+  captureIndex = 0
 
   constructor(withValues: boolean, capacity = INITIAL_CAPACITY) {
     this.t = new Float64Array(capacity)
@@ -54,6 +60,7 @@ export class ReadingSeries {
   }
 
   insert(pos: number, t: number, value: number): void {
+    this.capture?.beforeChange(this.captureIndex)
     if (this.head + this.len === this.t.length) this.makeRoom()
     const at = this.head + pos
     const end = this.head + this.len
@@ -79,6 +86,7 @@ export class ReadingSeries {
     while (this.len - drop >= 2 && t[head + drop + 1]! <= cutoff) drop++
     if (this.len - drop > maxLen) drop = this.len - maxLen
     if (drop > 0) {
+      this.capture?.beforeChange(this.captureIndex)
       this.head += drop
       this.len -= drop
       this.evicted = true

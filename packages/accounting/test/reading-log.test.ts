@@ -46,15 +46,24 @@ function seriesOf(engine: Accounting) {
   return out
 }
 
-/** The state store's part for the reading log: chunks by generation, pruned as each snapshot says. */
+/** The state store's part for the reading log: chunks (in parts) by generation, pruned as each snapshot says. */
 class ChunkStore {
-  readonly chunks = new Map<number, Uint8Array>()
-  apply(snapshot: AccountingSnapshot): void {
+  readonly chunks = new Map<number, Uint8Array[]>()
+  apply(snapshot: Pick<AccountingSnapshot, 'readings'>): void {
     for (const gen of [...this.chunks.keys()]) if (gen < snapshot.readings.pruneBelow) this.chunks.delete(gen)
-    this.chunks.set(snapshot.readings.gen, snapshot.readings.bytes.slice())
+    this.chunks.set(
+      snapshot.readings.gen,
+      snapshot.readings.parts.map((part) => part.slice()),
+    )
   }
-  restore(plant: ReturnType<typeof plantOf>, snapshot: AccountingSnapshot, options: { maxRetained: number }) {
-    const held = [...this.chunks.entries()].sort((a, b) => a[0] - b[0])
+  restore(
+    plant: ReturnType<typeof plantOf>,
+    snapshot: Pick<AccountingSnapshot, 'state'>,
+    options: { maxRetained: number },
+  ) {
+    const held = [...this.chunks.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .flatMap(([gen, parts]) => parts.map((part): [number, Uint8Array] => [gen, part]))
     return Accounting.restoreFrom(
       plant,
       structuredClone(snapshot.state),
@@ -109,6 +118,63 @@ describe('retained readings as a log', () => {
     // Pruned: about retention (360 s) over a checkpoint's span (~60 s), not all 60 chunks.
     expect(store.chunks.size).toBeLessThan(16)
     expect(seriesOf(engine).get('d3 power')!.t.length).toBeGreaterThan(0)
+  })
+
+  it('a chunk taken over several turns, with readings applied between them, restores the series as they were at the snapshot', () => {
+    const plant = plantOf({ pv: true, grid: true })
+    const random = rng(11)
+    const engine = new Accounting(plant, options)
+    const store = new ChunkStore()
+    const t0 = 1_700_000_000
+    let now = t0
+    const devices = ['d1', 'd1b', 'd2', 'd3', 'pv1', 'grid1']
+    const names = ['temperature', 'pressure', 'speed']
+    /** One reading now or late (up to 300 s), of power, energy or a process variable. */
+    const sendOne = () => {
+      now += 1 + Math.floor(random() * 2)
+      const id = devices[Math.floor(random() * devices.length)]!
+      const t = now - (random() < 0.2 ? Math.floor(random() * 300) : 0)
+      const pick = random()
+      const device = plant.device(id)!
+      if (pick < 0.35) engine.accept(device, power(t, Math.round(random() * 40_000)))
+      else if (pick < 0.7) engine.accept(device, energy(t, (t - t0) * 0.01))
+      else
+        engine.accept(device, { ...temperature(t, Math.round(random() * 100)), name: names[Math.floor(random() * 3)]! })
+    }
+    let slicesTaken = 0
+    for (let checkpoint = 0; checkpoint < 12; checkpoint++) {
+      for (let i = 0; i < 60; i++) sendOne()
+      const sliced = engine.snapshotSliced()
+      const atSnapshot = seriesOf(engine)
+      const { state } = sliced
+      // One series per turn; between turns readings change series taken and not yet taken (late
+      // inserts, evictions, new series) and a measurement is forgotten.
+      let done = false
+      while (!done) {
+        let once = true
+        done = sliced.readings.slice(() => {
+          const more = once
+          once = false
+          return more
+        })
+        slicesTaken++
+        for (let i = 0; i < 3; i++) sendOne()
+        if (random() < 0.05) engine.forgetMeasurement('d2', names[Math.floor(random() * 3)]!)
+      }
+      const write = sliced.readings.write()
+      expect(write.parts.length).toBeGreaterThan(1)
+      store.apply({ readings: write })
+      const restored = store.restore(plant, { state: { ...state, devices: sliced.readings.state } }, options)
+      expect(restored.restoreMismatches).toBe(0)
+      expect(seriesOf(restored)).toEqual(atSnapshot)
+      // What arrived during the capture is in the next chunk: a restore then equals the engine now.
+      const next = engine.snapshot()
+      store.apply(next)
+      const carried = store.restore(plant, next, options)
+      expect(carried.restoreMismatches).toBe(0)
+      expect(seriesOf(carried)).toEqual(seriesOf(engine))
+    }
+    expect(slicesTaken).toBeGreaterThan(12 * 4)
   })
 
   it('writes only what was inserted since the previous snapshot', () => {

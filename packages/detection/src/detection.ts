@@ -28,7 +28,7 @@ import { EventLog, type Sequenced, type SinceResult } from './event-log.ts'
 import type { IdleTransition } from './idle-machine.ts'
 import { type DeviceStatus, type OfflineEvent, type OfflineJson, OfflineTracker } from './offline.ts'
 import { type DetectionOptions, resolveOptions } from './options.ts'
-import { type BufferJson, ReorderBuffer } from './reorder-buffer.ts'
+import { type BufferCapture, type BufferJson, ReorderBuffer } from './reorder-buffer.ts'
 
 /** What detection needs from the rest of the processor. */
 export interface DetectionPorts {
@@ -438,11 +438,11 @@ export class Detection {
    */
   beginCheckpoint(): DetectionCapture {
     if (this.capturing?.open) throw new Error('a detection checkpoint is being captured already')
-    const buffers: BufferJson[] = []
+    const buffers: BufferCapture[] = []
     const counts: number[] = []
     const detectors: EquipmentDetector[] = []
     const sites = [...this.sites.values()].map((s) => {
-      buffers.push(s.buffer.toJSON())
+      buffers.push(s.buffer.beginCapture())
       counts.push(s.equipment.length)
       detectors.push(...s.equipment)
       return {

@@ -66,10 +66,13 @@ export interface EquipmentJson {
 export class EquipmentDetector {
   readonly slots = new Map<string, number>()
   /**
-   * Called once before the next change of this equipment's state, then forgotten: a checkpoint
-   * taken over several turns (capture.ts) copies the state as it was at its snapshot first.
+   * Told once before the next change of this equipment's state, then forgotten: a checkpoint
+   * taken over several turns (capture.ts) copies the state as it was at its snapshot first. An
+   * object and this equipment's index in it, not a closure: arming thousands of equipment in the
+   * snapshot's turn then allocates nothing.
    */
-  beforeChange: (() => void) | undefined
+  capture: { beforeChange(index: number): void } | undefined = undefined
+  captureIndex = 0
   private readonly power: Float64Array
   private readonly powerT: Float64Array
   private readonly output: Float64Array
@@ -113,7 +116,7 @@ export class EquipmentDetector {
    * measurement already taken (a duplicate, or a stale one behind the watermark) changes nothing.
    */
   apply(slot: number, measure: number, tS: number, value: number): void {
-    if (this.beforeChange !== undefined) this.changing()
+    if (this.capture !== undefined) this.changing()
     if (measure === MEASURE_POWER) {
       if (!(tS > this.powerT[slot]!)) return
       this.powerT[slot] = tS
@@ -136,7 +139,7 @@ export class EquipmentDetector {
   /** Steps the machines at tS after the readings of that time were applied. */
   step(tS: number): StepResult | undefined {
     if (!this.changed) return undefined
-    if (this.beforeChange !== undefined) this.changing()
+    if (this.capture !== undefined) this.changing()
     this.changed = false
     const increased = this.increased
     this.increased = false
@@ -185,9 +188,9 @@ export class EquipmentDetector {
   }
 
   private changing(): void {
-    const before = this.beforeChange!
-    this.beforeChange = undefined
-    before()
+    const capture = this.capture!
+    this.capture = undefined
+    capture.beforeChange(this.captureIndex)
   }
 
   private remember(tS: number, powerW: number, rose: boolean): void {

@@ -48,4 +48,41 @@ describe('detection checkpoint over several turns', () => {
     // Finished: another may begin.
     h.detection.beginCheckpoint().close()
   })
+
+  it('stores each reorder buffer as its typed array, without node:v8, copied at the beginning', () => {
+    const h = harness()
+    feedSpan(h, T0, T0 + 3600)
+    const { buffer } = h.detection.checkpoint().sites[0]!
+    expect(buffer.t.length).toBeGreaterThan(0)
+    const capture = h.detection.beginCheckpoint()
+    // Readings after the beginning change the live buffer, not the capture's copy.
+    feedSpan(h, T0 + 3600, T0 + 3720)
+    while (!capture.slice(() => true));
+    const stored = capture.chunks[1]!
+    expect(stored.byteLength).toBe(3 * 8 * buffer.t.length)
+    const packed = new Float64Array(stored.slice().buffer)
+    expect([...packed]).toEqual([...Array.from(buffer.t), ...Array.from(buffer.k), ...Array.from(buffer.v)])
+  })
+
+  it('reads a capture of version 1 (the reorder buffers as one node:v8 chunk)', () => {
+    const h = harness()
+    feedSpan(h, T0, T0 + 3600)
+    const expected = deserialize(serialize(h.detection.checkpoint()))
+    const copy = structuredClone(expected)
+    const buffers = copy.sites.map((site: { buffer: unknown }) => site.buffer)
+    const equipment = copy.sites.flatMap((site: { equipment: unknown[] }) => site.equipment)
+    const counts = copy.sites.map((site: { equipment: unknown[] }) => site.equipment.length)
+    for (const site of copy.sites) {
+      site.buffer = { t: [], k: [], v: [] }
+      site.equipment = []
+    }
+    const header = { format: 'plantwatt-detection-sliced', version: 1, checkpoint: copy, counts }
+    const chunks = [
+      serialize(header),
+      serialize(buffers),
+      serialize(equipment.slice(0, 1)),
+      serialize(equipment.slice(1)),
+    ]
+    expect(decodeSlicedCheckpoint(chunks)).toEqual(expected)
+  })
 })

@@ -13,6 +13,7 @@ import {
   type BucketEvent,
   type ColumnWrite,
   powerInRange,
+  type ReadingLogCapture,
 } from '@plantwatt/accounting'
 import type { Alert, DecodedPack, LiveFigures, Reading, RejectReason } from '@plantwatt/contract'
 import { decodeSenml, parseDeviceTopic } from '@plantwatt/contract'
@@ -24,6 +25,7 @@ import {
   type Sequenced,
 } from '@plantwatt/detection'
 import { type DeviceInfo, isEquipment, LiveState, type PlantIndex, type ScopeNode } from '@plantwatt/plant'
+import { DeviceCountersCapture } from './device-capture.ts'
 import { DEFAULT_MAX_PROCESS_NAMES, isCountedName, namesToForget } from './device-names.ts'
 import { wallFloor } from './wall-floor.ts'
 
@@ -92,7 +94,8 @@ export interface PipelineState {
   version: 1
   accounting: AccountingState
   detection: DetectionCheckpoint
-  devices: [string, DeviceCounters][]
+  /** Null where taken over several turns (snapshotSliced): put back before a restore. */
+  devices: [string, DeviceCounters][] | null
   stats: PipelineStats
 }
 
@@ -107,9 +110,15 @@ export interface PipelineSnapshot {
   outputColumns: AccountingSnapshot['outputColumns']
 }
 
-/** A PipelineSnapshot whose detection state is taken over later turns by `capture`. */
-export interface SlicedPipelineSnapshot extends Omit<PipelineSnapshot, 'state'> {
-  state: Omit<PipelineState, 'detection'> & { detection: null }
+/**
+ * A PipelineSnapshot whose detection state is taken over later turns by `capture`, and the reading
+ * log's chunk and series' state by `readings` (the state's `accounting.devices` is then null).
+ */
+export interface SlicedPipelineSnapshot extends Omit<PipelineSnapshot, 'state' | 'readings'> {
+  state: Omit<PipelineState, 'detection' | 'devices'> & { detection: null; devices: null }
+  readings: ReadingLogCapture
+  /** The per-device counters (device-capture.ts; the state's `devices` is then null). */
+  devices: DeviceCountersCapture
   capture: DetectionCapture
 }
 
@@ -146,6 +155,8 @@ export class ReadingPipeline {
   private readonly live: LiveState
   private readonly acceptOld: boolean
   private readonly maxProcessNames: number
+  /** The per-device counters being captured over several turns (snapshotSliced), if any. */
+  private devicesCapture: DeviceCountersCapture | undefined
 
   constructor(
     readonly plant: PlantIndex,
@@ -186,6 +197,7 @@ export class ReadingPipeline {
       ? Detection.restore(plant, ports, saved.detection, options.detection)
       : new Detection(plant, ports, options.detection)
     if (saved) {
+      if (saved.devices === null) throw new TypeError('pipeline state without its device counters')
       for (const [deviceId, counters] of saved.devices) {
         const device = plant.device(deviceId)
         if (device === undefined) continue
@@ -363,27 +375,41 @@ export class ReadingPipeline {
    */
   snapshot(full = false): PipelineSnapshot {
     const snapshot = this.snapshotWithout(full)
-    return { ...snapshot, state: { ...snapshot.state, detection: this.detection.checkpoint() } }
+    snapshot.readings.slice(() => true)
+    return {
+      ...snapshot,
+      state: {
+        ...snapshot.state,
+        accounting: { ...snapshot.state.accounting, devices: snapshot.readings.state },
+        detection: this.detection.checkpoint(),
+        devices: [...this.devices],
+      },
+      readings: snapshot.readings.write(),
+    }
   }
 
   /**
-   * The same with detection's state left to `capture` (@plantwatt/detection capture.ts), which the
-   * caller runs over later turns of the event loop (the state then has no detection of its own).
+   * The same with detection's state left to `capture` (@plantwatt/detection capture.ts), the
+   * reading log's chunk to `readings` and the per-device counters to `devices`, which the caller
+   * runs over later turns of the event loop (the state then has none of the three of its own).
+   * The caller must let each finish (or close it) before beginning another.
    */
   snapshotSliced(full = false): SlicedPipelineSnapshot {
+    if (this.devicesCapture?.open) throw new Error('device counters are being captured already')
     const snapshot = this.snapshotWithout(full)
-    return { ...snapshot, capture: this.detection.beginCheckpoint() }
+    this.devicesCapture = new DeviceCountersCapture(this.devices)
+    return { ...snapshot, devices: this.devicesCapture, capture: this.detection.beginCheckpoint() }
   }
 
-  private snapshotWithout(full: boolean): Omit<SlicedPipelineSnapshot, 'capture'> {
-    const accounting = this.accounting.snapshot(full)
+  private snapshotWithout(full: boolean): Omit<SlicedPipelineSnapshot, 'capture' | 'devices'> {
+    const accounting = this.accounting.snapshotSliced(full)
     return {
       state: {
         format: 'plantwatt-processor-state',
         version: 1,
         accounting: accounting.state,
         detection: null,
-        devices: [...this.devices],
+        devices: null,
         stats: structuredClone(this.stats),
       },
       columns: accounting.columns,
@@ -416,6 +442,7 @@ export class ReadingPipeline {
     const counters = this.devices.get(deviceId)
     const names = counters?.names
     if (counters === undefined || names === undefined) return 0
+    this.beforeCountersChange(deviceId, counters)
     const forgotten = [...names.keys()]
     for (const name of forgotten) this.forgetName(device, counters, name)
     return forgotten.length
@@ -468,13 +495,19 @@ export class ReadingPipeline {
     }
   }
 
+  /** A device's counters, about to change (a capture running copies them first). */
   private countersOf(deviceId: string): DeviceCounters {
     let counters = this.devices.get(deviceId)
     if (!counters) {
       counters = { lastSeenMs: 0, accepted: 0, duplicates: 0, rejected: {} }
       this.devices.set(deviceId, counters)
-    }
+      if (this.devicesCapture?.open) this.devicesCapture.added(deviceId)
+    } else this.beforeCountersChange(deviceId, counters)
     return counters
+  }
+
+  private beforeCountersChange(deviceId: string, counters: DeviceCounters): void {
+    if (this.devicesCapture?.open) this.devicesCapture.beforeChange(deviceId, counters)
   }
 
   private reject(counters: DeviceCounters, reason: RejectionReason): void {

@@ -13,8 +13,14 @@
 
 import { readFile } from 'node:fs/promises'
 import { deserialize, serialize } from 'node:v8'
+import type { SeriesLogState } from '@plantwatt/accounting'
 import { decodeSlicedCheckpoint } from '@plantwatt/detection'
-import type { PipelineCheckpoint, PipelineState } from '@plantwatt/pipeline'
+import {
+  decodeDeviceCounters,
+  deviceCountersIndex,
+  type PipelineCheckpoint,
+  type PipelineState,
+} from '@plantwatt/pipeline'
 import { writeFileAtomic } from '@plantwatt/runtime'
 import type { TuningCheckpoint } from './tuning-loop.ts'
 
@@ -116,6 +122,29 @@ export function encodeStateBlob(
   })
 }
 
+/**
+ * The array holding the retained readings' per-series state (@plantwatt/accounting reading-log.ts),
+ * taken over later turns than the blob's: in the blob, `accounting.devices` is then null.
+ */
+export const READINGS_STATE = 'readings.state'
+
+/** The reading log's per-series state for the array READINGS_STATE. */
+export function encodeReadingsState(state: SeriesLogState): Buffer {
+  return serialize(state)
+}
+
+/**
+ * The per-device counters as a capture's chunks (@plantwatt/pipeline device-capture.ts): `devices`
+ * is their index, `devices.0`… hold them; in the blob, `pipeline.devices` is then null.
+ */
+export function deviceArrays(chunks: readonly Uint8Array[]): Record<string, Uint8Array> {
+  const arrays: Record<string, Uint8Array> = { devices: deviceCountersIndex(chunks) }
+  chunks.forEach((chunk, k) => {
+    arrays[`devices.${k}`] = chunk
+  })
+  return arrays
+}
+
 const DETECTION_CHUNKS = 'plantwatt-detection-chunks'
 
 /**
@@ -157,6 +186,16 @@ export function decodeState(bytes: Uint8Array, array: (name: string) => Uint8Arr
     const detection = array('detection')
     if (detection === undefined) throw new Error('processor state without its detection array')
     value.pipeline.detection = decodeDetection(detection, array) as PipelineState['detection']
+  }
+  if (value.pipeline.devices === null) {
+    const index = array('devices')
+    if (index === undefined) throw new Error('processor state without its device counters')
+    value.pipeline.devices = decodeDeviceCounters(index, (k) => array(`devices.${k}`))
+  }
+  if (value.pipeline.accounting.devices === null) {
+    const stored = array(READINGS_STATE)
+    if (stored === undefined) throw new Error("processor state without its retained readings' state")
+    value.pipeline.accounting.devices = deserialize(stored) as SeriesLogState
   }
   const devices = value.pipeline.accounting.devices
   if ('data' in devices) {

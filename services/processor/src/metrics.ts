@@ -188,7 +188,17 @@ function registerCheckpointMetrics(registry: Registry, processor: Processor): vo
     registry,
     'plantwatt_checkpoint_bytes',
     'Bytes of the last checkpoint written, by part (columns uncompressed)',
-    () => ({ ...(processor.lastCheckpoint?.parts ?? { columns: 0, readings: 0, detection: 0, blob: 0, output: 0 }) }),
+    () => ({
+      ...(processor.lastCheckpoint?.parts ?? {
+        columns: 0,
+        readings: 0,
+        detection: 0,
+        blob: 0,
+        output: 0,
+        devices: 0,
+        series: 0,
+      }),
+    }),
     'part',
   )
   readCounter(

@@ -42,8 +42,11 @@ import {
   CheckpointFile,
   decodeState,
   detectionArrays,
+  deviceArrays,
+  encodeReadingsState,
   encodeStateBlob,
   type ProcessorCheckpoint,
+  READINGS_STATE,
 } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
@@ -65,8 +68,19 @@ export interface CheckpointWritten {
   readings: number
   /** Wall time of the checkpoint, s. */
   seconds: number
-  /** Bytes written per part (columns uncompressed). */
-  parts: { columns: number; readings: number; detection: number; blob: number; output: number }
+  /**
+   * Bytes written per part (columns uncompressed): `readings` the reading log's chunks, `series`
+   * the series' state beside them, `devices` the per-device counters, `blob` the rest of the state.
+   */
+  parts: {
+    columns: number
+    readings: number
+    detection: number
+    blob: number
+    output: number
+    devices: number
+    series: number
+  }
   /**
    * Milliseconds the event loop was held: the longest synchronous stretch (a snapshot with its
    * encoding, or handing the writes to the store) and their sum.
@@ -74,12 +88,12 @@ export interface CheckpointWritten {
   heldMs: {
     max: number
     total: number
-    /** The longest of each kind: the snapshot's turn, a turn of detection's capture, handing the writes to the store. */
+    /** The longest of each kind: the snapshot's turn, a later turn of the capture, handing the writes to the store. */
     snapshot: number
     slice: number
     store: number
   }
-  /** Turns of the event loop the snapshot's encoding took (detection's capture, issue 13). */
+  /** Turns of the event loop the snapshot's encoding took (the snapshot's and the captures', issue 13). */
   slices: number
 }
 
@@ -562,7 +576,7 @@ export class Processor {
           for (const column of snapshot.outputColumns) outputColumns.set(`${column.site} ${column.minute}`, column)
         }
         // The reading log's chunks of every round: each holds what was inserted since the one before.
-        const readings: { gen: number; bytes: Uint8Array }[] = []
+        const readings: { gen: number; parts: Uint8Array[] }[] = []
         let readingsPruneBelow = 0
         let readingCount = 0
         const takeReadings = (chunk: PipelineSnapshot['readings']) => {
@@ -617,12 +631,16 @@ export class Processor {
           slices,
           parts: {
             columns: columnBytes,
-            readings: readings.reduce((n, chunk) => n + chunk.bytes.byteLength, 0),
+            readings: readings.reduce((n, chunk) => chunk.parts.reduce((m, part) => m + part.byteLength, n), 0),
             detection: Object.entries(snapshot.state.arrays)
               .filter(([name]) => name.startsWith('detection'))
               .reduce((n, [, array]) => n + array.byteLength, 0),
             blob: snapshot.state.blob.byteLength,
             output: [...outputColumns.values()].reduce((n, column) => n + column.bytes.byteLength, 0),
+            devices: Object.entries(snapshot.state.arrays)
+              .filter(([name]) => name === 'devices' || name.startsWith('devices.'))
+              .reduce((n, [, array]) => n + array.byteLength, 0),
+            series: snapshot.state.arrays[READINGS_STATE]?.byteLength ?? 0,
           },
         }
         if (this.checkpointDurations.length < 1000) this.checkpointDurations.push(seconds)
@@ -639,6 +657,8 @@ export class Processor {
           'checkpoint written',
         )
       } catch (error) {
+        // Whatever the snapshot took (columns, a reading log chunk) is not on disk: the next is full.
+        this.fullNext = true
         this.checkpointFailures++
         this.options.logger.error(
           { err: error },
@@ -671,9 +691,11 @@ export class Processor {
       generation,
       readings,
       outputColumns,
+      devices,
       capture,
     } = this.pipeline.snapshotSliced(full)
     let blob: Buffer
+    let readingsState: Uint8Array | undefined
     let slices = 1
     try {
       // Taken with the pipeline's, in the same turn: the tuners' state stands at the same journal sequence.
@@ -687,23 +709,39 @@ export class Processor {
         tuning,
       })
       hold(performance.now() - heldFrom, 'snapshot')
-      // Detection's state in later turns, each equipment as it stood at this snapshot (capture.ts):
-      // readings applied meanwhile do not hold up behind it.
+      // The reading log's chunk, the device counters, then detection's state, in later turns, each
+      // series, device and equipment as it stood at this snapshot (reading-log.ts,
+      // device-capture.ts, capture.ts): readings applied meanwhile do not hold up behind them.
       const sliceMs = this.options.checkpointSliceMs ?? 2
       for (;;) {
         await setImmediate()
         heldFrom = performance.now()
         slices++
-        // Half the turn for copying equipment, half for node:v8 of the copies (about as long).
+        // Half the turn for copying, half for encoding the copies (about as long).
         const until = heldFrom + sliceMs / 2
-        const done = capture.slice(() => performance.now() < until)
+        const more = () => performance.now() < until
+        let done = false
+        // The series' state is encoded in a turn of its own (a few MB at 40,000 devices).
+        if (readings.open) readings.slice(more)
+        else if (readingsState === undefined) readingsState = encodeReadingsState(readings.state)
+        else if (devices.open) devices.slice(more)
+        else done = capture.slice(more)
         hold(performance.now() - heldFrom, 'slice')
         if (done) break
       }
     } finally {
+      readings.close()
+      devices.close()
       capture.close()
     }
-    const state = { blob, arrays: detectionArrays(capture.chunks) }
+    const state = {
+      blob,
+      arrays: {
+        ...detectionArrays(capture.chunks),
+        ...deviceArrays(devices.chunks),
+        [READINGS_STATE]: readingsState!,
+      },
+    }
     const conflictsBefore = this.historySink?.counters.conflicts ?? 0
     await this.historySink?.written()
     return {
@@ -712,7 +750,7 @@ export class Processor {
       columns,
       outputColumns,
       generation,
-      readings,
+      readings: readings.write(),
       slices,
       conflicted: (this.historySink?.counters.conflicts ?? 0) > conflictsBefore,
     }

@@ -6,10 +6,11 @@
 //   can still revise a minute the in-memory ring no longer holds;
 // - `output`: one value per (site, minute), the units produced in that minute per equipment that
 //   counts output (@plantwatt/accounting output-minutes.ts), written, kept and pruned as `columns`;
-// - `readings`: the retained readings as a log, one chunk per checkpoint of the readings inserted
-//   since the one before, keyed by the chunk's generation; pruned from the oldest, whose still
-//   retained readings the chunk written with the pruning carries forward (@plantwatt/accounting
-//   reading-log.ts);
+// - `readingParts`: the retained readings as a log, one chunk per checkpoint of the readings
+//   inserted since the one before, in parts (one per turn that built it), keyed by (the chunk's
+//   generation, part); pruned from the oldest, whose still retained readings the chunk written with
+//   the pruning carries forward (@plantwatt/accounting reading-log.ts). `readings` holds the chunks
+//   of states written before parts, one value per generation: read, and pruned, as before;
 // - `state`: the rest of the processor's state as one node:v8 blob (counters, sites' metadata,
 //   the retained readings' per-series state, detection, tuning, the newest readings per device)
 //   and the journal position it covers.
@@ -44,8 +45,8 @@ export interface StateWrite {
    * a Uint8Array's memory to its write thread as it is, so they cost the event loop nothing.
    */
   arrays?: Readonly<Record<string, Uint8Array>>
-  /** Reading log chunks to put, by generation (lmdb-js hands their memory over as it is). */
-  readings?: readonly { gen: number; bytes: Uint8Array }[]
+  /** Reading log chunks to put, by generation, in parts (lmdb-js hands their memory over as it is). */
+  readings?: readonly { gen: number; parts: readonly Uint8Array[] }[]
   /** Reading log chunks of generations below this one are deleted. */
   readingsPruneBelow?: number
 }
@@ -56,7 +57,9 @@ export class ProcessorStateStore {
   private readonly root: RootDatabase
   private readonly columns: Database<Buffer, [string, number]>
   private readonly state: Database<Buffer, string>
+  /** Chunks of states written before parts (one value per generation). */
   private readonly readings: Database<Buffer, number>
+  private readonly readingParts: Database<Buffer, [number, number]>
   private readonly output: Database<Buffer, [string, number]>
   /** The array of states before the reading log is deleted with the first write (once). */
   private legacySeries = true
@@ -81,6 +84,11 @@ export class ProcessorStateStore {
       keyEncoding: 'ordered-binary',
       encoding: 'binary',
     })
+    this.readingParts = this.root.openDB<Buffer, [number, number]>({
+      name: 'readingParts',
+      keyEncoding: 'ordered-binary',
+      encoding: 'binary',
+    })
     this.output = this.root.openDB<Buffer, [string, number]>({
       name: 'output',
       keyEncoding: 'ordered-binary',
@@ -94,9 +102,13 @@ export class ProcessorStateStore {
     return this.output.getBinary([site, minute])
   }
 
-  /** The reading log's chunks held, by generation, oldest first (copies). */
+  /**
+   * The reading log's chunks held, by generation, oldest first, each in its parts (copies): those
+   * of states before parts first (their generations are all older: a generation only goes up).
+   */
   *readingChunks(): Generator<[number, Uint8Array]> {
     for (const { key, value } of this.readings.getRange({})) yield [key, value]
+    for (const { key, value } of this.readingParts.getRange({})) yield [key[0], value]
   }
 
   /** The last state blob written, undefined when none was. */
@@ -137,8 +149,13 @@ export class ProcessorStateStore {
     const removals = this.prunable(this.columns, this.prunedTo, write.pruneBefore)
     const outputRemovals = this.prunable(this.output, this.outputPrunedTo, write.pruneBefore)
     const oldChunks: number[] = []
+    const oldParts: [number, number][] = []
     if (write.readingsPruneBelow !== undefined) {
       for (const key of this.readings.getKeys({ end: write.readingsPruneBelow })) oldChunks.push(key)
+      for (const key of this.readingParts.getKeys({})) {
+        if (key[0] >= write.readingsPruneBelow) break
+        oldParts.push(key)
+      }
     }
     // Numbered arrays (`detection.0`, … : a list of chunks) of an earlier write beyond this one's.
     const staleArrays: string[] = []
@@ -154,7 +171,9 @@ export class ProcessorStateStore {
     for (const column of write.outputColumns ?? [])
       void this.output.put([column.site, column.minute], column.bytes as Buffer)
     for (const key of oldChunks) void this.readings.remove(key)
-    for (const chunk of write.readings ?? []) void this.readings.put(chunk.gen, chunk.bytes as Buffer)
+    for (const key of oldParts) void this.readingParts.remove(key)
+    for (const chunk of write.readings ?? [])
+      chunk.parts.forEach((part, p) => void this.readingParts.put([chunk.gen, p], part as Buffer))
     if (this.legacySeries && write.readings !== undefined) {
       void this.state.remove('array:series')
       this.legacySeries = false
@@ -190,7 +209,9 @@ export class ProcessorStateStore {
     let used = 0
     let columns = 0
     let readingChunks = 0
-    for (const db of [this.columns, this.state, this.readings, this.output] as { getStats(): unknown }[]) {
+    for (const db of [this.columns, this.state, this.readings, this.readingParts, this.output] as {
+      getStats(): unknown
+    }[]) {
       const d = db.getStats() as {
         treeBranchPageCount: number
         treeLeafPageCount: number
@@ -199,7 +220,7 @@ export class ProcessorStateStore {
       }
       used += d.treeBranchPageCount + d.treeLeafPageCount + d.overflowPages
       if (db === this.columns) columns = d.entryCount
-      if (db === this.readings) readingChunks = d.entryCount
+      if (db === this.readings || db === this.readingParts) readingChunks += d.entryCount
     }
     return { fileBytes: (s.lastPageNumber + 1) * s.pageSize, usedBytes: used * s.pageSize, columns, readingChunks }
   }

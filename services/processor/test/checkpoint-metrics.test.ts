@@ -69,12 +69,14 @@ describe('checkpoint metrics', () => {
     expect(value(text, 'plantwatt_checkpoint_duration_seconds_count')).toBe(2)
     expect(value(text, 'plantwatt_checkpoint_duration_seconds_sum')).toBeGreaterThan(0)
     const last = processor.lastCheckpoint!
-    for (const part of ['columns', 'readings', 'detection', 'blob'] as const) {
+    for (const part of ['columns', 'readings', 'detection', 'blob', 'devices', 'series'] as const) {
       expect(value(text, `plantwatt_checkpoint_bytes{part="${part}"}`)).toBe(last.parts[part])
     }
     expect(last.parts.readings).toBeGreaterThan(0)
     expect(last.parts.detection).toBeGreaterThan(0)
     expect(last.parts.blob).toBeGreaterThan(0)
+    expect(last.parts.devices).toBeGreaterThan(0)
+    expect(last.parts.series).toBeGreaterThan(0)
     expect(value(text, 'plantwatt_checkpoint_failures_total')).toBe(0)
 
     // A write that fails (the store closed under it) is counted, and nothing is observed for it.

@@ -67,6 +67,10 @@ describe('incremental checkpoints: output minutes and detection', () => {
       checkpointIntervalMs: 3_600_000,
       // One equipment per turn: readings applied between the turns of every checkpoint.
       checkpointSliceMs: 0,
+      // Closed minutes go out only at checkpoints: a publish on the timer after the last one would
+      // make the dead processor's emitted minutes depend on how long the test ran (the restarted
+      // one is compared before its timer runs).
+      publishIntervalMs: 3_600_000,
     })
     await processor.start()
     return { journal, processor }
