@@ -1,4 +1,5 @@
 export * from './data-dir.ts'
+export * from './earliest-wake.ts'
 export * from './files.ts'
 export * from './ingest-journal.ts'
 export * from './logger.ts'

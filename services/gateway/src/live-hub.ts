@@ -1,6 +1,7 @@
 import { LIVE_BATCH_INTERVAL_MS, type LiveBatch } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
+import { EarliestWake, type Schedule, unrefTimeout } from '@plantwatt/runtime'
 
 /** Where a subscription's frames go. */
 export interface LiveSink {
@@ -59,7 +60,7 @@ export interface LiveHubOptions {
    * Runs `fn` after `delayMs` (wall clock) and returns a cancel: how a held frame goes out when
    * its time is up. Default: an unref'd setTimeout.
    */
-  schedule?: (fn: () => void, delayMs: number) => () => void
+  schedule?: Schedule
   /**
    * A scope's watching changed: its first live subscription came or its last one left. The
    * gateway tells the processor, which sends figures only for watched scopes (issue 14).
@@ -85,13 +86,12 @@ export class LiveHub {
   private readonly now: () => number
   private readonly minFrameIntervalMs: number
   private readonly batchIntervalMs: number
-  private readonly schedule: (fn: () => void, delayMs: number) => () => void
   /** Subscriptions with a change held (heldUntil set): the timer's round looks at these only. */
   private readonly held = new Set<LiveSubscription>()
   /** Subscriptions whose client was behind when a frame was due: the next tick round retries them. */
   private readonly behind = new Set<LiveSubscription>()
-  /** The one timer, for the earliest heldUntil: when it fires, and how to cancel it. */
-  private timer: { dueAt: number; cancel: () => void } | undefined
+  /** The one timer, for the earliest heldUntil. Those still short of their time when it fires (a hair early) re-arm it. */
+  private readonly wake: EarliestWake
   private ticks = 0
   framesSent = 0
   framesDropped = 0
@@ -104,13 +104,9 @@ export class LiveHub {
     this.now = options.now ?? Date.now
     this.minFrameIntervalMs = options.minFrameIntervalMs ?? 1000
     this.batchIntervalMs = options.batchIntervalMs ?? LIVE_BATCH_INTERVAL_MS
-    this.schedule =
-      options.schedule ??
-      ((fn, delayMs) => {
-        const timer = setTimeout(fn, delayMs)
-        timer.unref()
-        return () => clearTimeout(timer)
-      })
+    this.wake = new EarliestWake(options.schedule ?? unrefTimeout, this.now, () =>
+      this.flushSome([...this.held], this.now(), new Map(), false),
+    )
   }
 
   get subscriptionCount(): number {
@@ -147,15 +143,8 @@ export class LiveHub {
     for (const figures of update.scopes) {
       const subscriptions = this.watchers.get(figures.scope)
       if (!subscriptions) continue
-      const now = this.now()
-      if (!update.answer) this.flushSome(subscriptions, now, new Map(), true)
-      else
-        this.flushSome(
-          [...subscriptions].filter((s) => s.sentVersion === -1),
-          now,
-          new Map(),
-          true,
-        )
+      const due = update.answer ? [...subscriptions].filter((s) => s.sentVersion === -1) : subscriptions
+      this.flushSome(due, this.now(), new Map(), true)
     }
   }
 
@@ -174,8 +163,7 @@ export class LiveHub {
 
   /** Cancels the timer (the gateway is closing). */
   close(): void {
-    this.timer?.cancel()
-    this.timer = undefined
+    this.wake.cancel()
     this.held.clear()
     this.behind.clear()
   }
@@ -307,26 +295,7 @@ export class LiveHub {
       }
       this.sendTo(subscription, body, version)
     }
-    if (earliestHeld < Number.POSITIVE_INFINITY) this.wakeAt(earliestHeld)
-  }
-
-  /** Arms the one timer for `dueAt` unless it already fires as early. */
-  private wakeAt(dueAt: number): void {
-    if (this.timer && this.timer.dueAt <= dueAt) return
-    this.timer?.cancel()
-    const timer = {
-      dueAt,
-      cancel: this.schedule(
-        () => {
-          if (this.timer !== timer) return
-          this.timer = undefined
-          // Those still short of their time (the timer fired a hair early) re-arm it.
-          this.flushSome([...this.held], this.now(), new Map(), false)
-        },
-        Math.max(0, dueAt - this.now()),
-      ),
-    }
-    this.timer = timer
+    if (earliestHeld < Number.POSITIVE_INFINITY) this.wake.at(earliestHeld)
   }
 
   /** Nothing held for the subscription any more. */

@@ -12,6 +12,7 @@ import {
 } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
+import { EarliestWake, type Schedule } from '@plantwatt/runtime'
 import type { Logger } from 'pino'
 import { InterestBook } from './live-interests.ts'
 
@@ -58,7 +59,7 @@ export interface LivePublisherOptions {
    * goes out the moment it is up rather than at the next tick. Without it (tests that call tick by
    * hand), they go at the first tick after it.
    */
-  schedule?: (fn: () => void, delayMs: number) => () => void
+  schedule?: Schedule
 }
 
 export interface LivePublisherStats {
@@ -91,11 +92,12 @@ export class LivePublisher {
   private readonly sentSite = new Map<string, { at: number | null; gridGPerKWh: number }>()
   private readonly minSiteIntervalMs: number
   private resyncAsked = false
-  /** The one timer for the earliest site waiting for its interval: when it fires, and its cancel. */
-  private timer: { dueAt: number; cancel: () => void } | undefined
+  /** The one timer for the earliest site waiting for its interval (none without `schedule`). */
+  private readonly wake: EarliestWake | undefined
 
   constructor(private readonly options: LivePublisherOptions) {
     this.minSiteIntervalMs = options.minSiteIntervalMs ?? LIVE_BATCH_INTERVAL_MS
+    this.wake = options.schedule ? new EarliestWake(options.schedule, options.now, () => this.tick()) : undefined
   }
 
   /** Listens for the gateways' interests and asks every gateway for its full set (a processor that just started). */
@@ -126,13 +128,12 @@ export class LivePublisher {
       if (now >= dueAt) this.flushSite(siteId, now)
       else earliestHeld = Math.min(earliestHeld, dueAt)
     }
-    if (earliestHeld < Number.POSITIVE_INFINITY) this.wakeAt(earliestHeld, now)
+    if (earliestHeld < Number.POSITIVE_INFINITY) this.wake?.at(earliestHeld)
   }
 
   /** Cancels the pacing timer (the processor is stopping). */
   stop(): void {
-    this.timer?.cancel()
-    this.timer = undefined
+    this.wake?.cancel()
   }
 
   /** Every watched scope's figures now (a gateway asked for a sync on the older live-sync topic). */
@@ -227,22 +228,6 @@ export class LivePublisher {
     this.options.bus.publish(liveTopic(siteId), payload, { qos: 0 }).catch((error) => {
       this.options.logger.error({ err: error }, 'publishing live figures failed')
     })
-  }
-
-  /** Arms the one pacing timer for `dueAt` unless it already fires as early. */
-  private wakeAt(dueAt: number, now: number): void {
-    const { schedule } = this.options
-    if (!schedule || (this.timer && this.timer.dueAt <= dueAt)) return
-    this.timer?.cancel()
-    const timer = {
-      dueAt,
-      cancel: schedule(() => {
-        if (this.timer !== timer) return
-        this.timer = undefined
-        this.tick()
-      }, dueAt - now),
-    }
-    this.timer = timer
   }
 
   /** Once per tick at most: several gateways' messages may each find the book behind. */
