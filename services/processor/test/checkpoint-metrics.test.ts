@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import type { Bus } from '@plantwatt/bus'
 import { deviceTopic } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
-import { Aedes } from 'aedes'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,6 +9,7 @@ import { type OutgoingMessage, PlantSimulation } from '../../../simulators/fleet
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { registerProcessorMetrics } from '../src/metrics.ts'
 import { Processor } from '../src/processor.ts'
+import { openBusAndDir } from './support/bus-and-dir.ts'
 
 // Issue 13: the checkpoint's wall time, its bytes by part and its failures are on /metrics with the
 // processor's other metrics (read from the processor at scrape time). Real LMDB state store.
@@ -28,20 +26,14 @@ function value(text: string, series: string): number | undefined {
 
 describe('checkpoint metrics', () => {
   let dir: string
-  let aedes: Aedes
   let bus: Bus
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'plantwatt-checkpoint-metrics-'))
-    aedes = await Aedes.createBroker()
-    bus = createAedesBus(aedes)
+    ;({ dir, bus, close } = await openBusAndDir('plantwatt-checkpoint-metrics-'))
   })
 
-  afterAll(async () => {
-    await bus?.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => close?.())
 
   it('exposes duration, bytes by part and failures', async () => {
     const clock = { ms: START_S * 1000 }

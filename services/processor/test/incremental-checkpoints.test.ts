@@ -1,15 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deserialize, serialize } from 'node:v8'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import type { Bus } from '@plantwatt/bus'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal } from '@plantwatt/runtime'
-import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { Processor } from '../src/processor.ts'
+import { openBusAndDir } from './support/bus-and-dir.ts'
 import { feedUplinks, simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // Issue 13 "checkpoints that grow with what changed": the output-minutes ring is written as the
@@ -40,20 +38,14 @@ function held(processor: Processor) {
 
 describe('incremental checkpoints: output minutes and detection', () => {
   let dir: string
-  let aedes: Aedes
   let bus: Bus
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'plantwatt-incremental-ckpt-'))
-    aedes = await Aedes.createBroker()
-    bus = createAedesBus(aedes)
+    ;({ dir, bus, close } = await openBusAndDir('plantwatt-incremental-ckpt-'))
   })
 
-  afterAll(async () => {
-    await bus?.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => close?.())
 
   async function startProcessor(clock: { ms: number }) {
     const journal = await IngestJournal.open(join(dir, 'journal'), { now: () => clock.ms })

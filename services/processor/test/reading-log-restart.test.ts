@@ -1,15 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import type { Bus } from '@plantwatt/bus'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal } from '@plantwatt/runtime'
-import { Aedes } from 'aedes'
 import { open } from 'lmdb'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { Processor } from '../src/processor.ts'
+import { openBusAndDir } from './support/bus-and-dir.ts'
 import { feedUplinks, simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // Issue 13: the retained readings are a log in the processor's state store (each checkpoint writes
@@ -48,20 +46,14 @@ function held(processor: Processor) {
 
 describe('reading log: restart after many checkpoints', () => {
   let dir: string
-  let aedes: Aedes
   let bus: Bus
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'plantwatt-reading-log-'))
-    aedes = await Aedes.createBroker()
-    bus = createAedesBus(aedes)
+    ;({ dir, bus, close } = await openBusAndDir('plantwatt-reading-log-'))
   })
 
-  afterAll(async () => {
-    await bus?.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => close?.())
 
   async function startProcessor(clock: { ms: number }) {
     const journal = await IngestJournal.open(join(dir, 'journal'), { now: () => clock.ms })

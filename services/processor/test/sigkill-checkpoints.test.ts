@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
-import { Aedes } from 'aedes'
+import type { Bus } from '@plantwatt/bus'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openBusAndDir } from './support/bus-and-dir.ts'
 import { feed, held, simulatedMessages, startProcessor } from './support/crash-plant.ts'
 
 // Issue 13: a processor killed with SIGKILL after eight checkpoints (the reading log's chunks,
@@ -15,20 +13,14 @@ import { feed, held, simulatedMessages, startProcessor } from './support/crash-p
 
 describe('SIGKILL between checkpoints', () => {
   let dir: string
-  let aedes: Aedes
   let bus: Bus
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'plantwatt-sigkill-'))
-    aedes = await Aedes.createBroker()
-    bus = createAedesBus(aedes)
+    ;({ dir, bus, close } = await openBusAndDir('plantwatt-sigkill-'))
   })
 
-  afterAll(async () => {
-    await bus?.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => close?.())
 
   it('loses nothing acknowledged and applies nothing twice', async () => {
     const crashed = join(dir, 'crashed')

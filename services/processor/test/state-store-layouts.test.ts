@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deserialize } from 'node:v8'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import type { Bus } from '@plantwatt/bus'
 import { deviceTopic } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
-import { Aedes } from 'aedes'
 import { open } from 'lmdb'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +10,7 @@ import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { encodeState } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
 import { ProcessorStateStore } from '../src/state-store.ts'
+import { openBusAndDir } from './support/bus-and-dir.ts'
 import { simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // Issue 13 (ckpt4): the reading log's chunks are now written in parts, keyed (generation, part), and
@@ -36,20 +34,14 @@ function held(processor: Processor) {
 
 describe('processor state store: layouts written before reading log parts', () => {
   let dir: string
-  let aedes: Aedes
   let bus: Bus
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'plantwatt-state-layouts-'))
-    aedes = await Aedes.createBroker()
-    bus = createAedesBus(aedes)
+    ;({ dir, bus, close } = await openBusAndDir('plantwatt-state-layouts-'))
   })
 
-  afterAll(async () => {
-    await bus?.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => close?.())
 
   const processorOf = (clock: { ms: number }, checkpointPath?: string) =>
     new Processor({ plant, bus, logger, now: () => clock.ms, checkpointPath, checkpointIntervalMs: 3_600_000 })

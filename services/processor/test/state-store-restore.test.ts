@@ -1,16 +1,15 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type Bus, createAedesBus } from '@plantwatt/bus'
+import type { Bus } from '@plantwatt/bus'
 import { BUCKET_STEPS } from '@plantwatt/contract'
 import { PlantIndex } from '@plantwatt/plant'
 import { IngestJournal } from '@plantwatt/runtime'
-import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generatePlant } from '../../../simulators/fleet/src/plant-generator.ts'
 import { CheckpointFile } from '../src/checkpoint-file.ts'
 import { Processor } from '../src/processor.ts'
+import { openBusAndDir } from './support/bus-and-dir.ts'
 import { feedUplinks, simulatedUplinks } from './support/simulated-uplinks.ts'
 
 // Issue 13: the checkpoint writes only the minutes of accounting's ring that changed (as columns,
@@ -45,20 +44,14 @@ function held(processor: Processor) {
 
 describe('processor state store: incremental checkpoints restore the ring exactly', () => {
   let dir: string
-  let aedes: Aedes
   let bus: Bus
+  let close: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'plantwatt-state-store-'))
-    aedes = await Aedes.createBroker()
-    bus = createAedesBus(aedes)
+    ;({ dir, bus, close } = await openBusAndDir('plantwatt-state-store-'))
   })
 
-  afterAll(async () => {
-    await bus?.close()
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await rm(dir, { recursive: true, force: true })
-  })
+  afterAll(() => close?.())
 
   async function startProcessor(clock: { ms: number }, name = '.', log = logger) {
     const journal = await IngestJournal.open(join(dir, name, 'journal'), { now: () => clock.ms })
