@@ -170,8 +170,10 @@ describe('HistoryWriter → VictoriaMetrics', () => {
     })
 
     await waitFor(() => w.stats().written >= 3000, 10_000, '3,000 points written')
-    const killedAt = Date.now()
     await vm.kill('SIGKILL')
+    // Taken once the process is gone, not before the signal: an answer can still come back in the
+    // moment between deciding to kill and the signal landing, and the server may lose it too.
+    const killedAt = Date.now()
     await waitFor(() => !w.stats().healthy, 10_000, 'the writer to notice')
     await waitFor(() => w.stats().queuedDisk > 0, 10_000, 'points spilled')
     const producedWhileDown = produced
