@@ -73,7 +73,7 @@ export class Accounting {
     this.core = core
     this.counters = core.counters
     this.coldRevisions = new ColdRevisions(core, figures)
-    this.revisions = new BucketRevisions(core, figures)
+    this.revisions = new BucketRevisions(core, figures, this.coldRevisions)
     this.closing = new MinuteClosing(core, figures, this.revisions, this.coldRevisions)
     this.ingest = new Ingest(core, this.closing, this.coldRevisions)
     this.idle = new IdleEnergy(core, figures, this.ingest)
@@ -113,9 +113,12 @@ export class Accounting {
     return this.ingest.forgetMeasurement(deviceId, name)
   }
 
-  /** Buckets of CONTRACT.md §5 that closed or changed since the last call (minute-closing.ts). */
-  takeBucketEvents(): BucketEvent[] {
-    return this.closing.takeBucketEvents()
+  /**
+   * Buckets of CONTRACT.md §5 that closed or changed since the last call (minute-closing.ts).
+   * `settle`: sites whose clock stands still (stalled-clocks.ts): their held revisions go out now.
+   */
+  takeBucketEvents(settle?: ReadonlySet<string>): BucketEvent[] {
+    return this.closing.takeBucketEvents(settle)
   }
 
   /** The cold revisions held by the committed checkpoint of snapshot `generation` (cold-revisions.ts). */

@@ -8,6 +8,7 @@ import type { BucketEvent } from './accounting-types.ts'
 import { PEAK_WATTS } from './bucket-store.ts'
 import { type BucketStep, STEPS } from './calendar.ts'
 import { carbonAt, gridIntensity, marketIntensity, minuteFactors } from './carbon.ts'
+import type { ColdRevisions } from './cold-revisions.ts'
 import {
   anyUnsent,
   type BucketGate,
@@ -36,6 +37,7 @@ export class BucketRevisions {
   constructor(
     private readonly core: AccountingCore,
     private readonly figs: ScopeFigures,
+    private readonly coldRevisions: ColdRevisions,
   ) {}
 
   /**
@@ -76,9 +78,10 @@ export class BucketRevisions {
    * for sent minutes become each scope's unsent difference in the buckets holding them, then every
    * bucket with something unsent sends the scopes that moved materially (at most once a second of
    * the site clock), or all it holds unsent at its last revision, or when its first minute is
-   * about to leave the ring (`evictBefore`: the ring moves to it next).
+   * about to leave the ring (`evictBefore`: the ring moves to it next), or everything it holds
+   * unsent when the site's clock stands still (`settle`, stalled-clocks.ts).
    */
-  emitRevisions(site: SiteState, events: BucketEvent[], evictBefore = Number.NEGATIVE_INFINITY): void {
+  emitRevisions(site: SiteState, events: BucketEvent[], evictBefore = Number.NEGATIVE_INFINITY, settle = false): void {
     const clock = site.clock
     if (clock === undefined) return
     const oldest = site.store.oldest()
@@ -96,7 +99,7 @@ export class BucketRevisions {
         if (bucket.whole) this.sendScopes(site, bucket, 'all', events, clock)
         else if (bucket.unsent.size > 0) {
           const due = bucket.finalDue(clock)
-          if (start < evictBefore || (due && bucket.mayRevise(clock))) {
+          if (settle || start < evictBefore || (due && bucket.mayRevise(clock))) {
             this.sendScopes(site, bucket, 'unsent', events, clock)
           } else if (bucket.candidates.size > 0 && bucket.mayRevise(clock)) {
             this.sendScopes(site, bucket, 'material', events, clock)
@@ -125,7 +128,13 @@ export class BucketRevisions {
       for (const step of STEPS) {
         const start = site.calendar.bucketStart(step, m)
         const end = site.calendar.bucketEnd(step, start)
-        if (end - 1 > site.emittedThrough || start < oldest) continue
+        if (end - 1 > site.emittedThrough) continue
+        if (start < oldest) {
+          // The ring no longer holds the bucket's first minute, so it cannot sum the bucket: the
+          // change goes on the bucket as last sent, as for a cold minute.
+          if (deltas !== undefined) this.straddled(site, step, start, slot, deltas)
+          continue
+        }
         const bucket = gate.bucket(step, start, end, finalAt(site, end), clock)
         // A minute marked without a log (a checkpoint from before the log): its buckets go whole.
         if (deltas === undefined) {
@@ -170,6 +179,28 @@ export class BucketRevisions {
         delta[PEAK] = now - before
         bucket.add(position, delta)
       }
+    }
+  }
+
+  /** Hands a ring minute's change of a bucket that began before the ring to the cold revisions. */
+  private straddled(
+    site: SiteState,
+    step: BucketStep,
+    start: number,
+    slot: number,
+    deltas: { figures: Map<number, Float64Array>; peaks: Map<number, number> },
+  ): void {
+    const f = newFigures()
+    for (const [position, delta] of deltas.figures) {
+      const peakW = deltas.peaks.has(position)
+        ? this.figs.scopeMinute(site.refs[position]!, site.store, slot, f).peak
+        : -1
+      this.coldRevisions.noteStraddled(site, step, start, position, delta, peakW)
+    }
+    for (const position of deltas.peaks.keys()) {
+      if (deltas.figures.has(position)) continue
+      const peakW = this.figs.scopeMinute(site.refs[position]!, site.store, slot, f).peak
+      this.coldRevisions.noteStraddled(site, step, start, position, new Float64Array(FIGURE_COUNT), peakW)
     }
   }
 

@@ -1,14 +1,37 @@
 // Late readings into minutes older than the 1-minute ring (cold-minutes.ts): their columns loaded
 // from the state store when first needed, the revisions of their buckets computed from the bucket
-// as last sent plus what the minute changed, held in an outbox until the checkpoint that holds the
-// columns is committed, then handed over to be sent.
+// as last sent plus what the minute changed (so too for a change to a minute in the ring whose
+// bucket began before it), held in an outbox until the checkpoint that holds the columns is
+// committed, then handed over to be sent.
 
 import type { AccountingCore } from './accounting-core.ts'
 import type { BucketEvent } from './accounting-types.ts'
 import { type BucketStep, STEPS } from './calendar.ts'
 import { ColdColumn, type StoredFigures } from './cold-minutes.ts'
+import { CO2, CO2_MARKET, ENERGY, IDLE, IDLE_CO2, OUTPUT, PV, RECORD_SCALE } from './revision-gate.ts'
 import { newFigures, type ScopeFigures } from './scope-figures.ts'
 import type { SiteState } from './site-state.ts'
+
+const bucketKey = (scope: string, step: BucketStep, start: number) => `${scope} ${step} ${start}`
+
+/**
+ * The bucket events of the take in progress, by key, indexed when first asked: a revision the
+ * ring sent ahead of a jump of the clock is the newest figures of its bucket until the history
+ * store has it, and a cold revision must go above it.
+ */
+class TakenEvents {
+  private index: Map<string, BucketEvent> | undefined
+
+  constructor(private readonly events: readonly BucketEvent[]) {}
+
+  get(key: string): BucketEvent | undefined {
+    if (this.index === undefined) {
+      this.index = new Map()
+      for (const event of this.events) this.index.set(bucketKey(event.scope, event.step, event.t / 60_000), event)
+    }
+    return this.index.get(key)
+  }
+}
 
 export class ColdRevisions {
   /** Cold revisions waiting for the checkpoint that holds their columns (cold-minutes.ts). */
@@ -52,17 +75,105 @@ export class ColdRevisions {
     column.generation = this.core.generation
   }
 
-  /** The bucket as last computed here, else as the history store holds it. */
-  private lastSent(scope: string, step: BucketStep, start: number): StoredFigures | undefined {
-    const key = `${scope} ${step} ${start}`
-    return this.sentCold.get(key)?.event ?? this.core.cold?.bucket(scope, step, start * 60_000)
+  /**
+   * The bucket as last computed here, else as this take hands it out (`taken`: sent ahead of a
+   * jump of the clock, not in the history store yet), else as the history store holds it.
+   */
+  private lastSent(scope: string, step: BucketStep, start: number, taken: TakenEvents): StoredFigures | undefined {
+    const key = bucketKey(scope, step, start)
+    return this.sentCold.get(key)?.event ?? taken.get(key) ?? this.core.cold?.bucket(scope, step, start * 60_000)
   }
 
-  /** Revisions of the buckets of every changed cold minute, into the outbox. */
-  emitCold(site: SiteState): void {
+  /**
+   * The revision of a bucket that this take changes: the one computed earlier in the take (or
+   * still in the outbox and in no snapshot yet: revised in place, one revision for both), else a
+   * new one above the bucket as last sent, with its figures.
+   */
+  private revisionOf(
+    round: Map<string, BucketEvent>,
+    scope: string,
+    step: BucketStep,
+    start: number,
+    taken: TakenEvents,
+  ) {
+    const key = bucketKey(scope, step, start)
+    let event = round.get(key)
+    if (event !== undefined) return event
+    const waiting = this.sentCold.get(key)
+    if (waiting?.released === undefined && waiting?.generation === this.core.generation) {
+      event = waiting.event
+      round.set(key, event)
+      return event
+    }
+    const base = this.lastSent(scope, step, start, taken)
+    event = {
+      scope,
+      step,
+      t: start * 60_000,
+      energyWh: base?.energyWh ?? 0,
+      co2G: base?.co2G ?? 0,
+      co2MarketG: base?.co2MarketG ?? 0,
+      idleWh: base?.idleWh ?? 0,
+      peakW: base?.peakW ?? 0,
+      revision: base === undefined ? 0 : base.revision + 1,
+      pvWh: base?.pvWh ?? 0,
+      idleCo2G: base?.idleCo2G ?? 0,
+    }
+    if (base?.outputUnits !== undefined) event.outputUnits = base.outputUnits
+    if (base?.savedWh !== undefined) event.savedWh = base.savedWh
+    if (base?.savedCo2G !== undefined) event.savedCo2G = base.savedCo2G
+    round.set(key, event)
+    return event
+  }
+
+  /** Revisions of the buckets of every changed cold minute, and of the straddled buckets noted, into the outbox. */
+  emitCold(site: SiteState, takenEvents: readonly BucketEvent[]): void {
+    const taken = new TakenEvents(takenEvents)
+    const round = new Map<string, BucketEvent>()
+    this.emitColdMinutes(site, round, taken)
+    this.emitStraddled(site, round, taken)
+    for (const [key, event] of round) {
+      if (this.sentCold.get(key)?.event === event) continue
+      this.outbox.push({ event, generation: this.core.generation })
+      this.sentCold.set(key, { event, released: undefined, generation: this.core.generation })
+    }
+  }
+
+  /**
+   * A change to a minute still in the ring, for a bucket whose first minute has left it (a day
+   * whose start is more than the ring behind the clock, bucket-revisions.ts foldChanges): the ring
+   * cannot sum that bucket any more, so it is revised like a cold one, from the bucket as last
+   * sent plus the change (`delta` in revision-gate.ts record units; `peakW` the scope's peak in
+   * the minute now, or -1 when it did not rise). Sent by the next emitCold().
+   */
+  noteStraddled(
+    site: SiteState,
+    step: BucketStep,
+    start: number,
+    position: number,
+    delta: Float64Array,
+    peakW: number,
+  ) {
+    site.straddled.push({ step, start, position, delta, peakW })
+  }
+
+  private emitStraddled(site: SiteState, round: Map<string, BucketEvent>, taken: TakenEvents): void {
+    for (const { step, start, position, delta, peakW } of site.straddled.splice(0)) {
+      const event = this.revisionOf(round, site.refs[position]!.scope, step, start, taken)
+      event.energyWh += delta[ENERGY]! / RECORD_SCALE[ENERGY]!
+      event.idleWh += delta[IDLE]! / RECORD_SCALE[IDLE]!
+      event.co2G += delta[CO2]!
+      event.co2MarketG += delta[CO2_MARKET]!
+      event.pvWh = (event.pvWh ?? 0) + delta[PV]!
+      event.idleCo2G = (event.idleCo2G ?? 0) + delta[IDLE_CO2]!
+      if (delta[OUTPUT] !== 0) event.outputUnits = (event.outputUnits ?? 0) + delta[OUTPUT]! / RECORD_SCALE[OUTPUT]!
+      if (peakW > event.peakW) event.peakW = peakW
+    }
+  }
+
+  private emitColdMinutes(site: SiteState, round: Map<string, BucketEvent>, taken: TakenEvents): void {
     const minutes = [...site.coldDirty].sort((a, b) => a - b)
     site.coldDirty.clear()
-    const round = new Map<string, BucketEvent>()
     const now = newFigures()
     const old = newFigures()
     for (const minute of minutes) {
@@ -94,36 +205,7 @@ export class ColdRevisions {
           continue
         }
         for (const step of STEPS) {
-          const start = site.calendar.bucketStart(step, minute)
-          const key = `${ref.scope} ${step} ${start}`
-          let event = round.get(key)
-          const waiting = this.sentCold.get(key)
-          if (event === undefined && waiting?.released === undefined && waiting?.generation === this.core.generation) {
-            // Still in the outbox and in no snapshot yet: revised in place, one revision for both.
-            event = waiting.event
-            round.set(key, event)
-          }
-          if (event === undefined) {
-            const base = this.lastSent(ref.scope, step, start)
-            event = {
-              scope: ref.scope,
-              step,
-              t: start * 60_000,
-              energyWh: base?.energyWh ?? 0,
-              co2G: base?.co2G ?? 0,
-              co2MarketG: base?.co2MarketG ?? 0,
-              idleWh: base?.idleWh ?? 0,
-              peakW: base?.peakW ?? 0,
-              revision: base === undefined ? 0 : base.revision + 1,
-              pvWh: base?.pvWh ?? 0,
-              idleCo2G: base?.idleCo2G ?? 0,
-            }
-            // Output counts units, not energy: a late energy or power reading leaves it as it was.
-            if (base?.outputUnits !== undefined) event.outputUnits = base.outputUnits
-            if (base?.savedWh !== undefined) event.savedWh = base.savedWh
-            if (base?.savedCo2G !== undefined) event.savedCo2G = base.savedCo2G
-            round.set(key, event)
-          }
+          const event = this.revisionOf(round, ref.scope, step, site.calendar.bucketStart(step, minute), taken)
           if (step === '1m') {
             // Exact, from the column.
             event.energyWh = now.energy / 1000
@@ -147,11 +229,6 @@ export class ColdRevisions {
       }
       // What was just revised is the base of the next change to this minute.
       b.loadColumn(1, b.column(0), site.equipmentAggregates)
-    }
-    for (const [key, event] of round) {
-      if (this.sentCold.get(key)?.event === event) continue
-      this.outbox.push({ event, generation: this.core.generation })
-      this.sentCold.set(key, { event, released: undefined, generation: this.core.generation })
     }
   }
 

@@ -19,3 +19,4 @@ export {
   type ReportPeriod,
   reportFigures,
 } from './report.ts'
+export { SETTLE_AFTER_MS, StalledClocks } from './stalled-clocks.ts'

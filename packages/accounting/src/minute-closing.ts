@@ -10,6 +10,8 @@ import type { ColdRevisions } from './cold-revisions.ts'
 import { bucketRow, newFigures, type ScopeFigures } from './scope-figures.ts'
 import type { SiteState } from './site-state.ts'
 
+const NONE: ReadonlySet<string> = new Set()
+
 export class MinuteClosing {
   /** Buckets sent ahead of a jump of a site clock (advanceClock), handed out by the next take. */
   private readonly sentAhead: BucketEvent[] = []
@@ -26,15 +28,16 @@ export class MinuteClosing {
    * scope: a minute closes once the site clock passed its end by latenessS, a 15m/1h/1d bucket
    * with its last minute. A change to an emitted minute (late reading, idle span, PV or grid
    * reading: a site's carbon factor moves every scope's CO2) re-sends the buckets holding it with
-   * the revision increased, for the scopes whose figures moved materially (revision-gate.ts).
+   * the revision increased, for the scopes whose figures moved materially (revision-gate.ts); for
+   * the sites in `settle` (their clock stands still, stalled-clocks.ts), everything held unsent.
    */
-  takeBucketEvents(): BucketEvent[] {
+  takeBucketEvents(settle: ReadonlySet<string> = NONE): BucketEvent[] {
     const events: BucketEvent[] = this.sentAhead.splice(0)
     for (const site of this.core.sites.values()) {
       if (site.clock === undefined) continue
-      this.revisions.emitRevisions(site, events)
+      this.revisions.emitRevisions(site, events, Number.NEGATIVE_INFINITY, settle.has(site.info.node.id))
       this.emitClosed(site, events)
-      if (site.coldDirty.size > 0) this.coldRevisions.emitCold(site)
+      if (site.coldDirty.size > 0 || site.straddled.length > 0) this.coldRevisions.emitCold(site, events)
     }
     return events
   }

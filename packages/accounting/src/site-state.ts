@@ -67,6 +67,12 @@ export class SiteState {
   readonly coldDirty = new Set<number>()
   /** Cold minutes changed since the last snapshot (their columns go into the next checkpoint). */
   readonly coldChanged = new Set<number>()
+  /**
+   * Changes to ring minutes of buckets whose first minute left the ring (cold-revisions.ts
+   * noteStraddled), until the next take revises them; not in checkpoints: the processor takes
+   * before every snapshot, so a snapshot never finds any here.
+   */
+  readonly straddled: { step: BucketStep; start: number; position: number; delta: Float64Array; peakW: number }[] = []
   /** Local month (year × 12 + month) of monthPeakWh. */
   monthKey = -1
   /** Per scope: the highest closed 15-minute energy of the month, Wh. */

@@ -323,8 +323,9 @@ export class ReadingPipeline {
     if (accepted.length > 0) this.onAccepted?.(device, accepted)
   }
 
-  takeBucketEvents(): BucketEvent[] {
-    return this.accounting.takeBucketEvents()
+  /** Buckets closed or revised since the last call; `settle`: sites whose held revisions go out now. */
+  takeBucketEvents(settle?: ReadonlySet<string>): BucketEvent[] {
+    return this.accounting.takeBucketEvents(settle)
   }
 
   takeAlertEvents(): Sequenced<Alert>[] {

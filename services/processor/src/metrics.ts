@@ -131,6 +131,25 @@ export function registerProcessorMetrics(registry: Registry, processor: Processo
     'Readings that arrived after their minute was final (counted into a revision, not into detection)',
     () => processor.state.detection.behindWatermark,
   )
+  const accounting = () => processor.state.accounting.counters
+  readCounter(
+    registry,
+    'plantwatt_readings_approximated_total',
+    "Readings older than their device's retained readings: their interval was already accounted from its ends, so they only raise a peak",
+    () => accounting().approximated,
+  )
+  readCounter(
+    registry,
+    'plantwatt_energy_pieces_beyond_history_total',
+    'Minute pieces of energy that could not be placed (older than the kept minutes); the processor logs them',
+    () => accounting().beyondHistory,
+  )
+  readCounter(
+    registry,
+    'plantwatt_energy_pieces_cold_total',
+    'Minute pieces of energy placed in minutes older than the kept ring (revised from the state store)',
+    () => accounting().coldPlaced,
+  )
   readCounter(
     registry,
     'plantwatt_bucket_revisions_total',

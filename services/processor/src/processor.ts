@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setImmediate } from 'node:timers/promises'
-import type { BucketEvent, BucketRow } from '@plantwatt/accounting'
+import { type BucketEvent, type BucketRow, StalledClocks } from '@plantwatt/accounting'
 import {
   ALERT_ACK_TOPIC,
   ALERTS_SYNC_TOPIC,
@@ -233,6 +233,8 @@ export class Processor {
   bucketRevisions = 0
   /** accounting's beyondHistory as last logged. */
   private beyondLogged = 0
+  /** Sites whose clock stands still: their held revisions go out (on processing time, stalled-clocks.ts). */
+  private readonly stalledClocks = new StalledClocks()
   /**
    * The last checkpoint written: bytes of its state (blob and arrays), columns and their bytes
    * (uncompressed), and bytes per part (columns, reading log chunks, detection, the rest's blob).
@@ -926,7 +928,10 @@ export class Processor {
 
   /** Closed buckets and alert events: to the bus (gateway) and to the history stores. */
   private publishEvents(): void {
-    const buckets = this.pipeline.takeBucketEvents()
+    const clocks = [...this.options.plant.sites.keys()].map(
+      (id) => [id, this.pipeline.accounting.siteClock(id)] as const,
+    )
+    const buckets = this.pipeline.takeBucketEvents(this.stalledClocks.due(clocks, performance.now()))
     const alerts = this.pipeline.takeAlertEvents()
     // Offline and back online of a tuned equipment's device hold and resume its tuner; the
     // tuner's own alerts (constraint, command) join the same book and seq before they go out.
