@@ -13,7 +13,7 @@ import type { PlantIndex, ScopeNode, SiteInfo } from '@plantwatt/plant'
 import pino from 'pino'
 // The processor's own live publisher (interest list, pacing, packing), reached by path as this
 // tool reaches the simulator: what crosses the bus is exactly what the processor sends.
-import { LivePublisher, type LiveSource } from '../../processor/src/live-publisher.ts'
+import { batchWake, LivePublisher, type LiveSource } from '../../processor/src/live-publisher.ts'
 
 // Stand-ins for the processor on the bus, for the gateway benchmark: the live figures go through
 // the processor's LivePublisher (issue 14: only the scopes the gateway watches, each at most once a
@@ -129,6 +129,16 @@ export class LiveFeeder {
       logger: pino({ level: 'error' }, pino.destination(2)),
       source: new SyntheticSource(plant, options.equipmentShare),
       now: Date.now,
+      // As the processor wakes for a site's paced batch. Without it (before 2026-12-07) batches went
+      // on the 200 ms ticks only, about 1.2 s apart: the gateway found every subscription off its
+      // phase and sent the figures of the batch before, so every frame read about 1.1 s old.
+      schedule: (fn, delayMs) =>
+        batchWake(() => {
+          const started = process.cpuUsage()
+          fn()
+          const spent = process.cpuUsage(started)
+          this.cpuUs += spent.user + spent.system
+        }, delayMs),
     })
   }
 

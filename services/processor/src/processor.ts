@@ -50,7 +50,7 @@ import {
 } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
-import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
+import { batchWake, LivePublisher, type LivePublisherStats } from './live-publisher.ts'
 import { ReportQuery } from './report-query.ts'
 import { type ColumnPut, ProcessorStateStore } from './state-store.ts'
 import type { TuningStats } from './tuning-loop.ts'
@@ -317,14 +317,7 @@ export class Processor {
       bus,
       logger,
       now: this.now,
-      // A site's batch the moment its second is up. Taken after the I/O of that turn of the event
-      // loop (setImmediate): readings that came in while the loop was busy (a checkpoint's turn)
-      // move the clock the batch carries, rather than the batch leaving with the clock before them.
-      schedule: (fn, delayMs) => {
-        const timer = setTimeout(() => void setImmediate().then(fn), Math.max(0, delayMs))
-        timer.unref()
-        return () => clearTimeout(timer)
-      },
+      schedule: batchWake,
       source: {
         takeChanges: () => this.pipeline.takeChanges(),
         figures: (node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node)),
