@@ -9,6 +9,28 @@ export const unrefTimeout: Schedule = (fn, delayMs) => {
 }
 
 /**
+ * An unref'd timer whose callback runs after the I/O of the turn it fires in (setImmediate): when
+ * the loop was busy past the due time, what arrived meanwhile is handled first. The live pacing
+ * uses it on both sides: the processor's batch carries the clock of readings that came in during a
+ * long turn, and the gateway sends a frame held for its second with the figures of a batch that
+ * came in during a stall, not with the batch's before it.
+ */
+export const timeoutAfterIo: Schedule = (fn, delayMs) => {
+  let immediate: NodeJS.Immediate | undefined
+  const timer = setTimeout(
+    () => {
+      immediate = setImmediate(fn)
+    },
+    Math.max(0, delayMs),
+  )
+  timer.unref()
+  return () => {
+    clearTimeout(timer)
+    if (immediate !== undefined) clearImmediate(immediate)
+  }
+}
+
+/**
  * One timer for the earliest of many due times (the live publisher's sites waiting for their
  * interval, the gateway's frames held for their second): `at(dueAt)` arms it unless it already
  * fires as early, and when it fires `wake` runs, which calls `at` again for whatever still waits.

@@ -1,5 +1,7 @@
+import { once } from 'node:events'
+import { connect, createServer, type Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { EarliestWake, type Schedule } from '../src/earliest-wake.ts'
+import { EarliestWake, type Schedule, timeoutAfterIo, unrefTimeout } from '../src/earliest-wake.ts'
 
 /** A schedule on a hand-moved clock: what is armed, and a way to fire what is due. */
 function manualSchedule() {
@@ -62,5 +64,54 @@ describe('EarliestWake', () => {
     wake.cancel()
     advance(2000)
     expect(wakes).toBe(0)
+  })
+})
+
+describe('timeoutAfterIo', () => {
+  /** Order in which a due timer and data that arrived while the loop was busy are handled. */
+  async function orderAfterBusyLoop(schedule: Schedule): Promise<string[]> {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as { port: number }).port
+    const accepted = once(server, 'connection') as Promise<[Socket]>
+    const client = connect(port, '127.0.0.1')
+    await once(client, 'connect')
+    const [peer] = await accepted
+    const order: string[] = []
+    const done = new Promise<void>((resolve) => {
+      client.on('data', () => {
+        order.push('io')
+        if (order.length === 2) resolve()
+      })
+      schedule(() => {
+        order.push('timer')
+        if (order.length === 2) resolve()
+      }, 1)
+    })
+    peer.write('x')
+    // The loop is busy past the timer's due time while the data arrives.
+    const until = Date.now() + 30
+    while (Date.now() < until) {}
+    await done
+    client.destroy()
+    peer.destroy()
+    server.close()
+    return order
+  }
+
+  it('runs after the I/O that arrived while the loop was busy; a plain timer runs before it', async () => {
+    expect(await orderAfterBusyLoop(timeoutAfterIo)).toEqual(['io', 'timer'])
+    expect(await orderAfterBusyLoop(unrefTimeout)).toEqual(['timer', 'io'])
+  })
+
+  it('can be cancelled before it fires', async () => {
+    let ran = false
+    const cancel = timeoutAfterIo(() => {
+      ran = true
+    }, 1)
+    cancel()
+    await new Promise<void>((resolve) => timeoutAfterIo(resolve, 5))
+    expect(ran).toBe(false)
   })
 })

@@ -10,10 +10,11 @@ import {
 } from '@plantwatt/bus'
 import type { Alert, LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex, ScopeNode, SiteInfo } from '@plantwatt/plant'
-import pino from 'pino'
 // The processor's own live publisher (interest list, pacing, packing), reached by path as this
 // tool reaches the simulator: what crosses the bus is exactly what the processor sends.
-import { batchWake, LivePublisher, type LiveSource } from '../../processor/src/live-publisher.ts'
+import { timeoutAfterIo } from '@plantwatt/runtime'
+import pino from 'pino'
+import { LivePublisher, type LiveSource } from '../../processor/src/live-publisher.ts'
 
 // Stand-ins for the processor on the bus, for the gateway benchmark: the live figures go through
 // the processor's LivePublisher (issue 14: only the scopes the gateway watches, each at most once a
@@ -133,7 +134,7 @@ export class LiveFeeder {
       // on the 200 ms ticks only, about 1.2 s apart: the gateway found every subscription off its
       // phase and sent the figures of the batch before, so every frame read about 1.1 s old.
       schedule: (fn, delayMs) =>
-        batchWake(() => {
+        timeoutAfterIo(() => {
           const started = process.cpuUsage()
           fn()
           const spent = process.cpuUsage(started)

@@ -1,7 +1,7 @@
 import { LIVE_BATCH_INTERVAL_MS, type LiveBatch } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import { EarliestWake, type Schedule, unrefTimeout } from '@plantwatt/runtime'
+import { EarliestWake, type Schedule, timeoutAfterIo } from '@plantwatt/runtime'
 
 /** Where a subscription's frames go. */
 export interface LiveSink {
@@ -58,7 +58,8 @@ export interface LiveHubOptions {
   batchIntervalMs?: number
   /**
    * Runs `fn` after `delayMs` (wall clock) and returns a cancel: how a held frame goes out when
-   * its time is up. Default: an unref'd setTimeout.
+   * its time is up. Default: an unref'd timer that runs after its turn's I/O (timeoutAfterIo), so
+   * that a batch that came in while the loop was busy is applied before held frames go.
    */
   schedule?: Schedule
   /**
@@ -104,7 +105,7 @@ export class LiveHub {
     this.now = options.now ?? Date.now
     this.minFrameIntervalMs = options.minFrameIntervalMs ?? 1000
     this.batchIntervalMs = options.batchIntervalMs ?? LIVE_BATCH_INTERVAL_MS
-    this.wake = new EarliestWake(options.schedule ?? unrefTimeout, this.now, () =>
+    this.wake = new EarliestWake(options.schedule ?? timeoutAfterIo, this.now, () =>
       this.flushSome([...this.held], this.now(), new Map(), false),
     )
   }

@@ -1,4 +1,3 @@
-import { setImmediate } from 'node:timers/promises'
 import {
   type Bus,
   encodeLiveBatch,
@@ -38,19 +37,6 @@ import { InterestBook } from './live-interests.ts'
 //   flagged, so that the gateways send them only to the subscriptions waiting for a first frame.
 
 /** What the figures come from: the reading pipeline (and the tuner's savings) in the processor. */
-/**
- * How the processor wakes for a site's paced batch the moment its second is up. Taken after the
- * I/O of that turn of the event loop (setImmediate): readings that came in while the loop was busy
- * (a checkpoint's turn) move the clock the batch carries, rather than the batch leaving with the
- * clock before them. Without a `schedule`, a batch waits for the next tick: its interval becomes
- * the interval and up to a tick, and the gateway's pacing (MAX_HOLD_MS) no longer finds it in phase.
- */
-export const batchWake: Schedule = (fn, delayMs) => {
-  const timer = setTimeout(() => void setImmediate().then(fn), Math.max(0, delayMs))
-  timer.unref()
-  return () => clearTimeout(timer)
-}
-
 export interface LiveSource {
   /** Sites whose clock moved and, per site, scopes whose figures may have changed, since the last call. */
   takeChanges(): { sites: Set<string>; scopes: Map<string, ScopeNode[]> }

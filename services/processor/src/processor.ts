@@ -35,7 +35,7 @@ import {
   type RestoredPipelineState,
 } from '@plantwatt/pipeline'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
-import type { JournalRecord } from '@plantwatt/runtime'
+import { type JournalRecord, timeoutAfterIo } from '@plantwatt/runtime'
 import type { TunerOptions } from '@plantwatt/tuning'
 import type { Logger } from 'pino'
 import {
@@ -50,7 +50,7 @@ import {
 } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
-import { batchWake, LivePublisher, type LivePublisherStats } from './live-publisher.ts'
+import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
 import { ReportQuery } from './report-query.ts'
 import { type ColumnPut, ProcessorStateStore } from './state-store.ts'
 import type { TuningStats } from './tuning-loop.ts'
@@ -317,7 +317,8 @@ export class Processor {
       bus,
       logger,
       now: this.now,
-      schedule: batchWake,
+      // A site's batch the moment its second is up, after that turn's I/O (runtime timeoutAfterIo).
+      schedule: timeoutAfterIo,
       source: {
         takeChanges: () => this.pipeline.takeChanges(),
         figures: (node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node)),
