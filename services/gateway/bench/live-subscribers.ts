@@ -80,6 +80,8 @@ function between(from: ServerSample, to: ServerSample, machineFromS: number, mac
     machineCpuPct: round(((machineToS - machineFromS) / seconds) * 100),
     liveFramesSentPerS: round((to.liveFramesSent - from.liveFramesSent) / seconds),
     liveFramesSkippedPerS: round((to.liveFramesSkipped - from.liveFramesSkipped) / seconds),
+    liveFramesHeldPerS: round((to.liveFramesHeld - from.liveFramesHeld) / seconds),
+    liveFramesRephasedPerS: round((to.liveFramesRephased - from.liveFramesRephased) / seconds),
     feedUpdatesPerS: round((to.proc.batches - from.proc.batches) / seconds),
     feedKBPerS: round((to.proc.bytes - from.proc.bytes) / 1024 / seconds, 1),
     feedScopesPerS: round((to.proc.scopesSent - from.proc.scopesSent) / seconds),

@@ -53,6 +53,9 @@ export interface ServerSample {
   liveSubscriptions: number
   liveFramesSent: number
   liveFramesSkipped: number
+  /** Batches held for a subscription's second, and let pass to join the site's phase (live-hub.ts). */
+  liveFramesHeld: number
+  liveFramesRephased: number
   closedLagging: number
   /** Fan-out rounds (LiveHub.flush) since start; the longest one since the previous window sample. */
   flush: { rounds: number; totalMs: number; maxMs: number }
@@ -199,6 +202,8 @@ async function sample(request: { gc?: boolean; window?: boolean }): Promise<Serv
     liveSubscriptions: running.gateway.live.subscriptionCount,
     liveFramesSent: running.gateway.live.framesSent,
     liveFramesSkipped: running.gateway.live.framesDropped,
+    liveFramesHeld: running.gateway.live.framesHeld,
+    liveFramesRephased: running.gateway.live.framesRephased,
     closedLagging: await counter(registry, 'plantwatt_ws_closed_lagging_total'),
     flush,
     loopDelay: delay,
