@@ -362,7 +362,10 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       // paced batch, which carries the site's clock and figures.
       for (const siteId of changes.sites) {
         let pending = pendingLive.get(siteId)
-        if (pending === undefined) pendingLive.set(siteId, (pending = new Set()))
+        if (pending === undefined) {
+          pending = new Set()
+          pendingLive.set(siteId, pending)
+        }
         for (const node of changes.scopes.get(siteId) ?? []) if (watched.has(node.scope)) pending.add(node)
       }
       const now = performance.now()
