@@ -277,6 +277,11 @@ export class LiveHub {
         continue
       }
       const dueAt = subscription.lastSentAt + this.minFrameIntervalMs
+      // A round of many frames takes a while, and each subscription's second counts from its own
+      // send in the round before, so the clock is read again at its turn in this one: judged by
+      // the round's start, the ones late in a round longer than the pacing's margin would be held
+      // at every batch, drift by the round's length and let a batch pass (framesRephased).
+      if (now < dueAt) now = this.now()
       const heldUntil = subscription.heldUntil ?? Number.NEGATIVE_INFINITY
       if (now < dueAt || (!arrived && now < heldUntil)) {
         if (arrived || subscription.heldUntil === undefined) {

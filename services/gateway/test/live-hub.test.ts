@@ -17,7 +17,8 @@ const LINE_2 = 'yibin/electrode/coating-2'
 /** Wall time 0 of each test; times below are offsets from it (site clocks too). */
 const T0 = 1_796_600_000_000
 
-function harness() {
+/** `sendCostMs`: wall time each frame's send takes (a round of many frames holds the loop). */
+function harness(sendCostMs = 0) {
   let now = T0
   let timers: { at: number; fn: () => void; live: boolean }[] = []
   const hub = new LiveHub({
@@ -55,6 +56,7 @@ function harness() {
         send: (text) => {
           const frame = JSON.parse(text) as { at: number | null; powerW: number }
           frames.get(id)!.push({ t: now - T0, at: frame.at === null ? null : frame.at - T0, powerW: frame.powerW })
+          now += sendCostMs
         },
       },
       sentVersion: -1,
@@ -153,6 +155,27 @@ describe('LiveHub against paced batches', () => {
     expect(times('d')).toEqual([300, 1025 + LIVE_BATCH_INTERVAL_MS + MAX_HOLD_MS])
     expect(frames.get('d')!.at(-1)).toMatchObject({ at: 1000, powerW: 20 })
     expect(times('a')).toEqual([0, 1025])
+  })
+
+  it('keeps subscriptions late in a long round in phase: each batch goes as it arrives', () => {
+    // 40 subscriptions, 2 ms per frame: a round of 80 ms, longer than the pacing's 25 ms margin.
+    // Judged by the time the round began, the last ones' second is not up when the next batch
+    // arrives; judged at their own send, it is, and §5 holds strictly.
+    const { hub, advanceTo, subscribe, paced, times } = harness(2)
+    const ids = Array.from({ length: 40 }, (_, k) => `s${k}`)
+    for (const id of ids) subscribe(id, SITE)
+    hub.apply({ ...paced(0, [SITE], 100), answer: true })
+    const batches = 20
+    for (let k = 1; k <= batches; k++) {
+      advanceTo(k * LIVE_BATCH_INTERVAL_MS)
+      hub.apply(paced(k * 1000, [SITE], 100 + k))
+    }
+    for (const id of ids) {
+      expect(times(id)).toHaveLength(batches + 1)
+      expectOneASecond(times(id))
+    }
+    expect(hub.framesHeld).toBe(0)
+    expect(hub.framesRephased).toBe(0)
   })
 
   it('sends a batch of another site to none of this site’s held subscriptions', () => {

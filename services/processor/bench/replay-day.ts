@@ -23,6 +23,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { LIVE_BATCH_INTERVAL_MS } from '@plantwatt/bus'
 import type { Alert, PlantModel } from '@plantwatt/contract'
@@ -204,6 +205,7 @@ const result = {
     perHour: run.perHour,
     bucketEvents: run.bucketEvents,
     bucketRevisions: run.bucketRevisions,
+    revisionsBy: run.revisionsBy,
     // Issue 14: bucket events at most twice the bucket slots (scopes × buckets of each step closed).
     bucketSlots: bucketSlots((run.lastT - spec.startS) / 60),
     liveFigures: run.liveFigures,
@@ -255,6 +257,25 @@ async function score() {
   return { energy: scoreEnergy(pipeline.accounting, plant, truth, endS), idle, learnedOfMissed }
 }
 
+interface HourFigures {
+  hour: number
+  readings: number
+  wallSeconds: number
+  readingsPerS: number
+  /** Main-thread seconds in pipeline.ingest() (publishing work excluded). */
+  ingestSeconds: number
+  /** Main-thread seconds in the publishing work (bucket events, alerts, live figures). */
+  publishSeconds: number
+  bucketEvents: number
+  bucketRevisions: number
+  /** Wall seconds of garbage collection within the hour (PerformanceObserver 'gc'). */
+  gcSeconds: number
+  /** V8 heap in use as the hour ended (MB, garbage included). */
+  heapUsedMB: number
+  /** Wall clock as the hour ended (to cut a CPU profile by hour: profile-summary.ts --window). */
+  endedAt: string
+}
+
 interface ReplayRun {
   wallMs: number
   cpuMs: number
@@ -264,8 +285,11 @@ interface ReplayRun {
   publishMs: number
   /** Latest recorded send time replayed (s). */
   lastT: number
-  /** Per simulated hour: readings, and wall seconds spent on them (shows cost that grows with the day). */
-  perHour: { hour: number; readings: number; wallSeconds: number; readingsPerS: number }[]
+  /**
+   * Per simulated hour: readings, and wall seconds spent on them (shows cost that grows with the
+   * day), split into ingest and the 200 ms publishing work, with the bucket events taken.
+   */
+  perHour: HourFigures[]
   /** Main-thread time turning recording lines into topic, payload and time. */
   readMs: number
   uplinks: number
@@ -274,6 +298,8 @@ interface ReplayRun {
   bucketEvents: number
   /** Of them, revisions (revision > 0). */
   bucketRevisions: number
+  /** Revisions by the bucket's step and the scope's level ("1h line"), to tell where they come from. */
+  revisionsBy: Record<string, number>
   liveFigures: number
   alerts: Alert[]
   peakRssBytes: number
@@ -324,6 +350,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     ticks: 0,
     bucketEvents: 0,
     bucketRevisions: 0,
+    revisionsBy: {},
     liveFigures: 0,
     alerts: [],
     peakRssBytes: 0,
@@ -345,7 +372,12 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     run.ticks++
     const buckets = pipeline.takeBucketEvents()
     run.bucketEvents += buckets.length
-    for (const bucket of buckets) if (bucket.revision > 0) run.bucketRevisions++
+    for (const bucket of buckets) {
+      if (bucket.revision === 0) continue
+      run.bucketRevisions++
+      const key = `${bucket.step} ${plant.scopes.get(bucket.scope)?.level ?? 'unknown'}`
+      run.revisionsBy[key] = (run.revisionsBy[key] ?? 0) + 1
+    }
     for (const { event } of pipeline.takeAlertEvents()) run.alerts.push(event)
     const changes = pipeline.takeChanges()
     if (live && watched === undefined) {
@@ -387,17 +419,40 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     pipeline.stats.readingsAccepted + pipeline.stats.readingsDuplicate + pipeline.stats.readingsRejected
   let hourStartedAt = 0
   let hourReadings = 0
+  // Totals at the start of the hour being replayed, to report each hour's share.
+  let hourBase = { pipelineMs: 0, publishMs: 0, bucketEvents: 0, bucketRevisions: 0 }
+  let gcMs = 0
+  let hourGcBase = 0
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcMs += entry.duration
+  })
+  gcObserver.observe({ entryTypes: ['gc'] })
   const closeHour = (now: number) => {
     const readings = readingsSoFar() - hourReadings
     const wallSeconds = (now - hourStartedAt) / 1000
+    const publishMs = run.publishMs - hourBase.publishMs
     run.perHour.push({
       hour: run.perHour.length,
       readings,
       wallSeconds: round(wallSeconds, 2),
       readingsPerS: Math.round(readings / wallSeconds),
+      ingestSeconds: round((run.pipelineMs - hourBase.pipelineMs - publishMs) / 1000, 2),
+      publishSeconds: round(publishMs / 1000, 2),
+      bucketEvents: run.bucketEvents - hourBase.bucketEvents,
+      bucketRevisions: run.bucketRevisions - hourBase.bucketRevisions,
+      gcSeconds: round((gcMs - hourGcBase) / 1000, 2),
+      heapUsedMB: Math.round(process.memoryUsage().heapUsed / MB),
+      endedAt: new Date().toISOString(),
     })
+    hourGcBase = gcMs
     hourStartedAt = now
     hourReadings += readings
+    hourBase = {
+      pipelineMs: run.pipelineMs,
+      publishMs: run.publishMs,
+      bucketEvents: run.bucketEvents,
+      bucketRevisions: run.bucketRevisions,
+    }
   }
 
   const topics: string[] = []
@@ -460,6 +515,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   publish()
   run.wallMs = performance.now() - started
   if (readingsSoFar() > hourReadings) closeHour(performance.now())
+  gcObserver.disconnect()
   const cpu = process.cpuUsage(startedCpu)
   run.cpuMs = (cpu.user + cpu.system) / 1000
   sampleMemory()
