@@ -300,7 +300,10 @@ async function main() {
       equipmentShare: options.equipmentShare,
     }
     const { brokerUrl } = await processorChild.ask<{ brokerUrl: string }>('start', processorConfig)
-    const server = BenchChild.start('server', './server-process.ts', ['--expose-gc'])
+    const server = BenchChild.start('server', './server-process.ts', [
+      '--expose-gc',
+      ...options.serverNodeArgs.split(' ').filter((flag) => flag !== ''),
+    ])
     children.push(server)
     const config: ServerConfig = {
       brokerUrl,

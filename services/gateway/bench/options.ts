@@ -18,6 +18,8 @@ export interface BenchOptions {
   heartbeatMs: number
   concurrency: number
   flushOnUpdate: boolean
+  /** Extra node flags of the gateway's process (e.g. a CPU profile). */
+  serverNodeArgs: string
   out: string | undefined
 }
 
@@ -76,6 +78,11 @@ export function parseOptions(argv: string[]): BenchOptions {
       '--flush-on-update',
       'experiment: a fan-out round right after each update instead of every 100 ms (not the gateway as built)',
       false,
+    )
+    .option(
+      '--server-node-args <flags>',
+      'extra node flags of the gateway process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof-gw"',
+      '',
     )
     .option('--out <file>', 'also write the JSON summary here')
     .showHelpAfterError()
