@@ -90,6 +90,15 @@ export function spreadPart(
 ): void {
   if (!(y > x) || !(b > a)) return
   const length = b - a
+  // Only the spans that overlap [x, y] are looked at: an equipment keeps its spans for the whole
+  // ring (25 h), so walking all of them for every minute made a reading's cost grow through the day.
+  let first = 0
+  let last = 0
+  if (spans !== undefined) {
+    first = firstEndingAfter(spans, x)
+    last = first
+    while (last < spans.length && spans[last]!.start < y) last++
+  }
   let p0 = x
   let c0 = cum(a, length, milliWh, x)
   while (p0 < y) {
@@ -98,7 +107,7 @@ export function spreadPart(
     const c1 = cum(a, length, milliWh, p1)
     let idle = 0
     if (spans !== undefined) {
-      for (let i = 0; i < spans.length; i++) {
+      for (let i = first; i < last; i++) {
         const span = spans[i]!
         const q0 = Math.max(span.start, p0)
         const q1 = Math.min(span.end, p1)
@@ -109,4 +118,20 @@ export function spreadPart(
     p0 = p1
     c0 = c1
   }
+}
+
+/**
+ * Index of the first span that ends after `t` (spans.length when none). Spans are sorted by start
+ * and do not overlap (an equipment is in one idle episode at a time; overlapping spans would count
+ * their energy as idle twice), so their ends are sorted too.
+ */
+export function firstEndingAfter(spans: readonly Span[], t: number): number {
+  let lo = 0
+  let hi = spans.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (spans[mid]!.end > t) hi = mid
+    else lo = mid + 1
+  }
+  return lo
 }
