@@ -266,6 +266,14 @@ interface HourFigures {
   ingestSeconds: number
   /** Main-thread seconds in the publishing work (bucket events, alerts, live figures). */
   publishSeconds: number
+  /**
+   * Main-thread seconds reading the recording's lines (topic, payload, time): work that does not
+   * depend on the pipeline's state, so its cost per message is a yardstick of the machine's speed
+   * in that hour (this VM's speed varies by ±25 % over minutes), to tell drift from noise.
+   */
+  readSeconds: number
+  /** ingestSeconds / readSeconds: the pipeline's cost per reading in units of the yardstick. */
+  ingestPerRead: number
   bucketEvents: number
   bucketRevisions: number
   /** Wall seconds of garbage collection within the hour (PerformanceObserver 'gc'). */
@@ -420,7 +428,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   let hourStartedAt = 0
   let hourReadings = 0
   // Totals at the start of the hour being replayed, to report each hour's share.
-  let hourBase = { pipelineMs: 0, publishMs: 0, bucketEvents: 0, bucketRevisions: 0 }
+  let hourBase = { pipelineMs: 0, publishMs: 0, readMs: 0, bucketEvents: 0, bucketRevisions: 0 }
   let gcMs = 0
   let hourGcBase = 0
   const gcObserver = new PerformanceObserver((list) => {
@@ -431,13 +439,17 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     const readings = readingsSoFar() - hourReadings
     const wallSeconds = (now - hourStartedAt) / 1000
     const publishMs = run.publishMs - hourBase.publishMs
+    const ingestMs = run.pipelineMs - hourBase.pipelineMs - publishMs
+    const readMs = run.readMs - hourBase.readMs
     run.perHour.push({
       hour: run.perHour.length,
       readings,
       wallSeconds: round(wallSeconds, 2),
       readingsPerS: Math.round(readings / wallSeconds),
-      ingestSeconds: round((run.pipelineMs - hourBase.pipelineMs - publishMs) / 1000, 2),
+      ingestSeconds: round(ingestMs / 1000, 2),
       publishSeconds: round(publishMs / 1000, 2),
+      readSeconds: round(readMs / 1000, 2),
+      ingestPerRead: round(ingestMs / readMs, 2),
       bucketEvents: run.bucketEvents - hourBase.bucketEvents,
       bucketRevisions: run.bucketRevisions - hourBase.bucketRevisions,
       gcSeconds: round((gcMs - hourGcBase) / 1000, 2),
@@ -450,6 +462,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     hourBase = {
       pipelineMs: run.pipelineMs,
       publishMs: run.publishMs,
+      readMs: run.readMs,
       bucketEvents: run.bucketEvents,
       bucketRevisions: run.bucketRevisions,
     }
