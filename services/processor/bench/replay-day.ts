@@ -10,9 +10,9 @@
 //    buckets, detection — with the recorded send time as the time of receipt (what the ingest
 //    journal records). As services/processor/src/processor.ts does on its timer, every 200 ms of
 //    wall time bucket and alert events are taken, and with `--live on` live figures computed as the
-//    processor's LivePublisher does (the watched scopes that changed, per site once a batch interval). No bus, no journal, no disk: "the processor alone", its cost per
-//    reading at the speed a recording can be fed. The broker and fleet benchmarks measure what lies
-//    in front.
+//    processor's LivePublisher does (the watched scopes that changed, per site once a batch
+//    interval). No bus, no journal, no disk: "the processor alone", its cost per reading at the
+//    speed a recording can be fed. The broker and fleet benchmarks measure what lies in front.
 //
 // Live figures are off by default, as in the first runs of this benchmark (docs/benchmarks.md);
 // `--live on` computes them for `--watched` scopes (issue 14), `--watched 0` as before issue 14.
@@ -428,9 +428,8 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   let hourStartedAt = 0
   let hourReadings = 0
   // Totals at the start of the hour being replayed, to report each hour's share.
-  let hourBase = { pipelineMs: 0, publishMs: 0, readMs: 0, bucketEvents: 0, bucketRevisions: 0 }
   let gcMs = 0
-  let hourGcBase = 0
+  let hourBase = { pipelineMs: 0, publishMs: 0, readMs: 0, gcMs: 0, bucketEvents: 0, bucketRevisions: 0 }
   const gcObserver = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcMs += entry.duration
   })
@@ -452,17 +451,17 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       ingestPerRead: round(ingestMs / readMs, 2),
       bucketEvents: run.bucketEvents - hourBase.bucketEvents,
       bucketRevisions: run.bucketRevisions - hourBase.bucketRevisions,
-      gcSeconds: round((gcMs - hourGcBase) / 1000, 2),
+      gcSeconds: round((gcMs - hourBase.gcMs) / 1000, 2),
       heapUsedMB: Math.round(process.memoryUsage().heapUsed / MB),
       endedAt: new Date().toISOString(),
     })
-    hourGcBase = gcMs
     hourStartedAt = now
     hourReadings += readings
     hourBase = {
       pipelineMs: run.pipelineMs,
       publishMs: run.publishMs,
       readMs: run.readMs,
+      gcMs,
       bucketEvents: run.bucketEvents,
       bucketRevisions: run.bucketRevisions,
     }
