@@ -1076,8 +1076,11 @@ async function boundInternalSessions(
     // Not for a session that expired while its owner is away: aedes may still match messages to
     // its subscriptions while they are being removed, and each of those would be queued for it.
     const kept = bound.admit(subscribers)
-    if (kept.length > 0) await enqueue(kept, packet)
+    // Counted as admitted, before the store's write: aedes queues several messages at once (a
+    // plant's devices do not wait for each other), and a count taken after the await let every
+    // message admitted meanwhile past the limit.
     const expired = bound.count(kept)
+    if (kept.length > 0) await enqueue(kept, packet)
     if (expired.length > 0) await Promise.all(expired.map(expire))
   }
   // aedes asks for every QoS 1 message, each device uplink included, nearly always with no

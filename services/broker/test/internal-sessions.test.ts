@@ -101,26 +101,42 @@ describe('persistent sessions of internal clients', () => {
     for (let i = 0; i < 300; i++) await device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })
     await device.publishAsync(UP, 'marker', { qos: 1 })
     expect(await online).toBe(300)
-    await processor.endAsync()
-    // The broker has seen it go (only the device is left connected).
+    // Every reading was acknowledged: once the broker has applied the PUBACKs, nothing is in
+    // flight to it (the store's deletes are asynchronous, so wait for them here, still connected).
     const deadline = Date.now() + 5000
-    while (broker.connectedCount() > 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
-    // Readings delivered as it left whose PUBACK the broker had not yet taken stay queued for it
-    // (QoS 1 promises them again): they are not part of the bound, which counts what is queued
-    // while it is away. Read from the broker's own store, which it holds open.
-    const unacknowledged = await queuedIn(livePersistence, PROCESSOR)
+    while ((await queuedIn(livePersistence, PROCESSOR)) > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    expect(await queuedIn(livePersistence, PROCESSOR)).toBe(0)
+    // The broker has seen it go once aedes has unregistered its client, which it announces on
+    // $SYS. Not sooner: until then aedes still hands readings to the closing client, each stored
+    // as in flight to it and not counted by the bound (seen in CI: 58 kept for a limit of 50, when
+    // the away readings began as soon as the connection count fell).
+    let left: () => void = () => {}
+    const gone = new Promise<void>((resolve) => {
+      left = resolve
+    })
+    const stopWatching = await broker.bus.subscribe('$SYS/+/disconnect/clients', (_topic, payload) => {
+      if (payload.toString() === PROCESSOR) left()
+    })
+    await processor.endAsync()
+    await gone
+    await stopWatching()
 
-    // Away: 300 QoS 1 readings, every one acknowledged to the device.
-    for (let i = 0; i < 300; i++) await device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })
+    // Away: 300 QoS 1 readings, every one acknowledged to the device. Sent without waiting for
+    // each PUBACK, as a plant's many devices do: the broker queues several at once for the away
+    // session, and the limit must hold against all of them.
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) => device.publishAsync(UP, `[{"n":"power","v":${i}}]`, { qos: 1 })),
+    )
     await device.endAsync()
     // At the limit the session expired: nothing more was queued for it.
     expect(await metricValue(broker.metrics.internalSessionsExpired)).toBe(1)
     await broker.close()
     await closeStore()
-    // The limit, and at most a message already on its way as the session expired.
+    // Exactly the limit: each message is counted as it is admitted.
     const stored = await storedFor(dir, PROCESSOR)
-    expect(stored).toBeGreaterThanOrEqual(LIMIT + unacknowledged)
-    expect(stored).toBeLessThanOrEqual(LIMIT + unacknowledged + 2)
+    expect(stored).toBe(LIMIT)
 
     // Its owner returns (to a restarted broker on the same store): it gets what was kept, and,
     // its subscriptions gone, is told there is no session to resume.
