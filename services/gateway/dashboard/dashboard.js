@@ -492,7 +492,7 @@ $('report-download').addEventListener('click', async () => {
 
 // ---- connection -------------------------------------------------------------------------------
 
-const CONNECTION_LABELS = { connecting: 'Connecting…', open: 'Live', waiting: 'Reconnecting' }
+const CONNECTION_LABELS = { connecting: 'Connecting…', open: 'Live', waiting: 'Reconnecting', closed: 'Offline' }
 
 const socket = new Socket({
   url: () => {

@@ -2,7 +2,8 @@
 // backoff and jitter (so a restarted gateway is not hit by every browser in the same second), at
 // once after close code 1013 (the server dropped a slow client that must resume with `since`), and
 // sends the subscriptions afresh on each connection, asking the page for them at that moment so
-// the `since` of alerts and setpoints is the last sequence number seen.
+// the `since` of alerts and setpoints is the last sequence number seen. A browser that goes
+// offline drops its socket at once, and one that comes back online reconnects at once.
 
 const FIRST_DELAY_MS = 500
 const MAX_DELAY_MS = 15_000
@@ -27,7 +28,7 @@ export class Socket {
    * @param {() => object[]} options.subscriptions the subscribe requests to send on open, most
    *   important first (they are paced to the gateway's rate limit)
    * @param {(frame: object) => void} options.onFrame
-   * @param {(state: 'connecting' | 'open' | 'waiting', detail?: string) => void} options.onState
+   * @param {(state: 'connecting' | 'open' | 'waiting' | 'closed', detail?: string) => void} options.onState
    * @param {() => void} options.onRefused the upgrade failed before opening (a 401 looks like this)
    */
   constructor(options) {
@@ -37,6 +38,7 @@ export class Socket {
     this.failures = 0
     this.stopped = true
     this.onOnline = () => this.reconnectNow()
+    this.onOffline = () => this.dropOffline()
     /** Subscribe requests not sent yet on this connection, in order, and retries per id. */
     this.queue = []
     this.requests = new Map()
@@ -47,22 +49,50 @@ export class Socket {
   start() {
     this.stopped = false
     window.addEventListener('online', this.onOnline)
+    window.addEventListener('offline', this.onOffline)
     this.connect()
   }
 
   stop() {
     this.stopped = true
     window.removeEventListener('online', this.onOnline)
+    window.removeEventListener('offline', this.onOffline)
     clearTimeout(this.timer)
+    // Frames still in flight belong to the old site or token: drop them.
+    this.abandon()
+    this.options.onState('closed')
+  }
+
+  /**
+   * The browser lost its network: the socket is taken for closed at once rather than when it says
+   * so. Its close may not come for minutes (no packet says a cable was pulled), and Chromium holds
+   * a socket's reads while offline, so a frame that arrives then keeps even a server's close from
+   * the page. Retries go on as after any close (they fail fast while offline); `online` brings the
+   * next one forward, and the subscriptions resume with `since`.
+   */
+  dropOffline() {
+    if (this.stopped || !this.ws) return
+    this.abandon()
+    this.scheduleRetry(this.backoff(), 'offline')
+  }
+
+  /** Lets go of the current socket without waiting for its close event. */
+  abandon() {
     this.resetQueue()
     const ws = this.ws
     this.ws = undefined
     if (ws) {
-      // Frames still in flight belong to the old site or token: drop them.
       ws.onmessage = null
       ws.onclose = null
       ws.close(1000)
     }
+  }
+
+  scheduleRetry(delay, reason) {
+    const when = delay > 0 ? `retrying in ${Math.ceil(delay / 1000)} s` : 'resuming'
+    this.options.onState('waiting', reason ? `${reason}, ${when}` : when)
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.connect(), delay)
   }
 
   send(frame) {
@@ -106,9 +136,7 @@ export class Socket {
       if (openedAt === 0) this.options.onRefused()
       if (this.stopped) return
       if (openedAt && Date.now() - openedAt >= STABLE_MS) this.failures = 0
-      const delay = event.code === CLOSE_TRY_AGAIN ? 0 : this.backoff()
-      this.options.onState('waiting', delay > 0 ? `retrying in ${Math.ceil(delay / 1000)} s` : 'resuming')
-      this.timer = setTimeout(() => this.connect(), delay)
+      this.scheduleRetry(event.code === CLOSE_TRY_AGAIN ? 0 : this.backoff())
     }
   }
 
