@@ -9,10 +9,11 @@
 //    ReadingPipeline.ingest — topic and SenML decoding, range checks, dedup and ordering, energy into
 //    buckets, detection — with the recorded send time as the time of receipt (what the ingest
 //    journal records). As services/processor/src/processor.ts does on its timer, every 200 ms of
-//    wall time bucket and alert events are taken, and with `--live on` live figures computed as the
-//    processor's LivePublisher does (the watched scopes that changed, per site once a batch
-//    interval). No bus, no journal, no disk: "the processor alone", its cost per reading at the
-//    speed a recording can be fed. The broker and fleet benchmarks measure what lies in front.
+//    wall time bucket and alert events are taken, and with `--live on` live figures made by the
+//    processor's own LivePublisher (the watched scopes that changed, per site once a batch
+//    interval, encoded as for the gateways) on a bus that drops them. No broker, no journal, no
+//    disk: "the processor alone", its cost per reading at the speed a recording can be fed. The
+//    broker and fleet benchmarks measure what lies in front.
 //
 // Live figures are off by default, as in the first runs of this benchmark (docs/benchmarks.md);
 // `--live on` computes them for `--watched` scopes (issue 14), `--watched 0` as before issue 14.
@@ -25,14 +26,22 @@ import { cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { LIVE_BATCH_INTERVAL_MS } from '@plantwatt/bus'
+import {
+  type Bus,
+  type BusHandler,
+  INTEREST_SCOPES_PER_MESSAGE,
+  LIVE_INTEREST_TOPIC,
+  type LiveInterest,
+} from '@plantwatt/bus'
 import type { Alert, PlantModel } from '@plantwatt/contract'
 import { deviceTopic } from '@plantwatt/contract'
 import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex, type ScopeNode } from '@plantwatt/plant'
 import { startLoopDelayMonitor } from '@plantwatt/runtime'
+import pino from 'pino'
 import type { TruthJson } from '../../../simulators/fleet/src/model/index.ts'
 import { decodeRecordLine } from '../../../simulators/fleet/src/recording/index.ts'
+import { LivePublisher } from '../src/live-publisher.ts'
 import { type DaySpec, ensureDayRecording } from './day-recording.ts'
 import { openRecordingBatches } from './recording-batches.ts'
 import { scoreEnergy, scoreIdle } from './score-truth.ts'
@@ -47,9 +56,9 @@ const HELP = `Usage: pnpm bench:replay-day [options]
   --seed S         plant and simulation seed (default 1)
   --start T        simulated start, ISO 8601 or epoch s (default 2025-03-03T16:00:00Z, midnight in Yibin)
   --data-dir DIR   recording cache (default .bench-data/replay-day)
-  --live on|off    also compute live figures as the processor does (default off: see
-                   docs/benchmarks.md): per site at most every LIVE_BATCH_INTERVAL_MS, the watched
-                   scopes that changed
+  --live on|off    also make live figures with the processor's LivePublisher (default off: see
+                   docs/benchmarks.md): per site at most every 1,025 ms of wall time, the watched
+                   scopes that changed, encoded and then dropped
   --watched N      scopes live subscribers watch with --live on (default 1000: the site, its areas,
                    then lines and equipment in turn, evenly over the plant); 0: every changed scope
                    every 200 ms (the processor before issue 14)
@@ -209,6 +218,8 @@ const result = {
     // Issue 14: bucket events at most twice the bucket slots (scopes × buckets of each step closed).
     bucketSlots: bucketSlots((run.lastT - spec.startS) / 60),
     liveFigures: run.liveFigures,
+    liveBatches: run.liveBatches,
+    liveMB: round(run.liveBytes / MB, 1),
     memory: {
       peakRssMB: Math.round(run.peakRssBytes / MB),
       peakHeapUsedMB: Math.round(run.peakHeapBytes / MB),
@@ -309,6 +320,9 @@ interface ReplayRun {
   /** Revisions by the bucket's step and the scope's level ("1h line"), to tell where they come from. */
   revisionsBy: Record<string, number>
   liveFigures: number
+  /** With watched scopes: the batches the LivePublisher encoded, and their bytes. */
+  liveBatches: number
+  liveBytes: number
   alerts: Alert[]
   peakRssBytes: number
   peakHeapBytes: number
@@ -343,6 +357,50 @@ function watchedScopes(plant: PlantIndex, count: number): Set<string> {
   return watched
 }
 
+/**
+ * The processor's LivePublisher on a bus that sends nothing, told by one gateway (with a lease
+ * longer than any run) that `watched` have subscribers: the figures are computed, paced and
+ * encoded as in the processor, and dropped where the broker would take them. No timer: the
+ * benchmark's 200 ms publishing turn is its tick, as the processor's is.
+ */
+async function startLivePublisher(pipeline: ReadingPipeline, watched: Set<string>): Promise<LivePublisher> {
+  let onInterest: BusHandler | undefined
+  const bus: Bus = {
+    publish: async () => {},
+    async subscribe(filter, handler) {
+      if (filter === LIVE_INTEREST_TOPIC) onInterest = handler
+      return async () => {}
+    },
+    close: async () => {},
+  }
+  const publisher = new LivePublisher({
+    plant,
+    bus,
+    logger: pino({ level: 'warn' }),
+    now: () => performance.now(),
+    source: {
+      takeChanges: () => pipeline.takeChanges(),
+      figures: (node) => pipeline.figures(node),
+      siteClockMs: (siteId) => pipeline.siteClockMs(siteId),
+      gridGPerKWh: (siteId) => pipeline.figures(plant.sites.get(siteId)!.node).gridGPerKWh,
+    },
+  })
+  await publisher.start()
+  const scopes = [...watched]
+  const leaseMs = 365 * 86_400_000
+  for (let from = 0, version = 0; from < scopes.length; from += INTEREST_SCOPES_PER_MESSAGE, version++) {
+    const message: LiveInterest = {
+      gateway: 'replay-day',
+      kind: from === 0 ? 'full' : 'add',
+      version,
+      leaseMs,
+      scopes: scopes.slice(from, from + INTEREST_SCOPES_PER_MESSAGE),
+    }
+    onInterest?.(LIVE_INTEREST_TOPIC, Buffer.from(JSON.stringify(message)))
+  }
+  return publisher
+}
+
 async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRun> {
   const { header, batches } = await openRecordingBatches(path)
   const run: ReplayRun = {
@@ -360,6 +418,8 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     bucketRevisions: 0,
     revisionsBy: {},
     liveFigures: 0,
+    liveBatches: 0,
+    liveBytes: 0,
     alerts: [],
     peakRssBytes: 0,
     peakHeapBytes: 0,
@@ -372,9 +432,8 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     run.peakHeapBytes = Math.max(run.peakHeapBytes, memory.heapUsed)
   }
   const watched = live && watchedCount > 0 ? watchedScopes(plant, watchedCount) : undefined
-  const pendingLive = new Map<string, Set<ScopeNode>>()
-  const lastBatchAt = new Map<string, number>()
-  // What processor.ts publishChanges does, without encoding and sending.
+  const livePublisher = watched === undefined ? undefined : await startLivePublisher(pipeline, watched)
+  // What processor.ts publishChanges does, without sending.
   const publish = () => {
     const began = performance.now()
     run.ticks++
@@ -387,8 +446,10 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       run.revisionsBy[key] = (run.revisionsBy[key] ?? 0) + 1
     }
     for (const { event } of pipeline.takeAlertEvents()) run.alerts.push(event)
-    const changes = pipeline.takeChanges()
-    if (live && watched === undefined) {
+    if (livePublisher) livePublisher.tick()
+    else if (live) {
+      // `--watched 0`: every changed scope's figures, as the processor did before issue 14.
+      const changes = pipeline.takeChanges()
       for (const siteId of changes.sites) {
         pipeline.figures(plant.sites.get(siteId)!.node)
         for (const node of changes.scopes.get(siteId) ?? []) {
@@ -397,29 +458,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
           run.liveFigures++
         }
       }
-    } else if (live && watched !== undefined) {
-      // As the processor's LivePublisher: the watched scopes that changed wait for their site's
-      // paced batch, which carries the site's clock and figures.
-      for (const siteId of changes.sites) {
-        let pending = pendingLive.get(siteId)
-        if (pending === undefined) {
-          pending = new Set()
-          pendingLive.set(siteId, pending)
-        }
-        for (const node of changes.scopes.get(siteId) ?? []) if (watched.has(node.scope)) pending.add(node)
-      }
-      const now = performance.now()
-      for (const [siteId, pending] of pendingLive) {
-        if (now - (lastBatchAt.get(siteId) ?? Number.NEGATIVE_INFINITY) < LIVE_BATCH_INTERVAL_MS) continue
-        lastBatchAt.set(siteId, now)
-        pipeline.figures(plant.sites.get(siteId)!.node)
-        for (const node of pending) {
-          pipeline.figures(node)
-          run.liveFigures++
-        }
-        pendingLive.delete(siteId)
-      }
-    }
+    } else pipeline.takeChanges()
     if (run.ticks % 5 === 0) sampleMemory()
     run.publishMs += performance.now() - began
   }
@@ -526,6 +565,12 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   }
   publish()
   run.wallMs = performance.now() - started
+  if (livePublisher) {
+    livePublisher.stop()
+    run.liveFigures = livePublisher.stats.scopesSent
+    run.liveBatches = livePublisher.stats.batches
+    run.liveBytes = livePublisher.stats.bytes
+  }
   if (readingsSoFar() > hourReadings) closeHour(performance.now())
   gcObserver.disconnect()
   const cpu = process.cpuUsage(startedCpu)
