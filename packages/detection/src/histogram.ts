@@ -56,8 +56,8 @@ export class LogHistogram {
     if (++this.total > this.cap) this.halve()
   }
 
-  /** log10 values at `n` evenly spaced quantiles: a fixed-size sample of the whole history. */
-  quantileSample(n: number): number[] {
+  /** The bins of `n` evenly spaced quantiles, in order: a fixed-size sample of the whole history. */
+  quantileBins(n: number): number[] {
     const out: number[] = []
     if (this.total === 0) return out
     const counts = this.counts
@@ -66,7 +66,7 @@ export class LogHistogram {
     for (let j = 0; j < n; j++) {
       const target = ((j + 0.5) / n) * this.total
       while (cumulative <= target && bin < counts.length - 1) cumulative += counts[++bin]!
-      out.push(this.logCenter(bin))
+      out.push(bin)
     }
     return out
   }

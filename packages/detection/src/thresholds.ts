@@ -1,6 +1,6 @@
 // Idle thresholds learned from an equipment's own power history where the plant model gives none
 // (CONTRACT.md §1 `idle` optional, §7). The history is a bounded log histogram; learning samples it
-// at fixed quantiles and clusters the sample with ckmeans (optimal 1-D k-means), then:
+// at fixed quantiles and clusters the sample (optimal 1-D k-means, kmeans.ts), then:
 //   1. drops clusters holding < levelMinShare of the history (transitions between levels),
 //   2. merges neighbours whose medians differ by less than levelMinRatio (one level's noise and
 //      speed changes, not two levels),
@@ -15,11 +15,11 @@
 // levels; the power-band rule waits for it. Rule for learning at all: ≥ learnMinReadings readings
 // spanning ≥ learnMinSpanS; re-learned every learnEveryS of event time as new levels show up.
 
-import { ckmeans } from 'simple-statistics'
 import { type HistogramJson, LogHistogram } from './histogram.ts'
+import { weightedKMeans1d } from './kmeans.ts'
 import type { DetectionOptions } from './options.ts'
 
-/** 256 quantiles keep ckmeans (O(k·n²)) cheap while a 1 % level still gets 2–3 points. */
+/** 256 quantiles: a 1 % level still gets 2–3 points. */
 const SAMPLE = 256
 const MAX_CLUSTERS = 4
 /** 50 bins per decade: 4.7 % steps, finer than any gap between levels worth a threshold. */
@@ -81,12 +81,8 @@ export class ThresholdLearner {
 
   private learn(): LearnedThresholds | null {
     const o = this.options
-    const sample = this.histogram.quantileSample(SAMPLE)
-    const unique = new Set(sample).size
-    const clusters = ckmeans(sample, Math.min(MAX_CLUSTERS, unique)).filter((c) => c.length > 0)
-    let levels: Level[] = clusters
-      .filter((c) => c.length / sample.length >= o.levelMinShare)
-      .map((c) => ({ values: c }))
+    const clusters = this.clusteredSample()
+    let levels: Level[] = clusters.filter((c) => c.length / SAMPLE >= o.levelMinShare).map((c) => ({ values: c }))
     const minGap = Math.log10(o.levelMinRatio)
     for (let i = 1; i < levels.length; ) {
       if (median(levels[i]!.values) - median(levels[i - 1]!.values) < minGap) {
@@ -125,6 +121,30 @@ export class ThresholdLearner {
       levelsW: levels.map((l) => round3(10 ** median(l.values))),
       offLevel,
     }
+  }
+
+  /**
+   * The history's quantile sample in up to MAX_CLUSTERS clusters (optimal 1-D k-means), each
+   * ascending, lowest first. Its points fall in a few dozen bins: clustered as bins with their
+   * counts (weightedKMeans1d), the same clusters as ckmeans on the points, far cheaper.
+   */
+  private clusteredSample(): number[][] {
+    const values: number[] = []
+    const weights: number[] = []
+    let lastBin = -1
+    for (const bin of this.histogram.quantileBins(SAMPLE)) {
+      if (bin === lastBin) weights[weights.length - 1]!++
+      else {
+        values.push(this.histogram.logCenter(bin))
+        weights.push(1)
+        lastBin = bin
+      }
+    }
+    return weightedKMeans1d(values, weights, MAX_CLUSTERS).map(([from, to]) => {
+      const cluster: number[] = []
+      for (let i = from; i < to; i++) for (let n = 0; n < weights[i]!; n++) cluster.push(values[i]!)
+      return cluster
+    })
   }
 
   toJSON(): LearnerJson {
