@@ -41,6 +41,7 @@ import { startLoopDelayMonitor } from '@plantwatt/runtime'
 import pino from 'pino'
 import type { TruthJson } from '../../../simulators/fleet/src/model/index.ts'
 import { decodeRecordLine } from '../../../simulators/fleet/src/recording/index.ts'
+import { detectionArrays, deviceArrays, encodeReadingsState, encodeStateBlob } from '../src/checkpoint-file.ts'
 import { LivePublisher } from '../src/live-publisher.ts'
 import { type DaySpec, ensureDayRecording } from './day-recording.ts'
 import { openRecordingBatches } from './recording-batches.ts'
@@ -63,6 +64,11 @@ const HELP = `Usage: pnpm bench:replay-day [options]
                    then lines and equipment in turn, evenly over the plant); 0: every changed scope
                    every 200 ms (the processor before issue 14)
   --replay-hours H replay only the first H simulated hours (no scoring then)
+  --checkpoint-every S
+                   take the processor's checkpoint snapshot every S seconds of wall time, as the
+                   processor does (default 60, its interval), without writing it: what the engine
+                   keeps only until a checkpoint takes it is then let go; 0: never (runs before
+                   issue 14's multi-day runs)
   --generate-only  make (or find) the recording and stop
   --out FILE       also write the results as JSON here
 `
@@ -88,6 +94,7 @@ const { values } = parseArgs({
     live: { type: 'string', default: 'off' },
     watched: { type: 'string', default: '1000' },
     'replay-hours': { type: 'string' },
+    'checkpoint-every': { type: 'string', default: '60' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -120,6 +127,9 @@ const replayUntilS =
   values['replay-hours'] === undefined
     ? Number.POSITIVE_INFINITY
     : startS + positive('replay-hours', values['replay-hours']) * 3600
+const checkpointEveryS = Number(values['checkpoint-every'])
+if (!(checkpointEveryS >= 0))
+  throw new RangeError(`--checkpoint-every must be 0 or more, got ${values['checkpoint-every']}`)
 const log = (line: string) => process.stderr.write(`replay-day: ${line}\n`)
 
 const machine = {
@@ -220,6 +230,11 @@ const result = {
     liveFigures: run.liveFigures,
     liveBatches: run.liveBatches,
     liveMB: round(run.liveBytes / MB, 1),
+    checkpointEveryS: checkpointEveryS,
+    checkpoints: run.checkpoints,
+    checkpointSeconds: round(run.checkpointMs / 1000, 2),
+    longestCheckpointMs: Math.round(run.longestCheckpointMs),
+    coldEvents: run.coldEvents,
     memory: {
       peakRssMB: Math.round(run.peakRssBytes / MB),
       peakHeapUsedMB: Math.round(run.peakHeapBytes / MB),
@@ -265,7 +280,9 @@ async function score() {
       pipeline.detection.thresholds(scope),
     ]),
   )
-  return { energy: scoreEnergy(pipeline.accounting, plant, truth, endS), idle, learnedOfMissed }
+  // Energy from the 1-minute history, which holds the last 25 h: over a longer run, its last day.
+  const energyFromS = Math.max(spec.startS, endS - 86_400)
+  return { energy: scoreEnergy(pipeline.accounting, plant, truth, endS, energyFromS), idle, learnedOfMissed }
 }
 
 interface HourFigures {
@@ -273,10 +290,12 @@ interface HourFigures {
   readings: number
   wallSeconds: number
   readingsPerS: number
-  /** Main-thread seconds in pipeline.ingest() (publishing work excluded). */
+  /** Main-thread seconds in pipeline.ingest() (publishing work and checkpoints excluded). */
   ingestSeconds: number
   /** Main-thread seconds in the publishing work (bucket events, alerts, live figures). */
   publishSeconds: number
+  /** Main-thread seconds taking checkpoint snapshots (--checkpoint-every). */
+  checkpointSeconds: number
   /**
    * Main-thread seconds reading the recording's lines (topic, payload, time): work that does not
    * depend on the pipeline's state, so its cost per message is a yardstick of the machine's speed
@@ -291,6 +310,8 @@ interface HourFigures {
   gcSeconds: number
   /** V8 heap in use as the hour ended (MB, garbage included). */
   heapUsedMB: number
+  /** Resident set size as the hour ended (MB). */
+  rssMB: number
   /** Wall clock as the hour ended (to cut a CPU profile by hour: profile-summary.ts --window). */
   endedAt: string
 }
@@ -323,6 +344,12 @@ interface ReplayRun {
   /** With watched scopes: the batches the LivePublisher encoded, and their bytes. */
   liveBatches: number
   liveBytes: number
+  /** Checkpoint snapshots taken (--checkpoint-every), the main-thread seconds they took, and the longest. */
+  checkpoints: number
+  checkpointMs: number
+  longestCheckpointMs: number
+  /** Revisions of minutes older than the ring, let go by the checkpoints (Accounting.coldCommitted). */
+  coldEvents: number
   alerts: Alert[]
   peakRssBytes: number
   peakHeapBytes: number
@@ -420,6 +447,10 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     liveFigures: 0,
     liveBatches: 0,
     liveBytes: 0,
+    checkpoints: 0,
+    checkpointMs: 0,
+    longestCheckpointMs: 0,
+    coldEvents: 0,
     alerts: [],
     peakRssBytes: 0,
     peakHeapBytes: 0,
@@ -462,13 +493,52 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     if (run.ticks % 5 === 0) sampleMemory()
     run.publishMs += performance.now() - began
   }
+  // The processor's checkpoint without the disk (processor.ts snapshotWithHistoryWritten): the
+  // sliced snapshot (the columns that changed or left the ring, the reading log's chunk), its
+  // slices run back to back rather than a turn each, encoded as the processor encodes them; then
+  // the cold revisions the written columns let go. Counted in the hour's ingest time.
+  let firstCheckpoint = true
+  const checkpoint = () => {
+    const began = performance.now()
+    const snapshot = pipeline.snapshotSliced(firstCheckpoint)
+    firstCheckpoint = false
+    const { readings, devices, capture } = snapshot
+    try {
+      encodeStateBlob({ journalSeq: 0, journalSeqs: {}, savedAt: 0, pipeline: snapshot.state, tuning: undefined })
+      const all = () => true
+      while (readings.open) readings.slice(all)
+      encodeReadingsState(readings.state)
+      while (devices.open) devices.slice(all)
+      while (!capture.slice(all));
+      detectionArrays(capture.chunks)
+      deviceArrays(devices.chunks)
+      readings.write()
+    } finally {
+      readings.close()
+      devices.close()
+      capture.close()
+    }
+    run.coldEvents += pipeline.accounting.coldCommitted(snapshot.generation).length
+    const ms = performance.now() - began
+    run.checkpoints++
+    run.checkpointMs += ms
+    run.longestCheckpointMs = Math.max(run.longestCheckpointMs, ms)
+  }
   const readingsSoFar = () =>
     pipeline.stats.readingsAccepted + pipeline.stats.readingsDuplicate + pipeline.stats.readingsRejected
   let hourStartedAt = 0
   let hourReadings = 0
   // Totals at the start of the hour being replayed, to report each hour's share.
   let gcMs = 0
-  let hourBase = { pipelineMs: 0, publishMs: 0, readMs: 0, gcMs: 0, bucketEvents: 0, bucketRevisions: 0 }
+  let hourBase = {
+    pipelineMs: 0,
+    publishMs: 0,
+    checkpointMs: 0,
+    readMs: 0,
+    gcMs: 0,
+    bucketEvents: 0,
+    bucketRevisions: 0,
+  }
   const gcObserver = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) gcMs += entry.duration
   })
@@ -477,7 +547,8 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     const readings = readingsSoFar() - hourReadings
     const wallSeconds = (now - hourStartedAt) / 1000
     const publishMs = run.publishMs - hourBase.publishMs
-    const ingestMs = run.pipelineMs - hourBase.pipelineMs - publishMs
+    const checkpointMs = run.checkpointMs - hourBase.checkpointMs
+    const ingestMs = run.pipelineMs - hourBase.pipelineMs - publishMs - checkpointMs
     const readMs = run.readMs - hourBase.readMs
     run.perHour.push({
       hour: run.perHour.length,
@@ -486,12 +557,14 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       readingsPerS: Math.round(readings / wallSeconds),
       ingestSeconds: round(ingestMs / 1000, 2),
       publishSeconds: round(publishMs / 1000, 2),
+      checkpointSeconds: round(checkpointMs / 1000, 2),
       readSeconds: round(readMs / 1000, 2),
       ingestPerRead: round(ingestMs / readMs, 2),
       bucketEvents: run.bucketEvents - hourBase.bucketEvents,
       bucketRevisions: run.bucketRevisions - hourBase.bucketRevisions,
       gcSeconds: round((gcMs - hourBase.gcMs) / 1000, 2),
       heapUsedMB: Math.round(process.memoryUsage().heapUsed / MB),
+      rssMB: Math.round(process.memoryUsage.rss() / MB),
       endedAt: new Date().toISOString(),
     })
     hourStartedAt = now
@@ -499,6 +572,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
     hourBase = {
       pipelineMs: run.pipelineMs,
       publishMs: run.publishMs,
+      checkpointMs: run.checkpointMs,
       readMs: run.readMs,
       gcMs,
       bucketEvents: run.bucketEvents,
@@ -512,6 +586,7 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   const startedCpu = process.cpuUsage()
   const started = performance.now()
   let nextPublish = started + PUBLISH_MS
+  let nextCheckpoint = started + checkpointEveryS * 1000
   let nextProgress = started + PROGRESS_MS
   let lastProgress = { at: started, readings: 0 }
   hourStartedAt = started
@@ -538,6 +613,10 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       if ((k & 63) === 63 && performance.now() >= nextPublish) {
         publish()
         nextPublish = performance.now() + PUBLISH_MS
+        if (checkpointEveryS > 0 && performance.now() >= nextCheckpoint) {
+          checkpoint()
+          nextCheckpoint = performance.now() + checkpointEveryS * 1000
+        }
       }
     }
     const t2 = performance.now()

@@ -38,8 +38,14 @@ export interface EnergyScore {
 }
 
 /** Energy per equipment, line and site over the minutes both sides have whole. */
-export function scoreEnergy(accounting: Accounting, plant: PlantIndex, truth: TruthJson, endS: number): EnergyScore {
-  const firstMinute = Math.ceil(truth.startS / 60) + HEAD_MINUTES
+export function scoreEnergy(
+  accounting: Accounting,
+  plant: PlantIndex,
+  truth: TruthJson,
+  endS: number,
+  fromS = truth.startS,
+): EnergyScore {
+  const firstMinute = Math.ceil(Math.max(truth.startS, fromS) / 60) + HEAD_MINUTES
   const lastMinute = Math.floor(endS / 60) - TAIL_MINUTES
   const fromMs = firstMinute * 60_000
   const toMs = lastMinute * 60_000
