@@ -42,7 +42,7 @@ import pino from 'pino'
 import type { TruthJson } from '../../../simulators/fleet/src/model/index.ts'
 import { decodeRecordLine } from '../../../simulators/fleet/src/recording/index.ts'
 import { detectionArrays, deviceArrays, encodeReadingsState, encodeStateBlob } from '../src/checkpoint-file.ts'
-import { LivePublisher } from '../src/live-publisher.ts'
+import { LivePublisher, pipelineLiveSource } from '../src/live-publisher.ts'
 import { type DaySpec, ensureDayRecording } from './day-recording.ts'
 import { openRecordingBatches } from './recording-batches.ts'
 import { scoreEnergy, scoreIdle } from './score-truth.ts'
@@ -405,12 +405,7 @@ async function startLivePublisher(pipeline: ReadingPipeline, watched: Set<string
     bus,
     logger: pino({ level: 'warn' }),
     now: () => performance.now(),
-    source: {
-      takeChanges: () => pipeline.takeChanges(),
-      figures: (node) => pipeline.figures(node),
-      siteClockMs: (siteId) => pipeline.siteClockMs(siteId),
-      gridGPerKWh: (siteId) => pipeline.figures(plant.sites.get(siteId)!.node).gridGPerKWh,
-    },
+    source: pipelineLiveSource(pipeline),
   })
   await publisher.start()
   const scopes = [...watched]

@@ -11,6 +11,7 @@ import {
   type Unsubscribe,
 } from '@plantwatt/bus'
 import type { LiveFigures } from '@plantwatt/contract'
+import type { ReadingPipeline } from '@plantwatt/pipeline'
 import type { PlantIndex, ScopeNode } from '@plantwatt/plant'
 import { EarliestWake, type Schedule } from '@plantwatt/runtime'
 import type { Logger } from 'pino'
@@ -43,6 +44,16 @@ export interface LiveSource {
   figures(node: ScopeNode): LiveFigures
   siteClockMs(siteId: string): number | null
   gridGPerKWh(siteId: string): number
+}
+
+/** A reading pipeline's figures as a LiveSource (the processor adds the tuners' savings to them). */
+export function pipelineLiveSource(pipeline: ReadingPipeline): LiveSource {
+  return {
+    takeChanges: () => pipeline.takeChanges(),
+    figures: (node) => pipeline.figures(node),
+    siteClockMs: (siteId) => pipeline.siteClockMs(siteId),
+    gridGPerKWh: (siteId) => pipeline.figures(pipeline.plant.sites.get(siteId)!.node).gridGPerKWh,
+  }
 }
 
 export interface LivePublisherOptions {

@@ -50,7 +50,7 @@ import {
 } from './checkpoint-file.ts'
 import { energyAnswer } from './energy-query.ts'
 import { HistoryStoreSink } from './history-sink.ts'
-import { LivePublisher, type LivePublisherStats } from './live-publisher.ts'
+import { LivePublisher, type LivePublisherStats, pipelineLiveSource } from './live-publisher.ts'
 import { ReportQuery } from './report-query.ts'
 import { type ColumnPut, ProcessorStateStore } from './state-store.ts'
 import type { TuningStats } from './tuning-loop.ts'
@@ -320,10 +320,8 @@ export class Processor {
       // A site's batch the moment its second is up, after that turn's I/O (runtime timeoutAfterIo).
       schedule: timeoutAfterIo,
       source: {
-        takeChanges: () => this.pipeline.takeChanges(),
+        ...pipelineLiveSource(this.pipeline),
         figures: (node) => this.tuningService.withSavedToday(node.scope, this.pipeline.figures(node)),
-        siteClockMs: (siteId) => this.pipeline.siteClockMs(siteId),
-        gridGPerKWh: (siteId) => this.pipeline.figures(this.options.plant.sites.get(siteId)!.node).gridGPerKWh,
       },
     })
     // Checkpoints before journal slots name only slot 0's position (`journalSeq`).

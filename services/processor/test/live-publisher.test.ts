@@ -14,7 +14,7 @@ import { Aedes } from 'aedes'
 import pino from 'pino'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { examplePlant } from '../../../test/support/example-plant.ts'
-import { LivePublisher } from '../src/live-publisher.ts'
+import { LivePublisher, pipelineLiveSource } from '../src/live-publisher.ts'
 
 // The processor's live publisher on a real bus, fed by a real reading pipeline; wall time is the
 // test's (`now`), ticks are called by hand. What the gateway receives must never carry a site
@@ -75,12 +75,7 @@ describe('LivePublisher', () => {
           if (timer === armed) timer = undefined
         }
       },
-      source: {
-        takeChanges: () => pipeline.takeChanges(),
-        figures: (node) => pipeline.figures(node),
-        siteClockMs: (siteId) => pipeline.siteClockMs(siteId),
-        gridGPerKWh: (siteId) => pipeline.figures(plant.sites.get(siteId)!.node).gridGPerKWh,
-      },
+      source: pipelineLiveSource(pipeline),
     })
     await publisher.start()
   })
