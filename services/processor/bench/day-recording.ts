@@ -38,6 +38,7 @@ import {
 } from '../../../simulators/fleet/src/recording/index.ts'
 import { FAULT_PRESETS } from '../../../simulators/fleet/src/run/faults.ts'
 import { fleetDevicesOf } from '../../../simulators/fleet/src/sessions/devices.ts'
+import { truthMinutesFile, writeTruthFile } from './truth-file.ts'
 
 export interface DaySpec {
   devices: number
@@ -167,14 +168,15 @@ async function generate(spec: DaySpec, files: Omit<DayFiles, 'meta'>, log: (line
   }
   await writer.close()
   await rename(partial, files.recording)
-  // The truth as simulate.ts writes it at the end of a run (messages still in flight are not sent).
-  await writeFile(files.truth, `${JSON.stringify(simulation.truth.toJSON())}\n`)
+  // The truth as simulate.ts makes it at the end of a run (messages still in flight are not sent),
+  // its per-minute rows in a binary file beside it (truth-file.ts).
+  await writeTruthFile(files.truth, simulation.truth.toJSON())
   return {
     spec,
     messages,
     uplinks,
     recordingBytes: (await stat(files.recording)).size,
-    truthBytes: (await stat(files.truth)).size,
+    truthBytes: (await stat(files.truth)).size + (await stat(truthMinutesFile(files.truth))).size,
     generateSeconds: Math.round((performance.now() - started) / 100) / 10,
     createdAt: new Date().toISOString(),
   }

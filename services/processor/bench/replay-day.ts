@@ -39,13 +39,13 @@ import { ReadingPipeline } from '@plantwatt/pipeline'
 import { PlantIndex, type ScopeNode } from '@plantwatt/plant'
 import { startLoopDelayMonitor } from '@plantwatt/runtime'
 import pino from 'pino'
-import type { TruthJson } from '../../../simulators/fleet/src/model/index.ts'
 import { decodeRecordLine } from '../../../simulators/fleet/src/recording/index.ts'
 import { detectionArrays, deviceArrays, encodeReadingsState, encodeStateBlob } from '../src/checkpoint-file.ts'
 import { LivePublisher, pipelineLiveSource } from '../src/live-publisher.ts'
 import { type DaySpec, ensureDayRecording } from './day-recording.ts'
 import { openRecordingBatches } from './recording-batches.ts'
 import { scoreEnergy, scoreIdle } from './score-truth.ts'
+import { readTruthFile } from './truth-file.ts'
 
 const HELP = `Usage: pnpm bench:replay-day [options]
 
@@ -264,7 +264,7 @@ if (values.out) {
 }
 
 async function score() {
-  const truth = JSON.parse(await readFile(files.truth, 'utf8')) as TruthJson
+  const truth = await readTruthFile(files.truth)
   const endS = spec.startS + spec.durationS
   const latenessS = Math.max(...[...plant.sites.values()].map((site) => site.latenessS))
   const idle = scoreIdle(run.alerts, truth, {

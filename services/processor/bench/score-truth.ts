@@ -7,7 +7,8 @@
 import type { Accounting } from '@plantwatt/accounting'
 import type { Alert } from '@plantwatt/contract'
 import type { PlantIndex } from '@plantwatt/plant'
-import type { IdleEpisode, IdleRuleInfo, TruthJson } from '../../../simulators/fleet/src/model/index.ts'
+import type { IdleEpisode, IdleRuleInfo } from '../../../simulators/fleet/src/model/index.ts'
+import type { TruthFigures } from './truth-file.ts'
 
 /**
  * Minutes left out at each end of the recording. At the start, the first energy reading of a device
@@ -41,7 +42,7 @@ export interface EnergyScore {
 export function scoreEnergy(
   accounting: Accounting,
   plant: PlantIndex,
-  truth: TruthJson,
+  truth: TruthFigures,
   endS: number,
   fromS = truth.startS,
 ): EnergyScore {
@@ -135,7 +136,7 @@ interface Found {
  */
 export function scoreIdle(
   alerts: readonly Alert[],
-  truth: TruthJson,
+  truth: TruthFigures,
   options: { endS: number; tailS: number; learnMinSpanS: number; intervalS: number },
 ): IdleScore {
   const rules = new Map<string, IdleRuleInfo>(truth.idleRules.map((rule) => [rule.scope, rule]))
