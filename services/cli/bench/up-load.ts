@@ -21,7 +21,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -205,13 +205,19 @@ async function startUp(): Promise<UpProcess> {
   )
   const logCounts: Record<string, number> = {}
   const upLog: string[] = []
+  // Every line `up` prints, kept with the work directory (--keep): its log, and what Node options
+  // such as --trace-gc print (not JSON, so not counted below).
+  const upLogFile = createWriteStream(join(work, 'up.log'))
   let stderr = ''
   child.stderr!.on('data', (chunk) => {
     stderr += chunk
   })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const listening = new Promise<Record<string, unknown>>((resolvePromise, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    const lines = createInterface({ input: child.stdout! })
+    lines.on('close', () => upLogFile.end())
+    lines.on('line', (line) => {
+      upLogFile.write(`${line}\n`)
       let record: Record<string, unknown>
       try {
         record = JSON.parse(line)
@@ -340,15 +346,19 @@ interface CheckpointWrite {
   /** Bytes of the last one, all parts (plantwatt_checkpoint_bytes{part}, columns uncompressed). */
   bytes: number
   parts: Record<string, number>
+  /** The last one's longest turn of the event loop by kind, ms (plantwatt_checkpoint_held_seconds{kind}). */
+  heldMs: Record<string, number>
 }
 
 /** The processor's checkpoint figures on a /metrics page: writes so far, their total seconds, the last one's bytes. */
-function checkpointFigures(text: string): { count: number; seconds: number; parts: Record<string, number> } {
+function checkpointFigures(text: string) {
   const sums = parseMetrics(text)
+  const held = metricByLabel(text, 'plantwatt_checkpoint_held_seconds', 'kind')
   return {
     count: sums.get('plantwatt_checkpoint_duration_seconds_count') ?? 0,
     seconds: sums.get('plantwatt_checkpoint_duration_seconds_sum') ?? 0,
     parts: metricByLabel(text, 'plantwatt_checkpoint_bytes', 'part'),
+    heldMs: Object.fromEntries(Object.entries(held).map(([kind, seconds]) => [kind, round(seconds * 1000)])),
   }
 }
 
@@ -373,6 +383,7 @@ function watchCheckpoints(first: string, loadStartedAt: () => number) {
           durationMs: round(((now.seconds - last.seconds) * 1000) / count),
           bytes: Object.values(parts).reduce((sum, bytes) => sum + bytes, 0),
           parts,
+          heldMs: now.heldMs,
         })
       }
       last = now

@@ -220,6 +220,22 @@ function registerCheckpointMetrics(registry: Registry, processor: Processor): vo
     }),
     'part',
   )
+  // A checkpoint should never hold the loop long (issue 13): the longest turn of each kind shows which part did.
+  readGauge(
+    registry,
+    'plantwatt_checkpoint_held_seconds',
+    'Longest turn of the event loop the last checkpoint held, by kind (snapshot, slice, store; max of all)',
+    () => {
+      const held = processor.lastCheckpoint?.heldMs
+      return {
+        max: (held?.max ?? 0) / 1000,
+        snapshot: (held?.snapshot ?? 0) / 1000,
+        slice: (held?.slice ?? 0) / 1000,
+        store: (held?.store ?? 0) / 1000,
+      }
+    },
+    'kind',
+  )
   readCounter(
     registry,
     'plantwatt_checkpoint_failures_total',

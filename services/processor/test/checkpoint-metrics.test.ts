@@ -69,6 +69,11 @@ describe('checkpoint metrics', () => {
     expect(last.parts.blob).toBeGreaterThan(0)
     expect(last.parts.devices).toBeGreaterThan(0)
     expect(last.parts.series).toBeGreaterThan(0)
+    for (const kind of ['max', 'snapshot', 'slice', 'store'] as const) {
+      expect(value(text, `plantwatt_checkpoint_held_seconds{kind="${kind}"}`)).toBeCloseTo(last.heldMs[kind] / 1000, 9)
+    }
+    expect(last.heldMs.snapshot).toBeGreaterThan(0)
+    expect(last.heldMs.max).toBeGreaterThanOrEqual(last.heldMs.snapshot)
     expect(value(text, 'plantwatt_checkpoint_failures_total')).toBe(0)
 
     // A write that fails (the store closed under it) is counted, and nothing is observed for it.
