@@ -21,11 +21,13 @@
 //    the truth (score-truth.ts).
 
 import { execFileSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, totalmem } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
+import { writeHeapSnapshot } from 'node:v8'
 import {
   type Bus,
   type BusHandler,
@@ -69,6 +71,10 @@ const HELP = `Usage: pnpm bench:replay-day [options]
                    processor does (default 60, its interval), without writing it: what the engine
                    keeps only until a checkpoint takes it is then let go; 0: never (runs before
                    issue 14's multi-day runs)
+  --heap-snapshots DIR
+                   at the end of each simulated day, also write a V8 heap snapshot there
+                   (day-N.heapsnapshot; with the day's heap after a full GC, which every run
+                   reports): to find what grows from one day to the next
   --generate-only  make (or find) the recording and stop
   --out FILE       also write the results as JSON here
 `
@@ -95,6 +101,7 @@ const { values } = parseArgs({
     watched: { type: 'string', default: '1000' },
     'replay-hours': { type: 'string' },
     'checkpoint-every': { type: 'string', default: '60' },
+    'heap-snapshots': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -312,6 +319,12 @@ interface HourFigures {
   heapUsedMB: number
   /** Resident set size as the hour ended (MB). */
   rssMB: number
+  /**
+   * At the end of each simulated day (every 24th hour), the V8 heap in use after a full GC (MB):
+   * what the pipeline retains, the figure that says whether memory is flat from day to day. Its
+   * time is left out of the hours' figures.
+   */
+  heapAfterGcMB?: number
   /** Wall clock as the hour ended (to cut a CPU profile by hour: profile-summary.ts --window). */
   endedAt: string
 }
@@ -563,6 +576,13 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
       endedAt: new Date().toISOString(),
     })
     hourStartedAt = now
+    if (run.perHour.length % 24 === 0) {
+      const gcBefore = gcMs
+      run.perHour.at(-1)!.heapAfterGcMB = dayEndHeap(run.perHour.length / 24)
+      // The forced GC and the snapshot are the benchmark's own: not in the next hour.
+      hourStartedAt = performance.now()
+      gcMs = gcBefore
+    }
     hourReadings += readings
     hourBase = {
       pipelineMs: run.pipelineMs,
@@ -661,6 +681,19 @@ async function replay(pipeline: ReadingPipeline, path: string): Promise<ReplayRu
   // Typed arrays (bucket history) live outside the heap.
   run.endExternalBytes = process.memoryUsage().external
   return run
+}
+
+/** The heap in use after a full GC (MB; undefined without --expose-gc), and the day's heap snapshot if asked. */
+function dayEndHeap(day: number): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (!gc) return undefined
+  gc()
+  const heapUsed = process.memoryUsage().heapUsed
+  if (values['heap-snapshots']) {
+    mkdirSync(values['heap-snapshots'], { recursive: true })
+    writeHeapSnapshot(join(values['heap-snapshots'], `day-${day}.heapsnapshot`))
+  }
+  return Math.round(heapUsed / MB)
 }
 
 function round(x: number, digits: number): number {

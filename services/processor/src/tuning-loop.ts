@@ -16,7 +16,7 @@
 import type { Reading, SetpointAck, SetpointCommand, SetpointEvent, TuningMode } from '@plantwatt/contract'
 import type { AlertBook, Sequenced } from '@plantwatt/detection'
 import { EventLog, type EventLogJson } from '@plantwatt/detection'
-import { type DeviceInfo, type EquipmentNode, isWithinScope, type PlantIndex } from '@plantwatt/plant'
+import type { DeviceInfo, EquipmentNode, PlantIndex } from '@plantwatt/plant'
 import {
   type EquipmentState,
   type Tuner,
@@ -139,6 +139,13 @@ export class TuningLoop {
   readonly log: EventLog<SetpointEvent>
   readonly stats: TuningStats
   private readonly loops = new Map<string, Loop>()
+  /**
+   * The loops of the tuned equipment within each scope that holds any (the equipment, its line,
+   * area and site: every '/' prefix of its path, as isWithinScope reads them). The processor asks
+   * for every bucket it sends whether savings belong on it: a scan of all loops per bucket held
+   * its loop over a second at each minute's close on the 40,000-device plant.
+   */
+  private readonly loopsWithin = new Map<string, Loop[]>()
   private readonly open = new Map<string, Sequenced<SetpointEvent>>()
   private pending: Sequenced<SetpointEvent>[] = []
 
@@ -172,6 +179,18 @@ export class TuningLoop {
               saved: new Map(),
             },
       })
+    }
+    for (const [scope, loop] of this.loops) {
+      for (let at = scope.indexOf('/'); ; at = scope.indexOf('/', at + 1)) {
+        const within = at < 0 ? scope : scope.slice(0, at)
+        let list = this.loopsWithin.get(within)
+        if (list === undefined) {
+          list = []
+          this.loopsWithin.set(within, list)
+        }
+        list.push(loop)
+        if (at < 0) break
+      }
     }
   }
 
@@ -317,8 +336,7 @@ export class TuningLoop {
 
   /** Whether any tuned equipment lies within `scope`. */
   hasTunedWithin(scope: string): boolean {
-    for (const equipment of this.loops.keys()) if (isWithinScope(equipment, scope)) return true
-    return false
+    return this.loopsWithin.has(scope)
   }
 
   /** Energy saved (Wh) by the tuned equipment within `scope` over [fromMs, toMs), whole minutes. */
@@ -326,9 +344,9 @@ export class TuningLoop {
     const from = Math.floor(fromMs / 60_000)
     const to = Math.ceil(toMs / 60_000)
     let wh = 0
-    for (const [equipment, loop] of this.loops) {
+    for (const loop of this.loopsWithin.get(scope) ?? []) {
       const saved = loop.s.saved
-      if (!saved || saved.size === 0 || !isWithinScope(equipment, scope)) continue
+      if (!saved || saved.size === 0) continue
       if (to - from < saved.size) {
         for (let m = from; m < to; m++) wh += saved.get(m) ?? 0
       } else for (const [m, v] of saved) if (m >= from && m < to) wh += v
