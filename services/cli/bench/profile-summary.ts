@@ -6,6 +6,7 @@
 //   pnpm bench:up-load --devices 4000 --interval-s 2 --duration-s 60 \
 //     --up-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof-up"
 //   node --import tsx services/cli/bench/profile-summary.ts /tmp/prof-up [--top 25] [--json]
+//     [--window HH:MM:SS-HH:MM:SS] [--long-tasks MS]
 
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
@@ -56,6 +57,39 @@ export interface ProfileSummary {
   busyMs: number
   byFunction: { name: string; module: string; selfMs: number }[]
   byModule: { module: string; selfMs: number }[]
+  /** Time in each function and all it called (a function on the stack twice counts once). */
+  byFunctionInclusive: { name: string; module: string; totalMs: number }[]
+  /** With `longTasks`: how long each run of busy samples that was kept lasted, ms. */
+  longTasksMs?: number[]
+}
+
+/**
+ * The samples inside runs of busy (not idle) samples that last at least `minMs`: near enough, the
+ * turns of the event loop that held it that long, which a loop-delay figure shows but cannot name.
+ */
+export function longTaskSamples(profile: CpuProfile, minMs: number): { keep: Set<number>; runsMs: number[] } {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id))
+  const keep = new Set<number>()
+  const runsMs: number[] = []
+  let run: number[] = []
+  let runUs = 0
+  const close = () => {
+    if (runUs >= minMs * 1000) {
+      for (const k of run) keep.add(k)
+      runsMs.push(Math.round(runUs / 1000))
+    }
+    run = []
+    runUs = 0
+  }
+  for (let k = 0; k + 1 < profile.samples.length; k++) {
+    if (idle.has(profile.samples[k]!)) close()
+    else {
+      run.push(k)
+      runUs += profile.timeDeltas[k + 1] ?? 0
+    }
+  }
+  close()
+  return { keep, runsMs }
 }
 
 /**
@@ -66,6 +100,7 @@ export function summarise(
   file: string,
   profile: CpuProfile,
   window?: { fromUs: number; toUs: number },
+  longTasks?: ReturnType<typeof longTaskSamples>,
 ): ProfileSummary {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]))
   const selfUs = new Map<number, number>()
@@ -74,6 +109,7 @@ export function summarise(
   for (let k = 0; k + 1 < profile.samples.length; k++) {
     atUs += profile.timeDeltas[k] ?? 0
     if (window && (atUs < window.fromUs || atUs > window.toUs)) continue
+    if (longTasks && !longTasks.keep.has(k)) continue
     const id = profile.samples[k]!
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[k + 1] ?? 0))
   }
@@ -94,6 +130,26 @@ export function summarise(
     byFunction.set(key, entry)
     byModule.set(module, (byModule.get(module) ?? 0) + us / 1000)
   }
+  // Inclusive time: each sample's time to every function on its stack, once per function.
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const inclusive = new Map<string, { name: string; module: string; totalMs: number }>()
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>()
+    for (let at: number | undefined = id; at !== undefined; at = parents.get(at)) {
+      const frame = nodes.get(at)!.callFrame
+      const module = moduleOf(frame)
+      if (module === '(idle)' || module === '(root)') continue
+      const where = frame.url === '' ? '' : `${basename(frame.url)}:${frame.lineNumber + 1}`
+      const name = `${frame.functionName || '(anonymous)'} ${where}`.trim()
+      const key = `${module} ${name}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      const entry = inclusive.get(key) ?? { name, module, totalMs: 0 }
+      entry.totalMs += us / 1000
+      inclusive.set(key, entry)
+    }
+  }
   return {
     file,
     wallMs: window ? (window.toUs - window.fromUs) / 1000 : (profile.endTime - profile.startTime) / 1000,
@@ -101,6 +157,8 @@ export function summarise(
     busyMs: (sampledUs - idleUs) / 1000,
     byFunction: [...byFunction.values()].sort((a, b) => b.selfMs - a.selfMs),
     byModule: [...byModule].map(([module, selfMs]) => ({ module, selfMs })).sort((a, b) => b.selfMs - a.selfMs),
+    byFunctionInclusive: [...inclusive.values()].sort((a, b) => b.totalMs - a.totalMs),
+    ...(longTasks ? { longTasksMs: longTasks.runsMs } : {}),
   }
 }
 
@@ -127,6 +185,9 @@ function main(): void {
       // Wall-clock window (UTC, HH:MM:SS-HH:MM:SS, e.g. a bench log's load phase): node names each
       // profile CPU.<yyyymmdd>.<hhmmss>.<pid>…, the second its profile started (local time).
       window: { type: 'string' },
+      // Only the runs of busy samples of at least this many ms (the turns that held the loop that
+      // long, e.g. a stall a loop-delay figure shows): what they were made of.
+      'long-tasks': { type: 'string' },
     },
   })
   const top = Number(values.top)
@@ -139,7 +200,9 @@ function main(): void {
   )
   const summaries = files.map((file) => {
     const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
-    return summarise(file, profile, values.window ? windowOf(file, values.window) : undefined)
+    const longTasks =
+      values['long-tasks'] === undefined ? undefined : longTaskSamples(profile, Number(values['long-tasks']))
+    return summarise(file, profile, values.window ? windowOf(file, values.window) : undefined, longTasks)
   })
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summaries, null, 2)}\n`)
@@ -151,6 +214,9 @@ function main(): void {
     const lines = [
       '',
       `${basename(s.file)}: wall ${s.wallMs.toFixed(0)} ms, busy (not idle) ${s.busyMs.toFixed(0)} ms`,
+      ...(s.longTasksMs
+        ? [`  only the runs of busy samples of at least --long-tasks ms: ${s.longTasksMs.join(', ')} ms`]
+        : []),
       '  by module (self ms, share of busy)',
       ...s.byModule
         .filter((m) => m.module !== '(idle)')
@@ -161,6 +227,10 @@ function main(): void {
         .filter((f) => f.module !== '(idle)')
         .slice(0, top)
         .map((f) => `  ${ms(f.selfMs)} ${share(f.selfMs, s.busyMs)}  ${f.name}  [${f.module}]`),
+      '  by function with what it called (inclusive ms, share of busy)',
+      ...s.byFunctionInclusive
+        .slice(0, top)
+        .map((f) => `  ${ms(f.totalMs)} ${share(f.totalMs, s.busyMs)}  ${f.name}  [${f.module}]`),
     ]
     process.stdout.write(`${lines.join('\n')}\n`)
   }
