@@ -13,12 +13,15 @@
 
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
-import { access, readFile, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import type { TruthJson } from '../../../simulators/fleet/src/model/index.ts'
 
-/** The JSON part: the truth with every `wh` empty, and the lengths of the rows of the binary part. */
+/**
+ * The JSON part: the truth with every `wh` empty, and the lengths of the rows of the binary part
+ * (which lies at truthMinutesFile() of the JSON's path).
+ */
 interface TruthHead extends TruthJson {
-  minutes?: { file: string; equipment: number[]; meters: number[] }
+  minutes?: { equipment: number[]; meters: number[] }
 }
 
 /** A truth whose per-minute rows may be typed arrays (views of the binary part). */
@@ -45,7 +48,6 @@ export async function writeTruthFile(jsonPath: string, truth: TruthJson): Promis
     equipment: truth.equipment.map((e) => ({ ...e, wh: [] })),
     meters: truth.meters.map((m) => ({ ...m, wh: [] })),
     minutes: {
-      file: binaryPath.slice(binaryPath.lastIndexOf('/') + 1),
       equipment: truth.equipment.map((e) => e.wh.length),
       meters: truth.meters.map((m) => m.wh.length),
     },
@@ -58,10 +60,10 @@ export async function readTruthFile(jsonPath: string): Promise<TruthFigures> {
   const layout = head.minutes
   if (layout === undefined) return head
   const binaryPath = truthMinutesFile(jsonPath)
-  await access(binaryPath)
   const bytes = await readFile(binaryPath)
-  // Float64Array views need an 8-byte aligned offset; a large read is its own allocation, but copy if not.
-  const aligned = bytes.byteOffset % 8 === 0 ? bytes : Buffer.from(bytes)
+  // Float64Array views need an 8-byte aligned offset: a large read is its own allocation (offset
+  // 0); a small one may lie in Node's shared pool, so it is copied into a buffer of its own.
+  const aligned = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes)
   const all = new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8)
   const expected = [...layout.equipment, ...layout.meters].reduce((sum, n) => sum + n, 0)
   if (expected !== all.length) {
