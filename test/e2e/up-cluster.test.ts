@@ -98,9 +98,19 @@ describe('plantwatt up --workers 2', () => {
   it('spreads device sessions over both workers and accounts every acknowledged reading once', async () => {
     const group = devices.slice(0, 10)
     const clients = await Promise.all(group.map((device) => connect(system.mqttPort, device.deviceId)))
-    const text = await metricsText(system)
-    const on0 = metricValue(text, /plantwatt_up_worker_connected_clients\{worker="0"\} (\d+)/)
-    const on1 = metricValue(text, /plantwatt_up_worker_connected_clients\{worker="1"\} (\d+)/)
+    // A CONNACK can reach the client a moment before its worker counts the session: read the
+    // counts again until they hold every session (or the deadline, and the assertions say what).
+    const connectedCounts = async () => {
+      const text = await metricsText(system)
+      const on0 = metricValue(text, /plantwatt_up_worker_connected_clients\{worker="0"\} (\d+)/)
+      const on1 = metricValue(text, /plantwatt_up_worker_connected_clients\{worker="1"\} (\d+)/)
+      return { text, on0, on1 }
+    }
+    let counts = await connectedCounts()
+    for (const deadline = Date.now() + 10_000; counts.on0 + counts.on1 < group.length && Date.now() < deadline; ) {
+      counts = await connectedCounts()
+    }
+    const { text, on0, on1 } = counts
     expect(on0).toBeGreaterThan(0)
     expect(on1).toBeGreaterThan(0)
     expect(on0 + on1).toBe(group.length)
